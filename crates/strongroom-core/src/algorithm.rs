@@ -1,0 +1,91 @@
+//! The signature algorithms a key can have.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::Error;
+
+/// A key's signature algorithm. The numeric code is part of the sealed-blob format
+/// (`docs/formats.md`) and must never be reused.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// ECDSA over secp256k1 (Bitcoin, Ethereum), signing 32-byte prehashes.
+    Secp256k1,
+    /// Ed25519 (RFC 8032), signing whole messages.
+    Ed25519,
+    /// ECDSA over NIST P-256, signing 32-byte prehashes.
+    P256,
+}
+
+impl Algorithm {
+    /// All supported algorithms.
+    pub const ALL: [Algorithm; 3] = [Algorithm::Secp256k1, Algorithm::Ed25519, Algorithm::P256];
+
+    /// The name used in the API, the CLI and the database.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Secp256k1 => "secp256k1",
+            Algorithm::Ed25519 => "ed25519",
+            Algorithm::P256 => "p256",
+        }
+    }
+
+    /// The stable one-byte code bound into sealed key blobs.
+    #[must_use]
+    pub fn code(self) -> u8 {
+        match self {
+            Algorithm::Secp256k1 => 1,
+            Algorithm::Ed25519 => 2,
+            Algorithm::P256 => 3,
+        }
+    }
+
+    /// Whether the algorithm signs a caller-supplied 32-byte digest (ECDSA) rather than a message.
+    #[must_use]
+    pub fn signs_prehash(self) -> bool {
+        matches!(self, Algorithm::Secp256k1 | Algorithm::P256)
+    }
+
+    /// Length of the public key as strongroom encodes it (compressed SEC1, or raw Ed25519).
+    #[must_use]
+    pub fn public_key_len(self) -> usize {
+        match self {
+            Algorithm::Secp256k1 | Algorithm::P256 => 33,
+            Algorithm::Ed25519 => 32,
+        }
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or(Error::UnknownAlgorithm)
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_codes_are_unique_and_round_trip() {
+        for a in Algorithm::ALL {
+            assert_eq!(a.as_str().parse::<Algorithm>().unwrap(), a);
+        }
+        let mut codes: Vec<u8> = Algorithm::ALL.iter().map(|a| a.code()).collect();
+        codes.dedup();
+        assert_eq!(codes.len(), Algorithm::ALL.len());
+        assert!("rsa".parse::<Algorithm>().is_err());
+    }
+}

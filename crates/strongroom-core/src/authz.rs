@@ -1,0 +1,174 @@
+//! The one authorisation hook every API operation passes through.
+//!
+//! It is a pure function of who is asking and what they ask for, so it can be tested
+//! exhaustively. Roles, quorum and policy (later issues) extend [`Principal`] and [`Decision`].
+
+use crate::{DomainId, TokenId};
+
+/// Who is making a request, as established by authentication.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum Principal {
+    /// No credential, or a credential that failed to authenticate.
+    Anonymous,
+    /// The root token issued at initialisation: full power over the vault.
+    Root {
+        /// The root token's identifier.
+        token: TokenId,
+    },
+    /// An application token confined to one domain.
+    Application {
+        /// The token's identifier.
+        token: TokenId,
+        /// The only domain this token can see.
+        domain: DomainId,
+    },
+}
+
+impl Principal {
+    /// A short, non-secret label for audit records: `anonymous`, `root:<id>` or `app:<id>`.
+    #[must_use]
+    pub fn audit_label(&self) -> String {
+        match self {
+            Principal::Anonymous => "anonymous".to_owned(),
+            Principal::Root { token } => format!("root:{token}"),
+            Principal::Application { token, .. } => format!("app:{token}"),
+        }
+    }
+}
+
+/// What a request asks to do, with the domain it touches where there is one.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum Operation {
+    /// Health and seal status (public).
+    Status,
+    /// Initialise a fresh vault (the shares it returns are the credential).
+    Init,
+    /// Submit one unseal share (the share is the credential).
+    Unseal,
+    /// Wipe key material from memory.
+    Seal,
+    /// Create a cryptographic domain.
+    CreateDomain,
+    /// List domains.
+    ListDomains,
+    /// Issue an application token for a domain.
+    CreateToken,
+    /// Revoke a token.
+    RevokeToken,
+    /// Create a key in a domain.
+    CreateKey(DomainId),
+    /// List or read keys of a domain.
+    ReadKeys(DomainId),
+    /// Sign with a key of a domain.
+    Sign(DomainId),
+    /// Destroy (crypto-shred) a key of a domain.
+    DestroyKey(DomainId),
+}
+
+/// Why a request was refused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum DenyReason {
+    /// No valid credential was presented (HTTP 401).
+    Unauthenticated,
+    /// The principal may not perform this operation (HTTP 403).
+    NotPermitted,
+    /// The target lies outside the principal's domain; answered exactly like a missing
+    /// object (HTTP 404) so that other domains' contents cannot be probed.
+    OutOfScope,
+}
+
+/// The outcome of authorisation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum Decision {
+    /// Go ahead.
+    Allow,
+    /// Refuse, for the given reason.
+    Deny(DenyReason),
+}
+
+/// Decides whether `principal` may perform `operation`.
+#[must_use]
+pub fn authorize(principal: &Principal, operation: &Operation) -> Decision {
+    use Decision::{Allow, Deny};
+    match (principal, operation) {
+        // The shares (or their absence) are the credential for these.
+        (_, Operation::Status | Operation::Init | Operation::Unseal) => Allow,
+        (Principal::Anonymous, _) => Deny(DenyReason::Unauthenticated),
+        (Principal::Root { .. }, _) => Allow,
+        (Principal::Application { domain, .. }, op) => match op {
+            Operation::ReadKeys(d) | Operation::Sign(d) => {
+                if d == domain {
+                    Allow
+                } else {
+                    Deny(DenyReason::OutOfScope)
+                }
+            }
+            Operation::CreateKey(d) | Operation::DestroyKey(d) if d != domain => {
+                Deny(DenyReason::OutOfScope)
+            }
+            _ => Deny(DenyReason::NotPermitted),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_ops(d: DomainId) -> Vec<Operation> {
+        vec![
+            Operation::Status,
+            Operation::Init,
+            Operation::Unseal,
+            Operation::Seal,
+            Operation::CreateDomain,
+            Operation::ListDomains,
+            Operation::CreateToken,
+            Operation::RevokeToken,
+            Operation::CreateKey(d),
+            Operation::ReadKeys(d),
+            Operation::Sign(d),
+            Operation::DestroyKey(d),
+        ]
+    }
+
+    #[test]
+    fn table_of_every_principal_and_operation() {
+        let mine = DomainId::from_random([1; 16]);
+        let other = DomainId::from_random([2; 16]);
+        let token = TokenId::from_random([3; 16]);
+        let app = Principal::Application {
+            token,
+            domain: mine,
+        };
+        let root = Principal::Root { token };
+        let public = [Operation::Status, Operation::Init, Operation::Unseal];
+        for op in all_ops(mine).into_iter().chain(all_ops(other)) {
+            assert_eq!(authorize(&root, &op), Decision::Allow, "{op:?}");
+            let anon = authorize(&Principal::Anonymous, &op);
+            if public.contains(&op) {
+                assert_eq!(anon, Decision::Allow);
+                assert_eq!(authorize(&app, &op), Decision::Allow);
+                continue;
+            }
+            assert_eq!(anon, Decision::Deny(DenyReason::Unauthenticated), "{op:?}");
+            let expected = match op {
+                Operation::ReadKeys(d) | Operation::Sign(d) if d == mine => Decision::Allow,
+                Operation::CreateKey(d)
+                | Operation::ReadKeys(d)
+                | Operation::Sign(d)
+                | Operation::DestroyKey(d)
+                    if d == other =>
+                {
+                    Decision::Deny(DenyReason::OutOfScope)
+                }
+                _ => Decision::Deny(DenyReason::NotPermitted),
+            };
+            assert_eq!(authorize(&app, &op), expected, "{op:?}");
+        }
+    }
+}

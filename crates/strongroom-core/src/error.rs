@@ -1,0 +1,31 @@
+//! The crate's one error type.
+
+/// Errors from parsing strongroom's vocabulary and from the storage port.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Text was not a valid identifier (a UUID in canonical form).
+    #[error("invalid identifier")]
+    InvalidId,
+    /// The algorithm name is not one strongroom supports.
+    #[error("unknown algorithm (expected secp256k1, ed25519 or p256)")]
+    UnknownAlgorithm,
+    /// A domain name is empty, too long, or uses characters outside `[a-z0-9_-]`.
+    #[error("invalid name: use 1-64 characters from a-z, 0-9, '-' and '_'")]
+    InvalidName,
+    /// A write would break a uniqueness rule (the named thing already exists).
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The record a write refers to does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Stored data does not parse: the database was damaged or edited.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(&'static str),
+    /// The storage backend failed (I/O, disk full, lock, driver error).
+    #[error("storage failure")]
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The entropy source failed or failed its health test; nothing random was produced.
+    #[error("entropy source failure")]
+    Entropy,
+}

@@ -1,0 +1,191 @@
+//! The records strongroom stores. Plain data: encoding, sealing and hashing live in the crates
+//! that own those jobs (`docs/formats.md` gives the byte layouts).
+
+use crate::id::DomainName;
+use crate::{Algorithm, DomainId, KeyId, RequestId, TokenId, UnixMillis, VaultId};
+
+/// The installation row, created together with the database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VaultMeta {
+    /// Random identity of this vault; bound into shares and audit heads.
+    pub vault_id: VaultId,
+    /// When the database was created.
+    pub created_at: UnixMillis,
+    /// Present once `operator init` has run.
+    pub init: Option<InitRecord>,
+}
+
+/// What initialisation leaves behind. All of it is public: nothing here helps to unseal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InitRecord {
+    /// The seal's public configuration (encoded by the keystore; see `docs/formats.md`).
+    pub seal_config: Vec<u8>,
+    /// Keyed check value of the root key, to recognise the right root after unsealing.
+    pub root_check: [u8; 32],
+    /// Ed25519 public key that signs audit chain heads.
+    pub audit_public_key: [u8; 32],
+    /// When initialisation ran.
+    pub initialized_at: UnixMillis,
+}
+
+/// A cryptographic domain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainRecord {
+    /// Identifier.
+    pub id: DomainId,
+    /// Unique, immutable name.
+    pub name: DomainName,
+    /// The domain master key, sealed under the root key (see `docs/formats.md`).
+    pub wrapped_key: Vec<u8>,
+    /// Creation time.
+    pub created_at: UnixMillis,
+}
+
+/// A key. The secret exists only as `sealed_secret`, an AEAD blob under the domain master key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// Identifier.
+    pub id: KeyId,
+    /// Owning domain.
+    pub domain: DomainId,
+    /// Key version (rotation bumps it).
+    pub version: u32,
+    /// Signature algorithm.
+    pub algorithm: Algorithm,
+    /// Free-text label chosen at creation; immutable and bound into the sealed blob.
+    pub label: Option<String>,
+    /// Public key: compressed SEC1 (33 bytes) or Ed25519 (32 bytes).
+    pub public_key: Vec<u8>,
+    /// Creation time; bound into the sealed blob.
+    pub created_at: UnixMillis,
+    /// Set when the key was destroyed.
+    pub destroyed_at: Option<UnixMillis>,
+    /// The sealed secret; `None` once destroyed (crypto-shredded).
+    pub sealed_secret: Option<Vec<u8>>,
+}
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenKind {
+    /// The root token from initialisation.
+    Root,
+    /// An application token for one domain.
+    Application(DomainId),
+}
+
+/// A token. Only the SHA-256 of its secret value is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Identifier (public; used to revoke).
+    pub id: TokenId,
+    /// SHA-256 of the token string.
+    pub hash: [u8; 32],
+    /// Scope.
+    pub kind: TokenKind,
+    /// Creation time.
+    pub created_at: UnixMillis,
+    /// Expiry, if any.
+    pub expires_at: Option<UnixMillis>,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<UnixMillis>,
+}
+
+/// How an audited request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The operation was allowed and completed.
+    Granted,
+    /// The operation was refused (authentication, authorisation, validation, rate limit).
+    Denied,
+    /// The operation was allowed but failed (tampered blob, storage error, ...).
+    Failed,
+}
+
+impl Outcome {
+    /// Stable one-byte code used in the audit hash (see `docs/formats.md`).
+    #[must_use]
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Granted => 1,
+            Outcome::Denied => 2,
+            Outcome::Failed => 3,
+        }
+    }
+
+    /// Inverse of [`Outcome::code`].
+    #[must_use]
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Outcome::Granted),
+            2 => Some(Outcome::Denied),
+            3 => Some(Outcome::Failed),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name for display.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Granted => "granted",
+            Outcome::Denied => "denied",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// One audited event, before it is placed in the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// When the request arrived.
+    pub time: UnixMillis,
+    /// The request's identifier.
+    pub request_id: RequestId,
+    /// Who asked ([`crate::Principal::audit_label`]).
+    pub actor: String,
+    /// Network source (IP address), where known.
+    pub source: Option<String>,
+    /// Operation name, e.g. `key.sign`.
+    pub operation: String,
+    /// Domain identifier, where the request touched one.
+    pub domain: Option<String>,
+    /// Key identifier, where the request touched one.
+    pub key: Option<String>,
+    /// Result.
+    pub outcome: Outcome,
+    /// Stable error code for refusals and failures.
+    pub code: Option<String>,
+    /// Number of requests this record stands for (above 1 only for aggregated
+    /// unauthenticated traffic).
+    pub count: u32,
+}
+
+/// An event placed in the hash chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Position in the chain, starting at 1, without gaps.
+    pub seq: u64,
+    /// Hash of the previous record (or the genesis value for seq 1).
+    pub prev_hash: [u8; 32],
+    /// The event.
+    pub event: AuditEvent,
+    /// This record's hash, over `seq`, `prev_hash` and the event.
+    pub hash: [u8; 32],
+}
+
+/// A chain head signed by the audit key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedHead {
+    /// The vault whose chain this is.
+    pub vault_id: VaultId,
+    /// Sequence number of the newest record covered.
+    pub seq: u64,
+    /// Hash of that record.
+    pub hash: [u8; 32],
+    /// When the head was signed.
+    pub time: UnixMillis,
+    /// Ed25519 signature (see `docs/formats.md` for the signed message).
+    pub signature: [u8; 64],
+}

@@ -1,0 +1,129 @@
+//! The storage port. SQLite implements it today and PostgreSQL next; the server only sees this.
+//!
+//! Reads are independent short transactions. Writes go through [`Storage::write`], which runs
+//! one transaction: the server's single writer batches many requests' mutations and audit
+//! records into it (group commit), and each mutation is atomic on its own, so one failing
+//! request never aborts its neighbours.
+
+use crate::id::DomainName;
+use crate::record::{
+    AuditRecord, DomainRecord, InitRecord, KeyRecord, SignedHead, TokenRecord, VaultMeta,
+};
+use crate::{DomainId, Error, KeyId, TokenId, UnixMillis};
+
+/// A state change, applied atomically together with its request's audit record.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Mutation {
+    /// Record initialisation; fails with [`Error::Conflict`] if already initialised.
+    Initialize(InitRecord),
+    /// Add a domain; names are unique.
+    CreateDomain(DomainRecord),
+    /// Add a key.
+    CreateKey(KeyRecord),
+    /// Erase a key's sealed secret and mark it destroyed.
+    DestroyKey {
+        /// The key.
+        id: KeyId,
+        /// When.
+        at: UnixMillis,
+    },
+    /// Add a token.
+    CreateToken(TokenRecord),
+    /// Revoke a token.
+    RevokeToken {
+        /// The token.
+        id: TokenId,
+        /// When.
+        at: UnixMillis,
+    },
+}
+
+/// One open write transaction.
+pub trait WriteTxn {
+    /// Applies one mutation atomically: on error nothing of it remains and the transaction
+    /// stays usable for the rest of the batch.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] / [`Error::NotFound`] for rule violations, other variants for failures.
+    fn apply(&mut self, mutation: &Mutation) -> Result<(), Error>;
+
+    /// Appends a record to the audit chain.
+    ///
+    /// # Errors
+    /// Any storage failure; the caller must then fail the whole batch.
+    fn append_audit(&mut self, record: &AuditRecord) -> Result<(), Error>;
+
+    /// Stores a signed chain head.
+    ///
+    /// # Errors
+    /// Any storage failure.
+    fn put_head(&mut self, head: &SignedHead) -> Result<(), Error>;
+}
+
+/// A write batch: runs inside one transaction.
+pub type WriteBatch<'a> = &'a mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), Error>;
+
+/// Durable storage for vault state and the audit chain.
+pub trait Storage: Send + Sync + 'static {
+    /// The installation row.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn vault(&self) -> Result<VaultMeta, Error>;
+    /// A domain by name.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn domain_by_name(&self, name: &DomainName) -> Result<Option<DomainRecord>, Error>;
+    /// A domain by identifier.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn domain(&self, id: DomainId) -> Result<Option<DomainRecord>, Error>;
+    /// All domains, ordered by name.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn domains(&self) -> Result<Vec<DomainRecord>, Error>;
+    /// A key by identifier (destroyed keys included).
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn key(&self, id: KeyId) -> Result<Option<KeyRecord>, Error>;
+    /// A domain's keys, oldest first.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn keys(&self, domain: DomainId) -> Result<Vec<KeyRecord>, Error>;
+    /// A token by the SHA-256 of its value.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenRecord>, Error>;
+    /// A token by identifier.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn token(&self, id: TokenId) -> Result<Option<TokenRecord>, Error>;
+    /// Sequence number and hash of the newest audit record.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn audit_tail(&self) -> Result<Option<(u64, [u8; 32])>, Error>;
+    /// Up to `limit` audit records with `seq >= from`, in order.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn audit_records(&self, from: u64, limit: usize) -> Result<Vec<AuditRecord>, Error>;
+    /// All signed heads, in order.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn audit_heads(&self) -> Result<Vec<SignedHead>, Error>;
+    /// Runs `batch` in one durable transaction; commits only if it returns `Ok`.
+    ///
+    /// # Errors
+    /// The batch's error, or a failure to commit (after which nothing of the batch is durable).
+    fn write(&self, batch: WriteBatch<'_>) -> Result<(), Error>;
+}

@@ -1,0 +1,194 @@
+//! Sealing with AES-256-GCM. Layout (see `docs/formats.md`):
+//! `version (1) || nonce (12) || ciphertext || tag (16)`; the version byte is also the first
+//! byte of the associated data the caller binds, so it cannot be swapped either.
+
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{Aead, KeyInit, Payload as AeadPayload};
+
+type Nonce = aes_gcm::aead::Nonce<Aes256Gcm>;
+use strongroom_core::{Algorithm, EntropySource};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::Error;
+use crate::signing::SigningKey;
+
+/// Format version of sealed blobs written by this code.
+pub const SEALED_BLOB_VERSION: u8 = 1;
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+
+/// A 256-bit AEAD key: the domain-wrapping key derived from the root, or a domain master key.
+pub struct AeadKey {
+    bytes: [u8; 32],
+}
+
+impl AeadKey {
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self { bytes }
+    }
+
+    /// Draws a fresh key (a new domain master key).
+    ///
+    /// # Errors
+    /// [`Error::Entropy`] if the source fails.
+    pub fn generate(entropy: &dyn EntropySource) -> Result<Self, Error> {
+        let mut bytes = [0u8; 32];
+        entropy.fill(&mut bytes).map_err(|_| Error::Entropy)?;
+        Ok(Self { bytes })
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new((&self.bytes).into())
+    }
+
+    fn seal(
+        &self,
+        aad: &[u8],
+        plaintext: &[u8],
+        entropy: &dyn EntropySource,
+    ) -> Result<Vec<u8>, Error> {
+        let mut nonce = [0u8; NONCE_LEN];
+        entropy.fill(&mut nonce).map_err(|_| Error::Entropy)?;
+        let mut full_aad = Vec::with_capacity(aad.len() + 1);
+        full_aad.push(SEALED_BLOB_VERSION);
+        full_aad.extend_from_slice(aad);
+        let ct = self
+            .cipher()
+            .encrypt(
+                &Nonce::from(nonce),
+                AeadPayload {
+                    msg: plaintext,
+                    aad: &full_aad,
+                },
+            )
+            // Encryption fails only for inputs longer than GCM's limit (64 GiB).
+            .map_err(|_| Error::InvalidKeyMaterial)?;
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
+        out.push(SEALED_BLOB_VERSION);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    fn open(&self, aad: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+        if blob.len() < 1 + NONCE_LEN + TAG_LEN || blob[0] != SEALED_BLOB_VERSION {
+            return Err(Error::Unseal);
+        }
+        let (nonce, ct) = blob[1..].split_at(NONCE_LEN);
+        let mut full_aad = Vec::with_capacity(aad.len() + 1);
+        full_aad.push(blob[0]);
+        full_aad.extend_from_slice(aad);
+        self.cipher()
+            .decrypt(
+                <&Nonce>::try_from(nonce).map_err(|_| Error::Unseal)?,
+                AeadPayload {
+                    msg: ct,
+                    aad: &full_aad,
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| Error::Unseal)
+    }
+
+    /// Seals another AEAD key (a domain master key) under this one, binding `aad`.
+    ///
+    /// # Errors
+    /// [`Error::Entropy`] if no nonce could be drawn.
+    pub fn seal_key(
+        &self,
+        aad: &[u8],
+        key: &AeadKey,
+        entropy: &dyn EntropySource,
+    ) -> Result<Vec<u8>, Error> {
+        self.seal(aad, &key.bytes, entropy)
+    }
+
+    /// Opens a blob made by [`AeadKey::seal_key`] with the same `aad`.
+    ///
+    /// # Errors
+    /// [`Error::Unseal`] for a wrong key, wrong `aad` or tampered blob.
+    pub fn open_key(&self, aad: &[u8], blob: &[u8]) -> Result<AeadKey, Error> {
+        let plain = self.open(aad, blob)?;
+        let bytes: [u8; 32] = plain.as_slice().try_into().map_err(|_| Error::Unseal)?;
+        Ok(AeadKey { bytes })
+    }
+
+    /// Seals a signing key's secret under this key, binding `aad`.
+    ///
+    /// # Errors
+    /// [`Error::Entropy`] if no nonce could be drawn.
+    pub fn seal_signing_key(
+        &self,
+        aad: &[u8],
+        key: &SigningKey,
+        entropy: &dyn EntropySource,
+    ) -> Result<Vec<u8>, Error> {
+        self.seal(aad, key.secret_bytes().as_ref(), entropy)
+    }
+
+    /// Opens a blob made by [`AeadKey::seal_signing_key`] and rebuilds the signing key.
+    ///
+    /// # Errors
+    /// [`Error::Unseal`] for a wrong key, wrong `aad` or tampered blob;
+    /// [`Error::InvalidKeyMaterial`] if the opened bytes are not a key for `algorithm`.
+    pub fn open_signing_key(
+        &self,
+        aad: &[u8],
+        blob: &[u8],
+        algorithm: Algorithm,
+    ) -> Result<SigningKey, Error> {
+        let plain = self.open(aad, blob)?;
+        SigningKey::from_secret_bytes(algorithm, &plain)
+    }
+}
+
+impl Drop for AeadKey {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for AeadKey {}
+
+impl std::fmt::Debug for AeadKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AeadKey").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OsEntropy;
+
+    #[test]
+    fn seal_open_round_trip_and_every_bit_flip_fails() {
+        let kek = AeadKey::from_bytes([9; 32]);
+        let inner = AeadKey::from_bytes([4; 32]);
+        let blob = kek.seal_key(b"domain-a", &inner, &OsEntropy).unwrap();
+        assert_eq!(blob.len(), 1 + 12 + 32 + 16);
+        assert_eq!(kek.open_key(b"domain-a", &blob).unwrap().bytes, [4; 32]);
+        assert_eq!(kek.open_key(b"domain-b", &blob).unwrap_err(), Error::Unseal);
+        assert_eq!(
+            AeadKey::from_bytes([8; 32])
+                .open_key(b"domain-a", &blob)
+                .unwrap_err(),
+            Error::Unseal
+        );
+        for i in 0..blob.len() * 8 {
+            let mut t = blob.clone();
+            t[i / 8] ^= 1 << (i % 8);
+            assert!(kek.open_key(b"domain-a", &t).is_err(), "bit {i}");
+        }
+        assert!(kek.open_key(b"domain-a", &blob[..20]).is_err());
+    }
+
+    #[test]
+    fn nonces_differ_between_seals() {
+        let kek = AeadKey::from_bytes([9; 32]);
+        let inner = AeadKey::from_bytes([4; 32]);
+        let a = kek.seal_key(b"x", &inner, &OsEntropy).unwrap();
+        let b = kek.seal_key(b"x", &inner, &OsEntropy).unwrap();
+        assert_ne!(a, b);
+    }
+}

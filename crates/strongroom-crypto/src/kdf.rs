@@ -1,0 +1,152 @@
+//! The root key and what is derived from it.
+
+use ed25519_dalek::Signer as _;
+use hkdf::Hkdf;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::Error;
+use crate::aead::AeadKey;
+use strongroom_core::EntropySource;
+
+/// The vault's root key: 32 random bytes that exist only in memory (reassembled from shares)
+/// and from which every other vault-wide key is derived.
+pub struct RootKey {
+    bytes: [u8; 32],
+}
+
+impl RootKey {
+    /// Draws a fresh root key.
+    ///
+    /// # Errors
+    /// [`Error::Entropy`] if the source fails.
+    pub fn generate(entropy: &dyn EntropySource) -> Result<Self, Error> {
+        let mut bytes = [0u8; 32];
+        entropy.fill(&mut bytes).map_err(|_| Error::Entropy)?;
+        Ok(Self { bytes })
+    }
+
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self { bytes }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
+    fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        let hk = Hkdf::<Sha256>::new(Some(b"strongroom/v1"), &self.bytes);
+        let mut out = Zeroizing::new([0u8; 32]);
+        // 32 bytes is far below HKDF-SHA256's 8160-byte limit, so expand cannot fail.
+        if hk.expand(label, out.as_mut()).is_err() {
+            out.zeroize();
+        }
+        out
+    }
+
+    /// A public check value that identifies this root key without revealing it.
+    #[must_use]
+    pub fn check_value(&self) -> [u8; 32] {
+        *self.derive(b"root-check")
+    }
+
+    /// Whether `check` is this key's check value (constant time).
+    #[must_use]
+    pub fn matches_check(&self, check: &[u8; 32]) -> bool {
+        self.check_value().ct_eq(check).into()
+    }
+
+    /// The key that seals domain master keys.
+    #[must_use]
+    pub fn domain_wrapping_key(&self) -> AeadKey {
+        AeadKey::from_bytes(*self.derive(b"domain-wrapping-key"))
+    }
+
+    /// The Ed25519 key that signs audit chain heads.
+    #[must_use]
+    pub fn audit_signing_key(&self) -> AuditSigningKey {
+        let seed = self.derive(b"audit-signing-key");
+        AuditSigningKey {
+            inner: ed25519_dalek::SigningKey::from_bytes(&seed),
+        }
+    }
+}
+
+impl Drop for RootKey {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for RootKey {}
+
+impl std::fmt::Debug for RootKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RootKey").finish_non_exhaustive()
+    }
+}
+
+impl ConstantTimeEq for RootKey {
+    fn ct_eq(&self, other: &Self) -> subtle::Choice {
+        self.bytes.ct_eq(&other.bytes)
+    }
+}
+
+/// Signs audit chain heads. Derived from the root key, so it exists only while unsealed.
+pub struct AuditSigningKey {
+    // ed25519_dalek::SigningKey zeroizes itself on drop.
+    inner: ed25519_dalek::SigningKey,
+}
+
+impl AuditSigningKey {
+    /// The public half, published at initialisation and used by offline verification.
+    #[must_use]
+    pub fn public_key(&self) -> [u8; 32] {
+        self.inner.verifying_key().to_bytes()
+    }
+
+    /// Signs `message` (an encoded chain head).
+    #[must_use]
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.inner.sign(message).to_bytes()
+    }
+}
+
+impl std::fmt::Debug for AuditSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditSigningKey").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derivations_are_distinct_and_deterministic() {
+        let a = RootKey::from_bytes([1; 32]);
+        let b = RootKey::from_bytes([1; 32]);
+        let c = RootKey::from_bytes([2; 32]);
+        assert_eq!(a.check_value(), b.check_value());
+        assert_ne!(a.check_value(), c.check_value());
+        assert!(a.matches_check(&b.check_value()));
+        assert!(!a.matches_check(&c.check_value()));
+        assert_eq!(
+            a.audit_signing_key().public_key(),
+            b.audit_signing_key().public_key()
+        );
+        assert_ne!(
+            a.audit_signing_key().public_key(),
+            c.audit_signing_key().public_key()
+        );
+        assert_ne!(*a.derive(b"x"), *a.derive(b"y"));
+    }
+
+    #[test]
+    fn debug_does_not_print_secrets() {
+        let k = RootKey::from_bytes([0xab; 32]);
+        let text = format!("{k:?} {:?}", k.audit_signing_key());
+        assert!(!text.contains("ab") && !text.contains("171"), "{text}");
+    }
+}

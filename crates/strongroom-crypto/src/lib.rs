@@ -1,0 +1,31 @@
+//! The only crate in strongroom that handles raw key bytes.
+//!
+//! It provides the secret types (root key, AEAD keys, signing keys, unseal shares), sealing
+//! with AES-256-GCM, HKDF derivation, signing with verify-before-release, signature
+//! verification, and Shamir splitting of the root key.
+//!
+//! Rules this crate keeps, and callers may rely on:
+//! - Secret types have private fields, zeroize on drop, print as `..` in `Debug`, and implement
+//!   neither `Clone` nor `Serialize`. Secret bytes never leave the crate except as an unseal
+//!   share string, which is the credential a human is meant to hold.
+//! - [`SigningKey::sign`] never returns a signature it has not verified against the key's own
+//!   public key (the defence against fault attacks on deterministic signatures).
+//! - Errors about secrets are opaque: a failed unseal says only that it failed.
+//!
+//! It must not do I/O other than asking its [`strongroom_core::EntropySource`] for randomness.
+
+mod aead;
+mod entropy;
+mod error;
+mod kdf;
+mod shamir;
+mod signing;
+mod spki;
+
+pub use aead::{AeadKey, SEALED_BLOB_VERSION};
+pub use entropy::OsEntropy;
+pub use error::Error;
+pub use kdf::{AuditSigningKey, RootKey};
+pub use shamir::{Share, ShareHeader, combine, split};
+pub use signing::{Payload, Signature, SigningKey, verify};
+pub use spki::spki_der;

@@ -1,0 +1,288 @@
+//! Signing keys for secp256k1, Ed25519 and P-256.
+//!
+//! ECDSA uses RFC 6979 deterministic nonces and returns low-S compact signatures; every
+//! signature is verified against the key's own public key before it leaves this module.
+
+use ed25519_dalek::Signer as _;
+use p256::ecdsa::signature::hazmat::{PrehashSigner as _, PrehashVerifier as _};
+use strongroom_core::{Algorithm, EntropySource};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::Error;
+
+/// What is signed: a 32-byte prehash (ECDSA) or a whole message (Ed25519).
+#[derive(Clone, Copy, Debug)]
+pub enum Payload<'a> {
+    /// A 32-byte digest computed by the caller.
+    Digest(&'a [u8; 32]),
+    /// A message, hashed inside the algorithm (Ed25519).
+    Message(&'a [u8]),
+}
+
+impl Payload<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Payload::Digest(_) => "digest",
+            Payload::Message(_) => "message",
+        }
+    }
+}
+
+/// A verified signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signature {
+    /// Compact encoding: `r || s` (ECDSA, low-S) or `R || S` (Ed25519); 64 bytes.
+    pub bytes: [u8; 64],
+    /// The secp256k1 public-key recovery id (0-3).
+    pub recovery_id: Option<u8>,
+    /// ASN.1 DER encoding, for ECDSA (what OpenSSL and X.509 tooling expect).
+    pub der: Option<Vec<u8>>,
+}
+
+/// A private signing key.
+pub struct SigningKey {
+    inner: Inner,
+    public_key: Vec<u8>,
+}
+
+enum Inner {
+    // libsecp256k1's SecretKey is `Copy`, so we keep our own zeroizing bytes and build the
+    // library value only for the duration of one signature.
+    Secp256k1(Zeroizing<[u8; 32]>),
+    // Both library types zeroize themselves on drop.
+    Ed25519(Box<ed25519_dalek::SigningKey>),
+    P256(Box<p256::ecdsa::SigningKey>),
+}
+
+fn secp() -> &'static secp256k1::Secp256k1<secp256k1::All> {
+    static CTX: std::sync::OnceLock<secp256k1::Secp256k1<secp256k1::All>> =
+        std::sync::OnceLock::new();
+    CTX.get_or_init(|| {
+        let mut ctx = secp256k1::Secp256k1::new();
+        // Blinding for side-channel resistance; a failed draw leaves the (still correct)
+        // default context.
+        let mut seed = Zeroizing::new([0u8; 32]);
+        if getrandom::fill(seed.as_mut()).is_ok() {
+            ctx.seeded_randomize(&seed);
+        }
+        ctx
+    })
+}
+
+impl SigningKey {
+    /// Generates a key and runs the pairwise-consistency test (sign, then verify) on it.
+    ///
+    /// # Errors
+    /// [`Error::Entropy`] if the source fails; [`Error::SelfCheck`] if the new key fails its test.
+    pub fn generate(algorithm: Algorithm, entropy: &dyn EntropySource) -> Result<Self, Error> {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        // A uniformly random 32-byte string is a valid secp256k1/P-256 scalar except with
+        // probability below 2^-32; rejection sampling keeps the distribution uniform.
+        for _ in 0..64 {
+            entropy.fill(bytes.as_mut()).map_err(|_| Error::Entropy)?;
+            match Self::from_secret_bytes(algorithm, bytes.as_ref()) {
+                Ok(key) => {
+                    key.pairwise_consistency_test()?;
+                    return Ok(key);
+                }
+                Err(Error::InvalidKeyMaterial) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Entropy)
+    }
+
+    /// Rebuilds a key from its 32 secret bytes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKeyMaterial`] if the bytes are not a valid key for `algorithm`.
+    pub fn from_secret_bytes(algorithm: Algorithm, bytes: &[u8]) -> Result<Self, Error> {
+        let arr: &[u8; 32] = bytes.try_into().map_err(|_| Error::InvalidKeyMaterial)?;
+        match algorithm {
+            Algorithm::Secp256k1 => {
+                let mut sk =
+                    secp256k1::SecretKey::from_slice(arr).map_err(|_| Error::InvalidKeyMaterial)?;
+                let pk = secp256k1::PublicKey::from_secret_key(secp(), &sk);
+                sk.non_secure_erase();
+                Ok(Self {
+                    inner: Inner::Secp256k1(Zeroizing::new(*arr)),
+                    public_key: pk.serialize().to_vec(),
+                })
+            }
+            Algorithm::Ed25519 => {
+                let sk = ed25519_dalek::SigningKey::from_bytes(arr);
+                let public_key = sk.verifying_key().to_bytes().to_vec();
+                Ok(Self {
+                    inner: Inner::Ed25519(Box::new(sk)),
+                    public_key,
+                })
+            }
+            Algorithm::P256 => {
+                let sk = p256::ecdsa::SigningKey::from_slice(arr)
+                    .map_err(|_| Error::InvalidKeyMaterial)?;
+                let public_key = sk.verifying_key().to_sec1_point(true).as_bytes().to_vec();
+                Ok(Self {
+                    inner: Inner::P256(Box::new(sk)),
+                    public_key,
+                })
+            }
+            _ => Err(Error::InvalidKeyMaterial),
+        }
+    }
+
+    pub(crate) fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
+        match &self.inner {
+            Inner::Secp256k1(b) => Zeroizing::new(**b),
+            Inner::Ed25519(k) => Zeroizing::new(k.to_bytes()),
+            Inner::P256(k) => {
+                let mut fb = k.to_bytes();
+                let mut out = Zeroizing::new([0u8; 32]);
+                out.copy_from_slice(&fb);
+                fb.zeroize();
+                out
+            }
+        }
+    }
+
+    /// The key's algorithm.
+    #[must_use]
+    pub fn algorithm(&self) -> Algorithm {
+        match self.inner {
+            Inner::Secp256k1(_) => Algorithm::Secp256k1,
+            Inner::Ed25519(_) => Algorithm::Ed25519,
+            Inner::P256(_) => Algorithm::P256,
+        }
+    }
+
+    /// The public key: compressed SEC1 (33 bytes) for ECDSA, 32 bytes for Ed25519.
+    #[must_use]
+    pub fn public_key(&self) -> &[u8] {
+        &self.public_key
+    }
+
+    /// Signs, then verifies the result against this key's public key before returning it.
+    ///
+    /// # Errors
+    /// [`Error::WrongPayload`] if the payload kind does not suit the algorithm;
+    /// [`Error::SelfCheck`] if the fresh signature does not verify (nothing is returned).
+    pub fn sign(&self, payload: Payload<'_>) -> Result<Signature, Error> {
+        let sig = self.sign_unverified(payload)?;
+        verify(self.algorithm(), &self.public_key, payload, &sig.bytes)
+            .map_err(|_| Error::SelfCheck)?;
+        Ok(sig)
+    }
+
+    fn sign_unverified(&self, payload: Payload<'_>) -> Result<Signature, Error> {
+        match (&self.inner, payload) {
+            (Inner::Secp256k1(bytes), Payload::Digest(digest)) => {
+                let mut sk = secp256k1::SecretKey::from_slice(bytes.as_ref())
+                    .map_err(|_| Error::InvalidKeyMaterial)?;
+                let msg = secp256k1::Message::from_digest(*digest);
+                let rsig = secp().sign_ecdsa_recoverable(&msg, &sk);
+                sk.non_secure_erase();
+                let (rid, bytes) = rsig.serialize_compact();
+                let der = rsig.to_standard().serialize_der().to_vec();
+                Ok(Signature {
+                    bytes,
+                    recovery_id: u8::try_from(rid.to_i32()).ok(),
+                    der: Some(der),
+                })
+            }
+            (Inner::P256(sk), Payload::Digest(digest)) => {
+                let sig: p256::ecdsa::Signature =
+                    sk.sign_prehash(digest).map_err(|_| Error::SelfCheck)?;
+                let sig = sig.normalize_s();
+                let mut bytes = [0u8; 64];
+                bytes.copy_from_slice(&sig.to_bytes());
+                Ok(Signature {
+                    bytes,
+                    recovery_id: None,
+                    der: Some(sig.to_der().as_bytes().to_vec()),
+                })
+            }
+            (Inner::Ed25519(sk), Payload::Message(msg)) => Ok(Signature {
+                bytes: sk.sign(msg).to_bytes(),
+                recovery_id: None,
+                der: None,
+            }),
+            (inner, given) => Err(Error::WrongPayload {
+                expected: if matches!(inner, Inner::Ed25519(_)) {
+                    "message"
+                } else {
+                    "32-byte digest"
+                },
+                given: given.kind(),
+            }),
+        }
+    }
+
+    fn pairwise_consistency_test(&self) -> Result<(), Error> {
+        const PCT_DIGEST: [u8; 32] = *b"strongroom pairwise consistency!";
+        let payload = match self.algorithm() {
+            Algorithm::Ed25519 => Payload::Message(&PCT_DIGEST),
+            _ => Payload::Digest(&PCT_DIGEST),
+        };
+        self.sign(payload).map(|_| ()).map_err(|_| Error::SelfCheck)
+    }
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("algorithm", &self.algorithm())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ZeroizeOnDrop for SigningKey {}
+
+/// Verifies a compact 64-byte signature. ECDSA signatures must be low-S for secp256k1
+/// (BIP-146 / EIP-2 malleability rule); Ed25519 uses strict verification (no small-order
+/// keys, canonical `S`).
+///
+/// # Errors
+/// [`Error::InvalidPublicKey`], [`Error::InvalidSignature`] or [`Error::WrongPayload`].
+pub fn verify(
+    algorithm: Algorithm,
+    public_key: &[u8],
+    payload: Payload<'_>,
+    signature: &[u8],
+) -> Result<(), Error> {
+    match (algorithm, payload) {
+        (Algorithm::Secp256k1, Payload::Digest(digest)) => {
+            let pk = secp256k1::PublicKey::from_slice(public_key)
+                .map_err(|_| Error::InvalidPublicKey)?;
+            let sig = secp256k1::ecdsa::Signature::from_compact(signature)
+                .map_err(|_| Error::InvalidSignature)?;
+            // libsecp256k1 rejects high-S signatures in verify_ecdsa.
+            secp()
+                .verify_ecdsa(&secp256k1::Message::from_digest(*digest), &sig, &pk)
+                .map_err(|_| Error::InvalidSignature)
+        }
+        (Algorithm::P256, Payload::Digest(digest)) => {
+            let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key)
+                .map_err(|_| Error::InvalidPublicKey)?;
+            let sig = p256::ecdsa::Signature::from_slice(signature)
+                .map_err(|_| Error::InvalidSignature)?;
+            vk.verify_prehash(digest, &sig)
+                .map_err(|_| Error::InvalidSignature)
+        }
+        (Algorithm::Ed25519, Payload::Message(msg)) => {
+            let pk: &[u8; 32] = public_key.try_into().map_err(|_| Error::InvalidPublicKey)?;
+            let vk =
+                ed25519_dalek::VerifyingKey::from_bytes(pk).map_err(|_| Error::InvalidPublicKey)?;
+            let sig = ed25519_dalek::Signature::from_slice(signature)
+                .map_err(|_| Error::InvalidSignature)?;
+            vk.verify_strict(msg, &sig)
+                .map_err(|_| Error::InvalidSignature)
+        }
+        (Algorithm::Ed25519, given) => Err(Error::WrongPayload {
+            expected: "message",
+            given: given.kind(),
+        }),
+        (_, given) => Err(Error::WrongPayload {
+            expected: "32-byte digest",
+            given: given.kind(),
+        }),
+    }
+}

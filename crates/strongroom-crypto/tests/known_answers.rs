@@ -1,0 +1,279 @@
+//! Known-answer tests against published vectors, and the Wycheproof verifier suites.
+#![allow(clippy::unwrap_used)] // Test helpers may panic on malformed fixtures.
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use strongroom_core::Algorithm;
+use strongroom_crypto::{Payload, SigningKey, verify};
+
+fn h(s: &str) -> Vec<u8> {
+    hex::decode(s.split_whitespace().collect::<String>()).unwrap()
+}
+
+fn sha256(m: &[u8]) -> [u8; 32] {
+    Sha256::digest(m).into()
+}
+
+#[test]
+fn rfc6979_p256_sha256_appendix_a_2_5() {
+    let key = SigningKey::from_secret_bytes(
+        Algorithm::P256,
+        &h("c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721"),
+    )
+    .unwrap();
+    // Ux from the RFC; the compressed key starts with 02 or 03 followed by Ux.
+    assert_eq!(
+        key.public_key()[1..].to_vec(),
+        h("60fed4ba255a9d31c961eb74c6356d68c049b8923b61fa6ce669622e60f29fb6")
+    );
+    for (msg, r, s) in [
+        (
+            &b"sample"[..],
+            "efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716",
+            "f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8",
+        ),
+        (
+            &b"test"[..],
+            "f1abb023518351cd71d881567b1ea663ed3efcf6c5132b354f28d3b0b7d38367",
+            "019f4113742a2b14bd25926b49c649155f267e60d3814b4c0cc84250e46f0083",
+        ),
+    ] {
+        let sig = key.sign(Payload::Digest(&sha256(msg))).unwrap();
+        // strongroom releases low-S signatures; the RFC's s is normalised the same way.
+        let published = p256::ecdsa::Signature::from_slice(&[h(r), h(s)].concat()).unwrap();
+        assert_eq!(
+            sig.bytes.to_vec(),
+            published.normalize_s().to_bytes().to_vec(),
+            "{msg:?}"
+        );
+        assert_eq!(sig.bytes[..32].to_vec(), h(r));
+        assert!(sig.recovery_id.is_none());
+    }
+}
+
+#[test]
+fn rfc6979_secp256k1_published_fixtures() {
+    let n_minus_1 = "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140";
+    let one = "0000000000000000000000000000000000000000000000000000000000000001";
+    let cases = [
+        (
+            one,
+            &b"Satoshi Nakamoto"[..],
+            "934b1ea10a4b3c1757e2b0c017d0b6143ce3c9a7e6a4a49860d7a6ab210ee3d8",
+            "2442ce9d2b916064108014783e923ec36b49743e2ffa1c4496f01a512aafd9e5",
+        ),
+        (
+            one,
+            &b"All those moments will be lost in time, like tears in rain. Time to die..."[..],
+            "8600dbd41e348fe5c9465ab92d23e3db8b98b873beecd930736488696438cb6b",
+            "547fe64427496db33bf66019dacbf0039c04199abb0122918601db38a72cfc21",
+        ),
+        (
+            n_minus_1,
+            &b"Satoshi Nakamoto"[..],
+            "fd567d121db66e382991534ada77a6bd3106f0a1098c231e47993447cd6af2d0",
+            "6b39cd0eb1bc8603e159ef5c20a5c8ad685a45b06ce9bebed3f153d10d93bed5",
+        ),
+    ];
+    for (d, msg, r, s) in cases {
+        let key = SigningKey::from_secret_bytes(Algorithm::Secp256k1, &h(d)).unwrap();
+        let digest = sha256(msg);
+        let sig = key.sign(Payload::Digest(&digest)).unwrap();
+        assert_eq!(sig.bytes.to_vec(), [h(r), h(s)].concat(), "{msg:?}");
+        // The recovery id must recover this key's public key.
+        let rid =
+            secp256k1::ecdsa::RecoveryId::from_i32(i32::from(sig.recovery_id.unwrap())).unwrap();
+        let rsig = secp256k1::ecdsa::RecoverableSignature::from_compact(&sig.bytes, rid).unwrap();
+        let recovered = secp256k1::Secp256k1::verification_only()
+            .recover_ecdsa(&secp256k1::Message::from_digest(digest), &rsig)
+            .unwrap();
+        assert_eq!(recovered.serialize().to_vec(), key.public_key());
+        // DER form agrees with the compact one.
+        let der = secp256k1::ecdsa::Signature::from_der(sig.der.as_ref().unwrap()).unwrap();
+        assert_eq!(der.serialize_compact(), sig.bytes);
+    }
+    // The generator's public key for d = 1.
+    let g = SigningKey::from_secret_bytes(Algorithm::Secp256k1, &h(one)).unwrap();
+    assert_eq!(
+        g.public_key().to_vec(),
+        h("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798")
+    );
+}
+
+#[test]
+fn rfc8032_ed25519_section_7_1() {
+    let cases = [
+        (
+            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+            "",
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+        ),
+        (
+            "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+            "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+            "72",
+            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+        ),
+        (
+            "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7",
+            "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
+            "af82",
+            "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a",
+        ),
+    ];
+    for (sk, pk, msg, sig) in cases {
+        let key = SigningKey::from_secret_bytes(Algorithm::Ed25519, &h(sk)).unwrap();
+        assert_eq!(key.public_key().to_vec(), h(pk));
+        let out = key.sign(Payload::Message(&h(msg))).unwrap();
+        assert_eq!(out.bytes.to_vec(), h(sig));
+        assert!(out.der.is_none() && out.recovery_id.is_none());
+    }
+}
+
+#[test]
+fn wrong_payload_kind_is_refused() {
+    let k = SigningKey::from_secret_bytes(Algorithm::Ed25519, &[7; 32]).unwrap();
+    assert!(k.sign(Payload::Digest(&[0; 32])).is_err());
+    let k = SigningKey::from_secret_bytes(Algorithm::Secp256k1, &[7; 32]).unwrap();
+    assert!(k.sign(Payload::Message(b"hello")).is_err());
+}
+
+#[test]
+fn invalid_scalars_are_refused() {
+    for alg in [Algorithm::Secp256k1, Algorithm::P256] {
+        assert!(
+            SigningKey::from_secret_bytes(alg, &[0; 32]).is_err(),
+            "{alg} zero"
+        );
+        assert!(
+            SigningKey::from_secret_bytes(alg, &[0xff; 32]).is_err(),
+            "{alg} >= n"
+        );
+        assert!(
+            SigningKey::from_secret_bytes(alg, &[1; 31]).is_err(),
+            "{alg} short"
+        );
+    }
+}
+
+#[test]
+fn generated_keys_sign_low_s_and_never_repeat_r() {
+    let n_half = h("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0");
+    for alg in Algorithm::ALL {
+        let key = SigningKey::generate(alg, &strongroom_crypto::OsEntropy).unwrap();
+        let mut rs = std::collections::HashSet::new();
+        for i in 0u32..200 {
+            let digest = sha256(&i.to_be_bytes());
+            let payload = if alg == Algorithm::Ed25519 {
+                Payload::Message(&digest)
+            } else {
+                Payload::Digest(&digest)
+            };
+            let sig = key.sign(payload).unwrap();
+            assert!(rs.insert(sig.bytes[..32].to_vec()), "{alg}: repeated r");
+            verify(alg, key.public_key(), payload, &sig.bytes).unwrap();
+            if alg == Algorithm::Secp256k1 {
+                assert!(sig.bytes[32..].to_vec() <= n_half, "high S");
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Suite {
+    test_groups: Vec<Group>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Group {
+    public_key: PublicKey,
+    tests: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct PublicKey {
+    uncompressed: Option<String>,
+    pk: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Case {
+    tc_id: u32,
+    msg: String,
+    sig: String,
+    result: String,
+}
+
+fn suite(name: &str) -> Suite {
+    let path = format!(
+        "{}/tests/vectors/wycheproof/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Runs a Wycheproof suite through `strongroom_crypto::verify`. `compact` turns the suite's
+/// signature encoding into the 64-byte form, or `None` when it does not parse (a rejection).
+fn run(name: &str, alg: Algorithm, compact: impl Fn(&[u8]) -> Option<[u8; 64]>) -> usize {
+    let mut checked = 0;
+    for g in suite(name).test_groups {
+        let pk = h(g
+            .public_key
+            .uncompressed
+            .as_deref()
+            .or(g.public_key.pk.as_deref())
+            .unwrap());
+        for t in g.tests {
+            if t.result == "acceptable" {
+                continue;
+            }
+            let msg = h(&t.msg);
+            let digest = sha256(&msg);
+            let payload = if alg == Algorithm::Ed25519 {
+                Payload::Message(&msg)
+            } else {
+                Payload::Digest(&digest)
+            };
+            let ok = compact(&h(&t.sig)).is_some_and(|sig| verify(alg, &pk, payload, &sig).is_ok());
+            assert_eq!(ok, t.result == "valid", "{name} tcId {}", t.tc_id);
+            checked += 1;
+        }
+    }
+    checked
+}
+
+#[test]
+fn wycheproof_secp256k1_bitcoin_low_s() {
+    let n = run(
+        "ecdsa_secp256k1_sha256_bitcoin_test.json",
+        Algorithm::Secp256k1,
+        |der| {
+            secp256k1::ecdsa::Signature::from_der(der)
+                .ok()
+                .map(|s| s.serialize_compact())
+        },
+    );
+    assert!(n > 400, "only {n} cases ran");
+}
+
+#[test]
+fn wycheproof_p256() {
+    let n = run("ecdsa_secp256r1_sha256_test.json", Algorithm::P256, |der| {
+        p256::ecdsa::Signature::from_der(der)
+            .ok()
+            .map(|s| s.to_bytes().into())
+    });
+    assert!(n > 400, "only {n} cases ran");
+}
+
+#[test]
+fn wycheproof_ed25519() {
+    let n = run("ed25519_test.json", Algorithm::Ed25519, |sig| {
+        sig.try_into().ok()
+    });
+    assert!(n > 100, "only {n} cases ran");
+}

@@ -1,0 +1,43 @@
+//! Associated data that binds sealed blobs to their identity (layout in `docs/formats.md`).
+
+use strongroom_core::record::KeyRecord;
+use strongroom_core::{DomainId, VaultId};
+
+const DOMAIN_LABEL: &[u8] = b"strongroom/domain-key/v1";
+const KEY_LABEL: &[u8] = b"strongroom/key/v1";
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    // Lengths are bounded by the API (labels <= 256 bytes, keys <= 33 bytes).
+    out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+/// Associated data for a domain master key sealed under the root-derived wrapping key.
+pub(crate) fn domain_aad(vault: &VaultId, domain: &DomainId) -> Vec<u8> {
+    let mut out = Vec::with_capacity(DOMAIN_LABEL.len() + 32);
+    out.extend_from_slice(DOMAIN_LABEL);
+    out.extend_from_slice(vault.as_bytes());
+    out.extend_from_slice(domain.as_bytes());
+    out
+}
+
+/// Associated data for a key's secret sealed under its domain master key.
+pub(crate) fn key_aad(vault: &VaultId, k: &KeyRecord) -> Vec<u8> {
+    let mut out = Vec::with_capacity(KEY_LABEL.len() + 128);
+    out.extend_from_slice(KEY_LABEL);
+    out.extend_from_slice(vault.as_bytes());
+    out.extend_from_slice(k.domain.as_bytes());
+    out.extend_from_slice(k.id.as_bytes());
+    out.extend_from_slice(&k.version.to_be_bytes());
+    out.push(k.algorithm.code());
+    out.extend_from_slice(&k.created_at.0.to_be_bytes());
+    put_bytes(&mut out, &k.public_key);
+    match &k.label {
+        None => out.push(0),
+        Some(l) => {
+            out.push(1);
+            put_bytes(&mut out, l.as_bytes());
+        }
+    }
+    out
+}

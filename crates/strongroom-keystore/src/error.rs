@@ -1,0 +1,50 @@
+//! The crate's one error type.
+
+/// Errors from the sealed boundary.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The vault has not been initialised.
+    #[error("vault is not initialised")]
+    NotInitialized,
+    /// The vault is already initialised.
+    #[error("vault is already initialised")]
+    AlreadyInitialized,
+    /// The vault is sealed: no key material is in memory.
+    #[error("vault is sealed")]
+    Sealed,
+    /// The vault is already unsealed.
+    #[error("vault is already unsealed")]
+    AlreadyUnsealed,
+    /// The share string is not well formed (typo, truncation, wrong format).
+    #[error("share is malformed")]
+    MalformedShare,
+    /// The share belongs to another vault (or another initialisation).
+    #[error("share belongs to another vault")]
+    ForeignShare,
+    /// The share is well formed and for this vault, but its value is wrong.
+    #[error("share is not valid for this vault")]
+    InvalidShare,
+    /// A share with this index was already submitted in this unseal attempt.
+    #[error("share was already submitted")]
+    DuplicateShare,
+    /// The shares combined to the wrong root key; progress was reset.
+    #[error("shares did not reconstruct the root key; unseal progress reset")]
+    UnsealFailed,
+    /// A sealed key or domain blob failed to open: tampered, moved or edited. Nothing more is
+    /// said on purpose.
+    #[error("key unavailable")]
+    KeyUnavailable,
+    /// The key has been destroyed.
+    #[error("key destroyed")]
+    KeyDestroyed,
+    /// Share parameters are out of range.
+    #[error("need 1 <= threshold <= shares <= 255")]
+    ShareParameters,
+    /// The seal configuration stored in the database does not parse.
+    #[error("seal configuration is corrupt")]
+    CorruptSealConfig,
+    /// A cryptographic operation failed (entropy, self-check, wrong payload kind, ...).
+    #[error(transparent)]
+    Crypto(#[from] strongroom_crypto::Error),
+}

@@ -1,0 +1,687 @@
+//! The keystore state machine: `Uninitialized -> Sealed <-> Unsealed`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use strongroom_core::id::DomainName;
+use strongroom_core::record::{DomainRecord, InitRecord, KeyRecord, SignedHead, VaultMeta};
+use strongroom_core::{Algorithm, DomainId, EntropySource, KeyId, UnixMillis, VaultId};
+use strongroom_crypto::{AeadKey, AuditSigningKey, Payload, RootKey, Share, Signature, SigningKey};
+use zeroize::Zeroizing;
+
+use crate::Error;
+use crate::binding::{domain_aad, key_aad};
+use crate::seal::{Seal, ShamirConfig};
+
+/// Seal status, as reported by `status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SealStatus {
+    /// Whether `operator init` has run.
+    pub initialized: bool,
+    /// Whether key material is out of reach.
+    pub sealed: bool,
+    /// Valid shares submitted so far in the current unseal attempt.
+    pub progress: u8,
+    /// Shares needed to unseal (0 before initialisation).
+    pub threshold: u8,
+}
+
+/// What initialisation produced: the record to persist and the shares to hand out once.
+#[derive(Debug)]
+pub struct Initialized {
+    /// Persist this (Mutation::Initialize), then call [`Keystore::load`].
+    pub record: InitRecord,
+    /// One string per share holder. Never stored by strongroom.
+    pub shares: Vec<Zeroizing<String>>,
+}
+
+/// The sealed boundary.
+pub struct Keystore {
+    state: RwLock<State>,
+    entropy: Arc<dyn EntropySource>,
+}
+
+enum State {
+    Uninitialized,
+    Sealed(Sealed),
+    Unsealed(Arc<Unsealed>),
+}
+
+struct Sealed {
+    vault_id: VaultId,
+    config: ShamirConfig,
+    root_check: [u8; 32],
+    audit_public_key: [u8; 32],
+    pending: Vec<Share>,
+}
+
+struct Unsealed {
+    vault_id: VaultId,
+    // Kept for what later issues derive from it (storage key, rotation); zeroized on drop.
+    _root: RootKey,
+    sealed: Sealed,
+    domain_kek: AeadKey,
+    audit: AuditSigningKey,
+    domain_keys: RwLock<HashMap<DomainId, Arc<AeadKey>>>,
+    keys: RwLock<HashMap<KeyId, Arc<LoadedKey>>>,
+}
+
+struct LoadedKey {
+    version: u32,
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for Keystore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keystore")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keystore {
+    /// A keystore with nothing loaded.
+    #[must_use]
+    pub fn new(entropy: Arc<dyn EntropySource>) -> Self {
+        Self {
+            state: RwLock::new(State::Uninitialized),
+            entropy,
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // A panic while holding the lock cannot leave State half-updated (every update is a
+        // single assignment), so a poisoned lock is still consistent.
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn unsealed(&self) -> Result<Arc<Unsealed>, Error> {
+        match &*self.read() {
+            State::Unsealed(u) => Ok(Arc::clone(u)),
+            State::Sealed(_) => Err(Error::Sealed),
+            State::Uninitialized => Err(Error::NotInitialized),
+        }
+    }
+
+    /// Sets the keystore from persisted vault metadata: uninitialised, or sealed. Any key
+    /// material in memory is dropped.
+    ///
+    /// # Errors
+    /// [`Error::CorruptSealConfig`] if the stored seal configuration does not parse.
+    pub fn load(&self, meta: &VaultMeta) -> Result<(), Error> {
+        let next = match &meta.init {
+            None => State::Uninitialized,
+            Some(init) => State::Sealed(Sealed {
+                vault_id: meta.vault_id,
+                config: ShamirConfig::decode(&init.seal_config)?,
+                root_check: init.root_check,
+                audit_public_key: init.audit_public_key,
+                pending: vec![],
+            }),
+        };
+        *self.write() = next;
+        Ok(())
+    }
+
+    /// Seal status.
+    #[must_use]
+    pub fn status(&self) -> SealStatus {
+        match &*self.read() {
+            State::Uninitialized => SealStatus {
+                initialized: false,
+                sealed: true,
+                progress: 0,
+                threshold: 0,
+            },
+            State::Sealed(s) => SealStatus {
+                initialized: true,
+                sealed: true,
+                progress: u8::try_from(s.pending.len()).unwrap_or(u8::MAX),
+                threshold: s.config.threshold,
+            },
+            State::Unsealed(u) => SealStatus {
+                initialized: true,
+                sealed: false,
+                progress: 0,
+                threshold: u.sealed.config.threshold,
+            },
+        }
+    }
+
+    /// Generates a root key and protects it with `seal`. Nothing changes in the keystore until
+    /// the returned record is persisted and passed back through [`Keystore::load`].
+    ///
+    /// # Errors
+    /// [`Error::AlreadyInitialized`], parameter or entropy failures.
+    pub fn initialize(
+        &self,
+        vault_id: VaultId,
+        seal: &dyn Seal,
+        now: UnixMillis,
+    ) -> Result<Initialized, Error> {
+        if !matches!(*self.read(), State::Uninitialized) {
+            return Err(Error::AlreadyInitialized);
+        }
+        let root = RootKey::generate(self.entropy.as_ref())?;
+        let (seal_config, shares) = seal.seal_root(&vault_id, &root, self.entropy.as_ref())?;
+        Ok(Initialized {
+            record: InitRecord {
+                seal_config,
+                root_check: root.check_value(),
+                audit_public_key: root.audit_signing_key().public_key(),
+                initialized_at: now,
+            },
+            shares,
+        })
+    }
+
+    /// Submits one unseal share. A refused share is never counted and leaves progress as it
+    /// was. Reaching the threshold unseals the vault.
+    ///
+    /// # Errors
+    /// [`Error::MalformedShare`], [`Error::ForeignShare`], [`Error::InvalidShare`],
+    /// [`Error::DuplicateShare`]; [`Error::UnsealFailed`] if the combined key is wrong
+    /// (progress is then reset).
+    pub fn submit_share(&self, text: &str) -> Result<SealStatus, Error> {
+        let mut state = self.write();
+        let sealed = match &mut *state {
+            State::Uninitialized => return Err(Error::NotInitialized),
+            State::Unsealed(_) => return Err(Error::AlreadyUnsealed),
+            State::Sealed(s) => s,
+        };
+        let share = sealed.config.check_share(&sealed.vault_id, text)?;
+        if sealed.pending.iter().any(|p| p.index() == share.index()) {
+            return Err(Error::DuplicateShare);
+        }
+        sealed.pending.push(share);
+        let threshold = sealed.config.threshold;
+        if sealed.pending.len() < usize::from(threshold) {
+            let progress = u8::try_from(sealed.pending.len()).unwrap_or(u8::MAX);
+            return Ok(SealStatus {
+                initialized: true,
+                sealed: true,
+                progress,
+                threshold,
+            });
+        }
+        let pending = std::mem::take(&mut sealed.pending);
+        let root =
+            strongroom_crypto::combine(threshold, &pending).map_err(|_| Error::UnsealFailed)?;
+        drop(pending);
+        let audit = root.audit_signing_key();
+        if !root.matches_check(&sealed.root_check) || audit.public_key() != sealed.audit_public_key
+        {
+            return Err(Error::UnsealFailed);
+        }
+        let unsealed = Unsealed {
+            vault_id: sealed.vault_id,
+            domain_kek: root.domain_wrapping_key(),
+            audit,
+            _root: root,
+            sealed: Sealed {
+                vault_id: sealed.vault_id,
+                config: sealed.config.clone(),
+                root_check: sealed.root_check,
+                audit_public_key: sealed.audit_public_key,
+                pending: vec![],
+            },
+            domain_keys: RwLock::new(HashMap::new()),
+            keys: RwLock::new(HashMap::new()),
+        };
+        *state = State::Unsealed(Arc::new(unsealed));
+        Ok(SealStatus {
+            initialized: true,
+            sealed: false,
+            progress: 0,
+            threshold,
+        })
+    }
+
+    /// Seals: drops the root key and every loaded key (each zeroizes itself). Operations
+    /// already signing finish with the key they hold; no new one starts.
+    pub fn seal(&self) {
+        let mut state = self.write();
+        if let State::Unsealed(u) = &*state {
+            let s = &u.sealed;
+            let next = State::Sealed(Sealed {
+                vault_id: s.vault_id,
+                config: s.config.clone(),
+                root_check: s.root_check,
+                audit_public_key: s.audit_public_key,
+                pending: vec![],
+            });
+            *state = next;
+        } else if let State::Sealed(s) = &mut *state {
+            s.pending.clear();
+        }
+    }
+
+    /// Creates a domain: a fresh master key, sealed under the root.
+    ///
+    /// # Errors
+    /// [`Error::Sealed`] or entropy failures.
+    pub fn create_domain(
+        &self,
+        id: DomainId,
+        name: DomainName,
+        now: UnixMillis,
+    ) -> Result<DomainRecord, Error> {
+        let u = self.unsealed()?;
+        let key = AeadKey::generate(self.entropy.as_ref())?;
+        let wrapped_key =
+            u.domain_kek
+                .seal_key(&domain_aad(&u.vault_id, &id), &key, self.entropy.as_ref())?;
+        Ok(DomainRecord {
+            id,
+            name,
+            wrapped_key,
+            created_at: now,
+        })
+    }
+
+    fn domain_key(u: &Unsealed, domain: &DomainRecord) -> Result<Arc<AeadKey>, Error> {
+        if let Some(k) = u
+            .domain_keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&domain.id)
+        {
+            return Ok(Arc::clone(k));
+        }
+        let key = u
+            .domain_kek
+            .open_key(&domain_aad(&u.vault_id, &domain.id), &domain.wrapped_key)
+            .map_err(|_| Error::KeyUnavailable)?;
+        let key = Arc::new(key);
+        u.domain_keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(domain.id, Arc::clone(&key));
+        Ok(key)
+    }
+
+    /// Generates a key in `domain` (with its pairwise-consistency test) and returns its
+    /// record, secret sealed under the domain master key.
+    ///
+    /// # Errors
+    /// [`Error::Sealed`], [`Error::KeyUnavailable`] (domain blob does not open), entropy or
+    /// self-test failures.
+    pub fn create_key(
+        &self,
+        domain: &DomainRecord,
+        id: KeyId,
+        algorithm: Algorithm,
+        label: Option<String>,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        let u = self.unsealed()?;
+        let dk = Self::domain_key(&u, domain)?;
+        let key = SigningKey::generate(algorithm, self.entropy.as_ref())?;
+        let mut record = KeyRecord {
+            id,
+            domain: domain.id,
+            version: 1,
+            algorithm,
+            label,
+            public_key: key.public_key().to_vec(),
+            created_at: now,
+            destroyed_at: None,
+            sealed_secret: None,
+        };
+        let blob =
+            dk.seal_signing_key(&key_aad(&u.vault_id, &record), &key, self.entropy.as_ref())?;
+        record.sealed_secret = Some(blob);
+        Ok(record)
+    }
+
+    fn loaded_key(
+        u: &Unsealed,
+        domain: &DomainRecord,
+        record: &KeyRecord,
+    ) -> Result<Arc<LoadedKey>, Error> {
+        if record.destroyed_at.is_some() {
+            return Err(Error::KeyDestroyed);
+        }
+        if record.domain != domain.id {
+            return Err(Error::KeyUnavailable);
+        }
+        let cached = u
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&record.id)
+            .filter(|k| k.version == record.version)
+            .map(Arc::clone);
+        if let Some(k) = cached {
+            return Ok(k);
+        }
+        let blob = record.sealed_secret.as_deref().ok_or(Error::KeyDestroyed)?;
+        let dk = Self::domain_key(u, domain)?;
+        let key = dk
+            .open_signing_key(&key_aad(&u.vault_id, record), blob, record.algorithm)
+            .map_err(|_| Error::KeyUnavailable)?;
+        // The public key is bound in the associated data; this also catches a blob that opens
+        // to a different key (it cannot, short of a broken AEAD).
+        if key.public_key() != record.public_key.as_slice() {
+            return Err(Error::KeyUnavailable);
+        }
+        let loaded = Arc::new(LoadedKey {
+            version: record.version,
+            key,
+        });
+        u.keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(record.id, Arc::clone(&loaded));
+        Ok(loaded)
+    }
+
+    /// Signs with a stored key. The signature has been verified before it is returned.
+    ///
+    /// # Errors
+    /// [`Error::Sealed`], [`Error::KeyDestroyed`], [`Error::KeyUnavailable`] (blob failed to
+    /// open), or [`Error::Crypto`] (wrong payload kind, self-check failure).
+    pub fn sign(
+        &self,
+        domain: &DomainRecord,
+        record: &KeyRecord,
+        payload: Payload<'_>,
+    ) -> Result<Signature, Error> {
+        let u = self.unsealed()?;
+        let loaded = Self::loaded_key(&u, domain, record)?;
+        drop(u);
+        Ok(loaded.key.sign(payload)?)
+    }
+
+    /// Drops a key from memory (after it was destroyed).
+    pub fn forget_key(&self, id: KeyId) {
+        if let State::Unsealed(u) = &*self.read() {
+            u.keys
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&id);
+        }
+    }
+
+    /// Signs a chain head, if unsealed (while sealed, records are chained but unsigned until
+    /// the first head after unsealing covers them).
+    #[must_use]
+    pub fn sign_head(&self, seq: u64, hash: [u8; 32], time: UnixMillis) -> Option<SignedHead> {
+        let u = self.unsealed().ok()?;
+        let msg = strongroom_audit::head_message(&u.vault_id, seq, &hash, time);
+        Some(SignedHead {
+            vault_id: u.vault_id,
+            seq,
+            hash,
+            time,
+            signature: u.audit.sign(&msg),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seal::ShamirSeal;
+    use strongroom_crypto::OsEntropy;
+
+    struct Vault {
+        ks: Keystore,
+        meta: VaultMeta,
+        shares: Vec<Zeroizing<String>>,
+    }
+
+    fn vault(shares: u8, threshold: u8) -> Vault {
+        let ks = Keystore::new(Arc::new(OsEntropy));
+        let mut id = [0u8; 16];
+        EntropySource::fill(&OsEntropy, &mut id).unwrap();
+        let vault_id = VaultId::from_random(id);
+        let init = ks
+            .initialize(vault_id, &ShamirSeal { shares, threshold }, UnixMillis(5))
+            .unwrap();
+        let meta = VaultMeta {
+            vault_id,
+            created_at: UnixMillis(1),
+            init: Some(init.record),
+        };
+        ks.load(&meta).unwrap();
+        Vault {
+            ks,
+            meta,
+            shares: init.shares,
+        }
+    }
+
+    #[test]
+    fn unseal_counts_only_good_distinct_shares() {
+        let v = vault(5, 3);
+        assert!(v.ks.status().sealed);
+        assert_eq!(v.ks.submit_share(&v.shares[0]).unwrap().progress, 1);
+        assert_eq!(
+            v.ks.submit_share(&v.shares[0]).unwrap_err(),
+            Error::DuplicateShare
+        );
+        assert_eq!(
+            v.ks.submit_share("srs1-00").unwrap_err(),
+            Error::MalformedShare
+        );
+        let other = vault(5, 3);
+        assert_eq!(
+            v.ks.submit_share(&other.shares[1]).unwrap_err(),
+            Error::ForeignShare
+        );
+        assert_eq!(v.ks.status().progress, 1, "refused shares are not counted");
+        assert_eq!(v.ks.submit_share(&v.shares[3]).unwrap().progress, 2);
+        let s = v.ks.submit_share(&v.shares[4]).unwrap();
+        assert!(!s.sealed);
+        assert!(v.ks.sign_head(1, [0; 32], UnixMillis(1)).is_some());
+        v.ks.seal();
+        assert!(v.ks.status().sealed);
+        assert!(v.ks.sign_head(1, [0; 32], UnixMillis(1)).is_none());
+    }
+
+    #[test]
+    fn a_share_with_the_right_header_but_wrong_value_is_invalid() {
+        let v = vault(3, 2);
+        // Same vault and index, different value: re-encode with a tampered body and checksum.
+        let other = {
+            let ks = Keystore::new(Arc::new(OsEntropy));
+            ks.initialize(
+                v.meta.vault_id,
+                &ShamirSeal {
+                    shares: 3,
+                    threshold: 2,
+                },
+                UnixMillis(5),
+            )
+            .unwrap()
+            .shares
+        };
+        assert_eq!(
+            v.ks.submit_share(&other[0]).unwrap_err(),
+            Error::InvalidShare
+        );
+        assert_eq!(v.ks.status().progress, 0);
+    }
+
+    fn unsealed() -> Vault {
+        let v = vault(1, 1);
+        v.ks.submit_share(&v.shares[0]).unwrap();
+        v
+    }
+
+    #[test]
+    fn keys_sign_and_blobs_are_bound_to_their_identity() {
+        let v = unsealed();
+        let d1 =
+            v.ks.create_domain(
+                DomainId::from_random([2; 16]),
+                "a".parse().unwrap(),
+                UnixMillis(9),
+            )
+            .unwrap();
+        let d2 =
+            v.ks.create_domain(
+                DomainId::from_random([3; 16]),
+                "b".parse().unwrap(),
+                UnixMillis(9),
+            )
+            .unwrap();
+        let k1 =
+            v.ks.create_key(
+                &d1,
+                KeyId::from_random([4; 16]),
+                Algorithm::Secp256k1,
+                Some("x".into()),
+                UnixMillis(10),
+            )
+            .unwrap();
+        let k2 =
+            v.ks.create_key(
+                &d1,
+                KeyId::from_random([5; 16]),
+                Algorithm::Secp256k1,
+                None,
+                UnixMillis(10),
+            )
+            .unwrap();
+        let digest = [7u8; 32];
+        let sig = v.ks.sign(&d1, &k1, Payload::Digest(&digest)).unwrap();
+        strongroom_crypto::verify(
+            Algorithm::Secp256k1,
+            &k1.public_key,
+            Payload::Digest(&digest),
+            &sig.bytes,
+        )
+        .unwrap();
+
+        // Fresh keystore state (no caches) for each tamper check.
+        let fresh = || {
+            v.ks.seal();
+            v.ks.submit_share(&v.shares[0]).unwrap();
+        };
+        let tampered: Vec<(&str, KeyRecord, &DomainRecord)> = vec![
+            (
+                "moved to another domain",
+                KeyRecord {
+                    domain: d2.id,
+                    ..k1.clone()
+                },
+                &d2,
+            ),
+            (
+                "blob copied to another key's row",
+                KeyRecord {
+                    sealed_secret: k1.sealed_secret.clone(),
+                    ..k2.clone()
+                },
+                &d1,
+            ),
+            (
+                "label edited",
+                KeyRecord {
+                    label: Some("y".into()),
+                    ..k1.clone()
+                },
+                &d1,
+            ),
+            (
+                "created time edited",
+                KeyRecord {
+                    created_at: UnixMillis(11),
+                    ..k1.clone()
+                },
+                &d1,
+            ),
+            (
+                "public key swapped",
+                KeyRecord {
+                    public_key: k2.public_key.clone(),
+                    ..k1.clone()
+                },
+                &d1,
+            ),
+            (
+                "version edited",
+                KeyRecord {
+                    version: 2,
+                    ..k1.clone()
+                },
+                &d1,
+            ),
+        ];
+        for (what, rec, dom) in tampered {
+            fresh();
+            assert_eq!(
+                v.ks.sign(dom, &rec, Payload::Digest(&digest)).unwrap_err(),
+                Error::KeyUnavailable,
+                "{what}"
+            );
+        }
+        // A domain blob moved to another domain's row fails too.
+        fresh();
+        let moved = DomainRecord {
+            wrapped_key: d1.wrapped_key.clone(),
+            ..d2.clone()
+        };
+        let k3 = v.ks.create_key(
+            &d2,
+            KeyId::from_random([6; 16]),
+            Algorithm::Ed25519,
+            None,
+            UnixMillis(10),
+        );
+        assert!(k3.is_ok());
+        fresh();
+        assert_eq!(
+            v.ks.sign(&moved, &k3.unwrap(), Payload::Message(b"m"))
+                .unwrap_err(),
+            Error::KeyUnavailable
+        );
+        // Destroyed keys do not sign.
+        let gone = KeyRecord {
+            destroyed_at: Some(UnixMillis(12)),
+            sealed_secret: None,
+            ..k1.clone()
+        };
+        assert_eq!(
+            v.ks.sign(&d1, &gone, Payload::Digest(&digest)).unwrap_err(),
+            Error::KeyDestroyed
+        );
+    }
+
+    #[test]
+    fn sealed_keystore_refuses_key_work() {
+        let v = vault(1, 1);
+        let d = DomainRecord {
+            id: DomainId::from_random([2; 16]),
+            name: "a".parse().unwrap(),
+            wrapped_key: vec![],
+            created_at: UnixMillis(1),
+        };
+        assert_eq!(
+            v.ks.create_domain(d.id, d.name.clone(), UnixMillis(1))
+                .unwrap_err(),
+            Error::Sealed
+        );
+        assert_eq!(
+            v.ks.create_key(
+                &d,
+                KeyId::from_random([3; 16]),
+                Algorithm::P256,
+                None,
+                UnixMillis(1)
+            )
+            .unwrap_err(),
+            Error::Sealed
+        );
+    }
+}

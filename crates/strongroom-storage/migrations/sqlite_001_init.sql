@@ -1,0 +1,58 @@
+-- strongroom SQLite schema, version 1. Secrets appear only as AEAD blobs (see docs/formats.md).
+CREATE TABLE vault (
+    id               INTEGER PRIMARY KEY CHECK (id = 1),
+    vault_id         BLOB    NOT NULL CHECK (length(vault_id) = 16),
+    created_at       INTEGER NOT NULL,
+    seal_config      BLOB,
+    root_check       BLOB,
+    audit_public_key BLOB,
+    initialized_at   INTEGER
+);
+CREATE TABLE domains (
+    id          BLOB PRIMARY KEY CHECK (length(id) = 16),
+    name        TEXT NOT NULL UNIQUE,
+    wrapped_key BLOB NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE keys (
+    id            BLOB PRIMARY KEY CHECK (length(id) = 16),
+    domain_id     BLOB    NOT NULL REFERENCES domains (id),
+    version       INTEGER NOT NULL,
+    algorithm     TEXT    NOT NULL,
+    label         TEXT,
+    public_key    BLOB    NOT NULL,
+    created_at    INTEGER NOT NULL,
+    destroyed_at  INTEGER,
+    sealed_secret BLOB
+);
+CREATE INDEX keys_by_domain ON keys (domain_id, created_at);
+CREATE TABLE tokens (
+    id         BLOB PRIMARY KEY CHECK (length(id) = 16),
+    hash       BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),
+    kind       TEXT NOT NULL,
+    domain_id  BLOB REFERENCES domains (id),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    revoked_at INTEGER
+);
+CREATE TABLE audit (
+    seq        INTEGER PRIMARY KEY,
+    prev_hash  BLOB    NOT NULL,
+    hash       BLOB    NOT NULL,
+    time       INTEGER NOT NULL,
+    request_id BLOB    NOT NULL,
+    actor      TEXT    NOT NULL,
+    source     TEXT,
+    operation  TEXT    NOT NULL,
+    domain     TEXT,
+    key        TEXT,
+    outcome    INTEGER NOT NULL,
+    code       TEXT,
+    count      INTEGER NOT NULL
+);
+CREATE TABLE audit_heads (
+    seq       INTEGER PRIMARY KEY,
+    hash      BLOB    NOT NULL,
+    time      INTEGER NOT NULL,
+    signature BLOB    NOT NULL
+);

@@ -1,0 +1,17 @@
+//! Storage for strongroom: the SQLite implementation of the core's storage port, the data
+//! directory that holds it (with its exclusive lock), and the signed-head file.
+//!
+//! This crate stores what it is given. It never sees a secret in the clear (keys arrive as
+//! sealed blobs, tokens as hashes), and it never decides policy. It must refuse to turn an
+//! empty, missing or corrupt database into a fresh vault: only [`DataDir::open`] with an
+//! empty directory creates one.
+
+mod data_dir;
+mod error;
+mod head_file;
+mod sqlite;
+
+pub use data_dir::{DataDir, Opened};
+pub use error::Error;
+pub use head_file::HeadFile;
+pub use sqlite::SqliteStore;

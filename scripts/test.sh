@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# strongroom's one test command: installs what the tests need on a fresh Debian machine, then
+# runs formatting, lint and every test. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System tools the integration tests drive (OpenSSL is the independent signature verifier).
+need=()
+command -v openssl >/dev/null || need+=(openssl)
+command -v cc >/dev/null || need+=(gcc libc6-dev)
+if ((${#need[@]})); then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+fi
+rustup component add clippy rustfmt >/dev/null 2>&1 || true
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
