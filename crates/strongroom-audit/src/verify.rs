@@ -109,18 +109,22 @@ pub struct Verifier {
 
 impl Verifier {
     /// Starts verifying the chain of `vault_id`, whose heads are signed by `audit_key`.
-    /// `heads` are all signed heads known (from the database and the head file).
+    /// `heads` are all signed heads known (from the database and the head file). A vault that
+    /// was never initialised has no audit key and must have no heads.
     ///
     /// # Errors
     /// [`VerifyError::BadAuditKey`] or [`VerifyError::BadHeadSignature`] for any bad head.
     pub fn new(
         vault_id: VaultId,
-        audit_key: [u8; 32],
+        audit_key: Option<[u8; 32]>,
         heads: &[SignedHead],
     ) -> Result<Self, VerifyError> {
-        if VerifyingKey::from_bytes(&audit_key).is_err() {
-            return Err(VerifyError::BadAuditKey);
-        }
+        let audit_key = match (audit_key, heads.first()) {
+            (Some(k), _) if VerifyingKey::from_bytes(&k).is_ok() => k,
+            (None, None) => [0u8; 32],
+            (None, Some(h)) => return Err(VerifyError::BadHeadSignature { seq: h.seq }),
+            (Some(_), _) => return Err(VerifyError::BadAuditKey),
+        };
         let mut wanted = std::collections::BTreeMap::new();
         for head in heads {
             if !verify_head_signature(head, &vault_id, &audit_key) {
@@ -253,7 +257,7 @@ mod tests {
         records: &[AuditRecord],
         heads: &[SignedHead],
     ) -> Result<Report, VerifyError> {
-        let mut v = Verifier::new(f.vid, f.key.verifying_key().to_bytes(), heads)?;
+        let mut v = Verifier::new(f.vid, Some(f.key.verifying_key().to_bytes()), heads)?;
         for r in records {
             v.record(r)?;
         }

@@ -41,12 +41,12 @@ pub enum Mutation {
 
 /// One open write transaction.
 pub trait WriteTxn {
-    /// Applies one mutation atomically: on error nothing of it remains and the transaction
-    /// stays usable for the rest of the batch.
+    /// Applies one request's mutations atomically: on error nothing of them remains and the
+    /// transaction stays usable for the rest of the batch.
     ///
     /// # Errors
     /// [`Error::Conflict`] / [`Error::NotFound`] for rule violations, other variants for failures.
-    fn apply(&mut self, mutation: &Mutation) -> Result<(), Error>;
+    fn apply(&mut self, mutations: &[Mutation]) -> Result<(), Error>;
 
     /// Appends a record to the audit chain.
     ///
@@ -91,6 +91,11 @@ pub trait Storage: Send + Sync + 'static {
     /// # Errors
     /// Storage failure or corrupt data.
     fn key(&self, id: KeyId) -> Result<Option<KeyRecord>, Error>;
+    /// A key together with its domain, in one read (the signing hot path).
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn key_with_domain(&self, id: KeyId) -> Result<Option<(KeyRecord, DomainRecord)>, Error>;
     /// A domain's keys, oldest first.
     ///
     /// # Errors

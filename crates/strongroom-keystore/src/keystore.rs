@@ -62,12 +62,22 @@ struct Unsealed {
     sealed: Sealed,
     domain_kek: AeadKey,
     audit: AuditSigningKey,
-    domain_keys: RwLock<HashMap<DomainId, Arc<AeadKey>>>,
+    domain_keys: RwLock<HashMap<DomainId, OpenedDomainKey>>,
     keys: RwLock<HashMap<KeyId, Arc<LoadedKey>>>,
 }
 
+/// A domain master key with the sealed bytes it was opened from (used only while they match).
+struct OpenedDomainKey {
+    sealed: Vec<u8>,
+    key: Arc<AeadKey>,
+}
+
 struct LoadedKey {
-    version: u32,
+    // What the key was opened from. A cached key is used only while its row still says
+    // exactly this, so a row edited in the database fails at the next use, not the next
+    // restart.
+    aad: Vec<u8>,
+    blob: Vec<u8>,
     key: SigningKey,
 }
 
@@ -288,23 +298,33 @@ impl Keystore {
     }
 
     fn domain_key(u: &Unsealed, domain: &DomainRecord) -> Result<Arc<AeadKey>, Error> {
-        if let Some(k) = u
+        let cached = u
             .domain_keys
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&domain.id)
-        {
-            return Ok(Arc::clone(k));
+            .filter(|o| o.sealed == domain.wrapped_key)
+            .map(|o| Arc::clone(&o.key));
+        if let Some(k) = cached {
+            return Ok(k);
         }
+        let mut cache = u
+            .domain_keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.remove(&domain.id);
         let key = u
             .domain_kek
             .open_key(&domain_aad(&u.vault_id, &domain.id), &domain.wrapped_key)
             .map_err(|_| Error::KeyUnavailable)?;
         let key = Arc::new(key);
-        u.domain_keys
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(domain.id, Arc::clone(&key));
+        cache.insert(
+            domain.id,
+            OpenedDomainKey {
+                sealed: domain.wrapped_key.clone(),
+                key: Arc::clone(&key),
+            },
+        );
         Ok(key)
     }
 
@@ -353,20 +373,26 @@ impl Keystore {
         if record.domain != domain.id {
             return Err(Error::KeyUnavailable);
         }
+        let blob = record.sealed_secret.as_deref().ok_or(Error::KeyDestroyed)?;
+        let aad = key_aad(&u.vault_id, record);
         let cached = u
             .keys
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&record.id)
-            .filter(|k| k.version == record.version)
+            .filter(|k| k.aad == aad && k.blob == blob)
             .map(Arc::clone);
         if let Some(k) = cached {
             return Ok(k);
         }
-        let blob = record.sealed_secret.as_deref().ok_or(Error::KeyDestroyed)?;
+        // Whatever was cached no longer matches the row: drop it before trying the row.
+        u.keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&record.id);
         let dk = Self::domain_key(u, domain)?;
         let key = dk
-            .open_signing_key(&key_aad(&u.vault_id, record), blob, record.algorithm)
+            .open_signing_key(&aad, blob, record.algorithm)
             .map_err(|_| Error::KeyUnavailable)?;
         // The public key is bound in the associated data; this also catches a blob that opens
         // to a different key (it cannot, short of a broken AEAD).
@@ -374,7 +400,8 @@ impl Keystore {
             return Err(Error::KeyUnavailable);
         }
         let loaded = Arc::new(LoadedKey {
-            version: record.version,
+            aad,
+            blob: blob.to_vec(),
             key,
         });
         u.keys
@@ -619,6 +646,14 @@ mod tests {
             ),
         ];
         for (what, rec, dom) in tampered {
+            // With warm caches (the key just signed) the edited row must still be refused...
+            v.ks.sign(&d1, &k1, Payload::Digest(&digest)).unwrap();
+            assert_eq!(
+                v.ks.sign(dom, &rec, Payload::Digest(&digest)).unwrap_err(),
+                Error::KeyUnavailable,
+                "{what} (warm)"
+            );
+            // ...and with cold ones.
             fresh();
             assert_eq!(
                 v.ks.sign(dom, &rec, Payload::Digest(&digest)).unwrap_err(),

@@ -363,6 +363,28 @@ impl Storage for SqliteStore {
         })
     }
 
+    fn key_with_domain(&self, id: KeyId) -> Result<Option<(KeyRecord, DomainRecord)>, CoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT k.id, k.domain_id, k.version, k.algorithm, k.label, k.public_key, k.created_at,
+                        k.destroyed_at, k.sealed_secret, d.id, d.name, d.wrapped_key, d.created_at
+                 FROM keys k JOIN domains d ON d.id = k.domain_id WHERE k.id = ?1",
+            )?
+            .query_row([id.as_bytes().as_slice()], |row| {
+                let key = key_row(row)?;
+                let name: String = row.get(10)?;
+                let domain = DomainRecord {
+                    id: DomainId::from_bytes(arr(row, 9)?),
+                    name: name.parse::<DomainName>().map_err(|_| corrupt("domain name"))?,
+                    wrapped_key: row.get(11)?,
+                    created_at: millis(row, 12)?,
+                };
+                Ok((key, domain))
+            })
+            .optional()
+        })
+    }
+
     fn keys(&self, domain: DomainId) -> Result<Vec<KeyRecord>, CoreError> {
         self.read(|c| {
             c.prepare_cached(&format!(
@@ -579,11 +601,11 @@ impl Txn<'_> {
 }
 
 impl WriteTxn for Txn<'_> {
-    fn apply(&mut self, mutation: &Mutation) -> Result<(), CoreError> {
+    fn apply(&mut self, mutations: &[Mutation]) -> Result<(), CoreError> {
         self.tx
             .execute_batch("SAVEPOINT mutation")
             .map_err(store_err)?;
-        match self.apply_inner(mutation) {
+        match mutations.iter().try_for_each(|m| self.apply_inner(m)) {
             Ok(()) => {
                 self.tx
                     .execute_batch("RELEASE mutation")

@@ -1,0 +1,315 @@
+//! `strongroom bench`: signing throughput of the raw libraries (one core), through the
+//! keystore (one core, with verify-before-release), and end to end over HTTP against a real
+//! dev node with the durable audit log, from concurrent clients on the same machine.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use ed25519_dalek::Signer as _;
+use serde_json::json;
+use strongroom_core::record::{DomainRecord, VaultMeta};
+use strongroom_core::{Algorithm, DomainId, KeyId, UnixMillis, VaultId};
+use strongroom_crypto::{OsEntropy, Payload};
+use strongroom_keystore::{Keystore, ShamirSeal};
+
+use crate::client::CliError;
+use crate::output::Output;
+
+#[derive(Args)]
+pub(crate) struct BenchArgs {
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Concurrent HTTP clients for the end-to-end run.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Skip the end-to-end run.
+    #[arg(long)]
+    no_http: bool,
+}
+
+fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn timed(seconds: u64, mut f: impl FnMut(u64)) -> f64 {
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    let mut n = 0u64;
+    while Instant::now() < end {
+        for _ in 0..64 {
+            f(n);
+            n += 1;
+        }
+    }
+    rate(n, start.elapsed())
+}
+
+fn digest(n: u64) -> [u8; 32] {
+    let mut d = [0x5au8; 32];
+    d[..8].copy_from_slice(&n.to_le_bytes());
+    d
+}
+
+fn raw_secp256k1(seconds: u64) -> f64 {
+    let ctx = secp256k1::Secp256k1::signing_only();
+    let sk = secp256k1::SecretKey::from_slice(&[0x42; 32]).unwrap_or_else(|_| unreachable!());
+    timed(seconds, |n| {
+        std::hint::black_box(
+            ctx.sign_ecdsa_recoverable(&secp256k1::Message::from_digest(digest(n)), &sk),
+        );
+    })
+}
+
+fn raw_ed25519(seconds: u64) -> f64 {
+    let sk = ed25519_dalek::SigningKey::from_bytes(&[0x42; 32]);
+    timed(seconds, |n| {
+        std::hint::black_box(sk.sign(&digest(n)));
+    })
+}
+
+fn keystore_rate(alg: Algorithm, seconds: u64) -> Result<f64, CliError> {
+    let err = |e: strongroom_keystore::Error| CliError::Server(format!("keystore: {e}"));
+    let ks = Keystore::new(Arc::new(OsEntropy));
+    let vault_id = VaultId::from_random([9; 16]);
+    let init = ks
+        .initialize(
+            vault_id,
+            &ShamirSeal {
+                shares: 1,
+                threshold: 1,
+            },
+            UnixMillis(0),
+        )
+        .map_err(err)?;
+    ks.load(&VaultMeta {
+        vault_id,
+        created_at: UnixMillis(0),
+        init: Some(init.record),
+    })
+    .map_err(err)?;
+    ks.submit_share(&init.shares[0]).map_err(err)?;
+    let d: DomainRecord = ks
+        .create_domain(
+            DomainId::from_random([1; 16]),
+            "bench"
+                .parse()
+                .map_err(|_| CliError::Input("name".into()))?,
+            UnixMillis(0),
+        )
+        .map_err(err)?;
+    let k = ks
+        .create_key(&d, KeyId::from_random([2; 16]), alg, None, UnixMillis(0))
+        .map_err(err)?;
+    let mut failed = false;
+    let r = timed(seconds, |n| {
+        let dg = digest(n);
+        let p = if alg == Algorithm::Ed25519 {
+            Payload::Message(&dg)
+        } else {
+            Payload::Digest(&dg)
+        };
+        failed |= ks.sign(&d, &k, p).is_err();
+    });
+    if failed {
+        return Err(CliError::Server(
+            "keystore signing failed during the benchmark".into(),
+        ));
+    }
+    Ok(r)
+}
+
+struct Http {
+    ops_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+    records: u64,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+/// Starts a dev node as a child process on a free port and measures signing through it.
+fn http_rate(alg: Algorithm, seconds: u64, clients: usize) -> Result<Http, CliError> {
+    let dir = tempfile::tempdir().map_err(|e| CliError::Server(format!("temp dir: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| CliError::Server(format!("own path: {e}")))?;
+    let mut child = Command::new(exe)
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| CliError::Server(format!("start node: {e}")))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| CliError::Server("no stdout".into()))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        match lines.next() {
+            Some(Ok(l)) => {
+                if let Some(a) = l.split("listening on ").nth(1) {
+                    break a.trim().to_owned();
+                }
+            }
+            _ => {
+                let _ = child.kill();
+                return Err(CliError::Server("node did not start".into()));
+            }
+        }
+    };
+    let token = std::fs::read_to_string(dir.path().join("dev-token"))
+        .map_err(|e| CliError::Server(format!("dev token: {e}")))?
+        .trim()
+        .to_owned();
+    let result = drive(&addr, &token, alg, seconds, clients);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let mut r = result?;
+    // Every request must be in the audit log: count the chain after the node stopped.
+    let store = strongroom_storage::SqliteStore::open_read_only(&dir.path().join("vault.db"))
+        .map_err(|e| CliError::Server(e.to_string()))?;
+    r.records = strongroom_core::storage::Storage::audit_tail(&store)
+        .map_err(|e| CliError::Server(e.to_string()))?
+        .map_or(0, |(seq, _)| seq);
+    Ok(r)
+}
+
+fn drive(
+    addr: &str,
+    token: &str,
+    alg: Algorithm,
+    seconds: u64,
+    clients: usize,
+) -> Result<Http, CliError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Server(format!("runtime: {e}")))?;
+    rt.block_on(async move {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(clients)
+            .build()
+            .map_err(|e| CliError::Server(e.to_string()))?;
+        let base = addr.to_owned();
+        let key: serde_json::Value = http
+            .post(format!("{base}/v1/keys"))
+            .bearer_auth(token)
+            .json(&json!({"algorithm": alg.as_str(), "label": "bench"}))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| CliError::Server(format!("create key: {e}")))?
+            .json()
+            .await
+            .map_err(|e| CliError::Server(e.to_string()))?;
+        let url = format!("{base}/v1/keys/{}/sign", crate::field(&key, "id"));
+        let field = if alg == Algorithm::Ed25519 {
+            "message"
+        } else {
+            "digest"
+        };
+        // Warm up connections and the key cache.
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let start = Instant::now();
+        let mut tasks = vec![];
+        for c in 0..clients {
+            let (http, url, token) = (http.clone(), url.clone(), token.to_owned());
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(4096);
+                let mut errors = 0u64;
+                let mut n = c as u64 * 1_000_000_000;
+                while Instant::now() < deadline {
+                    let body = json!({ field: hex::encode(digest(n)) });
+                    n += 1;
+                    let t = Instant::now();
+                    match http.post(&url).bearer_auth(&token).json(&body).send().await {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                            lat.push(t.elapsed());
+                        }
+                        _ => errors += 1,
+                    }
+                }
+                (lat, errors)
+            }));
+        }
+        let mut all = vec![];
+        let mut errors = 0;
+        for t in tasks {
+            let (lat, e) = t.await.map_err(|e| CliError::Server(e.to_string()))?;
+            all.extend(lat);
+            errors += e;
+        }
+        let elapsed = start.elapsed();
+        all.sort_unstable();
+        Ok(Http {
+            ops_per_sec: rate(all.len() as u64, elapsed),
+            p50_ms: percentile(&all, 0.50),
+            p99_ms: percentile(&all, 0.99),
+            errors,
+            records: 0,
+        })
+    })
+}
+
+pub(crate) fn run(out: &Output, a: &BenchArgs) -> Result<(), CliError> {
+    let mut report = vec![];
+    for alg in [Algorithm::Secp256k1, Algorithm::Ed25519] {
+        let raw = if alg == Algorithm::Ed25519 {
+            raw_ed25519(a.seconds)
+        } else {
+            raw_secp256k1(a.seconds)
+        };
+        let ks = keystore_rate(alg, a.seconds)?;
+        let http = if a.no_http {
+            None
+        } else {
+            Some(http_rate(alg, a.seconds, a.clients)?)
+        };
+        if !out.json {
+            println!("{alg}:");
+            println!("  raw library, 1 core:          {raw:>10.0} sign/s");
+            println!(
+                "  keystore (+verify), 1 core:   {ks:>10.0} sign/s  ({:.2}x raw)",
+                ks / raw
+            );
+            if let Some(h) = &http {
+                println!(
+                    "  HTTP end to end, {} clients: {:>10.0} sign/s  ({:.2}x raw)  p50 {:.2} ms  p99 {:.2} ms  errors {}  audit records {}",
+                    a.clients,
+                    h.ops_per_sec,
+                    h.ops_per_sec / raw,
+                    h.p50_ms,
+                    h.p99_ms,
+                    h.errors,
+                    h.records
+                );
+            }
+        }
+        report.push(json!({
+            "algorithm": alg.as_str(),
+            "raw_sign_per_sec": raw,
+            "keystore_sign_per_sec": ks,
+            "keystore_ratio": ks / raw,
+            "http": http.map(|h| json!({"clients": a.clients, "sign_per_sec": h.ops_per_sec, "ratio": h.ops_per_sec / raw,
+                "p50_ms": h.p50_ms, "p99_ms": h.p99_ms, "errors": h.errors, "audit_records": h.records})),
+        }));
+    }
+    if out.json {
+        println!("{}", serde_json::Value::Array(report));
+    }
+    Ok(())
+}

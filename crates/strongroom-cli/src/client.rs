@@ -1,0 +1,132 @@
+//! A small blocking HTTP client for the `/v1` API.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use reqwest::blocking::Client as Http;
+use serde_json::Value;
+
+/// Why a command failed.
+#[derive(Debug)]
+pub(crate) enum CliError {
+    /// The server refused or failed the request.
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The server could not be reached.
+    Connect(String),
+    /// Bad local input (file, flag).
+    Input(String),
+    /// The node failed to start or stopped abnormally.
+    Server(String),
+    /// The audit log failed verification.
+    Tampered(String),
+}
+
+impl CliError {
+    pub(crate) fn code(&self) -> &str {
+        match self {
+            CliError::Api { code, .. } => code,
+            CliError::Connect(_) => "connection_failed",
+            CliError::Input(_) => "invalid_input",
+            CliError::Server(_) => "server_failed",
+            CliError::Tampered(_) => "audit_verification_failed",
+        }
+    }
+
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Input(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Api {
+                status,
+                code,
+                message,
+            } => write!(f, "{message} ({code}, HTTP {status})"),
+            CliError::Connect(m)
+            | CliError::Input(m)
+            | CliError::Server(m)
+            | CliError::Tampered(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Percent-encodes a path segment.
+pub(crate) fn path(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub(crate) struct Client {
+    http: Http,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub(crate) fn new(addr: &str, token: Option<String>) -> Result<Self, CliError> {
+        let http = Http::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| CliError::Connect(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            base: addr.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, CliError> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .map_err(|e| CliError::Connect(format!("cannot reach {}: {e}", self.base)))?;
+        let status = resp.status();
+        let value: Value = resp.json().unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(value);
+        }
+        let err = &value["error"];
+        Err(CliError::Api {
+            status: status.as_u16(),
+            code: err["code"].as_str().unwrap_or("http_error").to_owned(),
+            message: err["message"]
+                .as_str()
+                .unwrap_or("request failed")
+                .to_owned(),
+        })
+    }
+
+    pub(crate) fn get(&self, path: &str) -> Result<Value, CliError> {
+        self.send(Method::GET, path, None)
+    }
+
+    pub(crate) fn post(&self, path: &str, body: &Value) -> Result<Value, CliError> {
+        self.send(Method::POST, path, Some(body))
+    }
+
+    pub(crate) fn delete(&self, path: &str) -> Result<Value, CliError> {
+        self.send(Method::DELETE, path, None)
+    }
+}

@@ -1,0 +1,397 @@
+//! `strongroom`: runs a node (`serve`), administers and uses one over its HTTP API, and
+//! verifies an audit log offline (`audit verify`).
+//!
+//! The client commands hold no key material: they send requests and print answers. Exit codes:
+//! 0 success, 1 refused or failed, 2 usage error.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool prints.
+
+mod bench;
+mod client;
+mod output;
+mod verify;
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+
+use crate::client::{CliError, Client};
+
+#[derive(Parser)]
+#[command(
+    name = "strongroom",
+    version,
+    about = "A custody vault for digital-asset keys"
+)]
+struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Server address.
+    #[arg(
+        long,
+        global = true,
+        env = "STRONGROOM_ADDR",
+        default_value = "http://127.0.0.1:8200"
+    )]
+    addr: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node.
+    Serve(ServeArgs),
+    /// Show seal status.
+    Status,
+    /// Initialise, unseal and seal the vault.
+    #[command(subcommand)]
+    Operator(OperatorCmd),
+    /// Manage cryptographic domains.
+    #[command(subcommand)]
+    Domain(DomainCmd),
+    /// Manage application tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Manage keys.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Sign with a key.
+    Sign(SignArgs),
+    /// Work with the audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Measure signing throughput: raw library, keystore, and end to end over HTTP.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Dev mode: initialised, unsealed, `default` domain, plain HTTP on loopback.
+    #[arg(long, conflicts_with = "config")]
+    dev: bool,
+    /// Production configuration file (TOML: listen, data_dir). Starts sealed.
+    #[arg(long, required_unless_present = "dev")]
+    config: Option<PathBuf>,
+    /// Data directory (dev mode; default: a fresh temporary directory).
+    #[arg(long, requires = "dev")]
+    data: Option<PathBuf>,
+    /// Listen address (dev mode).
+    #[arg(long, requires = "dev", default_value = "127.0.0.1:8200")]
+    listen: SocketAddr,
+}
+
+#[derive(Subcommand)]
+enum OperatorCmd {
+    /// Initialise a fresh vault: generates the root key inside the server and prints the
+    /// shares (once) and the root token.
+    Init {
+        /// Number of shares to issue.
+        #[arg(long)]
+        shares: u8,
+        /// Number of shares needed to unseal.
+        #[arg(long)]
+        threshold: u8,
+    },
+    /// Submit one unseal share (hidden prompt, --share-file, or standard input).
+    Unseal {
+        /// File holding the share string.
+        #[arg(long)]
+        share_file: Option<PathBuf>,
+    },
+    /// Seal: wipe all key material from the server's memory.
+    Seal,
+}
+
+#[derive(Subcommand)]
+enum DomainCmd {
+    /// Create a domain.
+    Create {
+        /// Name: 1-64 characters from a-z, 0-9, '-' and '_'.
+        name: String,
+    },
+    /// List domains.
+    List,
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Issue an application token confined to one domain.
+    Create {
+        /// Domain (default: `default`).
+        #[arg(long)]
+        domain: Option<String>,
+        /// Lifetime, e.g. `30m`, `12h`, `7d`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<std::time::Duration>,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        /// Token id (from `token create`).
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// Create a key.
+    Create {
+        /// Domain (default: `default`, or the token's own domain).
+        #[arg(long)]
+        domain: Option<String>,
+        /// secp256k1, ed25519 or p256.
+        #[arg(long)]
+        algorithm: String,
+        /// A label (immutable).
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List a domain's keys.
+    List {
+        /// Domain (default: `default`, or the token's own domain).
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Show a key.
+    Show {
+        /// Key id.
+        id: String,
+        /// Print the public key as PEM (SubjectPublicKeyInfo), for OpenSSL.
+        #[arg(long)]
+        pem: bool,
+    },
+    /// Destroy a key (its sealed secret is erased).
+    Destroy {
+        /// Key id.
+        id: String,
+    },
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["digest", "message", "message_file"])))]
+struct SignArgs {
+    /// Key id.
+    #[arg(long)]
+    key: String,
+    /// 32-byte digest in hex (ECDSA keys).
+    #[arg(long)]
+    digest: Option<String>,
+    /// Message in hex (Ed25519 keys).
+    #[arg(long)]
+    message: Option<String>,
+    /// File holding the raw message bytes (Ed25519 keys).
+    #[arg(long)]
+    message_file: Option<PathBuf>,
+    /// Write the DER signature (ECDSA) or raw signature (Ed25519) to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Verify the audit chain offline, without the server. Exits 1 on any tampering.
+    Verify {
+        /// The node's data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Expected audit public key (hex), as printed by `operator init`.
+        #[arg(long)]
+        audit_key: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    json!({"error": {"code": e.code(), "message": e.to_string()}})
+                );
+            } else {
+                eprintln!("error: {e}");
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let out = output::Output { json: cli.json };
+    let client = || Client::new(&cli.addr, std::env::var("STRONGROOM_TOKEN").ok());
+    match cli.command {
+        Command::Serve(a) => serve(a),
+        Command::Status => out.status(&client()?.get("/v1/sys/status")?),
+        Command::Operator(OperatorCmd::Init { shares, threshold }) => out.init(&client()?.post(
+            "/v1/sys/init",
+            &json!({"shares": shares, "threshold": threshold}),
+        )?),
+        Command::Operator(OperatorCmd::Unseal { share_file }) => {
+            let share = read_share(share_file)?;
+            out.status(&client()?.post("/v1/sys/unseal", &json!({"share": share.as_str()}))?)
+        }
+        Command::Operator(OperatorCmd::Seal) => {
+            out.status(&client()?.post("/v1/sys/seal", &json!({}))?)
+        }
+        Command::Domain(DomainCmd::Create { name }) => {
+            out.object(&client()?.post("/v1/domains", &json!({"name": name}))?)
+        }
+        Command::Domain(DomainCmd::List) => out.list(
+            &client()?.get("/v1/domains")?,
+            &["name", "id", "created_at"],
+        ),
+        Command::Token(TokenCmd::Create { domain, ttl }) => {
+            let body = json!({"domain": domain, "ttl_seconds": ttl.map(|d| d.as_secs())});
+            out.object(&client()?.post("/v1/tokens", &body)?)
+        }
+        Command::Token(TokenCmd::Revoke { id }) => {
+            out.object(&client()?.delete(&format!("/v1/tokens/{}", client::path(&id)))?)
+        }
+        Command::Key(KeyCmd::Create {
+            domain,
+            algorithm,
+            label,
+        }) => out.object(&client()?.post(
+            "/v1/keys",
+            &json!({"domain": domain, "algorithm": algorithm, "label": label}),
+        )?),
+        Command::Key(KeyCmd::List { domain }) => {
+            let path = match domain {
+                Some(d) => format!("/v1/keys?domain={}", client::path(&d)),
+                None => "/v1/keys".to_owned(),
+            };
+            out.list(
+                &client()?.get(&path)?,
+                &["id", "algorithm", "state", "label", "public_key"],
+            )
+        }
+        Command::Key(KeyCmd::Show { id, pem }) => {
+            let key = client()?.get(&format!("/v1/keys/{}", client::path(&id)))?;
+            if pem { out.pem(&key) } else { out.object(&key) }
+        }
+        Command::Key(KeyCmd::Destroy { id }) => {
+            out.object(&client()?.delete(&format!("/v1/keys/{}", client::path(&id)))?)
+        }
+        Command::Sign(a) => sign(&client()?, &out, a),
+        Command::Audit(AuditCmd::Verify { data, audit_key }) => {
+            verify::run(&out, &data, audit_key.as_deref())
+        }
+        Command::Bench(a) => bench::run(&out, &a),
+    }
+}
+
+fn sign(client: &Client, out: &output::Output, a: SignArgs) -> Result<(), CliError> {
+    let body = match (a.digest, a.message, a.message_file) {
+        (Some(d), _, _) => json!({"digest": d}),
+        (_, Some(m), _) => json!({"message": m}),
+        (_, _, Some(f)) => {
+            let bytes = std::fs::read(&f)
+                .map_err(|e| CliError::Input(format!("cannot read {}: {e}", f.display())))?;
+            json!({"message": hex::encode(bytes)})
+        }
+        _ => {
+            return Err(CliError::Input(
+                "give --digest, --message or --message-file".into(),
+            ));
+        }
+    };
+    let sig = client.post(&format!("/v1/keys/{}/sign", client::path(&a.key)), &body)?;
+    if let Some(path) = a.out {
+        let field = if sig.get("signature_der").is_some() {
+            "signature_der"
+        } else {
+            "signature"
+        };
+        let bytes = hex::decode(sig[field].as_str().unwrap_or_default())
+            .map_err(|_| CliError::Input("server returned a malformed signature".into()))?;
+        std::fs::write(&path, bytes)
+            .map_err(|e| CliError::Input(format!("cannot write {}: {e}", path.display())))?;
+    }
+    out.object(&sig)
+}
+
+fn read_share(file: Option<PathBuf>) -> Result<zeroize::Zeroizing<String>, CliError> {
+    let text = match file {
+        Some(f) => std::fs::read_to_string(&f)
+            .map_err(|e| CliError::Input(format!("cannot read {}: {e}", f.display())))?,
+        None if std::io::stdin().is_terminal() => {
+            rpassword::prompt_password("Unseal share (input hidden): ")
+                .map_err(|e| CliError::Input(format!("cannot read the share: {e}")))?
+        }
+        None => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .map_err(|e| CliError::Input(format!("cannot read standard input: {e}")))?;
+            s
+        }
+    };
+    Ok(zeroize::Zeroizing::new(text.trim().to_owned()))
+}
+
+fn serve(a: ServeArgs) -> Result<(), CliError> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STRONGROOM_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let opts = if a.dev {
+        strongroom_server::ServeOptions {
+            dev: true,
+            listen: a.listen,
+            data_dir: a.data,
+        }
+    } else {
+        let path = a
+            .config
+            .ok_or_else(|| CliError::Input("--config is required without --dev".into()))?;
+        let cfg =
+            strongroom_server::Config::load(&path).map_err(|e| CliError::Server(e.to_string()))?;
+        strongroom_server::ServeOptions {
+            dev: false,
+            listen: cfg.listen,
+            data_dir: Some(cfg.data_dir),
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Server(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(strongroom_server::serve(opts, |s| {
+        println!(
+            "strongroom {} listening on http://{}",
+            env!("CARGO_PKG_VERSION"),
+            s.addr
+        );
+        println!("data directory: {}", s.data_dir.display());
+        if let Some(t) = &s.dev_token {
+            println!("dev mode: initialised and unsealed; domain `default` exists");
+            println!("root token: {}", t.as_str());
+            println!("  export STRONGROOM_ADDR=http://{}", s.addr);
+            println!(
+                "  export STRONGROOM_TOKEN=$(cat {}/dev-token)",
+                s.data_dir.display()
+            );
+        } else {
+            println!(
+                "sealed: run `strongroom operator init` (new vault) or `strongroom operator unseal`"
+            );
+        }
+        // Flush so that scripts waiting for the address see it at once.
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    }))
+    .map_err(|e| CliError::Server(e.to_string()))
+}
+
+/// Used by output and bench: a JSON string field, or "".
+pub(crate) fn field<'a>(v: &'a Value, name: &str) -> &'a str {
+    v.get(name).and_then(Value::as_str).unwrap_or("")
+}

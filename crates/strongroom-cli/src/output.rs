@@ -1,0 +1,114 @@
+//! Printing answers as text or JSON.
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::client::CliError;
+use crate::field;
+
+pub(crate) struct Output {
+    pub(crate) json: bool,
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+impl Output {
+    fn raw(&self, v: &Value) -> Result<(), CliError> {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+        );
+        Ok(())
+    }
+
+    pub(crate) fn object(&self, v: &Value) -> Result<(), CliError> {
+        if self.json {
+            return self.raw(v);
+        }
+        if let Value::Object(m) = v {
+            for (k, val) in m {
+                println!("{k}: {}", scalar(val));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn list(&self, v: &Value, columns: &[&str]) -> Result<(), CliError> {
+        if self.json {
+            return self.raw(v);
+        }
+        for item in v.as_array().map(Vec::as_slice).unwrap_or_default() {
+            let cells: Vec<String> = columns.iter().map(|c| scalar(&item[*c])).collect();
+            println!("{}", cells.join("  "));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn status(&self, v: &Value) -> Result<(), CliError> {
+        if self.json {
+            return self.raw(v);
+        }
+        println!("initialized: {}", scalar(&v["initialized"]));
+        println!("sealed: {}", scalar(&v["sealed"]));
+        println!(
+            "unseal progress: {}/{}",
+            scalar(&v["progress"]),
+            scalar(&v["threshold"])
+        );
+        println!("version: {}", scalar(&v["version"]));
+        Ok(())
+    }
+
+    pub(crate) fn init(&self, v: &Value) -> Result<(), CliError> {
+        if self.json {
+            return self.raw(v);
+        }
+        let shares = v["shares"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        println!("Vault initialised. These shares are shown ONCE and are not stored anywhere.");
+        println!(
+            "Give one to each custodian; any {} of them unseal the vault.\n",
+            scalar(&v["threshold"])
+        );
+        for (i, s) in shares.iter().enumerate() {
+            println!("share {}: {}", i + 1, scalar(s));
+        }
+        println!("\nroot token: {}", field(v, "root_token"));
+        println!("audit public key: {}", field(v, "audit_public_key"));
+        println!(
+            "\nThe vault is sealed: run `strongroom operator unseal` with {} shares.",
+            scalar(&v["threshold"])
+        );
+        Ok(())
+    }
+
+    pub(crate) fn pem(&self, key: &Value) -> Result<(), CliError> {
+        let alg: strongroom_core::Algorithm = field(key, "algorithm")
+            .parse()
+            .map_err(|_| CliError::Input("unknown algorithm in answer".into()))?;
+        let pk = hex::decode(field(key, "public_key"))
+            .map_err(|_| CliError::Input("malformed public key".into()))?;
+        let der = strongroom_crypto::spki_der(alg, &pk)
+            .map_err(|_| CliError::Input("malformed public key".into()))?;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+        for chunk in b64.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+            pem.push('\n');
+        }
+        pem.push_str("-----END PUBLIC KEY-----");
+        if self.json {
+            return self.raw(&serde_json::json!({"id": field(key, "id"), "pem": pem}));
+        }
+        println!("{pem}");
+        Ok(())
+    }
+}

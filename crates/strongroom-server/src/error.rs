@@ -1,0 +1,231 @@
+//! The server's one error type and its mapping to HTTP. Every variant has a stable
+//! snake_case code; messages are written here, never copied from secrets or from input.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use strongroom_core::record::Outcome;
+
+/// An API failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// Malformed or invalid input (400).
+    BadRequest {
+        /// Stable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// No credential where one is required (401).
+    Unauthenticated,
+    /// The credential is unknown, expired or revoked (401).
+    InvalidToken,
+    /// The principal may not do this (403).
+    Forbidden,
+    /// Unknown, or outside the caller's domain: the two are indistinguishable (404).
+    NotFound,
+    /// The request conflicts with current state (409).
+    Conflict {
+        /// Stable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// The body is larger than the server accepts (413).
+    TooLarge,
+    /// Too many unauthenticated or failed requests from this source (429).
+    RateLimited,
+    /// The vault is sealed (503).
+    Sealed,
+    /// The vault has not been initialised (503).
+    NotInitialized,
+    /// The audit log cannot be written, so nothing is done (503).
+    AuditUnavailable,
+    /// A sealed key failed to open: tampered, moved or edited (500).
+    KeyUnavailable,
+    /// Anything else (500). Details go to the server log with the request id, never to the
+    /// client.
+    Internal,
+}
+
+impl ApiError {
+    pub(crate) fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// HTTP status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated | ApiError::InvalidToken => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Sealed | ApiError::NotInitialized | ApiError::AuditUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::KeyUnavailable | ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable machine-readable code.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. } | ApiError::Conflict { code, .. } => code,
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::InvalidToken => "invalid_token",
+            ApiError::Forbidden => "forbidden",
+            ApiError::NotFound => "not_found",
+            ApiError::TooLarge => "body_too_large",
+            ApiError::RateLimited => "rate_limited",
+            ApiError::Sealed => "sealed",
+            ApiError::NotInitialized => "not_initialized",
+            ApiError::AuditUnavailable => "audit_unavailable",
+            ApiError::KeyUnavailable => "key_unavailable",
+            ApiError::Internal => "internal_error",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            ApiError::BadRequest { message, .. } | ApiError::Conflict { message, .. } => {
+                message.clone()
+            }
+            ApiError::Unauthenticated => "a token is required (Authorization: Bearer ...)".into(),
+            ApiError::InvalidToken => "the token is unknown, expired or revoked".into(),
+            ApiError::Forbidden => "this token may not perform this operation".into(),
+            ApiError::NotFound => "not found".into(),
+            ApiError::TooLarge => "request body too large".into(),
+            ApiError::RateLimited => "too many requests from this source; slow down".into(),
+            ApiError::Sealed => "the vault is sealed".into(),
+            ApiError::NotInitialized => "the vault is not initialised".into(),
+            ApiError::AuditUnavailable => {
+                "the audit log cannot be written; nothing was done".into()
+            }
+            ApiError::KeyUnavailable => "key unavailable".into(),
+            ApiError::Internal => "internal error".into(),
+        }
+    }
+
+    /// How the request is recorded in the audit log.
+    #[must_use]
+    pub fn outcome(&self) -> Outcome {
+        if self.status().is_server_error() {
+            Outcome::Failed
+        } else {
+            Outcome::Denied
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code(), self.message())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body =
+            serde_json::json!({ "error": { "code": self.code(), "message": self.message() } });
+        let mut resp = (self.status(), axum::Json(body)).into_response();
+        resp.extensions_mut().insert(self);
+        resp
+    }
+}
+
+impl From<strongroom_keystore::Error> for ApiError {
+    fn from(e: strongroom_keystore::Error) -> Self {
+        use strongroom_keystore::Error as K;
+        match e {
+            K::NotInitialized => ApiError::NotInitialized,
+            K::Sealed => ApiError::Sealed,
+            K::AlreadyInitialized => {
+                ApiError::conflict("already_initialized", "the vault is already initialised")
+            }
+            K::AlreadyUnsealed => {
+                ApiError::conflict("already_unsealed", "the vault is already unsealed")
+            }
+            K::MalformedShare => ApiError::bad(
+                "malformed_share",
+                "the share is malformed (check for typos); it was not counted",
+            ),
+            K::ForeignShare => ApiError::bad(
+                "foreign_share",
+                "the share belongs to another vault; it was not counted",
+            ),
+            K::InvalidShare => ApiError::bad(
+                "invalid_share",
+                "the share is not valid for this vault; it was not counted",
+            ),
+            K::DuplicateShare => ApiError::conflict(
+                "duplicate_share",
+                "this share was already submitted; it was not counted again",
+            ),
+            K::UnsealFailed => ApiError::bad(
+                "unseal_failed",
+                "the shares did not reconstruct the root key; progress was reset",
+            ),
+            K::ShareParameters => {
+                ApiError::bad("invalid_parameters", "need 1 <= threshold <= shares <= 255")
+            }
+            K::KeyUnavailable => ApiError::KeyUnavailable,
+            K::KeyDestroyed => ApiError::conflict("key_destroyed", "the key has been destroyed"),
+            K::Crypto(strongroom_crypto::Error::WrongPayload { expected, given }) => ApiError::bad(
+                "wrong_payload",
+                format!("this key signs a {expected}, not a {given}"),
+            ),
+            K::Crypto(strongroom_crypto::Error::Entropy) => {
+                tracing::error!("entropy source failed");
+                ApiError::Internal
+            }
+            K::Crypto(strongroom_crypto::Error::SelfCheck) => {
+                tracing::error!("signature self-check failed; nothing released");
+                ApiError::Internal
+            }
+            other => {
+                tracing::error!(error = %other, "keystore failure");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl From<strongroom_core::Error> for ApiError {
+    fn from(e: strongroom_core::Error) -> Self {
+        use strongroom_core::Error as C;
+        match e {
+            C::InvalidId => ApiError::NotFound,
+            C::UnknownAlgorithm => ApiError::bad(
+                "invalid_algorithm",
+                "algorithm must be secp256k1, ed25519 or p256",
+            ),
+            C::InvalidName => ApiError::bad(
+                "invalid_name",
+                "names use 1-64 characters from a-z, 0-9, '-' and '_'",
+            ),
+            C::Conflict(what) => ApiError::conflict("conflict", format!("{what} already exists")),
+            C::NotFound(_) => ApiError::NotFound,
+            other => {
+                tracing::error!(error = %other, "storage failure");
+                ApiError::Internal
+            }
+        }
+    }
+}

@@ -1,0 +1,548 @@
+//! The HTTP surface: routes, the request pipeline (authentication, rate limiting, sealed
+//! gate, audit), JSON input parsing and handlers.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use strongroom_core::record::Outcome;
+use strongroom_core::{Principal, RequestId};
+
+use crate::error::ApiError;
+use crate::service::{RequestCtx, SignInput, Tags, Vault};
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// One API route: method, path, audit operation name, summary (for OpenAPI).
+pub struct Route {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path template.
+    pub path: &'static str,
+    /// Operation name in audit records.
+    pub operation: &'static str,
+    /// One-line description.
+    pub summary: &'static str,
+    /// Whether a token is required.
+    pub authenticated: bool,
+    /// Whether it answers while the vault is sealed.
+    pub while_sealed: bool,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    operation: &'static str,
+    summary: &'static str,
+    authenticated: bool,
+    while_sealed: bool,
+) -> Route {
+    Route {
+        method,
+        path,
+        operation,
+        summary,
+        authenticated,
+        while_sealed,
+    }
+}
+
+/// Every route the server serves. The router, the audit operation names and the OpenAPI
+/// document are all built from this table, so they cannot disagree.
+pub const ROUTES: &[Route] = &[
+    route(
+        "GET",
+        "/v1/health",
+        "health",
+        "Liveness and seal state",
+        false,
+        true,
+    ),
+    route(
+        "GET",
+        "/v1/sys/status",
+        "status",
+        "Seal status and unseal progress",
+        false,
+        true,
+    ),
+    route(
+        "POST",
+        "/v1/sys/init",
+        "operator.init",
+        "Initialise a fresh vault: returns the unseal shares and root token once",
+        false,
+        true,
+    ),
+    route(
+        "POST",
+        "/v1/sys/unseal",
+        "operator.unseal",
+        "Submit one unseal share",
+        false,
+        true,
+    ),
+    route(
+        "POST",
+        "/v1/sys/seal",
+        "operator.seal",
+        "Seal: wipe all key material from memory",
+        true,
+        false,
+    ),
+    route(
+        "POST",
+        "/v1/domains",
+        "domain.create",
+        "Create a cryptographic domain",
+        true,
+        false,
+    ),
+    route(
+        "GET",
+        "/v1/domains",
+        "domain.list",
+        "List domains",
+        true,
+        false,
+    ),
+    route(
+        "POST",
+        "/v1/tokens",
+        "token.create",
+        "Issue an application token for one domain",
+        true,
+        false,
+    ),
+    route(
+        "DELETE",
+        "/v1/tokens/{id}",
+        "token.revoke",
+        "Revoke a token",
+        true,
+        false,
+    ),
+    route(
+        "POST",
+        "/v1/keys",
+        "key.create",
+        "Create a key",
+        true,
+        false,
+    ),
+    route(
+        "GET",
+        "/v1/keys",
+        "key.list",
+        "List a domain's keys",
+        true,
+        false,
+    ),
+    route(
+        "GET",
+        "/v1/keys/{id}",
+        "key.show",
+        "Show a key",
+        true,
+        false,
+    ),
+    route(
+        "DELETE",
+        "/v1/keys/{id}",
+        "key.destroy",
+        "Destroy a key (crypto-shredding)",
+        true,
+        false,
+    ),
+    route(
+        "POST",
+        "/v1/keys/{id}/sign",
+        "key.sign",
+        "Sign a digest (ECDSA) or message (Ed25519)",
+        true,
+        false,
+    ),
+    route(
+        "GET",
+        "/v1/openapi.json",
+        "openapi",
+        "This OpenAPI document",
+        false,
+        false,
+    ),
+];
+
+fn lookup(method: &Method, path: Option<&str>) -> Option<&'static Route> {
+    let path = path?;
+    ROUTES
+        .iter()
+        .find(|r| r.method == method.as_str() && r.path == path)
+}
+
+/// Builds the router.
+pub fn router(vault: Arc<Vault>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/sys/status", get(status))
+        .route("/v1/sys/init", post(init))
+        .route("/v1/sys/unseal", post(unseal))
+        .route("/v1/sys/seal", post(seal))
+        .route("/v1/domains", post(create_domain).get(list_domains))
+        .route("/v1/tokens", post(create_token))
+        .route("/v1/tokens/{id}", axum::routing::delete(revoke_token))
+        .route("/v1/keys", post(create_key).get(list_keys))
+        .route("/v1/keys/{id}", get(show_key).delete(destroy_key))
+        .route("/v1/keys/{id}/sign", post(sign))
+        .route("/v1/openapi.json", get(openapi))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async {
+            ApiError::bad(
+                "method_not_allowed",
+                "this path does not accept that method",
+            )
+        })
+        .layer(middleware::from_fn_with_state(Arc::clone(&vault), pipeline))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(vault)
+}
+
+fn bearer(req: &Request) -> Option<&str> {
+    let v = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    v.strip_prefix("Bearer ").map(str::trim)
+}
+
+/// The request pipeline around every handler: identify the caller, rate-limit anonymous and
+/// failed-auth traffic, refuse while sealed, run the handler, then make sure an audit record
+/// is durable before the response leaves (or replace the response with 503).
+async fn pipeline(
+    State(vault): State<Arc<Vault>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let request_id = {
+        let mut b = [0u8; 16];
+        if vault.entropy.fill(&mut b).is_err() {
+            return ApiError::Internal.into_response();
+        }
+        RequestId::from_random(b)
+    };
+    let time = vault.clock.now();
+    let route = lookup(
+        req.method(),
+        req.extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+    );
+    let operation = route.map_or("http.unrouted", |r| r.operation);
+    let source = peer.ip();
+
+    let auth = match bearer(&req) {
+        None => Ok(Principal::Anonymous),
+        Some(t) => vault.tokens.authenticate(vault.store.as_ref(), t, time),
+    };
+    let principal = *auth.as_ref().unwrap_or(&Principal::Anonymous);
+    let ctx = Arc::new(RequestCtx {
+        request_id,
+        time,
+        source,
+        principal,
+        tags: Mutex::new(Tags::default()),
+    });
+
+    let anonymous = matches!(principal, Principal::Anonymous);
+    let mut response = if anonymous && !vault.limiter.allow(source, Instant::now()) {
+        ApiError::RateLimited.into_response()
+    } else if let Err(e) = auth {
+        e.into_response()
+    } else if vault.writer.has_failed() && route.is_none_or(|r| r.operation != "health") {
+        ApiError::AuditUnavailable.into_response()
+    } else if route.is_some_and(|r| !r.while_sealed) && vault.keystore.status().sealed {
+        if vault.keystore.status().initialized {
+            ApiError::Sealed
+        } else {
+            ApiError::NotInitialized
+        }
+        .into_response()
+    } else {
+        req.extensions_mut().insert(Arc::clone(&ctx));
+        next.run(req).await
+    };
+
+    let tags = ctx.tags();
+    if !tags.audited {
+        let (outcome, code) = match response.extensions().get::<ApiError>() {
+            Some(e) => (e.outcome(), Some(e.code())),
+            None if response.status().is_success() => (Outcome::Granted, None),
+            None => (Outcome::Failed, Some("internal_error")),
+        };
+        let event = ctx.event(operation, outcome, code);
+        // Init and unseal carry their own credential (the shares), so each is recorded on its
+        // own; other anonymous traffic is aggregated per source and interval.
+        let individual = !anonymous || matches!(operation, "operator.init" | "operator.unseal");
+        let to_write = if individual {
+            Some(event)
+        } else {
+            vault.limiter.record(Some(source), event)
+        };
+        if let Some(event) = to_write
+            && vault.writer.submit(vec![], event).await.is_err()
+        {
+            response = ApiError::AuditUnavailable.into_response();
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id.to_string()) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+/// JSON body extractor with strongroom's error format: 413 for bodies over [`MAX_BODY`], 400
+/// (without echoing the input) for anything that does not parse into `T`.
+pub(crate) struct ApiJson<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge
+            } else {
+                ApiError::bad("malformed_request", "the request body could not be read")
+            }
+        })?;
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Data => "has the wrong fields or types",
+                _ => "is not valid JSON",
+            };
+            ApiError::bad(
+                "malformed_json",
+                format!(
+                    "request body {what} (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })
+    }
+}
+
+type Ctx = axum::Extension<Arc<RequestCtx>>;
+
+/// Parses hex with or without `0x`.
+pub(crate) fn parse_hex(field: &'static str, s: &str) -> Result<Vec<u8>, ApiError> {
+    let s = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    hex::decode(s).map_err(|_| {
+        ApiError::bad(
+            "invalid_hex",
+            format!("{field} must be hex (optionally 0x-prefixed)"),
+        )
+    })
+}
+
+async fn health(State(vault): State<Arc<Vault>>) -> Json<serde_json::Value> {
+    let s = vault.keystore.status();
+    let audit = if vault.writer.has_failed() {
+        "failed"
+    } else {
+        "ok"
+    };
+    Json(serde_json::json!({
+        "status": if audit == "ok" { "ok" } else { "degraded" },
+        "initialized": s.initialized,
+        "sealed": s.sealed,
+        "audit": audit,
+    }))
+}
+
+async fn status(State(vault): State<Arc<Vault>>) -> impl IntoResponse {
+    Json(vault.status())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InitBody {
+    shares: u8,
+    threshold: u8,
+}
+
+async fn init(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<InitBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.init(&ctx, b.shares, b.threshold).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnsealBody {
+    share: String,
+}
+
+async fn unseal(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<UnsealBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let share = zeroize::Zeroizing::new(b.share);
+    Ok(Json(v.unseal(&ctx, &share)?))
+}
+
+async fn seal(State(v): State<Arc<Vault>>, ctx: Ctx) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.seal(&ctx)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DomainBody {
+    name: String,
+}
+
+async fn create_domain(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<DomainBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.create_domain(&ctx, &b.name).await?))
+}
+
+async fn list_domains(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.list_domains(&ctx)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    domain: Option<String>,
+    ttl_seconds: Option<u64>,
+}
+
+async fn create_token(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<TokenBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let ttl = b.ttl_seconds.map(std::time::Duration::from_secs);
+    Ok(Json(v.create_token(&ctx, b.domain.as_deref(), ttl).await?))
+}
+
+async fn revoke_token(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.revoke_token(&ctx, &id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyBody {
+    domain: Option<String>,
+    algorithm: String,
+    label: Option<String>,
+}
+
+async fn create_key(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<KeyBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(
+        v.create_key(&ctx, b.domain.as_deref(), &b.algorithm, b.label)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    domain: Option<String>,
+}
+
+async fn list_keys(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(q) =
+        q.map_err(|_| ApiError::bad("malformed_query", "unknown or invalid query parameters"))?;
+    Ok(Json(v.list_keys(&ctx, q.domain.as_deref())?))
+}
+
+async fn show_key(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.show_key(&ctx, &id)?))
+}
+
+async fn destroy_key(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.destroy_key(&ctx, &id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignBody {
+    digest: Option<String>,
+    message: Option<String>,
+}
+
+async fn sign(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<SignBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let input = match (b.digest, b.message) {
+        (Some(d), None) => {
+            let bytes = parse_hex("digest", &d)?;
+            let digest: [u8; 32] = bytes.try_into().map_err(|_| {
+                ApiError::bad(
+                    "invalid_digest",
+                    "digest must be exactly 32 bytes (64 hex digits)",
+                )
+            })?;
+            SignInput::Digest(digest)
+        }
+        (None, Some(m)) => SignInput::Message(parse_hex("message", &m)?),
+        _ => {
+            return Err(ApiError::bad(
+                "invalid_parameters",
+                "give exactly one of digest or message",
+            ));
+        }
+    };
+    Ok(Json(v.sign(&ctx, &id, &input)?))
+}
+
+async fn openapi() -> impl IntoResponse {
+    Json(crate::openapi::document())
+}

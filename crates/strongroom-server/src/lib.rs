@@ -1,0 +1,40 @@
+//! The strongroom server: the HTTP API over the keystore, with authentication, the one
+//! authorisation hook, rate limiting, and the group-committing audit writer.
+//!
+//! This is the only crate that maps errors to HTTP and owns an async runtime. It must not
+//! hold key material itself (the keystore does) and must not answer any request before that
+//! request's audit record is durable.
+
+mod config;
+mod error;
+mod http;
+mod limiter;
+mod openapi;
+mod serve;
+mod service;
+mod token;
+mod writer;
+
+pub use config::{Config, check_listen};
+pub use error::ApiError;
+pub use http::{MAX_BODY, ROUTES, Route};
+pub use serve::{ServeOptions, Started, serve};
+pub use service::DEFAULT_DOMAIN;
+
+/// Why a node could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The configuration is missing, malformed or unsafe.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Storage could not be opened (locked, corrupt, missing database...).
+    #[error(transparent)]
+    Storage(#[from] strongroom_storage::Error),
+    /// A bootstrap operation was refused.
+    #[error("{0}")]
+    Api(ApiError),
+    /// An I/O failure.
+    #[error("{0}")]
+    Io(String),
+}

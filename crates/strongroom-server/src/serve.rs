@@ -1,0 +1,283 @@
+//! Starting and stopping a node: open the data directory, bring up the keystore and the audit
+//! writer, bootstrap dev mode, serve HTTP until a signal, then flush the audit log.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use strongroom_core::record::Outcome;
+use strongroom_core::storage::Storage;
+use strongroom_core::{Clock, EntropySource, Principal, RequestId, SystemClock};
+use strongroom_crypto::OsEntropy;
+use strongroom_keystore::Keystore;
+use strongroom_storage::{DataDir, Opened};
+use zeroize::Zeroizing;
+
+use crate::service::{DEFAULT_DOMAIN, RequestCtx, Tags, Vault};
+use crate::writer::Writer;
+use crate::{ServeError, limiter, token::Tokens};
+
+const DEV_SHARE: &str = "dev-unseal-share";
+const DEV_TOKEN: &str = "dev-token";
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Dev mode: initialised, unsealed, with a `default` domain, state in `data_dir`.
+    pub dev: bool,
+    /// Listen address (loopback only).
+    pub listen: SocketAddr,
+    /// Data directory; dev mode makes a fresh temporary one when `None`.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// What a started node tells its operator.
+#[derive(Debug)]
+pub struct Started {
+    /// The bound address (the real port when asked for port 0).
+    pub addr: SocketAddr,
+    /// The data directory in use.
+    pub data_dir: PathBuf,
+    /// Dev mode's root token (also in `DATA_DIR/dev-token`).
+    pub dev_token: Option<Zeroizing<String>>,
+}
+
+fn system_ctx(principal: Principal, request_id: RequestId, vault: &Vault) -> RequestCtx {
+    RequestCtx {
+        request_id,
+        time: vault.clock.now(),
+        source: std::net::IpAddr::from([127, 0, 0, 1]),
+        principal,
+        tags: Mutex::new(Tags::default()),
+    }
+}
+
+fn write_secret_file(path: &Path, contents: &str) -> Result<(), ServeError> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| ServeError::Io(format!("create {}: {e}", path.display())))?;
+    f.write_all(contents.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| ServeError::Io(format!("write {}: {e}", path.display())))
+}
+
+fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, ServeError> {
+    std::fs::read_to_string(path)
+        .map(|s| Zeroizing::new(s.trim().to_owned()))
+        .map_err(|_| {
+            ServeError::Config(format!(
+                "{} is missing: this data directory was not created by `serve --dev`",
+                path.display()
+            ))
+        })
+}
+
+fn new_request_id(entropy: &dyn EntropySource) -> Result<RequestId, ServeError> {
+    let mut b = [0u8; 16];
+    entropy
+        .fill(&mut b)
+        .map_err(|_| ServeError::Io("entropy source failed".into()))?;
+    Ok(RequestId::from_random(b))
+}
+
+/// Dev bootstrap: initialise 1-of-1 on first start (keeping the share in the directory),
+/// unseal, and create the `default` domain. Every step is audited like any request.
+async fn dev_bootstrap(vault: &Vault, dir: &Path) -> Result<Zeroizing<String>, ServeError> {
+    let entropy = vault.entropy.as_ref();
+    let share_path = dir.join(DEV_SHARE);
+    let token_path = dir.join(DEV_TOKEN);
+    if !vault.keystore.status().initialized {
+        let ctx = system_ctx(Principal::Anonymous, new_request_id(entropy)?, vault);
+        let init = vault.init(&ctx, 1, 1).await.map_err(ServeError::Api)?;
+        let share = init_share(&init)?;
+        write_secret_file(&share_path, &share)?;
+        write_secret_file(&token_path, init_token(&init))?;
+    }
+    let share = read_secret_file(&share_path)?;
+    let token = read_secret_file(&token_path)?;
+    if vault.keystore.status().sealed {
+        let ctx = system_ctx(Principal::Anonymous, new_request_id(entropy)?, vault);
+        let outcome = vault.unseal(&ctx, &share);
+        let event = match &outcome {
+            Ok(_) => ctx.event("operator.unseal", Outcome::Granted, None),
+            Err(e) => ctx.event("operator.unseal", e.outcome(), Some(e.code())),
+        };
+        vault
+            .writer
+            .submit(vec![], event)
+            .await
+            .map_err(|_| ServeError::Api(crate::ApiError::AuditUnavailable))?;
+        outcome.map_err(ServeError::Api)?;
+    }
+    let root = vault
+        .tokens
+        .authenticate(vault.store.as_ref(), &token, vault.clock.now())
+        .map_err(ServeError::Api)?;
+    let default = DEFAULT_DOMAIN
+        .parse()
+        .map_err(|_| ServeError::Io("bad default domain name".into()))?;
+    if vault
+        .store
+        .domain_by_name(&default)
+        .map_err(|e| ServeError::Api(e.into()))?
+        .is_none()
+    {
+        let ctx = system_ctx(root, new_request_id(entropy)?, vault);
+        vault
+            .create_domain(&ctx, DEFAULT_DOMAIN)
+            .await
+            .map_err(ServeError::Api)?;
+    }
+    Ok(token)
+}
+
+fn init_share(init: &crate::service::InitView) -> Result<Zeroizing<String>, ServeError> {
+    init.first_share()
+        .ok_or_else(|| ServeError::Io("initialisation returned no share".into()))
+}
+
+fn init_token(init: &crate::service::InitView) -> &str {
+    init.root_token()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Runs a node until SIGINT/SIGTERM. `on_ready` is called once the listener is bound.
+///
+/// # Errors
+/// Configuration, storage, bootstrap or listener failures.
+pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Result<(), ServeError> {
+    crate::config::check_listen(opts.listen)?;
+    let data_dir = match (&opts.data_dir, opts.dev) {
+        (Some(d), _) => d.clone(),
+        (None, true) => tempfile::Builder::new()
+            .prefix("strongroom-dev-")
+            .tempdir()
+            .map_err(|e| ServeError::Io(format!("create temporary directory: {e}")))?
+            .keep(),
+        (None, false) => return Err(ServeError::Config("a data directory is required".into())),
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let entropy: Arc<dyn EntropySource> = Arc::new(OsEntropy);
+
+    let dir = DataDir::open(&data_dir)?;
+    let store: Arc<dyn Storage> = match dir.open_store(
+        || {
+            let mut b = [0u8; 16];
+            // A failed draw leaves zeros, which the entropy check below rejects.
+            let _ = entropy.fill(&mut b);
+            strongroom_core::VaultId::from_random(b)
+        },
+        clock.now(),
+    )? {
+        Opened::Existing(s) | Opened::Fresh(s) => Arc::new(s),
+    };
+    let meta = store.vault().map_err(strongroom_storage::Error::from)?;
+    let keystore = Arc::new(Keystore::new(Arc::clone(&entropy)));
+    keystore
+        .load(&meta)
+        .map_err(|e| ServeError::Api(e.into()))?;
+    let (writer, _thread) = Writer::start(
+        Arc::clone(&store),
+        Arc::clone(&keystore),
+        Arc::clone(&clock),
+        &dir.head_path(),
+    )?;
+    let vault = Arc::new(Vault {
+        store,
+        keystore,
+        writer,
+        clock,
+        entropy,
+        tokens: Tokens::default(),
+        limiter: limiter::Limiter::default(),
+        vault_id: meta.vault_id,
+    });
+    let lifecycle = |op: &'static str| -> Result<_, ServeError> {
+        let ctx = system_ctx(
+            Principal::Anonymous,
+            new_request_id(vault.entropy.as_ref())?,
+            &vault,
+        );
+        Ok(ctx.event(op, Outcome::Granted, None))
+    };
+    vault
+        .writer
+        .submit(vec![], lifecycle("server.start")?)
+        .await
+        .map_err(|_| ServeError::Api(crate::ApiError::AuditUnavailable))?;
+
+    let dev_token = if opts.dev {
+        Some(dev_bootstrap(&vault, dir.path()).await?)
+    } else {
+        None
+    };
+
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| ServeError::Io(format!("bind {}: {e}", opts.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServeError::Io(format!("local address: {e}")))?;
+    on_ready(&Started {
+        addr,
+        data_dir: dir.path().to_owned(),
+        dev_token,
+    });
+
+    let flusher = {
+        let vault = Arc::clone(&vault);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(limiter::INTERVAL);
+            loop {
+                tick.tick().await;
+                for event in vault.limiter.drain() {
+                    vault.writer.submit_detached(event);
+                }
+            }
+        })
+    };
+    let app = crate::http::router(Arc::clone(&vault));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| ServeError::Io(format!("server: {e}")))?;
+    flusher.abort();
+    for event in vault.limiter.drain() {
+        vault.writer.submit_detached(event);
+    }
+    // The writer commits in order, so once this record is durable everything before it is.
+    vault
+        .writer
+        .submit(vec![], lifecycle("server.stop")?)
+        .await
+        .map_err(|_| ServeError::Api(crate::ApiError::AuditUnavailable))?;
+    Ok(())
+}

@@ -1,0 +1,544 @@
+//! The vault's operations, independent of HTTP. Every operation passes through
+//! [`strongroom_core::authorize`]; every state change is submitted to the audit writer
+//! together with its audit record.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::Serialize;
+use strongroom_core::id::DomainName;
+use strongroom_core::record::{AuditEvent, DomainRecord, KeyRecord, Outcome, TokenKind};
+use strongroom_core::storage::{Mutation, Storage};
+use strongroom_core::{
+    Algorithm, Clock, Decision, DenyReason, DomainId, EntropySource, KeyId, Operation, Principal,
+    RequestId, TokenId, UnixMillis, VaultId, authorize,
+};
+use strongroom_crypto::Payload;
+use strongroom_keystore::{Keystore, SealStatus, ShamirSeal};
+
+use crate::error::ApiError;
+use crate::limiter::Limiter;
+use crate::token::{self, Tokens};
+use crate::writer::{WriteError, Writer};
+
+/// The name of the domain dev mode creates, and that requests without a domain use.
+pub const DEFAULT_DOMAIN: &str = "default";
+/// Longest accepted key label, in bytes.
+const MAX_LABEL: usize = 256;
+
+/// Who asked, from where, and what the audit record should say about the target.
+pub(crate) struct RequestCtx {
+    pub(crate) request_id: RequestId,
+    pub(crate) time: UnixMillis,
+    pub(crate) source: IpAddr,
+    pub(crate) principal: Principal,
+    pub(crate) tags: Mutex<Tags>,
+}
+
+#[derive(Default, Clone)]
+pub(crate) struct Tags {
+    pub(crate) domain: Option<DomainId>,
+    pub(crate) key: Option<KeyId>,
+    /// Set once the request's record has been handed to the writer by the operation itself.
+    pub(crate) audited: bool,
+}
+
+impl RequestCtx {
+    fn tag(&self, f: impl FnOnce(&mut Tags)) {
+        f(&mut self
+            .tags
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+
+    pub(crate) fn tags(&self) -> Tags {
+        self.tags
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn event(
+        &self,
+        operation: &str,
+        outcome: Outcome,
+        code: Option<&str>,
+    ) -> AuditEvent {
+        let t = self.tags();
+        AuditEvent {
+            time: self.time,
+            request_id: self.request_id,
+            actor: self.principal.audit_label(),
+            source: Some(self.source.to_string()),
+            operation: operation.to_owned(),
+            domain: t.domain.map(|d| d.to_string()),
+            key: t.key.map(|k| k.to_string()),
+            outcome,
+            code: code.map(str::to_owned),
+            count: 1,
+        }
+    }
+}
+
+/// The running vault: storage, keystore, audit writer and caches.
+pub struct Vault {
+    pub(crate) store: Arc<dyn Storage>,
+    pub(crate) keystore: Arc<Keystore>,
+    pub(crate) writer: Writer,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) entropy: Arc<dyn EntropySource>,
+    pub(crate) tokens: Tokens,
+    pub(crate) limiter: Limiter,
+    pub(crate) vault_id: VaultId,
+}
+
+fn rfc3339(t: UnixMillis) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(t.0)).to_string()
+}
+
+/// Seal status (`GET /v1/sys/status`, unseal and seal responses).
+#[derive(Serialize)]
+pub struct StatusView {
+    initialized: bool,
+    sealed: bool,
+    progress: u8,
+    threshold: u8,
+    version: &'static str,
+    vault_id: String,
+}
+
+/// A domain.
+#[derive(Serialize)]
+pub struct DomainView {
+    id: String,
+    name: String,
+    created_at: String,
+}
+
+impl From<&DomainRecord> for DomainView {
+    fn from(d: &DomainRecord) -> Self {
+        Self {
+            id: d.id.to_string(),
+            name: d.name.to_string(),
+            created_at: rfc3339(d.created_at),
+        }
+    }
+}
+
+/// A key's public description.
+#[derive(Serialize)]
+pub struct KeyView {
+    id: String,
+    domain: String,
+    domain_id: String,
+    algorithm: &'static str,
+    label: Option<String>,
+    public_key: String,
+    version: u32,
+    state: &'static str,
+    created_at: String,
+    destroyed_at: Option<String>,
+}
+
+impl KeyView {
+    fn new(k: &KeyRecord, d: &DomainRecord) -> Self {
+        Self {
+            id: k.id.to_string(),
+            domain: d.name.to_string(),
+            domain_id: d.id.to_string(),
+            algorithm: k.algorithm.as_str(),
+            label: k.label.clone(),
+            public_key: hex::encode(&k.public_key),
+            version: k.version,
+            state: if k.destroyed_at.is_some() {
+                "destroyed"
+            } else {
+                "active"
+            },
+            created_at: rfc3339(k.created_at),
+            destroyed_at: k.destroyed_at.map(rfc3339),
+        }
+    }
+}
+
+/// A signature.
+#[derive(Serialize)]
+pub struct SignView {
+    key_id: String,
+    algorithm: &'static str,
+    signature: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovery_id: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature_der: Option<String>,
+}
+
+/// Initialisation output: shown once, never stored.
+#[derive(Serialize)]
+pub struct InitView {
+    vault_id: String,
+    shares: Vec<String>,
+    threshold: u8,
+    root_token: String,
+    audit_public_key: String,
+}
+
+impl InitView {
+    pub(crate) fn first_share(&self) -> Option<zeroize::Zeroizing<String>> {
+        self.shares
+            .first()
+            .map(|s| zeroize::Zeroizing::new(s.clone()))
+    }
+
+    pub(crate) fn root_token(&self) -> &str {
+        &self.root_token
+    }
+}
+
+/// A newly issued token: its value is shown once.
+#[derive(Serialize)]
+pub struct TokenView {
+    id: String,
+    token: String,
+    domain: String,
+    expires_at: Option<String>,
+}
+
+/// A revoked token.
+#[derive(Serialize)]
+pub struct RevokedView {
+    id: String,
+    revoked: bool,
+}
+
+/// What to sign.
+pub enum SignInput {
+    /// A 32-byte prehash.
+    Digest([u8; 32]),
+    /// A message (Ed25519).
+    Message(Vec<u8>),
+}
+
+fn allow(ctx: &RequestCtx, op: &Operation) -> Result<(), ApiError> {
+    match authorize(&ctx.principal, op) {
+        Decision::Allow => Ok(()),
+        Decision::Deny(DenyReason::Unauthenticated) => Err(ApiError::Unauthenticated),
+        Decision::Deny(DenyReason::OutOfScope) => Err(ApiError::NotFound),
+        Decision::Deny(_) => Err(ApiError::Forbidden),
+        _ => Err(ApiError::Forbidden),
+    }
+}
+
+impl Vault {
+    fn random_bytes(&self) -> Result<[u8; 16], ApiError> {
+        let mut b = [0u8; 16];
+        self.entropy.fill(&mut b).map_err(|_| ApiError::Internal)?;
+        Ok(b)
+    }
+
+    /// Hands a state change and its audit record to the writer, marking the request audited.
+    async fn commit(
+        &self,
+        ctx: &RequestCtx,
+        operation: &str,
+        mutations: Vec<Mutation>,
+    ) -> Result<(), ApiError> {
+        let event = ctx.event(operation, Outcome::Granted, None);
+        ctx.tag(|t| t.audited = true);
+        match self.writer.submit(mutations, event).await {
+            Ok(()) => Ok(()),
+            Err(WriteError::Refused(e)) => Err(e.into()),
+            Err(WriteError::AuditUnavailable) => Err(ApiError::AuditUnavailable),
+        }
+    }
+
+    /// Seal status.
+    pub(crate) fn status(&self) -> StatusView {
+        let s: SealStatus = self.keystore.status();
+        StatusView {
+            initialized: s.initialized,
+            sealed: s.sealed,
+            progress: s.progress,
+            threshold: s.threshold,
+            version: env!("CARGO_PKG_VERSION"),
+            vault_id: self.vault_id.to_string(),
+        }
+    }
+
+    pub(crate) async fn init(
+        &self,
+        ctx: &RequestCtx,
+        shares: u8,
+        threshold: u8,
+    ) -> Result<InitView, ApiError> {
+        allow(ctx, &Operation::Init)?;
+        let init =
+            self.keystore
+                .initialize(self.vault_id, &ShamirSeal { shares, threshold }, ctx.time)?;
+        let root = token::issue(self.entropy.as_ref(), TokenKind::Root, ctx.time, None)?;
+        let audit_public_key = hex::encode(init.record.audit_public_key);
+        self.commit(
+            ctx,
+            "operator.init",
+            vec![
+                Mutation::Initialize(init.record),
+                Mutation::CreateToken(root.record),
+            ],
+        )
+        .await
+        .map_err(|e| match e {
+            ApiError::Conflict { .. } => {
+                ApiError::conflict("already_initialized", "the vault is already initialised")
+            }
+            other => other,
+        })?;
+        self.keystore.load(&self.store.vault()?)?;
+        Ok(InitView {
+            vault_id: self.vault_id.to_string(),
+            shares: init.shares.iter().map(|s| s.as_str().to_owned()).collect(),
+            threshold,
+            root_token: root.value.as_str().to_owned(),
+            audit_public_key,
+        })
+    }
+
+    pub(crate) fn unseal(&self, ctx: &RequestCtx, share: &str) -> Result<StatusView, ApiError> {
+        allow(ctx, &Operation::Unseal)?;
+        self.keystore.submit_share(share)?;
+        Ok(self.status())
+    }
+
+    pub(crate) fn seal(&self, ctx: &RequestCtx) -> Result<StatusView, ApiError> {
+        allow(ctx, &Operation::Seal)?;
+        self.keystore.seal();
+        Ok(self.status())
+    }
+
+    pub(crate) async fn create_domain(
+        &self,
+        ctx: &RequestCtx,
+        name: &str,
+    ) -> Result<DomainView, ApiError> {
+        allow(ctx, &Operation::CreateDomain)?;
+        let name: DomainName = name.parse()?;
+        let id = DomainId::from_random(self.random_bytes()?);
+        ctx.tag(|t| t.domain = Some(id));
+        let record = self.keystore.create_domain(id, name, ctx.time)?;
+        self.commit(
+            ctx,
+            "domain.create",
+            vec![Mutation::CreateDomain(record.clone())],
+        )
+        .await
+        .map_err(|e| match e {
+            ApiError::Conflict { .. } => {
+                ApiError::conflict("conflict", "a domain with this name already exists")
+            }
+            other => other,
+        })?;
+        Ok(DomainView::from(&record))
+    }
+
+    pub(crate) fn list_domains(&self, ctx: &RequestCtx) -> Result<Vec<DomainView>, ApiError> {
+        allow(ctx, &Operation::ListDomains)?;
+        Ok(self.store.domains()?.iter().map(DomainView::from).collect())
+    }
+
+    /// The domain a request names, or the caller's default: an application token's own
+    /// domain, otherwise `default`.
+    fn resolve_domain(
+        &self,
+        ctx: &RequestCtx,
+        name: Option<&str>,
+    ) -> Result<DomainRecord, ApiError> {
+        let found = match (name, ctx.principal) {
+            (Some(n), _) => self
+                .store
+                .domain_by_name(&n.parse::<DomainName>().map_err(|_| ApiError::NotFound)?)?,
+            (None, Principal::Application { domain, .. }) => self.store.domain(domain)?,
+            (None, _) => self
+                .store
+                .domain_by_name(&DEFAULT_DOMAIN.parse::<DomainName>()?)?,
+        };
+        let d = found.ok_or(ApiError::NotFound)?;
+        ctx.tag(|t| t.domain = Some(d.id));
+        Ok(d)
+    }
+
+    pub(crate) async fn create_token(
+        &self,
+        ctx: &RequestCtx,
+        domain: Option<&str>,
+        ttl: Option<Duration>,
+    ) -> Result<TokenView, ApiError> {
+        allow(ctx, &Operation::CreateToken)?;
+        let d = self.resolve_domain(ctx, domain)?;
+        let expires_at = ttl.map(|t| ctx.time.saturating_add(t));
+        let issued = token::issue(
+            self.entropy.as_ref(),
+            TokenKind::Application(d.id),
+            ctx.time,
+            expires_at,
+        )?;
+        self.commit(
+            ctx,
+            "token.create",
+            vec![Mutation::CreateToken(issued.record.clone())],
+        )
+        .await?;
+        Ok(TokenView {
+            id: issued.record.id.to_string(),
+            token: issued.value.as_str().to_owned(),
+            domain: d.name.to_string(),
+            expires_at: expires_at.map(rfc3339),
+        })
+    }
+
+    pub(crate) async fn revoke_token(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+    ) -> Result<RevokedView, ApiError> {
+        allow(ctx, &Operation::RevokeToken)?;
+        let id: TokenId = id.parse()?;
+        self.commit(
+            ctx,
+            "token.revoke",
+            vec![Mutation::RevokeToken { id, at: ctx.time }],
+        )
+        .await?;
+        self.tokens.forget(id);
+        Ok(RevokedView {
+            id: id.to_string(),
+            revoked: true,
+        })
+    }
+
+    pub(crate) async fn create_key(
+        &self,
+        ctx: &RequestCtx,
+        domain: Option<&str>,
+        algorithm: &str,
+        label: Option<String>,
+    ) -> Result<KeyView, ApiError> {
+        let algorithm: Algorithm = algorithm.parse()?;
+        if label
+            .as_ref()
+            .is_some_and(|l| l.len() > MAX_LABEL || l.chars().any(char::is_control))
+        {
+            return Err(ApiError::bad(
+                "invalid_label",
+                "labels are at most 256 bytes without control characters",
+            ));
+        }
+        if matches!(ctx.principal, Principal::Anonymous) {
+            return Err(ApiError::Unauthenticated);
+        }
+        // Resolve first so that an application token probing another domain gets the same 404
+        // as for a domain that does not exist.
+        let d = self.resolve_domain(ctx, domain)?;
+        allow(ctx, &Operation::CreateKey(d.id))?;
+        let id = KeyId::from_random(self.random_bytes()?);
+        ctx.tag(|t| t.key = Some(id));
+        let record = self
+            .keystore
+            .create_key(&d, id, algorithm, label, ctx.time)?;
+        self.commit(ctx, "key.create", vec![Mutation::CreateKey(record.clone())])
+            .await?;
+        Ok(KeyView::new(&record, &d))
+    }
+
+    pub(crate) fn list_keys(
+        &self,
+        ctx: &RequestCtx,
+        domain: Option<&str>,
+    ) -> Result<Vec<KeyView>, ApiError> {
+        if matches!(ctx.principal, Principal::Anonymous) {
+            return Err(ApiError::Unauthenticated);
+        }
+        let d = self.resolve_domain(ctx, domain)?;
+        allow(ctx, &Operation::ReadKeys(d.id))?;
+        Ok(self
+            .store
+            .keys(d.id)?
+            .iter()
+            .map(|k| KeyView::new(k, &d))
+            .collect())
+    }
+
+    /// Looks a key up and checks the caller may perform `op` on it; unknown and foreign keys
+    /// both answer 404.
+    fn key_for(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+        op: fn(DomainId) -> Operation,
+    ) -> Result<(KeyRecord, DomainRecord), ApiError> {
+        if matches!(ctx.principal, Principal::Anonymous) {
+            return Err(ApiError::Unauthenticated);
+        }
+        let id: KeyId = id.parse().map_err(|_| ApiError::NotFound)?;
+        ctx.tag(|t| t.key = Some(id));
+        let (k, d) = self.store.key_with_domain(id)?.ok_or(ApiError::NotFound)?;
+        allow(ctx, &op(d.id))?;
+        ctx.tag(|t| t.domain = Some(d.id));
+        Ok((k, d))
+    }
+
+    pub(crate) fn show_key(&self, ctx: &RequestCtx, id: &str) -> Result<KeyView, ApiError> {
+        let (k, d) = self.key_for(ctx, id, Operation::ReadKeys)?;
+        Ok(KeyView::new(&k, &d))
+    }
+
+    pub(crate) async fn destroy_key(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+    ) -> Result<KeyView, ApiError> {
+        let (k, d) = self.key_for(ctx, id, Operation::DestroyKey)?;
+        if k.destroyed_at.is_some() {
+            return Err(ApiError::conflict(
+                "key_destroyed",
+                "the key has already been destroyed",
+            ));
+        }
+        self.commit(
+            ctx,
+            "key.destroy",
+            vec![Mutation::DestroyKey {
+                id: k.id,
+                at: ctx.time,
+            }],
+        )
+        .await?;
+        self.keystore.forget_key(k.id);
+        let gone = KeyRecord {
+            destroyed_at: Some(ctx.time),
+            sealed_secret: None,
+            ..k
+        };
+        Ok(KeyView::new(&gone, &d))
+    }
+
+    pub(crate) fn sign(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+        input: &SignInput,
+    ) -> Result<SignView, ApiError> {
+        let (k, d) = self.key_for(ctx, id, Operation::Sign)?;
+        let payload = match input {
+            SignInput::Digest(d) => Payload::Digest(d),
+            SignInput::Message(m) => Payload::Message(m),
+        };
+        let sig = self.keystore.sign(&d, &k, payload)?;
+        Ok(SignView {
+            key_id: k.id.to_string(),
+            algorithm: k.algorithm.as_str(),
+            signature: hex::encode(sig.bytes),
+            recovery_id: sig.recovery_id,
+            signature_der: sig.der.map(hex::encode),
+        })
+    }
+}

@@ -1,0 +1,105 @@
+//! API tokens: `srt_` followed by 64 hex digits (256 random bits). Only the SHA-256 of a token
+//! is stored; the value exists in the clear only in the response that issues it.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use sha2::{Digest, Sha256};
+use strongroom_core::record::{TokenKind, TokenRecord};
+use strongroom_core::storage::Storage;
+use strongroom_core::{EntropySource, Principal, TokenId, UnixMillis};
+use zeroize::Zeroizing;
+
+use crate::error::ApiError;
+
+const PREFIX: &str = "srt_";
+
+/// A freshly issued token: its secret value and its stored record.
+pub(crate) struct Issued {
+    pub(crate) value: Zeroizing<String>,
+    pub(crate) record: TokenRecord,
+}
+
+/// Draws a token.
+pub(crate) fn issue(
+    entropy: &dyn EntropySource,
+    kind: TokenKind,
+    now: UnixMillis,
+    expires_at: Option<UnixMillis>,
+) -> Result<Issued, ApiError> {
+    let mut raw = Zeroizing::new([0u8; 32]);
+    let mut id = [0u8; 16];
+    entropy.fill(raw.as_mut()).map_err(|_| ApiError::Internal)?;
+    entropy.fill(&mut id).map_err(|_| ApiError::Internal)?;
+    let value = Zeroizing::new(format!("{PREFIX}{}", hex::encode(raw.as_ref())));
+    let record = TokenRecord {
+        id: TokenId::from_random(id),
+        hash: hash(&value),
+        kind,
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+    };
+    Ok(Issued { value, record })
+}
+
+fn hash(value: &str) -> [u8; 32] {
+    Sha256::digest(value.as_bytes()).into()
+}
+
+/// Resolves tokens to principals, caching records (by hash) in memory.
+#[derive(Default)]
+pub(crate) struct Tokens {
+    cache: RwLock<HashMap<[u8; 32], TokenRecord>>,
+}
+
+impl Tokens {
+    /// The principal a presented token stands for, or `InvalidToken`.
+    pub(crate) fn authenticate(
+        &self,
+        store: &dyn Storage,
+        value: &str,
+        now: UnixMillis,
+    ) -> Result<Principal, ApiError> {
+        if !value.starts_with(PREFIX) || value.len() != PREFIX.len() + 64 {
+            return Err(ApiError::InvalidToken);
+        }
+        let h = hash(value);
+        let cached = self
+            .cache
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&h)
+            .cloned();
+        let record = match cached {
+            Some(r) => r,
+            None => {
+                let r = store.token_by_hash(&h)?.ok_or(ApiError::InvalidToken)?;
+                self.cache
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(h, r.clone());
+                r
+            }
+        };
+        if record.revoked_at.is_some() || record.expires_at.is_some_and(|t| now >= t) {
+            return Err(ApiError::InvalidToken);
+        }
+        match record.kind {
+            TokenKind::Root => Ok(Principal::Root { token: record.id }),
+            TokenKind::Application(domain) => Ok(Principal::Application {
+                token: record.id,
+                domain,
+            }),
+            _ => Err(ApiError::InvalidToken),
+        }
+    }
+
+    /// Forgets a revoked token.
+    pub(crate) fn forget(&self, id: TokenId) {
+        self.cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, r| r.id != id);
+    }
+}

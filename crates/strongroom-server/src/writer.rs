@@ -1,0 +1,201 @@
+//! The audit writer: one thread that owns all writes, so every state change lands in the same
+//! transaction as its audit record, and many requests share one commit (group commit).
+//!
+//! A batch is: begin; for each request apply its mutations (atomically, on their own) and
+//! append its record; sign the new chain head (when unsealed); commit (fsync); write the head
+//! file (fsync); then answer every request in the batch. If the commit or the head file
+//! fails, the writer stops for good and every later request fails: it never retries a failed
+//! fsync into a false success.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+
+use strongroom_audit::Chain;
+use strongroom_core::record::{AuditEvent, Outcome};
+use strongroom_core::storage::{Mutation, Storage};
+use strongroom_core::{Clock, Error as CoreError};
+use strongroom_keystore::Keystore;
+use strongroom_storage::HeadFile;
+use tokio::sync::oneshot;
+
+const MAX_BATCH: usize = 4096;
+
+/// Why a submitted write did not succeed.
+#[derive(Debug)]
+pub(crate) enum WriteError {
+    /// The request's mutation was refused (conflict, missing row); the refusal was audited.
+    Refused(CoreError),
+    /// The audit record could not be made durable; nothing of the request is durable.
+    AuditUnavailable,
+}
+
+struct Job {
+    mutations: Vec<Mutation>,
+    event: AuditEvent,
+    reply: Option<oneshot::Sender<Result<(), WriteError>>>,
+}
+
+/// Handle for submitting writes. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Job>,
+    failed: Arc<AtomicBool>,
+}
+
+impl Writer {
+    /// Starts the writer thread.
+    pub(crate) fn start(
+        store: Arc<dyn Storage>,
+        keystore: Arc<Keystore>,
+        clock: Arc<dyn Clock>,
+        head_path: &Path,
+    ) -> Result<(Self, std::thread::JoinHandle<()>), strongroom_storage::Error> {
+        let vault_id = store.vault()?.vault_id;
+        let chain = Chain::resume(vault_id, store.audit_tail()?);
+        let head_file = HeadFile::open(head_path)?;
+        let (tx, rx) = mpsc::channel();
+        let failed = Arc::new(AtomicBool::new(false));
+        let mut state = Loop {
+            store,
+            keystore,
+            clock,
+            chain,
+            head_file,
+            failed: Arc::clone(&failed),
+        };
+        let handle = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || state.run(&rx))
+            .map_err(|e| strongroom_storage::Error::Io {
+                what: "start audit writer",
+                source: e,
+            })?;
+        Ok((Self { tx, failed }, handle))
+    }
+
+    /// Whether the writer has stopped after a durability failure.
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    /// Applies `mutations` and appends `event`, durably, in one transaction.
+    pub(crate) async fn submit(
+        &self,
+        mutations: Vec<Mutation>,
+        event: AuditEvent,
+    ) -> Result<(), WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job {
+                mutations,
+                event,
+                reply: Some(reply),
+            })
+            .map_err(|_| WriteError::AuditUnavailable)?;
+        rx.await.unwrap_or(Err(WriteError::AuditUnavailable))
+    }
+
+    /// Appends `event` without waiting (aggregated records of unauthenticated traffic).
+    pub(crate) fn submit_detached(&self, event: AuditEvent) {
+        // If the writer is gone the process is shutting down; the aggregate is lost with it.
+        let _ = self.tx.send(Job {
+            mutations: vec![],
+            event,
+            reply: None,
+        });
+    }
+}
+
+struct Loop {
+    store: Arc<dyn Storage>,
+    keystore: Arc<Keystore>,
+    clock: Arc<dyn Clock>,
+    chain: Chain,
+    head_file: HeadFile,
+    failed: Arc<AtomicBool>,
+}
+
+/// How a refused mutation is recorded: the request was denied (a rule) or failed (a fault).
+fn refusal(e: &CoreError) -> (Outcome, &'static str) {
+    match e {
+        CoreError::Conflict(_) => (Outcome::Denied, "conflict"),
+        CoreError::NotFound(_) => (Outcome::Denied, "not_found"),
+        _ => (Outcome::Failed, "storage_error"),
+    }
+}
+
+impl Loop {
+    fn run(&mut self, rx: &mpsc::Receiver<Job>) {
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            if self.failed.load(Ordering::SeqCst) {
+                for j in jobs {
+                    reply(j.reply, Err(WriteError::AuditUnavailable));
+                }
+                continue;
+            }
+            self.commit(jobs);
+        }
+    }
+
+    fn commit(&mut self, jobs: Vec<Job>) {
+        let mut chain = self.chain.clone();
+        let mut results: Vec<Result<(), CoreError>> = Vec::with_capacity(jobs.len());
+        let mut head = None;
+        let keystore = &self.keystore;
+        let now = self.clock.now();
+        let outcome = self.store.write(&mut |txn| {
+            for j in &jobs {
+                let applied = if j.mutations.is_empty() {
+                    Ok(())
+                } else {
+                    txn.apply(&j.mutations)
+                };
+                let mut event = j.event.clone();
+                if let Err(e) = &applied {
+                    let (outcome, code) = refusal(e);
+                    event.outcome = outcome;
+                    event.code = Some(code.to_owned());
+                }
+                txn.append_audit(&chain.append(event))?;
+                results.push(applied);
+            }
+            head = keystore.sign_head(chain.seq(), chain.hash(), now);
+            if let Some(h) = &head {
+                txn.put_head(h)?;
+            }
+            Ok(())
+        });
+        let durable = outcome.is_ok()
+            && head
+                .as_ref()
+                .is_none_or(|h| self.head_file.write(h).is_ok());
+        if !durable {
+            tracing::error!(error = ?outcome.err(), "audit log write failed; refusing all further requests");
+            self.failed.store(true, Ordering::SeqCst);
+            for j in jobs {
+                reply(j.reply, Err(WriteError::AuditUnavailable));
+            }
+            return;
+        }
+        self.chain = chain;
+        for (j, r) in jobs.into_iter().zip(results) {
+            reply(j.reply, r.map_err(WriteError::Refused));
+        }
+    }
+}
+
+fn reply(to: Option<oneshot::Sender<Result<(), WriteError>>>, r: Result<(), WriteError>) {
+    if let Some(tx) = to {
+        // The requester may have gone away (client disconnected); the record stands regardless.
+        let _ = tx.send(r);
+    }
+}
