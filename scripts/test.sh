@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System tools the integration tests drive (OpenSSL is the independent signature verifier).
+# System tools the integration tests drive: OpenSSL (the independent signature verifier)
+# and curl (raw HTTP).
 need=()
 command -v openssl >/dev/null || need+=(openssl)
+command -v curl >/dev/null || need+=(curl)
 command -v cc >/dev/null || need+=(gcc libc6-dev)
 if ((${#need[@]})); then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo

@@ -23,6 +23,8 @@ pub(crate) enum CliError {
     Server(String),
     /// The audit log failed verification.
     Tampered(String),
+    /// Already reported on standard output (JSON mode); only the exit code is left.
+    Reported,
 }
 
 impl CliError {
@@ -32,7 +34,7 @@ impl CliError {
             CliError::Connect(_) => "connection_failed",
             CliError::Input(_) => "invalid_input",
             CliError::Server(_) => "server_failed",
-            CliError::Tampered(_) => "audit_verification_failed",
+            CliError::Tampered(_) | CliError::Reported => "audit_verification_failed",
         }
     }
 
@@ -56,6 +58,7 @@ impl std::fmt::Display for CliError {
             | CliError::Input(m)
             | CliError::Server(m)
             | CliError::Tampered(m) => f.write_str(m),
+            CliError::Reported => f.write_str("audit log verification failed"),
         }
     }
 }

@@ -210,7 +210,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if json {
+            if matches!(e, CliError::Reported) {
+                // Already printed.
+            } else if json {
                 println!(
                     "{}",
                     json!({"error": {"code": e.code(), "message": e.to_string()}})

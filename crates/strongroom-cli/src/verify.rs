@@ -18,9 +18,19 @@ pub(crate) fn run(out: &Output, data: &Path, pinned: Option<&str>) -> Result<(),
     // database we then read is at least as new as the head.
     let file_heads =
         HeadFile::read(&data.join("audit-head")).map_err(|e| CliError::Input(e.to_string()))?;
+    let fail = |m: String| {
+        if out.json {
+            println!(
+                "{}",
+                json!({"ok": false, "first_bad_record": null, "error": m})
+            );
+            CliError::Reported
+        } else {
+            CliError::Tampered(format!("audit log TAMPERED: {m}"))
+        }
+    };
     let store = SqliteStore::open_read_only(&data.join("vault.db"))
-        .map_err(|e| CliError::Tampered(format!("cannot open the database: {e}")))?;
-    let fail = |m: String| CliError::Tampered(m);
+        .map_err(|e| fail(format!("cannot open the database: {e}")))?;
     let meta = store
         .vault()
         .map_err(|e| fail(format!("vault row unreadable: {e}")))?;
@@ -107,6 +117,7 @@ fn report(out: &Output, e: &strongroom_audit::VerifyError) -> CliError {
             "{}",
             json!({"ok": false, "first_bad_record": first, "error": e.to_string()})
         );
+        return CliError::Reported;
     }
     CliError::Tampered(format!("audit log TAMPERED: {e}"))
 }

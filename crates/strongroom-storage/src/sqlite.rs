@@ -102,15 +102,17 @@ impl SqliteStore {
         if !path.is_file() {
             return Err(Error::Corrupt("database file is missing"));
         }
-        let conn =
-            Self::connect(path, read_only).map_err(|_| Error::Corrupt("not a SQLite database"))?;
-        let check: String = conn
+        // Inspect through a read-only connection first: setting WAL mode on a damaged or empty
+        // file would write to it, and a file that fails these checks must stay as it was.
+        let check =
+            Self::connect(path, true).map_err(|_| Error::Corrupt("not a SQLite database"))?;
+        let integrity: String = check
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
             .map_err(|_| Error::Corrupt("not a SQLite database"))?;
-        if check != "ok" {
+        if integrity != "ok" {
             return Err(Error::Corrupt("SQLite integrity check failed"));
         }
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version: i64 = check.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         match version {
             0 => {
                 return Err(Error::Corrupt(
@@ -120,19 +122,21 @@ impl SqliteStore {
             SCHEMA_VERSION => {}
             v => return Err(Error::UnsupportedSchema(v)),
         }
-        let rows: i64 = conn
+        let rows: i64 = check
             .query_row("SELECT count(*) FROM vault", [], |r| r.get(0))
             .map_err(|_| Error::Corrupt("vault table unreadable"))?;
         if rows != 1 {
             return Err(Error::Corrupt("vault row missing"));
         }
+        drop(check);
+        let writer = if read_only {
+            None
+        } else {
+            Some(Mutex::new(Self::connect(path, false)?))
+        };
         let store = Self {
             path: path.to_owned(),
-            writer: if read_only {
-                None
-            } else {
-                Some(Mutex::new(conn))
-            },
+            writer,
             readers: Mutex::new(vec![]),
             read_only,
         };

@@ -1,0 +1,282 @@
+//! Test harness: starts real `strongroom serve` processes on ephemeral loopback ports and
+//! drives them through the real CLI binary and plain HTTP.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_strongroom");
+
+/// A running node. Stopped with SIGTERM (graceful) on drop unless killed first.
+pub struct Node {
+    pub child: Option<Child>,
+    pub addr: String,
+    pub data: PathBuf,
+}
+
+impl Node {
+    fn start(args: &[&str], data: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn strongroom serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            if let Some(a) = line.split("listening on ").nth(1) {
+                break a.trim().to_owned();
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Node {
+            child: Some(child),
+            addr,
+            data: data.to_owned(),
+        }
+    }
+
+    /// `serve --dev --data DIR` on a free port.
+    pub fn dev(data: &Path) -> Self {
+        Self::start(
+            &[
+                "serve",
+                "--dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+                data.to_str().unwrap(),
+            ],
+            data,
+        )
+    }
+
+    /// `serve --config FILE` (production mode) on a free port.
+    pub fn production(data: &Path) -> Self {
+        let cfg = data.with_extension("toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n",
+                data.display()
+            ),
+        )
+        .unwrap();
+        Self::start(&["serve", "--config", cfg.to_str().unwrap()], data)
+    }
+
+    pub fn dev_token(&self) -> String {
+        std::fs::read_to_string(self.data.join("dev-token"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// Graceful stop (SIGTERM), waiting for the audit log to be flushed.
+    pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    /// kill -9: no chance to flush anything.
+    pub fn kill9(mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// Runs the CLI against this node with `token`.
+    pub fn cli(&self, token: Option<&str>, args: &[&str]) -> Run {
+        cli(&self.addr, token, args, None)
+    }
+
+    pub fn cli_stdin(&self, token: Option<&str>, args: &[&str], stdin: &str) -> Run {
+        cli(&self.addr, token, args, Some(stdin))
+    }
+
+    /// Raw HTTP: (status, JSON body).
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let mut args = vec!["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method];
+        let auth;
+        if let Some(t) = token {
+            auth = format!("Authorization: Bearer {t}");
+            args.extend(["-H", auth.as_str()]);
+        }
+        if body.is_some() {
+            args.extend([
+                "-H",
+                "content-type: application/json",
+                "--data-binary",
+                "@-",
+            ]);
+        }
+        let url = format!("{}{path}", self.addr);
+        args.push(&url);
+        let mut child = Command::new("curl")
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin
+                .write_all(body.unwrap_or_default().as_bytes())
+                .unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (
+            code.parse().unwrap(),
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
+    }
+
+    pub fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "command failed: {}\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+pub fn cli(addr: &str, token: Option<&str>, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("STRONGROOM_ADDR", addr)
+        .env_remove("STRONGROOM_TOKEN");
+    if let Some(t) = token {
+        cmd.env("STRONGROOM_TOKEN", t);
+    }
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(s) = stdin {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Offline `audit verify --data DIR --json`.
+pub fn audit_verify(data: &Path) -> Run {
+    cli(
+        "http://127.0.0.1:1",
+        None,
+        &[
+            "--json",
+            "audit",
+            "verify",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        None,
+    )
+}
+
+pub fn db(data: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(data.join("vault.db")).unwrap()
+}
+
+/// Copies a stopped node's data directory (for independent tamper experiments).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("sha256sum | cut -c1-64")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(data).unwrap();
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+pub fn wait_for(mut f: impl FnMut() -> bool) {
+    for _ in 0..100 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("condition not reached");
+}
