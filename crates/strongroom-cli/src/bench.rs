@@ -186,6 +186,23 @@ fn http_rate(alg: Algorithm, seconds: u64, clients: usize) -> Result<Http, CliEr
     Ok(r)
 }
 
+/// One HTTP/1.1 keep-alive connection per client, driven with hyper's connection API so that
+/// the load generator spends as little of the shared CPU as possible.
+async fn connect(authority: &str) -> Result<Sender, CliError> {
+    let stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(|e| CliError::Server(format!("connect: {e}")))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| CliError::Server(format!("handshake: {e}")))?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>;
+
 fn drive(
     addr: &str,
     token: &str,
@@ -193,58 +210,32 @@ fn drive(
     seconds: u64,
     clients: usize,
 ) -> Result<Http, CliError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let key = crate::client::Client::new(addr, Some(token.to_owned()))?.post(
+        "/v1/keys",
+        &json!({"algorithm": alg.as_str(), "label": "bench"}),
+    )?;
+    let path = format!("/v1/keys/{}/sign", crate::field(&key, "id"));
+    let authority = addr.trim_start_matches("http://").to_owned();
+    let field = if alg == Algorithm::Ed25519 {
+        "message"
+    } else {
+        "digest"
+    };
+    let auth = format!("Bearer {token}");
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Server(format!("runtime: {e}")))?;
     rt.block_on(async move {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(clients)
-            .build()
-            .map_err(|e| CliError::Server(e.to_string()))?;
-        let base = addr.to_owned();
-        let key: serde_json::Value = http
-            .post(format!("{base}/v1/keys"))
-            .bearer_auth(token)
-            .json(&json!({"algorithm": alg.as_str(), "label": "bench"}))
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| CliError::Server(format!("create key: {e}")))?
-            .json()
-            .await
-            .map_err(|e| CliError::Server(e.to_string()))?;
-        let url = format!("{base}/v1/keys/{}/sign", crate::field(&key, "id"));
-        let field = if alg == Algorithm::Ed25519 {
-            "message"
-        } else {
-            "digest"
-        };
-        // Warm up connections and the key cache.
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let start = Instant::now();
         let mut tasks = vec![];
         for c in 0..clients {
-            let (http, url, token) = (http.clone(), url.clone(), token.to_owned());
-            tasks.push(tokio::spawn(async move {
-                let mut lat = Vec::with_capacity(4096);
-                let mut errors = 0u64;
-                let mut n = c as u64 * 1_000_000_000;
-                while Instant::now() < deadline {
-                    let body = json!({ field: hex::encode(digest(n)) });
-                    n += 1;
-                    let t = Instant::now();
-                    match http.post(&url).bearer_auth(&token).json(&body).send().await {
-                        Ok(r) if r.status().is_success() => {
-                            let _ = r.bytes().await;
-                            lat.push(t.elapsed());
-                        }
-                        _ => errors += 1,
-                    }
-                }
-                (lat, errors)
-            }));
+            let sender = connect(&authority).await?;
+            let (path, auth, authority) = (path.clone(), auth.clone(), authority.clone());
+            tasks.push(tokio::spawn(client_loop(
+                sender, path, auth, authority, field, c as u64, deadline,
+            )));
         }
         let mut all = vec![];
         let mut errors = 0;
@@ -263,6 +254,54 @@ fn drive(
             records: 0,
         })
     })
+}
+
+async fn client_loop(
+    mut sender: Sender,
+    path: String,
+    auth: String,
+    authority: String,
+    field: &'static str,
+    client: u64,
+    deadline: Instant,
+) -> (Vec<Duration>, u64) {
+    use http_body_util::BodyExt as _;
+    let mut lat = Vec::with_capacity(8192);
+    let mut errors = 0u64;
+    let mut n = client * 1_000_000_000;
+    while Instant::now() < deadline {
+        let body = format!(r#"{{"{field}":"{}"}}"#, hex::encode(digest(n)));
+        n += 1;
+        let req = hyper::Request::post(path.as_str())
+            .header("host", authority.as_str())
+            .header("authorization", auth.as_str())
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(hyper::body::Bytes::from(body)));
+        let Ok(req) = req else {
+            errors += 1;
+            continue;
+        };
+        let t = Instant::now();
+        match sender.send_request(req).await {
+            Ok(resp) => {
+                let ok = resp.status().is_success();
+                let _ = resp.into_body().collect().await;
+                if ok {
+                    lat.push(t.elapsed());
+                } else {
+                    errors += 1;
+                }
+            }
+            Err(_) => {
+                errors += 1;
+                match connect(&authority).await {
+                    Ok(s) => sender = s,
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    (lat, errors)
 }
 
 pub(crate) fn run(out: &Output, a: &BenchArgs) -> Result<(), CliError> {

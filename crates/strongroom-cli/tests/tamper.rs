@@ -51,12 +51,15 @@ fn moved_or_copied_blobs_fail_to_open_and_the_failure_is_audited() {
         })
         .unwrap();
     let digest = sha256_hex(b"m");
-    // Warm every key so that the server's caches hold them.
+    // Use every key once so that the node holds them in memory.
     for k in [a, b, c] {
         node.cli(t, &["--json", "sign", "--key", k, "--digest", &digest])
             .ok();
     }
 
+    // Edit the database of the stopped node: the running node is the database's only writer and
+    // keeps the key records it wrote in memory, so the edits are seen at the next start.
+    node.stop();
     let uuid = |s: &str| hex::decode(s.replace('-', "")).unwrap();
     let conn = db(&data);
     // Key a's row moved to the other domain.
@@ -66,9 +69,13 @@ fn moved_or_copied_blobs_fail_to_open_and_the_failure_is_audited() {
     )
     .unwrap();
     // Key c's blob copied into key b's row.
-    conn.execute("UPDATE keys SET sealed_secret = (SELECT sealed_secret FROM keys WHERE id = ?1) WHERE id = ?2",
-        rusqlite::params![uuid(c), uuid(b)]).unwrap();
+    conn.execute(
+        "UPDATE keys SET sealed_secret = (SELECT sealed_secret FROM keys WHERE id = ?1) WHERE id = ?2",
+        rusqlite::params![uuid(c), uuid(b)],
+    )
+    .unwrap();
     drop(conn);
+    let node = Node::dev(&data);
     for k in [a, b] {
         let r = node.cli(t, &["--json", "sign", "--key", k, "--digest", &digest]);
         assert_eq!(

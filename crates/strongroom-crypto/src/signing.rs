@@ -43,6 +43,67 @@ pub struct Signature {
 pub struct SigningKey {
     inner: Inner,
     public_key: Vec<u8>,
+    // Parsed once, so verify-before-release does not decompress the point on every signature.
+    verifier: Verifier,
+}
+
+/// A parsed public key, ready to verify.
+enum Verifier {
+    Secp256k1(secp256k1::PublicKey),
+    Ed25519(ed25519_dalek::VerifyingKey),
+    P256(p256::ecdsa::VerifyingKey),
+}
+
+impl Verifier {
+    fn parse(algorithm: Algorithm, public_key: &[u8]) -> Result<Self, Error> {
+        match algorithm {
+            Algorithm::Secp256k1 => secp256k1::PublicKey::from_slice(public_key)
+                .map(Verifier::Secp256k1)
+                .ok(),
+            Algorithm::P256 => p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key)
+                .map(Verifier::P256)
+                .ok(),
+            Algorithm::Ed25519 => <&[u8; 32]>::try_from(public_key)
+                .ok()
+                .and_then(|pk| ed25519_dalek::VerifyingKey::from_bytes(pk).ok())
+                .map(Verifier::Ed25519),
+            _ => None,
+        }
+        .ok_or(Error::InvalidPublicKey)
+    }
+
+    fn verify(&self, payload: Payload<'_>, signature: &[u8]) -> Result<(), Error> {
+        match (self, payload) {
+            (Verifier::Secp256k1(pk), Payload::Digest(digest)) => {
+                let sig = secp256k1::ecdsa::Signature::from_compact(signature)
+                    .map_err(|_| Error::InvalidSignature)?;
+                // libsecp256k1 rejects high-S signatures in verify_ecdsa.
+                secp()
+                    .verify_ecdsa(&secp256k1::Message::from_digest(*digest), &sig, pk)
+                    .map_err(|_| Error::InvalidSignature)
+            }
+            (Verifier::P256(vk), Payload::Digest(digest)) => {
+                let sig = p256::ecdsa::Signature::from_slice(signature)
+                    .map_err(|_| Error::InvalidSignature)?;
+                vk.verify_prehash(digest, &sig)
+                    .map_err(|_| Error::InvalidSignature)
+            }
+            (Verifier::Ed25519(vk), Payload::Message(msg)) => {
+                let sig = ed25519_dalek::Signature::from_slice(signature)
+                    .map_err(|_| Error::InvalidSignature)?;
+                vk.verify_strict(msg, &sig)
+                    .map_err(|_| Error::InvalidSignature)
+            }
+            (Verifier::Ed25519(_), given) => Err(Error::WrongPayload {
+                expected: "message",
+                given: given.kind(),
+            }),
+            (_, given) => Err(Error::WrongPayload {
+                expected: "32-byte digest",
+                given: given.kind(),
+            }),
+        }
+    }
 }
 
 enum Inner {
@@ -97,6 +158,16 @@ impl SigningKey {
     /// # Errors
     /// [`Error::InvalidKeyMaterial`] if the bytes are not a valid key for `algorithm`.
     pub fn from_secret_bytes(algorithm: Algorithm, bytes: &[u8]) -> Result<Self, Error> {
+        let (inner, public_key) = Self::parts(algorithm, bytes)?;
+        let verifier = Verifier::parse(algorithm, &public_key)?;
+        Ok(Self {
+            inner,
+            public_key,
+            verifier,
+        })
+    }
+
+    fn parts(algorithm: Algorithm, bytes: &[u8]) -> Result<(Inner, Vec<u8>), Error> {
         let arr: &[u8; 32] = bytes.try_into().map_err(|_| Error::InvalidKeyMaterial)?;
         match algorithm {
             Algorithm::Secp256k1 => {
@@ -104,27 +175,21 @@ impl SigningKey {
                     secp256k1::SecretKey::from_slice(arr).map_err(|_| Error::InvalidKeyMaterial)?;
                 let pk = secp256k1::PublicKey::from_secret_key(secp(), &sk);
                 sk.non_secure_erase();
-                Ok(Self {
-                    inner: Inner::Secp256k1(Zeroizing::new(*arr)),
-                    public_key: pk.serialize().to_vec(),
-                })
+                Ok((
+                    Inner::Secp256k1(Zeroizing::new(*arr)),
+                    pk.serialize().to_vec(),
+                ))
             }
             Algorithm::Ed25519 => {
                 let sk = ed25519_dalek::SigningKey::from_bytes(arr);
                 let public_key = sk.verifying_key().to_bytes().to_vec();
-                Ok(Self {
-                    inner: Inner::Ed25519(Box::new(sk)),
-                    public_key,
-                })
+                Ok((Inner::Ed25519(Box::new(sk)), public_key))
             }
             Algorithm::P256 => {
                 let sk = p256::ecdsa::SigningKey::from_slice(arr)
                     .map_err(|_| Error::InvalidKeyMaterial)?;
                 let public_key = sk.verifying_key().to_sec1_point(true).as_bytes().to_vec();
-                Ok(Self {
-                    inner: Inner::P256(Box::new(sk)),
-                    public_key,
-                })
+                Ok((Inner::P256(Box::new(sk)), public_key))
             }
             _ => Err(Error::InvalidKeyMaterial),
         }
@@ -167,7 +232,8 @@ impl SigningKey {
     /// [`Error::SelfCheck`] if the fresh signature does not verify (nothing is returned).
     pub fn sign(&self, payload: Payload<'_>) -> Result<Signature, Error> {
         let sig = self.sign_unverified(payload)?;
-        verify(self.algorithm(), &self.public_key, payload, &sig.bytes)
+        self.verifier
+            .verify(payload, &sig.bytes)
             .map_err(|_| Error::SelfCheck)?;
         Ok(sig)
     }
@@ -248,41 +314,5 @@ pub fn verify(
     payload: Payload<'_>,
     signature: &[u8],
 ) -> Result<(), Error> {
-    match (algorithm, payload) {
-        (Algorithm::Secp256k1, Payload::Digest(digest)) => {
-            let pk = secp256k1::PublicKey::from_slice(public_key)
-                .map_err(|_| Error::InvalidPublicKey)?;
-            let sig = secp256k1::ecdsa::Signature::from_compact(signature)
-                .map_err(|_| Error::InvalidSignature)?;
-            // libsecp256k1 rejects high-S signatures in verify_ecdsa.
-            secp()
-                .verify_ecdsa(&secp256k1::Message::from_digest(*digest), &sig, &pk)
-                .map_err(|_| Error::InvalidSignature)
-        }
-        (Algorithm::P256, Payload::Digest(digest)) => {
-            let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key)
-                .map_err(|_| Error::InvalidPublicKey)?;
-            let sig = p256::ecdsa::Signature::from_slice(signature)
-                .map_err(|_| Error::InvalidSignature)?;
-            vk.verify_prehash(digest, &sig)
-                .map_err(|_| Error::InvalidSignature)
-        }
-        (Algorithm::Ed25519, Payload::Message(msg)) => {
-            let pk: &[u8; 32] = public_key.try_into().map_err(|_| Error::InvalidPublicKey)?;
-            let vk =
-                ed25519_dalek::VerifyingKey::from_bytes(pk).map_err(|_| Error::InvalidPublicKey)?;
-            let sig = ed25519_dalek::Signature::from_slice(signature)
-                .map_err(|_| Error::InvalidSignature)?;
-            vk.verify_strict(msg, &sig)
-                .map_err(|_| Error::InvalidSignature)
-        }
-        (Algorithm::Ed25519, given) => Err(Error::WrongPayload {
-            expected: "message",
-            given: given.kind(),
-        }),
-        (_, given) => Err(Error::WrongPayload {
-            expected: "32-byte digest",
-            given: given.kind(),
-        }),
-    }
+    Verifier::parse(algorithm, public_key)?.verify(payload, signature)
 }

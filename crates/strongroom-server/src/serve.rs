@@ -216,6 +216,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         tokens: Tokens::default(),
         limiter: limiter::Limiter::default(),
         vault_id: meta.vault_id,
+        keys: crate::service::KeyCache::default(),
     });
     let lifecycle = |op: &'static str| -> Result<_, ServeError> {
         let ctx = system_ctx(

@@ -91,6 +91,48 @@ pub struct Vault {
     pub(crate) tokens: Tokens,
     pub(crate) limiter: Limiter,
     pub(crate) vault_id: VaultId,
+    pub(crate) keys: KeyCache,
+}
+
+/// Key records with their domains, so the signing path does not read the database. This node
+/// is the only writer of its database, and every key write goes through it (see
+/// `docs/architecture.md` for what changes when several nodes share one database).
+#[derive(Default)]
+pub(crate) struct KeyCache {
+    map: std::sync::RwLock<std::collections::HashMap<KeyId, Arc<(KeyRecord, DomainRecord)>>>,
+}
+
+impl KeyCache {
+    fn get(
+        &self,
+        store: &dyn Storage,
+        id: KeyId,
+    ) -> Result<Option<Arc<(KeyRecord, DomainRecord)>>, ApiError> {
+        if let Some(hit) = self
+            .map
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+        {
+            return Ok(Some(Arc::clone(hit)));
+        }
+        let Some(found) = store.key_with_domain(id)? else {
+            return Ok(None);
+        };
+        let found = Arc::new(found);
+        self.map
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, Arc::clone(&found));
+        Ok(Some(found))
+    }
+
+    fn put(&self, key: KeyRecord, domain: DomainRecord) {
+        self.map
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.id, Arc::new((key, domain)));
+    }
 }
 
 fn rfc3339(t: UnixMillis) -> String {
@@ -446,7 +488,9 @@ impl Vault {
             .create_key(&d, id, algorithm, label, ctx.time)?;
         self.commit(ctx, "key.create", vec![Mutation::CreateKey(record.clone())])
             .await?;
-        Ok(KeyView::new(&record, &d))
+        let view = KeyView::new(&record, &d);
+        self.keys.put(record, d);
+        Ok(view)
     }
 
     pub(crate) fn list_keys(
@@ -474,21 +518,24 @@ impl Vault {
         ctx: &RequestCtx,
         id: &str,
         op: fn(DomainId) -> Operation,
-    ) -> Result<(KeyRecord, DomainRecord), ApiError> {
+    ) -> Result<Arc<(KeyRecord, DomainRecord)>, ApiError> {
         if matches!(ctx.principal, Principal::Anonymous) {
             return Err(ApiError::Unauthenticated);
         }
         let id: KeyId = id.parse().map_err(|_| ApiError::NotFound)?;
         ctx.tag(|t| t.key = Some(id));
-        let (k, d) = self.store.key_with_domain(id)?.ok_or(ApiError::NotFound)?;
-        allow(ctx, &op(d.id))?;
-        ctx.tag(|t| t.domain = Some(d.id));
-        Ok((k, d))
+        let found = self
+            .keys
+            .get(self.store.as_ref(), id)?
+            .ok_or(ApiError::NotFound)?;
+        allow(ctx, &op(found.1.id))?;
+        ctx.tag(|t| t.domain = Some(found.1.id));
+        Ok(found)
     }
 
     pub(crate) fn show_key(&self, ctx: &RequestCtx, id: &str) -> Result<KeyView, ApiError> {
-        let (k, d) = self.key_for(ctx, id, Operation::ReadKeys)?;
-        Ok(KeyView::new(&k, &d))
+        let found = self.key_for(ctx, id, Operation::ReadKeys)?;
+        Ok(KeyView::new(&found.0, &found.1))
     }
 
     pub(crate) async fn destroy_key(
@@ -496,7 +543,8 @@ impl Vault {
         ctx: &RequestCtx,
         id: &str,
     ) -> Result<KeyView, ApiError> {
-        let (k, d) = self.key_for(ctx, id, Operation::DestroyKey)?;
+        let found = self.key_for(ctx, id, Operation::DestroyKey)?;
+        let (k, d) = (found.0.clone(), found.1.clone());
         if k.destroyed_at.is_some() {
             return Err(ApiError::conflict(
                 "key_destroyed",
@@ -518,7 +566,9 @@ impl Vault {
             sealed_secret: None,
             ..k
         };
-        Ok(KeyView::new(&gone, &d))
+        let view = KeyView::new(&gone, &d);
+        self.keys.put(gone, d);
+        Ok(view)
     }
 
     pub(crate) fn sign(
@@ -527,12 +577,13 @@ impl Vault {
         id: &str,
         input: &SignInput,
     ) -> Result<SignView, ApiError> {
-        let (k, d) = self.key_for(ctx, id, Operation::Sign)?;
+        let found = self.key_for(ctx, id, Operation::Sign)?;
+        let (k, d) = (&found.0, &found.1);
         let payload = match input {
             SignInput::Digest(d) => Payload::Digest(d),
             SignInput::Message(m) => Payload::Message(m),
         };
-        let sig = self.keystore.sign(&d, &k, payload)?;
+        let sig = self.keystore.sign(d, k, payload)?;
         Ok(SignView {
             key_id: k.id.to_string(),
             algorithm: k.algorithm.as_str(),
