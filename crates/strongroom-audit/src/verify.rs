@@ -96,6 +96,8 @@ pub struct Report {
     pub heads: u64,
     /// The newest record covered by a signed head (0 if none).
     pub signed_through: u64,
+    /// That record's hash: what an auditor records outside the node to detect a later rollback.
+    pub newest_head_hash: Option<[u8; 32]>,
 }
 
 /// Streams a chain through verification: feed records in order with [`Verifier::record`],
@@ -177,7 +179,8 @@ impl Verifier {
     /// [`VerifyError::Truncated`] if a signed head covers records that never arrived.
     pub fn finish(self) -> Result<Report, VerifyError> {
         let last = self.expected_seq - 1;
-        let signed_through = self.wanted.keys().next_back().copied().unwrap_or(0);
+        let newest = self.wanted.iter().next_back().map(|(s, h)| (*s, *h));
+        let signed_through = newest.map_or(0, |(s, _)| s);
         if signed_through > last {
             return Err(VerifyError::Truncated {
                 seq: last + 1,
@@ -185,6 +188,7 @@ impl Verifier {
             });
         }
         Ok(Report {
+            newest_head_hash: newest.map(|(_, h)| h),
             records: last,
             heads: u64::try_from(self.wanted.len()).unwrap_or(u64::MAX),
             signed_through,
@@ -273,7 +277,8 @@ mod tests {
             Report {
                 records: 10,
                 heads: 4,
-                signed_through: 10
+                signed_through: 10,
+                newest_head_hash: Some(f.records[9].hash),
             }
         );
     }

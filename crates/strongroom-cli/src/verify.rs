@@ -88,7 +88,7 @@ pub(crate) fn run(out: &Output, data: &Path, pinned: Option<&str>) -> Result<(),
     if out.json {
         println!(
             "{}",
-            json!({"ok": true, "records": rep.records, "signed_heads": rep.heads, "signed_through": rep.signed_through,
+            json!({"ok": true, "records": rep.records, "signed_heads": rep.heads, "signed_through": rep.signed_through, "newest_head_hash": rep.newest_head_hash.map(hex::encode),
                    "audit_public_key": key.map(hex::encode), "vault_id": meta.vault_id.to_string()})
         );
     } else {
@@ -96,6 +96,13 @@ pub(crate) fn run(out: &Output, data: &Path, pinned: Option<&str>) -> Result<(),
             "audit log OK: {} records, {} signed heads, signed through record {}",
             rep.records, rep.heads, rep.signed_through
         );
+        if let Some(h) = rep.newest_head_hash {
+            println!(
+                "newest signed head: record {} hash {}",
+                rep.signed_through,
+                hex::encode(h)
+            );
+        }
         if let Some(k) = key {
             println!("audit public key: {}", hex::encode(k));
         }
