@@ -1,0 +1,233 @@
+//! The storage contract, written once against `&dyn Storage`: every backend (SQLite now,
+//! PostgreSQL next) must pass it.
+#![allow(clippy::unwrap_used)]
+
+use strongroom_core::id::DomainName;
+use strongroom_core::record::{
+    AuditEvent, DomainRecord, InitRecord, KeyRecord, Outcome, SignedHead, TokenKind, TokenRecord,
+};
+use strongroom_core::storage::{Mutation, Storage};
+use strongroom_core::{Algorithm, DomainId, Error, KeyId, RequestId, TokenId, UnixMillis, VaultId};
+
+fn domain(n: u8, name: &str) -> DomainRecord {
+    DomainRecord {
+        id: DomainId::from_random([n; 16]),
+        name: name.parse::<DomainName>().unwrap(),
+        wrapped_key: vec![n; 61],
+        created_at: UnixMillis(u64::from(n)),
+    }
+}
+
+fn key(n: u8, d: &DomainRecord) -> KeyRecord {
+    KeyRecord {
+        id: KeyId::from_random([n; 16]),
+        domain: d.id,
+        version: 1,
+        algorithm: Algorithm::Secp256k1,
+        label: Some(format!("k{n}")),
+        public_key: vec![2; 33],
+        created_at: UnixMillis(100 + u64::from(n)),
+        destroyed_at: None,
+        sealed_secret: Some(vec![n; 61]),
+    }
+}
+
+fn event(i: u64) -> AuditEvent {
+    AuditEvent {
+        time: UnixMillis(i),
+        request_id: RequestId::from_random([u8::try_from(i % 251).unwrap(); 16]),
+        actor: "root:x".into(),
+        source: Some("127.0.0.1".into()),
+        operation: "key.sign".into(),
+        domain: None,
+        key: Some("k".into()),
+        outcome: Outcome::Granted,
+        code: None,
+        count: 1,
+    }
+}
+
+fn apply(store: &dyn Storage, m: Vec<Mutation>) -> Result<(), Error> {
+    let mut result = Ok(());
+    store.write(&mut |txn| {
+        result = txn.apply(&m);
+        Ok(())
+    })?;
+    result
+}
+
+/// Runs the whole contract against `store`, a freshly created database of `vault_id`.
+fn conformance(store: &dyn Storage, vault_id: VaultId) {
+    // Installation row.
+    let meta = store.vault().unwrap();
+    assert_eq!(meta.vault_id, vault_id);
+    assert!(meta.init.is_none());
+    let init = InitRecord {
+        seal_config: vec![1, 1, 1],
+        root_check: [7; 32],
+        audit_public_key: [8; 32],
+        initialized_at: UnixMillis(5),
+    };
+    apply(store, vec![Mutation::Initialize(init.clone())]).unwrap();
+    assert_eq!(store.vault().unwrap().init, Some(init.clone()));
+    assert!(matches!(
+        apply(store, vec![Mutation::Initialize(init)]),
+        Err(Error::Conflict(_))
+    ));
+
+    // Domains: unique names.
+    let a = domain(1, "alpha");
+    let b = domain(2, "beta");
+    apply(
+        store,
+        vec![
+            Mutation::CreateDomain(a.clone()),
+            Mutation::CreateDomain(b.clone()),
+        ],
+    )
+    .unwrap();
+    let dup = DomainRecord {
+        id: DomainId::from_random([3; 16]),
+        ..a.clone()
+    };
+    assert!(matches!(
+        apply(store, vec![Mutation::CreateDomain(dup)]),
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(store.domains().unwrap(), vec![a.clone(), b.clone()]);
+    assert_eq!(store.domain_by_name(&a.name).unwrap(), Some(a.clone()));
+    assert_eq!(store.domain(b.id).unwrap(), Some(b.clone()));
+    assert_eq!(store.domain(DomainId::from_random([9; 16])).unwrap(), None);
+
+    // Keys: foreign key to the domain; one request's mutations are all-or-nothing.
+    let k1 = key(11, &a);
+    let k2 = key(12, &b);
+    apply(store, vec![Mutation::CreateKey(k1.clone())]).unwrap();
+    let orphan = key(13, &domain(99, "nowhere"));
+    assert!(apply(store, vec![Mutation::CreateKey(orphan)]).is_err());
+    let r = apply(
+        store,
+        vec![
+            Mutation::CreateKey(k2.clone()),
+            Mutation::CreateKey(k1.clone()),
+        ],
+    );
+    assert!(matches!(r, Err(Error::Conflict(_))));
+    assert_eq!(
+        store.key(k2.id).unwrap(),
+        None,
+        "first half of a failed request must not remain"
+    );
+    apply(store, vec![Mutation::CreateKey(k2.clone())]).unwrap();
+    assert_eq!(store.key(k1.id).unwrap(), Some(k1.clone()));
+    assert_eq!(store.keys(a.id).unwrap(), vec![k1.clone()]);
+    assert_eq!(
+        store.key_with_domain(k2.id).unwrap(),
+        Some((k2.clone(), b.clone()))
+    );
+
+    // Destroy erases the sealed secret, once.
+    apply(
+        store,
+        vec![Mutation::DestroyKey {
+            id: k1.id,
+            at: UnixMillis(500),
+        }],
+    )
+    .unwrap();
+    let gone = store.key(k1.id).unwrap().unwrap();
+    assert_eq!(
+        (gone.sealed_secret, gone.destroyed_at),
+        (None, Some(UnixMillis(500)))
+    );
+    assert!(matches!(
+        apply(
+            store,
+            vec![Mutation::DestroyKey {
+                id: k1.id,
+                at: UnixMillis(501)
+            }]
+        ),
+        Err(Error::NotFound(_))
+    ));
+
+    // Tokens by hash; revocation once.
+    let t = TokenRecord {
+        id: TokenId::from_random([21; 16]),
+        hash: [21; 32],
+        kind: TokenKind::Application(a.id),
+        created_at: UnixMillis(1),
+        expires_at: Some(UnixMillis(99)),
+        revoked_at: None,
+    };
+    apply(store, vec![Mutation::CreateToken(t.clone())]).unwrap();
+    assert_eq!(store.token_by_hash(&[21; 32]).unwrap(), Some(t.clone()));
+    apply(
+        store,
+        vec![Mutation::RevokeToken {
+            id: t.id,
+            at: UnixMillis(50),
+        }],
+    )
+    .unwrap();
+    assert_eq!(
+        store.token(t.id).unwrap().unwrap().revoked_at,
+        Some(UnixMillis(50))
+    );
+    assert!(matches!(
+        apply(
+            store,
+            vec![Mutation::RevokeToken {
+                id: t.id,
+                at: UnixMillis(51)
+            }]
+        ),
+        Err(Error::NotFound(_))
+    ));
+
+    // Audit: a refused mutation does not abort its batch; records and heads read back in order.
+    let mut chain = strongroom_audit::Chain::resume(vault_id, store.audit_tail().unwrap());
+    assert_eq!(chain.seq(), 0);
+    let mut refused = None;
+    store
+        .write(&mut |txn| {
+            refused = Some(txn.apply(&[Mutation::CreateDomain(a.clone())]));
+            for i in 1..=3 {
+                txn.append_audit(&chain.append(event(i)))?;
+            }
+            txn.put_head(&SignedHead {
+                vault_id,
+                seq: chain.seq(),
+                hash: chain.hash(),
+                time: UnixMillis(3),
+                signature: [1; 64],
+            })
+        })
+        .unwrap();
+    assert!(matches!(refused, Some(Err(Error::Conflict(_)))));
+    assert_eq!(store.audit_tail().unwrap(), Some((3, chain.hash())));
+    let recs = store.audit_records(2, 10).unwrap();
+    assert_eq!(recs.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![2, 3]);
+    assert_eq!(recs[1].event, event(3));
+    assert_eq!(store.audit_heads().unwrap().len(), 1);
+
+    // A batch that fails leaves nothing behind.
+    let before = store.audit_tail().unwrap();
+    let failed = store.write(&mut |txn| {
+        let mut c = chain.clone();
+        txn.append_audit(&c.append(event(4)))?;
+        Err(Error::Entropy)
+    });
+    assert!(failed.is_err());
+    assert_eq!(store.audit_tail().unwrap(), before);
+}
+
+#[test]
+fn sqlite_meets_the_storage_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault_id = VaultId::from_random([42; 16]);
+    let store =
+        strongroom_storage::SqliteStore::create(&dir.path().join("v.db"), vault_id, UnixMillis(1))
+            .unwrap();
+    conformance(&store, vault_id);
+}
