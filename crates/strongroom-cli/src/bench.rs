@@ -64,6 +64,26 @@ fn raw_secp256k1(seconds: u64) -> f64 {
     })
 }
 
+fn raw_secp256k1_verify(seconds: u64) -> f64 {
+    let ctx = secp256k1::Secp256k1::new();
+    let sk = secp256k1::SecretKey::from_slice(&[0x42; 32]).unwrap_or_else(|_| unreachable!());
+    let pk = secp256k1::PublicKey::from_secret_key(&ctx, &sk);
+    let msg = secp256k1::Message::from_digest(digest(0));
+    let sig = ctx.sign_ecdsa(&msg, &sk);
+    timed(seconds, |_| {
+        std::hint::black_box(ctx.verify_ecdsa(&msg, &sig, &pk).is_ok());
+    })
+}
+
+fn raw_ed25519_verify(seconds: u64) -> f64 {
+    let sk = ed25519_dalek::SigningKey::from_bytes(&[0x42; 32]);
+    let vk = sk.verifying_key();
+    let sig = sk.sign(&digest(0));
+    timed(seconds, |_| {
+        std::hint::black_box(vk.verify_strict(&digest(0), &sig).is_ok());
+    })
+}
+
 fn raw_ed25519(seconds: u64) -> f64 {
     let sk = ed25519_dalek::SigningKey::from_bytes(&[0x42; 32]);
     timed(seconds, |n| {
@@ -71,7 +91,9 @@ fn raw_ed25519(seconds: u64) -> f64 {
     })
 }
 
-fn keystore_rate(alg: Algorithm, seconds: u64) -> Result<f64, CliError> {
+/// Signing through the keystore (open key, sign, verify before release) on `threads` threads
+/// at once; returns the total rate.
+fn keystore_rate(alg: Algorithm, seconds: u64, threads: usize) -> Result<f64, CliError> {
     let err = |e: strongroom_keystore::Error| CliError::Server(format!("keystore: {e}"));
     let ks = Keystore::new(Arc::new(OsEntropy));
     let vault_id = VaultId::from_random([9; 16]);
@@ -92,34 +114,45 @@ fn keystore_rate(alg: Algorithm, seconds: u64) -> Result<f64, CliError> {
     })
     .map_err(err)?;
     ks.submit_share(&init.shares[0]).map_err(err)?;
+    let name = "bench"
+        .parse()
+        .map_err(|_| CliError::Input("name".into()))?;
     let d: DomainRecord = ks
-        .create_domain(
-            DomainId::from_random([1; 16]),
-            "bench"
-                .parse()
-                .map_err(|_| CliError::Input("name".into()))?,
-            UnixMillis(0),
-        )
+        .create_domain(DomainId::from_random([1; 16]), name, UnixMillis(0))
         .map_err(err)?;
     let k = ks
         .create_key(&d, KeyId::from_random([2; 16]), alg, None, UnixMillis(0))
         .map_err(err)?;
-    let mut failed = false;
-    let r = timed(seconds, |n| {
-        let dg = digest(n);
-        let p = if alg == Algorithm::Ed25519 {
-            Payload::Message(&dg)
-        } else {
-            Payload::Digest(&dg)
-        };
-        failed |= ks.sign(&d, &k, p).is_err();
+    let (ks, d, k) = (&ks, &d, &k);
+    let results: Vec<(f64, bool)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut failed = false;
+                    let r = timed(seconds, |n| {
+                        let dg = digest(n);
+                        let p = if alg == Algorithm::Ed25519 {
+                            Payload::Message(&dg)
+                        } else {
+                            Payload::Digest(&dg)
+                        };
+                        failed |= ks.sign(d, k, p).is_err();
+                    });
+                    (r, failed)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or((0.0, true)))
+            .collect()
     });
-    if failed {
+    if results.iter().any(|(_, failed)| *failed) {
         return Err(CliError::Server(
             "keystore signing failed during the benchmark".into(),
         ));
     }
-    Ok(r)
+    Ok(results.iter().map(|(r, _)| r).sum())
 }
 
 struct Http {
@@ -307,12 +340,16 @@ async fn client_loop(
 pub(crate) fn run(out: &Output, a: &BenchArgs) -> Result<(), CliError> {
     let mut report = vec![];
     for alg in [Algorithm::Secp256k1, Algorithm::Ed25519] {
-        let raw = if alg == Algorithm::Ed25519 {
-            raw_ed25519(a.seconds)
+        let (raw, raw_verify) = if alg == Algorithm::Ed25519 {
+            (raw_ed25519(a.seconds), raw_ed25519_verify(a.seconds))
         } else {
-            raw_secp256k1(a.seconds)
+            (raw_secp256k1(a.seconds), raw_secp256k1_verify(a.seconds))
         };
-        let ks = keystore_rate(alg, a.seconds)?;
+
+        let ks = keystore_rate(alg, a.seconds, 1)?;
+        // Both cores doing nothing but keystore signing: the most any end-to-end path could
+        // reach on this machine (the cores do not scale 2x under load).
+        let ceiling = keystore_rate(alg, a.seconds, 2)?;
         let http = if a.no_http {
             None
         } else {
@@ -321,9 +358,15 @@ pub(crate) fn run(out: &Output, a: &BenchArgs) -> Result<(), CliError> {
         if !out.json {
             println!("{alg}:");
             println!("  raw library, 1 core:          {raw:>10.0} sign/s");
+            println!("  raw library verify, 1 core:   {raw_verify:>10.0} verify/s");
+
             println!(
                 "  keystore (+verify), 1 core:   {ks:>10.0} sign/s  ({:.2}x raw)",
                 ks / raw
+            );
+            println!(
+                "  keystore, 2 threads (ceiling):{ceiling:>10.0} sign/s  ({:.2}x raw)",
+                ceiling / raw
             );
             if let Some(h) = &http {
                 println!(
@@ -341,6 +384,8 @@ pub(crate) fn run(out: &Output, a: &BenchArgs) -> Result<(), CliError> {
         report.push(json!({
             "algorithm": alg.as_str(),
             "raw_sign_per_sec": raw,
+            "raw_verify_per_sec": raw_verify,
+            "keystore_two_threads_per_sec": ceiling,
             "keystore_sign_per_sec": ks,
             "keystore_ratio": ks / raw,
             "http": http.map(|h| json!({"clients": a.clients, "sign_per_sec": h.ops_per_sec, "ratio": h.ops_per_sec / raw,

@@ -89,6 +89,41 @@ fn moved_or_copied_blobs_fail_to_open_and_the_failure_is_audited() {
             r.stdout
         );
     }
+    // Tampering behind a running node's back is caught once it seals and unseals: the node
+    // then reads the key again from the database.
+    let e = node
+        .cli(t, &["--json", "key", "create", "--algorithm", "secp256k1"])
+        .ok()
+        .json();
+    let e = e["id"].as_str().unwrap();
+    node.cli(t, &["--json", "sign", "--key", e, "--digest", &digest])
+        .ok();
+    db(&data)
+        .execute(
+            "UPDATE keys SET label = 'edited' WHERE id = ?1",
+            rusqlite::params![uuid(e)],
+        )
+        .unwrap();
+    node.cli(t, &["--json", "operator", "seal"]).ok();
+    let share = data.join("dev-unseal-share");
+    node.cli(
+        None,
+        &[
+            "--json",
+            "operator",
+            "unseal",
+            "--share-file",
+            share.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let r = node.cli(t, &["--json", "sign", "--key", e, "--digest", &digest]);
+    assert_eq!(
+        r.error_code(),
+        "key_unavailable",
+        "edited label after seal/unseal"
+    );
+
     // The untouched key still signs.
     node.cli(t, &["--json", "sign", "--key", c, "--digest", &digest])
         .ok();
@@ -97,7 +132,7 @@ fn moved_or_copied_blobs_fail_to_open_and_the_failure_is_audited() {
     let failures: i64 = db(&data)
         .query_row("SELECT count(*) FROM audit WHERE operation = 'key.sign' AND outcome = 3 AND code = 'key_unavailable'", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(failures, 2);
+    assert_eq!(failures, 3);
     audit_verify(&data).ok();
 }
 

@@ -127,6 +127,14 @@ impl KeyCache {
         Ok(Some(found))
     }
 
+    /// Forgets every record, so keys are read from the database again at next use.
+    fn clear(&self) {
+        self.map
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
     fn put(&self, key: KeyRecord, domain: DomainRecord) {
         self.map
             .write()
@@ -354,6 +362,7 @@ impl Vault {
     pub(crate) fn seal(&self, ctx: &RequestCtx) -> Result<StatusView, ApiError> {
         allow(ctx, &Operation::Seal)?;
         self.keystore.seal();
+        self.keys.clear();
         Ok(self.status())
     }
 
