@@ -233,41 +233,15 @@ fn init_and_unseal_ceremony() {
         refused,
         ["duplicate_share", "foreign_share", "malformed_share"]
     );
-    let v = cli(
-        "http://127.0.0.1:1",
-        None,
-        &[
-            "--json",
-            "audit",
-            "verify",
-            "--data",
-            data.to_str().unwrap(),
-            "--audit-key",
-            &audit_key,
-        ],
-        None,
-    )
-    .ok()
-    .json();
+    let v = audit_verify_with(&data, &["--audit-key", &audit_key])
+        .ok()
+        .json();
     assert_eq!(v["ok"], true);
     // Records after the final seal+restart are unsigned until the next unseal; everything
     // before is signed.
     assert!(v["signed_through"].as_u64().unwrap() > 15);
     let wrong_key = "00".repeat(32);
-    let r = cli(
-        "http://127.0.0.1:1",
-        None,
-        &[
-            "--json",
-            "audit",
-            "verify",
-            "--data",
-            data.to_str().unwrap(),
-            "--audit-key",
-            &wrong_key,
-        ],
-        None,
-    );
+    let r = audit_verify_with(&data, &["--audit-key", &wrong_key]);
     assert_eq!(
         r.code, 1,
         "a different pinned audit key must fail verification"

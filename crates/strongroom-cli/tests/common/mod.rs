@@ -228,18 +228,20 @@ pub fn cli(addr: &str, token: Option<&str>, args: &[&str], stdin: Option<&str>) 
 
 /// Offline `audit verify --data DIR --json`.
 pub fn audit_verify(data: &Path) -> Run {
-    cli(
-        "http://127.0.0.1:1",
-        None,
-        &[
-            "--json",
-            "audit",
-            "verify",
-            "--data",
-            data.to_str().unwrap(),
-        ],
-        None,
-    )
+    audit_verify_with(data, &[])
+}
+
+/// Offline `audit verify --data DIR --json` with extra arguments (e.g. `--audit-key`).
+pub fn audit_verify_with(data: &Path, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "--json",
+        "audit",
+        "verify",
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    cli("http://127.0.0.1:1", None, &args, None)
 }
 
 pub fn db(data: &Path) -> rusqlite::Connection {
