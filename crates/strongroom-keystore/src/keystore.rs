@@ -64,6 +64,8 @@ struct Unsealed {
     audit: AuditSigningKey,
     domain_keys: RwLock<HashMap<DomainId, OpenedDomainKey>>,
     keys: RwLock<HashMap<KeyId, Arc<LoadedKey>>>,
+    // Keys destroyed while unsealed: never loaded again, whatever record a caller holds.
+    destroyed: RwLock<std::collections::HashSet<KeyId>>,
 }
 
 /// A domain master key with the sealed bytes it was opened from (used only while they match).
@@ -245,6 +247,7 @@ impl Keystore {
             },
             domain_keys: RwLock::new(HashMap::new()),
             keys: RwLock::new(HashMap::new()),
+            destroyed: RwLock::new(std::collections::HashSet::new()),
         };
         *state = State::Unsealed(Arc::new(unsealed));
         Ok(SealStatus {
@@ -367,7 +370,12 @@ impl Keystore {
         domain: &DomainRecord,
         record: &KeyRecord,
     ) -> Result<Arc<LoadedKey>, Error> {
-        if record.destroyed_at.is_some() {
+        let destroyed_here = u
+            .destroyed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&record.id);
+        if destroyed_here || record.destroyed_at.is_some() {
             return Err(Error::KeyDestroyed);
         }
         if record.domain != domain.id {
@@ -399,6 +407,13 @@ impl Keystore {
         if key.public_key() != record.public_key.as_slice() {
             return Err(Error::KeyUnavailable);
         }
+        if u.destroyed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&record.id)
+        {
+            return Err(Error::KeyDestroyed);
+        }
         let loaded = Arc::new(LoadedKey {
             aad,
             blob: blob.to_vec(),
@@ -428,9 +443,13 @@ impl Keystore {
         Ok(loaded.key.sign(payload)?)
     }
 
-    /// Drops a key from memory (after it was destroyed).
+    /// Drops a destroyed key from memory and refuses to load it again while unsealed.
     pub fn forget_key(&self, id: KeyId) {
         if let State::Unsealed(u) = &*self.read() {
+            u.destroyed
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(id);
             u.keys
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -689,6 +708,34 @@ mod tests {
         };
         assert_eq!(
             v.ks.sign(&d1, &gone, Payload::Digest(&digest)).unwrap_err(),
+            Error::KeyDestroyed
+        );
+    }
+
+    #[test]
+    fn a_destroyed_key_never_signs_again_even_with_a_stale_record() {
+        let v = unsealed();
+        let d =
+            v.ks.create_domain(
+                DomainId::from_random([2; 16]),
+                "a".parse().unwrap(),
+                UnixMillis(9),
+            )
+            .unwrap();
+        let k =
+            v.ks.create_key(
+                &d,
+                KeyId::from_random([4; 16]),
+                Algorithm::Ed25519,
+                None,
+                UnixMillis(10),
+            )
+            .unwrap();
+        v.ks.sign(&d, &k, Payload::Message(b"m")).unwrap();
+        v.ks.forget_key(k.id);
+        // `k` still looks live (the caller read it before the destroy committed).
+        assert_eq!(
+            v.ks.sign(&d, &k, Payload::Message(b"m")).unwrap_err(),
             Error::KeyDestroyed
         );
     }

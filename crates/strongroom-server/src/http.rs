@@ -265,7 +265,8 @@ async fn pipeline(
     });
 
     let anonymous = matches!(principal, Principal::Anonymous);
-    let mut response = if anonymous && !vault.limiter.allow(source, Instant::now()) {
+    let rate_limited = anonymous && !vault.limiter.allow(source, Instant::now());
+    let mut response = if rate_limited {
         ApiError::RateLimited.into_response()
     } else if let Err(e) = auth {
         e.into_response()
@@ -292,8 +293,13 @@ async fn pipeline(
         };
         let event = ctx.event(operation, outcome, code);
         // Init and unseal carry their own credential (the shares), so each is recorded on its
-        // own; other anonymous traffic is aggregated per source and interval.
-        let individual = !anonymous || matches!(operation, "operator.init" | "operator.unseal");
+        // own — within a vault-wide budget, so that a flood (from many loopback addresses, say)
+        // cannot fill the disk. Other anonymous traffic, and anything rate limited, is
+        // aggregated per source and interval.
+        let individual = !anonymous
+            || (matches!(operation, "operator.init" | "operator.unseal")
+                && !rate_limited
+                && vault.limiter.allow_individual(Instant::now()));
         let to_write = if individual {
             Some(event)
         } else {

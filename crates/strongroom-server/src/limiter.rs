@@ -19,14 +19,30 @@ pub(crate) const BURST: f64 = 60.0;
 pub(crate) const PER_SECOND: f64 = 20.0;
 /// Aggregation interval.
 pub(crate) const INTERVAL: Duration = Duration::from_secs(10);
-/// Distinct aggregation keys kept per interval; beyond this, traffic is counted under one
-/// overflow key so memory stays bounded.
+/// Distinct sources (and aggregation keys per interval) kept in memory; beyond this, new
+/// sources share one overflow bucket and key, so memory stays bounded.
 const MAX_KEYS: usize = 10_000;
+/// Vault-wide budget for anonymous requests that are audited one by one (init, unseal).
+const INDIVIDUAL_BURST: f64 = 100.0;
+const INDIVIDUAL_PER_SECOND: f64 = 20.0;
 
 #[derive(Default)]
 pub(crate) struct Limiter {
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    individual: Mutex<Option<(f64, Instant)>>,
     counts: Mutex<HashMap<AggKey, Aggregate>>,
+}
+
+/// Refills a bucket up to `now` and takes one token if there is one.
+fn take(tokens: &mut f64, last: &mut Instant, now: Instant, burst: f64, rate: f64) -> bool {
+    *tokens = (*tokens + now.saturating_duration_since(*last).as_secs_f64() * rate).min(burst);
+    *last = now;
+    if *tokens >= 1.0 {
+        *tokens -= 1.0;
+        true
+    } else {
+        false
+    }
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -49,19 +65,29 @@ impl Limiter {
             .buckets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if b.len() > MAX_KEYS {
-            // Full buckets carry no information; drop them to bound memory.
-            b.retain(|_, (tokens, _)| *tokens < BURST);
+        let mut source = source;
+        if b.len() >= MAX_KEYS && !b.contains_key(&source) {
+            // A bucket idle long enough to have refilled carries no information.
+            let refill = Duration::from_secs_f64(BURST / PER_SECOND);
+            b.retain(|_, (_, last)| now.saturating_duration_since(*last) < refill);
+            if b.len() >= MAX_KEYS {
+                // Still full: new sources share one bucket, so memory stays bounded.
+                source = IpAddr::from([0, 0, 0, 0]);
+            }
         }
         let (tokens, last) = b.entry(source).or_insert((BURST, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * PER_SECOND).min(BURST);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        take(tokens, last, now, BURST, PER_SECOND)
+    }
+
+    /// Takes one token from the vault-wide budget for individually audited anonymous
+    /// requests; `false` means the request is aggregated instead.
+    pub(crate) fn allow_individual(&self, now: Instant) -> bool {
+        let mut g = self
+            .individual
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (tokens, last) = g.get_or_insert((INDIVIDUAL_BURST, now));
+        take(tokens, last, now, INDIVIDUAL_BURST, INDIVIDUAL_PER_SECOND)
     }
 
     /// Counts an event. Returns it if it is the first of its kind this interval (the caller
@@ -153,6 +179,21 @@ mod tests {
             l.allow(ip, t0 + Duration::from_millis(100)),
             "refills at PER_SECOND"
         );
+        let individual = (0..1000).filter(|_| l.allow_individual(t0)).count();
+        assert_eq!(individual, INDIVIDUAL_BURST as usize, "vault-wide budget");
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_many_sources() {
+        let l = Limiter::default();
+        let t0 = Instant::now();
+        for i in 0..(MAX_KEYS as u32 + 5000) {
+            l.allow(IpAddr::from(i.to_be_bytes()), t0);
+        }
+        assert!(l.buckets.lock().unwrap().len() <= MAX_KEYS + 1);
+        // Once the old buckets have refilled they are dropped to make room.
+        l.allow(IpAddr::from([10, 9, 9, 9]), t0 + Duration::from_secs(4));
+        assert!(l.buckets.lock().unwrap().len() < 10);
     }
 
     #[test]

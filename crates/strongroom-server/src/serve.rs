@@ -185,17 +185,16 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
     let entropy: Arc<dyn EntropySource> = Arc::new(OsEntropy);
 
     let dir = DataDir::open(&data_dir)?;
-    let store: Arc<dyn Storage> = match dir.open_store(
-        || {
-            let mut b = [0u8; 16];
-            // A failed draw leaves zeros, which the entropy check below rejects.
-            let _ = entropy.fill(&mut b);
-            strongroom_core::VaultId::from_random(b)
-        },
-        clock.now(),
-    )? {
-        Opened::Existing(s) | Opened::Fresh(s) => Arc::new(s),
-    };
+    // Drawn before it is needed so that an entropy failure stops the start instead of
+    // producing a predictable vault id.
+    let mut vid = [0u8; 16];
+    entropy
+        .fill(&mut vid)
+        .map_err(|_| ServeError::Io("entropy source failed".into()))?;
+    let store: Arc<dyn Storage> =
+        match dir.open_store(|| strongroom_core::VaultId::from_random(vid), clock.now())? {
+            Opened::Existing(s) | Opened::Fresh(s) => Arc::new(s),
+        };
     let meta = store.vault().map_err(strongroom_storage::Error::from)?;
     let keystore = Arc::new(Keystore::new(Arc::clone(&entropy)));
     keystore

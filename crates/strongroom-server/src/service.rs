@@ -24,6 +24,8 @@ use crate::writer::{WriteError, Writer};
 
 /// The name of the domain dev mode creates, and that requests without a domain use.
 pub const DEFAULT_DOMAIN: &str = "default";
+/// Longest token lifetime.
+const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// Longest accepted key label, in bytes.
 const MAX_LABEL: usize = 256;
 
@@ -119,12 +121,13 @@ impl KeyCache {
         let Some(found) = store.key_with_domain(id)? else {
             return Ok(None);
         };
-        let found = Arc::new(found);
-        self.map
+        // Never overwrite: a record put by this node (say, a destroy) since our read is newer.
+        let mut map = self
+            .map
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id, Arc::clone(&found));
-        Ok(Some(found))
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = map.entry(id).or_insert_with(|| Arc::new(found));
+        Ok(Some(Arc::clone(entry)))
     }
 
     /// Forgets every record, so keys are read from the database again at next use.
@@ -424,6 +427,12 @@ impl Vault {
         ttl: Option<Duration>,
     ) -> Result<TokenView, ApiError> {
         allow(ctx, &Operation::CreateToken)?;
+        if ttl.is_some_and(|t| t > MAX_TTL) {
+            return Err(ApiError::bad(
+                "invalid_ttl",
+                "token lifetimes are at most 10 years",
+            ));
+        }
         let d = self.resolve_domain(ctx, domain)?;
         let expires_at = ttl.map(|t| ctx.time.saturating_add(t));
         let issued = token::issue(

@@ -51,6 +51,9 @@ fn hash(value: &str) -> [u8; 32] {
 #[derive(Default)]
 pub(crate) struct Tokens {
     cache: RwLock<HashMap<[u8; 32], TokenRecord>>,
+    // Revoked here, checked on every use: a lookup racing with a revocation may cache the old
+    // row, but it can never be used again.
+    revoked: RwLock<std::collections::HashSet<TokenId>>,
 }
 
 impl Tokens {
@@ -82,7 +85,15 @@ impl Tokens {
                 r
             }
         };
-        if record.revoked_at.is_some() || record.expires_at.is_some_and(|t| now >= t) {
+        let revoked_here = self
+            .revoked
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&record.id);
+        if revoked_here
+            || record.revoked_at.is_some()
+            || record.expires_at.is_some_and(|t| now >= t)
+        {
             return Err(ApiError::InvalidToken);
         }
         match record.kind {
@@ -97,6 +108,10 @@ impl Tokens {
 
     /// Forgets a revoked token.
     pub(crate) fn forget(&self, id: TokenId) {
+        self.revoked
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id);
         self.cache
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -128,6 +128,17 @@ fn refusal(e: &CoreError) -> (Outcome, &'static str) {
 
 impl Loop {
     fn run(&mut self, rx: &mpsc::Receiver<Job>) {
+        // If this thread panics, nothing more can be audited: mark the writer failed so that
+        // every request is refused instead of answered unaudited.
+        struct FailOnPanic(Arc<AtomicBool>);
+        impl Drop for FailOnPanic {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+        let _guard = FailOnPanic(Arc::clone(&self.failed));
         while let Ok(first) = rx.recv() {
             let mut jobs = vec![first];
             while jobs.len() < MAX_BATCH {
