@@ -105,6 +105,7 @@ fn keystore_rate(alg: Algorithm, seconds: u64, threads: usize) -> Result<f64, Cl
                 threshold: 1,
             },
             UnixMillis(0),
+            b"bench",
         )
         .map_err(err)?;
     ks.load(&VaultMeta {

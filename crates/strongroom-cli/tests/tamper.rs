@@ -395,3 +395,52 @@ fn damaged_or_missing_database_is_never_replaced_by_a_fresh_vault() {
     assert!(!out.status.success());
     assert!(!missing.join("vault.db").exists());
 }
+
+#[test]
+fn token_rows_forged_or_edited_in_the_database_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("v");
+    let node = Node::dev(&data);
+    let root = node.dev_token();
+    let r = Some(root.as_str());
+    node.cli(r, &["domain", "create", "other"]).ok();
+    let app = node.cli(r, &["--json", "token", "create"]).ok().json();
+    let app_token = app["token"].as_str().unwrap().to_owned();
+    let revoked = node.cli(r, &["--json", "token", "create"]).ok().json();
+    let revoked_token = revoked["token"].as_str().unwrap().to_owned();
+    node.cli(r, &["token", "revoke", revoked["id"].as_str().unwrap()])
+        .ok();
+    node.cli(Some(&app_token), &["--json", "key", "list"]).ok();
+    node.stop();
+
+    // A database editor adds a root token whose value they know, un-revokes a token, and moves
+    // an application token to another domain.
+    let forged = format!("srt_{}", "ab".repeat(32));
+    let conn = db(&data);
+    conn.execute(
+        "INSERT INTO tokens (id, hash, kind, domain_id, created_at, expires_at, revoked_at, mac)
+         VALUES (randomblob(16), ?1, 'root', NULL, 0, NULL, NULL, zeroblob(32))",
+        [hex::decode(sha256_hex(forged.as_bytes())).unwrap()],
+    )
+    .unwrap();
+    conn.execute("UPDATE tokens SET revoked_at = NULL", [])
+        .unwrap();
+    conn.execute(
+        "UPDATE tokens SET domain_id = (SELECT id FROM domains WHERE name = 'other') WHERE hash = ?1",
+        [hex::decode(sha256_hex(app_token.as_bytes())).unwrap()],
+    )
+    .unwrap();
+    drop(conn);
+
+    let node = Node::dev(&data);
+    for t in [&forged, &revoked_token, &app_token] {
+        let out = node.cli(Some(t), &["--json", "key", "list"]);
+        assert_eq!(
+            out.error_code(),
+            "invalid_token",
+            "edited token row accepted"
+        );
+    }
+    // The genuine root token still works.
+    node.cli(r, &["--json", "domain", "list"]).ok();
+}

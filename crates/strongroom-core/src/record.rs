@@ -89,6 +89,9 @@ pub struct TokenRecord {
     pub expires_at: Option<UnixMillis>,
     /// Revocation time, if revoked.
     pub revoked_at: Option<UnixMillis>,
+    /// MAC over the row with a root-derived key (layout in `docs/formats.md`), so that a
+    /// database editor can neither add a token nor change one's scope, expiry or revocation.
+    pub mac: [u8; 32],
 }
 
 /// How an audited request ended.

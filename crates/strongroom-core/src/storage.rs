@@ -36,6 +36,8 @@ pub enum Mutation {
         id: TokenId,
         /// When.
         at: UnixMillis,
+        /// The row's new MAC (it covers the revocation).
+        mac: [u8; 32],
     },
 }
 

@@ -63,6 +63,14 @@ impl RootKey {
         AeadKey::from_bytes(*self.derive(b"domain-wrapping-key"))
     }
 
+    /// The key that authenticates stored records a database editor must not forge (tokens).
+    #[must_use]
+    pub fn record_mac_key(&self) -> RecordMacKey {
+        RecordMacKey {
+            key: self.derive(b"record-mac-key"),
+        }
+    }
+
     /// The Ed25519 key that signs audit chain heads.
     #[must_use]
     pub fn audit_signing_key(&self) -> AuditSigningKey {
@@ -90,6 +98,37 @@ impl std::fmt::Debug for RootKey {
 impl ConstantTimeEq for RootKey {
     fn ct_eq(&self, other: &Self) -> subtle::Choice {
         self.bytes.ct_eq(&other.bytes)
+    }
+}
+
+/// HMAC-SHA256 key over stored records. Derived from the root key, so records can only be
+/// made (and checked) while unsealed.
+pub struct RecordMacKey {
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl RecordMacKey {
+    /// The tag of `data`.
+    #[must_use]
+    pub fn mac(&self, data: &[u8]) -> [u8; 32] {
+        use hmac::{KeyInit, Mac};
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mut m = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(self.key.as_ref())
+            .unwrap_or_else(|_| <hmac::Hmac<Sha256> as KeyInit>::new(&Default::default()));
+        m.update(data);
+        m.finalize().into_bytes().into()
+    }
+
+    /// Whether `tag` is the tag of `data` (constant time).
+    #[must_use]
+    pub fn verify(&self, data: &[u8], tag: &[u8; 32]) -> bool {
+        self.mac(data).ct_eq(tag).into()
+    }
+}
+
+impl std::fmt::Debug for RecordMacKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordMacKey").finish_non_exhaustive()
     }
 }
 

@@ -25,7 +25,7 @@ mod spki;
 pub use aead::{AeadKey, SEALED_BLOB_VERSION};
 pub use entropy::OsEntropy;
 pub use error::Error;
-pub use kdf::{AuditSigningKey, RootKey};
+pub use kdf::{AuditSigningKey, RecordMacKey, RootKey};
 pub use shamir::{Share, ShareHeader, combine, split};
 pub use signing::{Payload, Signature, SigningKey, verify};
 pub use spki::spki_der;

@@ -1,7 +1,8 @@
 //! Associated data that binds sealed blobs to their identity (layout in `docs/formats.md`).
 
+use strongroom_core::id::DomainName;
 use strongroom_core::record::KeyRecord;
-use strongroom_core::{DomainId, VaultId};
+use strongroom_core::{DomainId, UnixMillis, VaultId};
 
 const DOMAIN_LABEL: &[u8] = b"strongroom/domain-key/v1";
 const KEY_LABEL: &[u8] = b"strongroom/key/v1";
@@ -13,11 +14,18 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
 }
 
 /// Associated data for a domain master key sealed under the root-derived wrapping key.
-pub(crate) fn domain_aad(vault: &VaultId, domain: &DomainId) -> Vec<u8> {
-    let mut out = Vec::with_capacity(DOMAIN_LABEL.len() + 32);
+pub(crate) fn domain_aad(
+    vault: &VaultId,
+    domain: &DomainId,
+    name: &DomainName,
+    created_at: UnixMillis,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(DOMAIN_LABEL.len() + 112);
     out.extend_from_slice(DOMAIN_LABEL);
     out.extend_from_slice(vault.as_bytes());
     out.extend_from_slice(domain.as_bytes());
+    put_bytes(&mut out, name.as_str().as_bytes());
+    out.extend_from_slice(&created_at.0.to_be_bytes());
     out
 }
 

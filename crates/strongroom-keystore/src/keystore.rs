@@ -6,7 +6,9 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use strongroom_core::id::DomainName;
 use strongroom_core::record::{DomainRecord, InitRecord, KeyRecord, SignedHead, VaultMeta};
 use strongroom_core::{Algorithm, DomainId, EntropySource, KeyId, UnixMillis, VaultId};
-use strongroom_crypto::{AeadKey, AuditSigningKey, Payload, RootKey, Share, Signature, SigningKey};
+use strongroom_crypto::{
+    AeadKey, AuditSigningKey, Payload, RecordMacKey, RootKey, Share, Signature, SigningKey,
+};
 use zeroize::Zeroizing;
 
 use crate::Error;
@@ -33,6 +35,8 @@ pub struct Initialized {
     pub record: InitRecord,
     /// One string per share holder. Never stored by strongroom.
     pub shares: Vec<Zeroizing<String>>,
+    /// The record MAC of the root token's binding (see [`Keystore::record_mac`]).
+    pub root_token_mac: [u8; 32],
 }
 
 /// The sealed boundary.
@@ -62,6 +66,7 @@ struct Unsealed {
     sealed: Sealed,
     domain_kek: AeadKey,
     audit: AuditSigningKey,
+    record_mac: RecordMacKey,
     domain_keys: RwLock<HashMap<DomainId, OpenedDomainKey>>,
     keys: RwLock<HashMap<KeyId, Arc<LoadedKey>>>,
     // Keys destroyed while unsealed: never loaded again, whatever record a caller holds.
@@ -178,6 +183,7 @@ impl Keystore {
         vault_id: VaultId,
         seal: &dyn Seal,
         now: UnixMillis,
+        root_token_binding: &[u8],
     ) -> Result<Initialized, Error> {
         if !matches!(*self.read(), State::Uninitialized) {
             return Err(Error::AlreadyInitialized);
@@ -192,6 +198,7 @@ impl Keystore {
                 initialized_at: now,
             },
             shares,
+            root_token_mac: root.record_mac_key().mac(root_token_binding),
         })
     }
 
@@ -237,6 +244,7 @@ impl Keystore {
             vault_id: sealed.vault_id,
             domain_kek: root.domain_wrapping_key(),
             audit,
+            record_mac: root.record_mac_key(),
             _root: root,
             sealed: Sealed {
                 vault_id: sealed.vault_id,
@@ -289,9 +297,11 @@ impl Keystore {
     ) -> Result<DomainRecord, Error> {
         let u = self.unsealed()?;
         let key = AeadKey::generate(self.entropy.as_ref())?;
-        let wrapped_key =
-            u.domain_kek
-                .seal_key(&domain_aad(&u.vault_id, &id), &key, self.entropy.as_ref())?;
+        let wrapped_key = u.domain_kek.seal_key(
+            &domain_aad(&u.vault_id, &id, &name, now),
+            &key,
+            self.entropy.as_ref(),
+        )?;
         Ok(DomainRecord {
             id,
             name,
@@ -318,7 +328,10 @@ impl Keystore {
         cache.remove(&domain.id);
         let key = u
             .domain_kek
-            .open_key(&domain_aad(&u.vault_id, &domain.id), &domain.wrapped_key)
+            .open_key(
+                &domain_aad(&u.vault_id, &domain.id, &domain.name, domain.created_at),
+                &domain.wrapped_key,
+            )
             .map_err(|_| Error::KeyUnavailable)?;
         let key = Arc::new(key);
         cache.insert(
@@ -457,6 +470,23 @@ impl Keystore {
         }
     }
 
+    /// Authenticates a stored record (its canonical binding), so that rows a database editor
+    /// adds or changes are refused.
+    ///
+    /// # Errors
+    /// [`Error::Sealed`] or [`Error::NotInitialized`].
+    pub fn record_mac(&self, binding: &[u8]) -> Result<[u8; 32], Error> {
+        Ok(self.unsealed()?.record_mac.mac(binding))
+    }
+
+    /// Checks a record's MAC.
+    ///
+    /// # Errors
+    /// [`Error::Sealed`] or [`Error::NotInitialized`].
+    pub fn verify_record_mac(&self, binding: &[u8], tag: &[u8; 32]) -> Result<bool, Error> {
+        Ok(self.unsealed()?.record_mac.verify(binding, tag))
+    }
+
     /// Signs a chain head, if unsealed (while sealed, records are chained but unsigned until
     /// the first head after unsealing covers them).
     #[must_use]
@@ -491,7 +521,12 @@ mod tests {
         EntropySource::fill(&OsEntropy, &mut id).unwrap();
         let vault_id = VaultId::from_random(id);
         let init = ks
-            .initialize(vault_id, &ShamirSeal { shares, threshold }, UnixMillis(5))
+            .initialize(
+                vault_id,
+                &ShamirSeal { shares, threshold },
+                UnixMillis(5),
+                b"t",
+            )
             .unwrap();
         let meta = VaultMeta {
             vault_id,
@@ -547,6 +582,7 @@ mod tests {
                     threshold: 2,
                 },
                 UnixMillis(5),
+                b"t",
             )
             .unwrap()
             .shares
@@ -700,6 +736,24 @@ mod tests {
                 .unwrap_err(),
             Error::KeyUnavailable
         );
+        // A domain row whose name or creation time was edited does not open either.
+        for edited in [
+            DomainRecord {
+                name: "zz".parse().unwrap(),
+                ..d1.clone()
+            },
+            DomainRecord {
+                created_at: UnixMillis(1),
+                ..d1.clone()
+            },
+        ] {
+            fresh();
+            assert_eq!(
+                v.ks.sign(&edited, &k1, Payload::Digest(&digest))
+                    .unwrap_err(),
+                Error::KeyUnavailable
+            );
+        }
         // Destroyed keys do not sign.
         let gone = KeyRecord {
             destroyed_at: Some(UnixMillis(12)),

@@ -116,7 +116,13 @@ async fn dev_bootstrap(vault: &Vault, dir: &Path) -> Result<Zeroizing<String>, S
     }
     let root = vault
         .tokens
-        .authenticate(vault.store.as_ref(), &token, vault.clock.now())
+        .authenticate(
+            vault.store.as_ref(),
+            &vault.keystore,
+            &vault.vault_id,
+            &token,
+            vault.clock.now(),
+        )
         .map_err(ServeError::Api)?;
     let default = DEFAULT_DOMAIN
         .parse()

@@ -8,7 +8,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 use strongroom_core::id::DomainName;
-use strongroom_core::record::{AuditEvent, DomainRecord, KeyRecord, Outcome, TokenKind};
+use strongroom_core::record::{
+    AuditEvent, DomainRecord, KeyRecord, Outcome, TokenKind, TokenRecord,
+};
 use strongroom_core::storage::{Mutation, Storage};
 use strongroom_core::{
     Algorithm, Clock, Decision, DenyReason, DomainId, EntropySource, KeyId, Operation, Principal,
@@ -326,10 +328,14 @@ impl Vault {
         threshold: u8,
     ) -> Result<InitView, ApiError> {
         allow(ctx, &Operation::Init)?;
-        let init =
-            self.keystore
-                .initialize(self.vault_id, &ShamirSeal { shares, threshold }, ctx.time)?;
-        let root = token::issue(self.entropy.as_ref(), TokenKind::Root, ctx.time, None)?;
+        let mut root = token::issue(self.entropy.as_ref(), TokenKind::Root, ctx.time, None)?;
+        let init = self.keystore.initialize(
+            self.vault_id,
+            &ShamirSeal { shares, threshold },
+            ctx.time,
+            &token::binding(&self.vault_id, &root.record),
+        )?;
+        root.record.mac = init.root_token_mac;
         let audit_public_key = hex::encode(init.record.audit_public_key);
         self.commit(
             ctx,
@@ -435,12 +441,15 @@ impl Vault {
         }
         let d = self.resolve_domain(ctx, domain)?;
         let expires_at = ttl.map(|t| ctx.time.saturating_add(t));
-        let issued = token::issue(
+        let mut issued = token::issue(
             self.entropy.as_ref(),
             TokenKind::Application(d.id),
             ctx.time,
             expires_at,
         )?;
+        issued.record.mac = self
+            .keystore
+            .record_mac(&token::binding(&self.vault_id, &issued.record))?;
         self.commit(
             ctx,
             "token.create",
@@ -462,10 +471,25 @@ impl Vault {
     ) -> Result<RevokedView, ApiError> {
         allow(ctx, &Operation::RevokeToken)?;
         let id: TokenId = id.parse()?;
+        let current = self.store.token(id)?.ok_or(ApiError::NotFound)?;
+        if current.revoked_at.is_some() {
+            return Err(ApiError::NotFound);
+        }
+        let revoked = TokenRecord {
+            revoked_at: Some(ctx.time),
+            ..current
+        };
+        let mac = self
+            .keystore
+            .record_mac(&token::binding(&self.vault_id, &revoked))?;
         self.commit(
             ctx,
             "token.revoke",
-            vec![Mutation::RevokeToken { id, at: ctx.time }],
+            vec![Mutation::RevokeToken {
+                id,
+                at: ctx.time,
+                mac,
+            }],
         )
         .await?;
         self.tokens.forget(id);

@@ -7,7 +7,8 @@ use std::sync::RwLock;
 use sha2::{Digest, Sha256};
 use strongroom_core::record::{TokenKind, TokenRecord};
 use strongroom_core::storage::Storage;
-use strongroom_core::{EntropySource, Principal, TokenId, UnixMillis};
+use strongroom_core::{EntropySource, Principal, TokenId, UnixMillis, VaultId};
+use strongroom_keystore::Keystore;
 use zeroize::Zeroizing;
 
 use crate::error::ApiError;
@@ -39,8 +40,41 @@ pub(crate) fn issue(
         created_at: now,
         expires_at,
         revoked_at: None,
+        // Set by the caller from the keystore (see `binding`).
+        mac: [0; 32],
     };
     Ok(Issued { value, record })
+}
+
+/// The bytes a token row's MAC covers (layout in `docs/formats.md`).
+pub(crate) fn binding(vault_id: &VaultId, t: &TokenRecord) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    out.extend_from_slice(b"strongroom/token/v1");
+    out.extend_from_slice(vault_id.as_bytes());
+    out.extend_from_slice(t.id.as_bytes());
+    out.extend_from_slice(&t.hash);
+    match t.kind {
+        TokenKind::Application(d) => {
+            out.push(2);
+            out.extend_from_slice(d.as_bytes());
+        }
+        // Root, and any kind added later, carry no domain.
+        _ => {
+            out.push(1);
+            out.extend_from_slice(&[0; 16]);
+        }
+    }
+    out.extend_from_slice(&t.created_at.0.to_be_bytes());
+    for opt in [t.expires_at, t.revoked_at] {
+        match opt {
+            None => out.push(0),
+            Some(at) => {
+                out.push(1);
+                out.extend_from_slice(&at.0.to_be_bytes());
+            }
+        }
+    }
+    out
 }
 
 fn hash(value: &str) -> [u8; 32] {
@@ -57,10 +91,13 @@ pub(crate) struct Tokens {
 }
 
 impl Tokens {
-    /// The principal a presented token stands for, or `InvalidToken`.
+    /// The principal a presented token stands for, or `InvalidToken`. The row's MAC is checked
+    /// before it is trusted (and cached), so the keystore must be unsealed.
     pub(crate) fn authenticate(
         &self,
         store: &dyn Storage,
+        keystore: &Keystore,
+        vault_id: &VaultId,
         value: &str,
         now: UnixMillis,
     ) -> Result<Principal, ApiError> {
@@ -78,6 +115,13 @@ impl Tokens {
             Some(r) => r,
             None => {
                 let r = store.token_by_hash(&h)?.ok_or(ApiError::InvalidToken)?;
+                if !keystore
+                    .verify_record_mac(&binding(vault_id, &r), &r.mac)
+                    .unwrap_or(false)
+                {
+                    tracing::warn!(token = %r.id, "token row failed its MAC check (forged or edited row)");
+                    return Err(ApiError::InvalidToken);
+                }
                 self.cache
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)

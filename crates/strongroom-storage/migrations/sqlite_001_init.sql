@@ -33,7 +33,8 @@ CREATE TABLE tokens (
     domain_id  BLOB REFERENCES domains (id),
     created_at INTEGER NOT NULL,
     expires_at INTEGER,
-    revoked_at INTEGER
+    revoked_at INTEGER,
+    mac        BLOB NOT NULL CHECK (length(mac) = 32)
 );
 CREATE TABLE audit (
     seq        INTEGER PRIMARY KEY,

@@ -265,7 +265,7 @@ fn key_row(row: &Row<'_>) -> Result<KeyRecord, rusqlite::Error> {
     })
 }
 
-const TOKEN_COLS: &str = "id, hash, kind, domain_id, created_at, expires_at, revoked_at";
+const TOKEN_COLS: &str = "id, hash, kind, domain_id, created_at, expires_at, revoked_at, mac";
 fn token_row(row: &Row<'_>) -> Result<TokenRecord, rusqlite::Error> {
     let kind: String = row.get(2)?;
     let domain: Option<Vec<u8>> = row.get(3)?;
@@ -283,6 +283,7 @@ fn token_row(row: &Row<'_>) -> Result<TokenRecord, rusqlite::Error> {
         created_at: millis(row, 4)?,
         expires_at: opt_millis(row, 5)?,
         revoked_at: opt_millis(row, 6)?,
+        mac: arr(row, 7)?,
     })
 }
 
@@ -569,7 +570,7 @@ impl Txn<'_> {
                 };
                 tx.execute(
                     &format!(
-                        "INSERT INTO tokens ({TOKEN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                        "INSERT INTO tokens ({TOKEN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
                     ),
                     params![
                         t.id.as_bytes().as_slice(),
@@ -579,15 +580,16 @@ impl Txn<'_> {
                         to_i64(t.created_at.0)?,
                         t.expires_at.map(|x| to_i64(x.0)).transpose()?,
                         t.revoked_at.map(|x| to_i64(x.0)).transpose()?,
+                        t.mac.as_slice(),
                     ],
                 )
                 .map_err(|e| constraint(e, "token"))?;
             }
-            Mutation::RevokeToken { id, at } => {
+            Mutation::RevokeToken { id, at, mac } => {
                 let n = tx
                     .execute(
-                        "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-                        params![id.as_bytes().as_slice(), to_i64(at.0)?],
+                        "UPDATE tokens SET revoked_at = ?2, mac = ?3 WHERE id = ?1 AND revoked_at IS NULL",
+                        params![id.as_bytes().as_slice(), to_i64(at.0)?, mac.as_slice()],
                     )
                     .map_err(store_err)?;
                 if n != 1 {

@@ -159,6 +159,7 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
         created_at: UnixMillis(1),
         expires_at: Some(UnixMillis(99)),
         revoked_at: None,
+        mac: [22; 32],
     };
     apply(store, vec![Mutation::CreateToken(t.clone())]).unwrap();
     assert_eq!(store.token_by_hash(&[21; 32]).unwrap(), Some(t.clone()));
@@ -167,19 +168,22 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
         vec![Mutation::RevokeToken {
             id: t.id,
             at: UnixMillis(50),
+            mac: [23; 32],
         }],
     )
     .unwrap();
+    let revoked = store.token(t.id).unwrap().unwrap();
     assert_eq!(
-        store.token(t.id).unwrap().unwrap().revoked_at,
-        Some(UnixMillis(50))
+        (revoked.revoked_at, revoked.mac),
+        (Some(UnixMillis(50)), [23; 32])
     );
     assert!(matches!(
         apply(
             store,
             vec![Mutation::RevokeToken {
                 id: t.id,
-                at: UnixMillis(51)
+                at: UnixMillis(51),
+                mac: [24; 32],
             }]
         ),
         Err(Error::NotFound(_))
