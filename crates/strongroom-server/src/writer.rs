@@ -185,17 +185,22 @@ impl Loop {
             }
             Ok(())
         });
-        let durable = outcome.is_ok()
-            && head
-                .as_ref()
-                .is_none_or(|h| self.head_file.write(h).is_ok());
-        if !durable {
-            tracing::error!(error = ?outcome.err(), "audit log write failed; refusing all further requests");
+        if let Err(e) = outcome {
+            // Nothing of the batch is durable: refuse it, and everything after it.
+            tracing::error!(error = %e, "audit log commit failed; refusing all further requests");
             self.failed.store(true, Ordering::SeqCst);
             for j in jobs {
                 reply(j.reply, Err(WriteError::AuditUnavailable));
             }
             return;
+        }
+        if let Some(h) = &head
+            && let Err(e) = self.head_file.write(h)
+        {
+            // The batch is committed, so it is answered as done; but the head file can no
+            // longer be trusted to be current, so nothing after it is accepted.
+            tracing::error!(error = %e, "head file write failed; refusing all further requests");
+            self.failed.store(true, Ordering::SeqCst);
         }
         self.chain = chain;
         for (j, r) in jobs.into_iter().zip(results) {
@@ -208,5 +213,127 @@ fn reply(to: Option<oneshot::Sender<Result<(), WriteError>>>, r: Result<(), Writ
     if let Some(tx) = to {
         // The requester may have gone away (client disconnected); the record stands regardless.
         let _ = tx.send(r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strongroom_core::id::DomainName;
+    use strongroom_core::record::{
+        AuditRecord, DomainRecord, KeyRecord, SignedHead, TokenRecord, VaultMeta,
+    };
+    use strongroom_core::storage::WriteBatch;
+    use strongroom_core::{DomainId, KeyId, RequestId, SystemClock, TokenId, UnixMillis, VaultId};
+    use strongroom_storage::SqliteStore;
+
+    /// SQLite whose writes can be made to fail, like a full or failing disk.
+    struct Flaky {
+        inner: SqliteStore,
+        fail: AtomicBool,
+    }
+
+    impl Storage for Flaky {
+        fn vault(&self) -> Result<VaultMeta, CoreError> {
+            self.inner.vault()
+        }
+        fn domain_by_name(&self, n: &DomainName) -> Result<Option<DomainRecord>, CoreError> {
+            self.inner.domain_by_name(n)
+        }
+        fn domain(&self, id: DomainId) -> Result<Option<DomainRecord>, CoreError> {
+            self.inner.domain(id)
+        }
+        fn domains(&self) -> Result<Vec<DomainRecord>, CoreError> {
+            self.inner.domains()
+        }
+        fn key(&self, id: KeyId) -> Result<Option<KeyRecord>, CoreError> {
+            self.inner.key(id)
+        }
+        fn key_with_domain(
+            &self,
+            id: KeyId,
+        ) -> Result<Option<(KeyRecord, DomainRecord)>, CoreError> {
+            self.inner.key_with_domain(id)
+        }
+        fn keys(&self, d: DomainId) -> Result<Vec<KeyRecord>, CoreError> {
+            self.inner.keys(d)
+        }
+        fn token_by_hash(&self, h: &[u8; 32]) -> Result<Option<TokenRecord>, CoreError> {
+            self.inner.token_by_hash(h)
+        }
+        fn token(&self, id: TokenId) -> Result<Option<TokenRecord>, CoreError> {
+            self.inner.token(id)
+        }
+        fn audit_tail(&self) -> Result<Option<(u64, [u8; 32])>, CoreError> {
+            self.inner.audit_tail()
+        }
+        fn audit_records(&self, from: u64, limit: usize) -> Result<Vec<AuditRecord>, CoreError> {
+            self.inner.audit_records(from, limit)
+        }
+        fn audit_heads(&self) -> Result<Vec<SignedHead>, CoreError> {
+            self.inner.audit_heads()
+        }
+        fn write(&self, batch: WriteBatch<'_>) -> Result<(), CoreError> {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(CoreError::Storage("disk full".into()));
+            }
+            self.inner.write(batch)
+        }
+    }
+
+    fn event() -> AuditEvent {
+        AuditEvent {
+            time: UnixMillis(1),
+            request_id: RequestId::from_random([1; 16]),
+            actor: "root:x".into(),
+            source: None,
+            operation: "key.sign".into(),
+            domain: None,
+            key: None,
+            outcome: Outcome::Granted,
+            code: None,
+            count: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_fails_closed_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let vid = VaultId::from_random([3; 16]);
+        let inner = SqliteStore::create(&dir.path().join("v.db"), vid, UnixMillis(0)).unwrap();
+        let flaky = Arc::new(Flaky {
+            inner,
+            fail: AtomicBool::new(false),
+        });
+        let ks = Arc::new(Keystore::new(Arc::new(strongroom_crypto::OsEntropy)));
+        let store: Arc<dyn Storage> = flaky.clone();
+        let (w, _t) = Writer::start(
+            store.clone(),
+            ks,
+            Arc::new(SystemClock),
+            &dir.path().join("audit-head"),
+        )
+        .unwrap();
+
+        w.submit(vec![], event()).await.unwrap();
+        assert_eq!(store.audit_tail().unwrap().unwrap().0, 1);
+
+        flaky.fail.store(true, Ordering::SeqCst);
+        assert!(matches!(
+            w.submit(vec![], event()).await,
+            Err(WriteError::AuditUnavailable)
+        ));
+        assert!(w.has_failed());
+        // The disk recovers, but the writer never retries into a false success.
+        flaky.fail.store(false, Ordering::SeqCst);
+        assert!(matches!(
+            w.submit(vec![], event()).await,
+            Err(WriteError::AuditUnavailable)
+        ));
+        assert_eq!(
+            store.audit_tail().unwrap().unwrap().0,
+            1,
+            "nothing written after the failure"
+        );
     }
 }

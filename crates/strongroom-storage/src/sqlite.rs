@@ -478,8 +478,15 @@ impl Storage for SqliteStore {
         if shredded {
             // secure_delete zeroes the erased blob in the database file, but older copies of
             // the page stay in the WAL until it is checkpointed and truncated.
-            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                .map_err(store_err)?;
+            // The batch is already committed; a checkpoint that cannot run now (busy readers)
+            // leaves the sealed blob in the WAL until the next one, which is logged, not failed.
+            let busy: Result<i64, _> =
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0));
+            if !matches!(busy, Ok(0)) {
+                tracing::warn!(
+                    "WAL checkpoint after a key destruction did not complete; the erased blob stays in the WAL until the next checkpoint"
+                );
+            }
         }
         Ok(())
     }
