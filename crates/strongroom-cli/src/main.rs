@@ -100,8 +100,11 @@ enum OperatorCmd {
     /// Submit one unseal share (hidden prompt, --share-file, or standard input).
     Unseal {
         /// File holding the share string.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "reset")]
         share_file: Option<PathBuf>,
+        /// Discard the shares submitted so far (abandon this unseal attempt).
+        #[arg(long)]
+        reset: bool,
     },
     /// Seal: wipe all key material from the server's memory.
     Seal,
@@ -235,7 +238,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
             "/v1/sys/init",
             &json!({"shares": shares, "threshold": threshold}),
         )?),
-        Command::Operator(OperatorCmd::Unseal { share_file }) => {
+        Command::Operator(OperatorCmd::Unseal { reset: true, .. }) => {
+            out.status(&client()?.post("/v1/sys/unseal", &json!({"reset": true}))?)
+        }
+        Command::Operator(OperatorCmd::Unseal { share_file, .. }) => {
             let share = read_share(share_file)?;
             out.status(&client()?.post("/v1/sys/unseal", &json!({"share": share.as_str()}))?)
         }

@@ -158,6 +158,18 @@ fn init_and_unseal_ceremony() {
     let status = node.cli(None, &["--json", "status"]).ok().json();
     assert_eq!(status["progress"], 1, "refused shares were counted");
 
+    // An attempt can be abandoned: reset discards share 1, which can then be given again.
+    let p = node
+        .cli(None, &["--json", "operator", "unseal", "--reset"])
+        .ok()
+        .json();
+    assert_eq!(p["progress"], 0);
+    let p = node
+        .cli_stdin(None, &["--json", "operator", "unseal"], &shares[0])
+        .ok()
+        .json();
+    assert_eq!(p["progress"], 1);
+
     // Two more distinct shares (standard input) unseal.
     let p = node
         .cli_stdin(None, &["--json", "operator", "unseal"], &shares[3])

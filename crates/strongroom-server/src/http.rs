@@ -411,7 +411,9 @@ async fn init(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UnsealBody {
-    share: String,
+    share: Option<String>,
+    #[serde(default)]
+    reset: bool,
 }
 
 async fn unseal(
@@ -419,8 +421,14 @@ async fn unseal(
     ctx: Ctx,
     ApiJson(b): ApiJson<UnsealBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let share = zeroize::Zeroizing::new(b.share);
-    Ok(Json(v.unseal(&ctx, &share)?))
+    match (b.share.map(zeroize::Zeroizing::new), b.reset) {
+        (Some(share), false) => Ok(Json(v.unseal(&ctx, &share)?)),
+        (None, true) => Ok(Json(v.reset_unseal(&ctx)?)),
+        _ => Err(ApiError::bad(
+            "invalid_parameters",
+            "give either share or reset: true",
+        )),
+    }
 }
 
 async fn seal(State(v): State<Arc<Vault>>, ctx: Ctx) -> Result<impl IntoResponse, ApiError> {

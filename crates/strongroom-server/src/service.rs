@@ -368,6 +368,19 @@ impl Vault {
         Ok(self.status())
     }
 
+    /// Discards the shares submitted so far (an unseal attempt abandoned half way).
+    pub(crate) fn reset_unseal(&self, ctx: &RequestCtx) -> Result<StatusView, ApiError> {
+        allow(ctx, &Operation::Unseal)?;
+        if !self.keystore.status().sealed {
+            return Err(ApiError::conflict(
+                "already_unsealed",
+                "the vault is already unsealed",
+            ));
+        }
+        self.keystore.seal();
+        Ok(self.status())
+    }
+
     pub(crate) fn seal(&self, ctx: &RequestCtx) -> Result<StatusView, ApiError> {
         allow(ctx, &Operation::Seal)?;
         self.keystore.seal();
