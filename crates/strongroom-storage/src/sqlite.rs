@@ -287,6 +287,8 @@ fn token_row(row: &Row<'_>) -> Result<TokenRecord, rusqlite::Error> {
     })
 }
 
+// Written out (not formatted from AUDIT_COLS) because it runs once per audited request.
+const INSERT_AUDIT: &str = "INSERT INTO audit (seq, prev_hash, hash, time, request_id, actor, source, operation, domain, key, outcome, code, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 const AUDIT_COLS: &str = "seq, prev_hash, hash, time, request_id, actor, source, operation, domain, key, outcome, code, count";
 fn audit_row(row: &Row<'_>) -> Result<AuditRecord, rusqlite::Error> {
     let outcome: i64 = row.get(10)?;
@@ -637,9 +639,7 @@ impl WriteTxn for Txn<'_> {
     fn append_audit(&mut self, r: &AuditRecord) -> Result<(), CoreError> {
         let e = &r.event;
         self.tx
-            .prepare_cached(&format!(
-                "INSERT INTO audit ({AUDIT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-            ))
+            .prepare_cached(INSERT_AUDIT)
             .and_then(|mut s| {
                 s.execute(params![
                     i64::try_from(r.seq).map_err(|_| corrupt("seq"))?,
