@@ -270,6 +270,26 @@ fn unauthenticated_floods_are_rate_limited_and_aggregated() {
     let refused = codes.iter().filter(|&&c| c == 401).count();
     assert!(limited > 0, "no 429 in {codes:?}");
     assert_eq!(limited + refused, 150);
+    // Made-up tokens in the right format are rate limited before they reach the database.
+    let bogus = format!("Authorization: Bearer srt_{}", "cd".repeat(32));
+    let mut args = vec!["-s", "-w", "%{http_code}\n", "-H", bogus.as_str()];
+    for _ in 0..100 {
+        args.extend(["-o", "/dev/null", url.as_str()]);
+    }
+    let out = std::process::Command::new("curl")
+        .args(&args)
+        .output()
+        .unwrap();
+    let codes: Vec<u16> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert!(codes.iter().all(|&c| c == 429 || c == 401), "{codes:?}");
+    assert!(
+        codes.iter().filter(|&&c| c == 429).count() > 90,
+        "bogus tokens not limited: {codes:?}"
+    );
     // An authenticated client is not throttled by the flood.
     let token = node.dev_token();
     node.cli(Some(&token), &["--json", "key", "list"]).ok();
@@ -280,8 +300,11 @@ fn unauthenticated_floods_are_rate_limited_and_aggregated() {
     let (records, total): (i64, i64) = conn
         .query_row("SELECT count(*), sum(count) FROM audit WHERE operation = 'key.list' AND actor = 'anonymous'", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap();
-    assert_eq!(total, 150);
-    assert!(records <= 4, "{records} records for 150 requests");
+    assert_eq!(
+        total, 250,
+        "150 without a token plus 100 with made-up tokens"
+    );
+    assert!(records <= 5, "{records} records for 250 requests");
     audit_verify(&data).ok();
 }
 

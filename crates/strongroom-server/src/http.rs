@@ -262,6 +262,7 @@ async fn pipeline(
             &vault.vault_id,
             t,
             time,
+            || vault.limiter.allow(source, Instant::now()),
         ),
     };
     let principal = *auth.as_ref().unwrap_or(&Principal::Anonymous);
@@ -274,7 +275,8 @@ async fn pipeline(
     });
 
     let anonymous = matches!(principal, Principal::Anonymous);
-    let rate_limited = anonymous && !vault.limiter.allow(source, Instant::now());
+    let rate_limited = matches!(auth, Err(ApiError::RateLimited))
+        || (anonymous && !vault.limiter.allow(source, Instant::now()));
     let mut response = if rate_limited {
         ApiError::RateLimited.into_response()
     } else if let Err(e) = auth {

@@ -122,6 +122,7 @@ async fn dev_bootstrap(vault: &Vault, dir: &Path) -> Result<Zeroizing<String>, S
             &vault.vault_id,
             &token,
             vault.clock.now(),
+            || true,
         )
         .map_err(ServeError::Api)?;
     let default = DEFAULT_DOMAIN

@@ -100,6 +100,7 @@ impl Tokens {
         vault_id: &VaultId,
         value: &str,
         now: UnixMillis,
+        may_look_up: impl FnOnce() -> bool,
     ) -> Result<Principal, ApiError> {
         if !value.starts_with(PREFIX) || value.len() != PREFIX.len() + 64 {
             return Err(ApiError::InvalidToken);
@@ -114,6 +115,11 @@ impl Tokens {
         let record = match cached {
             Some(r) => r,
             None => {
+                // A token not seen before costs a database read: rate-limit it first, so that a
+                // stream of made-up tokens cannot load the database.
+                if !may_look_up() {
+                    return Err(ApiError::RateLimited);
+                }
                 let r = store.token_by_hash(&h)?.ok_or(ApiError::InvalidToken)?;
                 if !keystore
                     .verify_record_mac(&binding(vault_id, &r), &r.mac)
