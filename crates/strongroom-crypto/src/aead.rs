@@ -142,6 +142,38 @@ impl AeadKey {
     }
 }
 
+impl AeadKey {
+    /// Seals an operator's TOTP secret, binding `aad` (the operator's identity).
+    ///
+    /// # Errors
+    /// [`Error::Entropy`] if no nonce could be drawn.
+    pub fn seal_totp_secret(
+        &self,
+        aad: &[u8],
+        secret: &crate::TotpSecret,
+        entropy: &dyn EntropySource,
+    ) -> Result<Vec<u8>, Error> {
+        let mut plain = Zeroizing::new(Vec::with_capacity(2 + secret.seed().len()));
+        plain.push(secret.algorithm().code());
+        plain.push(secret.digits());
+        plain.extend_from_slice(secret.seed());
+        self.seal(aad, &plain, entropy)
+    }
+
+    /// Opens a blob made by [`AeadKey::seal_totp_secret`] with the same `aad`.
+    ///
+    /// # Errors
+    /// [`Error::Unseal`] for a wrong key, wrong `aad` or tampered blob.
+    pub fn open_totp_secret(&self, aad: &[u8], blob: &[u8]) -> Result<crate::TotpSecret, Error> {
+        let plain = self.open(aad, blob)?;
+        let [code, digits, seed @ ..] = plain.as_slice() else {
+            return Err(Error::Unseal);
+        };
+        let algorithm = crate::OtpAlgorithm::from_code(*code).ok_or(Error::Unseal)?;
+        crate::TotpSecret::from_seed(algorithm, seed, *digits)
+    }
+}
+
 impl Drop for AeadKey {
     fn drop(&mut self) {
         self.bytes.zeroize();
@@ -181,6 +213,20 @@ mod tests {
             assert!(kek.open_key(b"domain-a", &t).is_err(), "bit {i}");
         }
         assert!(kek.open_key(b"domain-a", &blob[..20]).is_err());
+    }
+
+    #[test]
+    fn totp_secrets_seal_bound_to_their_owner() {
+        let kek = AeadKey::from_bytes([9; 32]);
+        let s = crate::TotpSecret::generate(crate::OtpAlgorithm::Sha256, &OsEntropy).unwrap();
+        let blob = kek.seal_totp_secret(b"operator-a", &s, &OsEntropy).unwrap();
+        let back = kek.open_totp_secret(b"operator-a", &blob).unwrap();
+        assert_eq!(
+            back.code_at(1_000_000).as_str(),
+            s.code_at(1_000_000).as_str()
+        );
+        assert_eq!(back.algorithm(), crate::OtpAlgorithm::Sha256);
+        assert!(kek.open_totp_secret(b"operator-b", &blob).is_err());
     }
 
     #[test]

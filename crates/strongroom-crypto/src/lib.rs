@@ -1,6 +1,7 @@
 //! The only crate in strongroom that handles raw key bytes.
 //!
-//! It provides the secret types (root key, AEAD keys, signing keys, unseal shares), sealing
+//! It provides the secret types (root key, AEAD keys, signing keys, unseal shares, TOTP
+//! secrets), operator password hashing (Argon2id), one-time passwords (RFC 6238), sealing
 //! with AES-256-GCM, HKDF derivation, signing with verify-before-release, signature
 //! verification, and Shamir splitting of the root key.
 //!
@@ -18,6 +19,8 @@ mod aead;
 mod entropy;
 mod error;
 mod kdf;
+mod otp;
+mod password;
 mod shamir;
 mod signing;
 mod spki;
@@ -26,6 +29,8 @@ pub use aead::{AeadKey, SEALED_BLOB_VERSION};
 pub use entropy::OsEntropy;
 pub use error::Error;
 pub use kdf::{AuditSigningKey, RecordMacKey, RootKey};
+pub use otp::{DRIFT_STEPS, OtpAlgorithm, OtpRejection, STEP_SECONDS, TotpSecret};
+pub use password::{generate_password, hash_password, verify_password};
 pub use shamir::{Share, ShareHeader, combine, split};
 pub use signing::{Payload, Signature, SigningKey, verify};
 pub use spki::spki_der;
