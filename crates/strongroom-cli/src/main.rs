@@ -60,6 +60,8 @@ enum Command {
     /// Manage keys.
     #[command(subcommand)]
     Key(KeyCmd),
+    /// Log in as an operator (password and one-time code) and print a session token.
+    Login(LoginArgs),
     /// Sign with a key.
     Sign(SignArgs),
     /// Work with the audit log.
@@ -108,6 +110,41 @@ enum OperatorCmd {
     },
     /// Seal: wipe all key material from the server's memory.
     Seal,
+    /// Add an operator (a person). Prints their one-time password and TOTP enrolment URI.
+    Add {
+        /// Login name: 1-64 characters from a-z, 0-9, '.', '_' and '-'.
+        #[arg(long)]
+        name: String,
+        /// Role: security-officer, custodian, approver or auditor (repeat for several).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Restrict the operator to one domain.
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// List operators.
+    List,
+    /// Disable an operator: their sessions stop working at once.
+    Disable {
+        /// Login name.
+        name: String,
+    },
+}
+
+#[derive(Args)]
+struct LoginArgs {
+    /// Login name.
+    #[arg(long)]
+    name: String,
+    /// File holding the password (otherwise asked for, hidden).
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// The current one-time code (otherwise asked for).
+    #[arg(long)]
+    totp: Option<String>,
+    /// First login: file holding the new password that replaces the enrolment one.
+    #[arg(long)]
+    new_password_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -248,6 +285,39 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Operator(OperatorCmd::Seal) => {
             out.status(&client()?.post("/v1/sys/seal", &json!({}))?)
         }
+        Command::Operator(OperatorCmd::Add {
+            name,
+            roles,
+            domain,
+        }) => {
+            let body = json!({"name": name, "roles": roles, "domain": domain});
+            let enrolled = client()?.post("/v1/operators", &body)?;
+            if !out.json {
+                println!(
+                    "Operator added. Hand these to {} privately; they are shown once.",
+                    field(&enrolled, "name")
+                );
+                println!(
+                    "initial password (change at first login): {}",
+                    field(&enrolled, "password")
+                );
+                println!(
+                    "TOTP enrolment URI (add to an authenticator app): {}",
+                    field(&enrolled, "otpauth_uri")
+                );
+                return Ok(());
+            }
+            out.object(&enrolled)
+        }
+        Command::Operator(OperatorCmd::List) => out.list(
+            &client()?.get("/v1/operators")?,
+            &["name", "roles", "domain", "disabled", "locked_until"],
+        ),
+        Command::Operator(OperatorCmd::Disable { name }) => out.object(&client()?.post(
+            &format!("/v1/operators/{}/disable", client::path(&name)),
+            &json!({}),
+        )?),
+        Command::Login(a) => login(&client()?, &out, a),
         Command::Domain(DomainCmd::Create { name }) => {
             out.object(&client()?.post("/v1/domains", &json!({"name": name}))?)
         }
@@ -323,6 +393,44 @@ fn sign(client: &Client, out: &output::Output, a: SignArgs) -> Result<(), CliErr
             .map_err(|e| CliError::Input(format!("cannot write {}: {e}", path.display())))?;
     }
     out.object(&sig)
+}
+
+fn read_secret_file(path: &PathBuf) -> Result<zeroize::Zeroizing<String>, CliError> {
+    std::fs::read_to_string(path)
+        .map(|s| zeroize::Zeroizing::new(s.trim_end_matches(['\r', '\n']).to_owned()))
+        .map_err(|e| CliError::Input(format!("cannot read {}: {e}", path.display())))
+}
+
+fn login(client: &Client, out: &output::Output, a: LoginArgs) -> Result<(), CliError> {
+    let password = match &a.password_file {
+        Some(f) => read_secret_file(f)?,
+        None => zeroize::Zeroizing::new(
+            rpassword::prompt_password("Password: ")
+                .map_err(|e| CliError::Input(format!("cannot read the password: {e}")))?,
+        ),
+    };
+    let totp = match a.totp {
+        Some(t) => t,
+        None => rpassword::prompt_password("One-time code: ")
+            .map_err(|e| CliError::Input(format!("cannot read the code: {e}")))?,
+    };
+    let new_password = a
+        .new_password_file
+        .as_ref()
+        .map(read_secret_file)
+        .transpose()?;
+    let body = json!({
+        "name": a.name,
+        "password": password.as_str(),
+        "totp": totp.trim(),
+        "new_password": new_password.as_ref().map(|p| p.as_str()),
+    });
+    let session = client.post("/v1/login", &body)?;
+    if out.json {
+        return out.object(&session);
+    }
+    println!("{}", field(&session, "token"));
+    Ok(())
 }
 
 fn read_share(file: Option<PathBuf>) -> Result<zeroize::Zeroizing<String>, CliError> {

@@ -3,7 +3,8 @@
 //! It is a pure function of who is asking and what they ask for, so it can be tested
 //! exhaustively. Roles, quorum and policy (later issues) extend [`Principal`] and [`Decision`].
 
-use crate::{DomainId, TokenId};
+use crate::operator::{Role, Roles};
+use crate::{DomainId, OperatorId, TokenId};
 
 /// Who is making a request, as established by authentication.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -23,6 +24,15 @@ pub enum Principal {
         /// The only domain this token can see.
         domain: DomainId,
     },
+    /// A logged-in operator.
+    Operator {
+        /// The operator.
+        id: OperatorId,
+        /// Their roles.
+        roles: Roles,
+        /// If set, the only domain they act in.
+        domain: Option<DomainId>,
+    },
 }
 
 impl Principal {
@@ -33,6 +43,7 @@ impl Principal {
             Principal::Anonymous => "anonymous".to_owned(),
             Principal::Root { token } => format!("root:{token}"),
             Principal::Application { token, .. } => format!("app:{token}"),
+            Principal::Operator { id, .. } => format!("operator:{id}"),
         }
     }
 }
@@ -65,6 +76,14 @@ pub enum Operation {
     Sign(DomainId),
     /// Destroy (crypto-shred) a key of a domain.
     DestroyKey(DomainId),
+    /// Log in (the password and one-time code are the credential).
+    Login,
+    /// Add an operator.
+    CreateOperator,
+    /// List operators.
+    ListOperators,
+    /// Disable an operator.
+    DisableOperator,
 }
 
 /// Why a request was refused.
@@ -95,8 +114,8 @@ pub enum Decision {
 pub fn authorize(principal: &Principal, operation: &Operation) -> Decision {
     use Decision::{Allow, Deny};
     match (principal, operation) {
-        // The shares (or their absence) are the credential for these.
-        (_, Operation::Status | Operation::Init | Operation::Unseal) => Allow,
+        // The shares, or the password and one-time code, are the credential for these.
+        (_, Operation::Status | Operation::Init | Operation::Unseal | Operation::Login) => Allow,
         (Principal::Anonymous, _) => Deny(DenyReason::Unauthenticated),
         (Principal::Root { .. }, _) => Allow,
         (Principal::Application { domain, .. }, op) => match op {
@@ -112,6 +131,55 @@ pub fn authorize(principal: &Principal, operation: &Operation) -> Decision {
             }
             _ => Deny(DenyReason::NotPermitted),
         },
+        (Principal::Operator { roles, domain, .. }, op) => operator_decision(*roles, *domain, op),
+    }
+}
+
+/// What each role may do. Signing is for applications (and, later, quorum-approved requests),
+/// never for a person's session.
+fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> Decision {
+    let target = match op {
+        Operation::CreateKey(d)
+        | Operation::ReadKeys(d)
+        | Operation::Sign(d)
+        | Operation::DestroyKey(d) => Some(*d),
+        _ => None,
+    };
+    if let (Some(scope), Some(target)) = (scope, target)
+        && scope != target
+    {
+        return Decision::Deny(DenyReason::OutOfScope);
+    }
+    let allowed = |role: Role| -> bool {
+        match (role, op) {
+            (
+                Role::SecurityOfficer,
+                Operation::CreateDomain
+                | Operation::ListDomains
+                | Operation::CreateToken
+                | Operation::RevokeToken
+                | Operation::CreateKey(_)
+                | Operation::ReadKeys(_)
+                | Operation::DestroyKey(_)
+                | Operation::CreateOperator
+                | Operation::ListOperators
+                | Operation::DisableOperator
+                | Operation::Seal,
+            ) => true,
+            // Safety actions: sealing never waits for anyone.
+            (Role::Custodian, Operation::Seal) => true,
+            (Role::Approver, Operation::ListDomains | Operation::ReadKeys(_)) => true,
+            (
+                Role::Auditor,
+                Operation::ListDomains | Operation::ReadKeys(_) | Operation::ListOperators,
+            ) => true,
+            _ => false,
+        }
+    };
+    if roles.to_vec().into_iter().any(allowed) {
+        Decision::Allow
+    } else {
+        Decision::Deny(DenyReason::NotPermitted)
     }
 }
 
@@ -133,6 +201,10 @@ mod tests {
             Operation::ReadKeys(d),
             Operation::Sign(d),
             Operation::DestroyKey(d),
+            Operation::Login,
+            Operation::CreateOperator,
+            Operation::ListOperators,
+            Operation::DisableOperator,
         ]
     }
 
@@ -146,7 +218,12 @@ mod tests {
             domain: mine,
         };
         let root = Principal::Root { token };
-        let public = [Operation::Status, Operation::Init, Operation::Unseal];
+        let public = [
+            Operation::Status,
+            Operation::Init,
+            Operation::Unseal,
+            Operation::Login,
+        ];
         for op in all_ops(mine).into_iter().chain(all_ops(other)) {
             assert_eq!(authorize(&root, &op), Decision::Allow, "{op:?}");
             let anon = authorize(&Principal::Anonymous, &op);
@@ -169,6 +246,57 @@ mod tests {
                 _ => Decision::Deny(DenyReason::NotPermitted),
             };
             assert_eq!(authorize(&app, &op), expected, "{op:?}");
+        }
+    }
+
+    #[test]
+    fn operators_by_role_and_scope() {
+        let mine = DomainId::from_random([1; 16]);
+        let other = DomainId::from_random([2; 16]);
+        let id = OperatorId::from_random([4; 16]);
+        let op = |roles: &[Role], domain| Principal::Operator {
+            id,
+            roles: Roles::new(roles).unwrap(),
+            domain,
+        };
+        let so = op(&[Role::SecurityOfficer], None);
+        let custodian = op(&[Role::Custodian], None);
+        let auditor = op(&[Role::Auditor], None);
+        let scoped = op(&[Role::SecurityOfficer], Some(mine));
+        let approver = op(&[Role::Approver], None);
+        let allow = Decision::Allow;
+        let no = Decision::Deny(DenyReason::NotPermitted);
+        for (p, o, expected) in [
+            (&so, Operation::CreateDomain, allow),
+            (&so, Operation::CreateOperator, allow),
+            (&so, Operation::CreateKey(other), allow),
+            (&so, Operation::Sign(mine), no),
+            (&so, Operation::Seal, allow),
+            (&custodian, Operation::Seal, allow),
+            (&custodian, Operation::CreateDomain, no),
+            (&custodian, Operation::ReadKeys(mine), no),
+            (&auditor, Operation::ListOperators, allow),
+            (&auditor, Operation::CreateOperator, no),
+            (&auditor, Operation::Seal, no),
+            (&approver, Operation::ReadKeys(mine), allow),
+            (&approver, Operation::DestroyKey(mine), no),
+            (&scoped, Operation::CreateKey(mine), allow),
+            (
+                &scoped,
+                Operation::CreateKey(other),
+                Decision::Deny(DenyReason::OutOfScope),
+            ),
+            (
+                &scoped,
+                Operation::ReadKeys(other),
+                Decision::Deny(DenyReason::OutOfScope),
+            ),
+        ] {
+            assert_eq!(authorize(p, &o), expected, "{p:?} {o:?}");
+        }
+        // Every operator may use the public operations.
+        for p in [&so, &custodian, &auditor, &scoped, &approver] {
+            assert_eq!(authorize(p, &Operation::Login), allow);
         }
     }
 }

@@ -13,6 +13,12 @@ pub enum Error {
     /// A domain name is empty, too long, or uses characters outside `[a-z0-9_-]`.
     #[error("invalid name: use 1-64 characters from a-z, 0-9, '-' and '_'")]
     InvalidName,
+    /// A role name is unknown, or no role was given.
+    #[error("unknown role (expected security-officer, custodian, approver or auditor)")]
+    InvalidRole,
+    /// The roles cannot be held together (separation of duties).
+    #[error("these roles cannot be held by one operator (separation of duties)")]
+    RolesConflict,
     /// A write would break a uniqueness rule (the named thing already exists).
     #[error("{0} already exists")]
     Conflict(&'static str),

@@ -71,6 +71,10 @@ id_type!(
     TokenId
 );
 id_type!(
+    /// An operator (a person with roles).
+    OperatorId
+);
+id_type!(
     /// One HTTP request, echoed in `x-request-id` and written into its audit record.
     RequestId
 );

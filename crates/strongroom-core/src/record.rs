@@ -2,7 +2,8 @@
 //! that own those jobs (`docs/formats.md` gives the byte layouts).
 
 use crate::id::DomainName;
-use crate::{Algorithm, DomainId, KeyId, RequestId, TokenId, UnixMillis, VaultId};
+use crate::operator::{OperatorName, Roles};
+use crate::{Algorithm, DomainId, KeyId, OperatorId, RequestId, TokenId, UnixMillis, VaultId};
 
 /// The installation row, created together with the database.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,6 +73,42 @@ pub enum TokenKind {
     Root,
     /// An application token for one domain.
     Application(DomainId),
+    /// An operator's session, issued by login.
+    Session(OperatorId),
+}
+
+/// An operator. Secrets appear only as an Argon2id hash and a sealed TOTP seed; the row is
+/// authenticated by a MAC under a root-derived key (see `docs/formats.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorRecord {
+    /// Identifier.
+    pub id: OperatorId,
+    /// Unique login name.
+    pub name: OperatorName,
+    /// Roles (separation of duties checked).
+    pub roles: Roles,
+    /// If set, the operator acts in this domain only.
+    pub domain: Option<DomainId>,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Whether the password is the one-time enrolment password, to be changed at first login.
+    pub must_change_password: bool,
+    /// The TOTP secret, sealed under a root-derived key with the operator id bound in.
+    pub totp_sealed: Vec<u8>,
+    /// The last TOTP step accepted (codes at or before it are refused).
+    pub totp_last_step: Option<u64>,
+    /// Consecutive failed logins.
+    pub failed_logins: u32,
+    /// Locked out until this time.
+    pub locked_until: Option<UnixMillis>,
+    /// Ed25519 public key for signing approvals.
+    pub approval_key: Option<[u8; 32]>,
+    /// Creation time.
+    pub created_at: UnixMillis,
+    /// Set when disabled.
+    pub disabled_at: Option<UnixMillis>,
+    /// MAC over every field above.
+    pub mac: [u8; 32],
 }
 
 /// A token. Only the SHA-256 of its secret value is stored.

@@ -6,10 +6,12 @@
 //! request never aborts its neighbours.
 
 use crate::id::DomainName;
+use crate::operator::OperatorName;
 use crate::record::{
-    AuditRecord, DomainRecord, InitRecord, KeyRecord, SignedHead, TokenRecord, VaultMeta,
+    AuditRecord, DomainRecord, InitRecord, KeyRecord, OperatorRecord, SignedHead, TokenRecord,
+    VaultMeta,
 };
-use crate::{DomainId, Error, KeyId, TokenId, UnixMillis};
+use crate::{DomainId, Error, KeyId, OperatorId, TokenId, UnixMillis};
 
 /// A state change, applied atomically together with its request's audit record.
 #[derive(Clone, Debug)]
@@ -30,6 +32,16 @@ pub enum Mutation {
     },
     /// Add a token.
     CreateToken(TokenRecord),
+    /// Add an operator; names are unique.
+    CreateOperator(OperatorRecord),
+    /// Replace an operator's row, only if it still carries `expected_mac` (compare-and-swap:
+    /// two concurrent logins cannot both consume the same one-time password).
+    UpdateOperator {
+        /// The row as it was read.
+        expected_mac: [u8; 32],
+        /// The new row.
+        record: OperatorRecord,
+    },
     /// Revoke a token.
     RevokeToken {
         /// The token.
@@ -103,6 +115,21 @@ pub trait Storage: Send + Sync + 'static {
     /// # Errors
     /// Storage failure or corrupt data.
     fn keys(&self, domain: DomainId) -> Result<Vec<KeyRecord>, Error>;
+    /// An operator by login name.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn operator_by_name(&self, name: &OperatorName) -> Result<Option<OperatorRecord>, Error>;
+    /// An operator by identifier.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn operator(&self, id: OperatorId) -> Result<Option<OperatorRecord>, Error>;
+    /// All operators, ordered by name.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn operators(&self) -> Result<Vec<OperatorRecord>, Error>;
     /// A token by the SHA-256 of its value.
     ///
     /// # Errors

@@ -63,6 +63,12 @@ impl RootKey {
         AeadKey::from_bytes(*self.derive(b"domain-wrapping-key"))
     }
 
+    /// The key that seals operators' TOTP secrets.
+    #[must_use]
+    pub fn operator_wrapping_key(&self) -> AeadKey {
+        AeadKey::from_bytes(*self.derive(b"operator-wrapping-key"))
+    }
+
     /// The key that authenticates stored records a database editor must not forge (tokens).
     #[must_use]
     pub fn record_mac_key(&self) -> RecordMacKey {

@@ -2,10 +2,11 @@
 
 use strongroom_core::id::DomainName;
 use strongroom_core::record::KeyRecord;
-use strongroom_core::{DomainId, UnixMillis, VaultId};
+use strongroom_core::{DomainId, OperatorId, UnixMillis, VaultId};
 
 const DOMAIN_LABEL: &[u8] = b"strongroom/domain-key/v1";
 const KEY_LABEL: &[u8] = b"strongroom/key/v1";
+const OPERATOR_LABEL: &[u8] = b"strongroom/operator-totp/v1";
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     // Lengths are bounded by the API (labels <= 256 bytes, keys <= 33 bytes).
@@ -47,5 +48,14 @@ pub(crate) fn key_aad(vault: &VaultId, k: &KeyRecord) -> Vec<u8> {
             put_bytes(&mut out, l.as_bytes());
         }
     }
+    out
+}
+
+/// Associated data for an operator's sealed TOTP secret.
+pub(crate) fn operator_aad(vault: &VaultId, operator: OperatorId) -> Vec<u8> {
+    let mut out = Vec::with_capacity(OPERATOR_LABEL.len() + 32);
+    out.extend_from_slice(OPERATOR_LABEL);
+    out.extend_from_slice(vault.as_bytes());
+    out.extend_from_slice(operator.as_bytes());
     out
 }

@@ -5,14 +5,15 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use strongroom_core::id::DomainName;
 use strongroom_core::record::{DomainRecord, InitRecord, KeyRecord, SignedHead, VaultMeta};
-use strongroom_core::{Algorithm, DomainId, EntropySource, KeyId, UnixMillis, VaultId};
+use strongroom_core::{Algorithm, DomainId, EntropySource, KeyId, OperatorId, UnixMillis, VaultId};
 use strongroom_crypto::{
     AeadKey, AuditSigningKey, Payload, RecordMacKey, RootKey, Share, Signature, SigningKey,
+    TotpSecret,
 };
 use zeroize::Zeroizing;
 
 use crate::Error;
-use crate::binding::{domain_aad, key_aad};
+use crate::binding::{domain_aad, key_aad, operator_aad};
 use crate::seal::{Seal, ShamirConfig};
 
 /// Seal status, as reported by `status`.
@@ -67,6 +68,7 @@ struct Unsealed {
     domain_kek: AeadKey,
     audit: AuditSigningKey,
     record_mac: RecordMacKey,
+    operator_kek: AeadKey,
     domain_keys: RwLock<HashMap<DomainId, OpenedDomainKey>>,
     keys: RwLock<HashMap<KeyId, Arc<LoadedKey>>>,
     // Keys destroyed while unsealed: never loaded again, whatever record a caller holds.
@@ -245,6 +247,7 @@ impl Keystore {
             domain_kek: root.domain_wrapping_key(),
             audit,
             record_mac: root.record_mac_key(),
+            operator_kek: root.operator_wrapping_key(),
             _root: root,
             sealed: Sealed {
                 vault_id: sealed.vault_id,
@@ -485,6 +488,30 @@ impl Keystore {
     /// [`Error::Sealed`] or [`Error::NotInitialized`].
     pub fn verify_record_mac(&self, binding: &[u8], tag: &[u8; 32]) -> Result<bool, Error> {
         Ok(self.unsealed()?.record_mac.verify(binding, tag))
+    }
+
+    /// Seals an operator's TOTP secret, bound to the operator's id.
+    ///
+    /// # Errors
+    /// [`Error::Sealed`] or entropy failures.
+    pub fn seal_totp(&self, operator: OperatorId, secret: &TotpSecret) -> Result<Vec<u8>, Error> {
+        let u = self.unsealed()?;
+        Ok(u.operator_kek.seal_totp_secret(
+            &operator_aad(&u.vault_id, operator),
+            secret,
+            self.entropy.as_ref(),
+        )?)
+    }
+
+    /// Opens an operator's TOTP secret.
+    ///
+    /// # Errors
+    /// [`Error::Sealed`]; [`Error::KeyUnavailable`] if the blob was tampered with or moved.
+    pub fn open_totp(&self, operator: OperatorId, blob: &[u8]) -> Result<TotpSecret, Error> {
+        let u = self.unsealed()?;
+        u.operator_kek
+            .open_totp_secret(&operator_aad(&u.vault_id, operator), blob)
+            .map_err(|_| Error::KeyUnavailable)
     }
 
     /// Signs a chain head, if unsealed (while sealed, records are chained but unsigned until

@@ -20,6 +20,14 @@ pub enum ApiError {
     Unauthenticated,
     /// The credential is unknown, expired or revoked (401).
     InvalidToken,
+    /// An operator's session has expired: log in again (401).
+    SessionExpired,
+    /// A login failed (401): `wrong_password`, `wrong_totp` or `replayed_totp`.
+    LoginFailed(&'static str),
+    /// The operator is locked out after repeated failures (403).
+    LockedOut,
+    /// First login: the enrolment password must be replaced (403).
+    PasswordChangeRequired,
     /// The principal may not do this (403).
     Forbidden,
     /// Unknown, or outside the caller's domain: the two are indistinguishable (404).
@@ -68,7 +76,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthenticated | ApiError::InvalidToken => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthenticated
+            | ApiError::InvalidToken
+            | ApiError::SessionExpired
+            | ApiError::LoginFailed(_) => StatusCode::UNAUTHORIZED,
+            ApiError::LockedOut | ApiError::PasswordChangeRequired => StatusCode::FORBIDDEN,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -88,6 +100,10 @@ impl ApiError {
             ApiError::BadRequest { code, .. } | ApiError::Conflict { code, .. } => code,
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::InvalidToken => "invalid_token",
+            ApiError::SessionExpired => "session_expired",
+            ApiError::LoginFailed(code) => code,
+            ApiError::LockedOut => "locked_out",
+            ApiError::PasswordChangeRequired => "password_change_required",
             ApiError::Forbidden => "forbidden",
             ApiError::NotFound => "not_found",
             ApiError::TooLarge => "body_too_large",
@@ -107,6 +123,16 @@ impl ApiError {
             }
             ApiError::Unauthenticated => "a token is required (Authorization: Bearer ...)".into(),
             ApiError::InvalidToken => "the token is unknown, expired or revoked".into(),
+            ApiError::SessionExpired => "the session has expired; log in again".into(),
+            ApiError::LoginFailed("wrong_totp") => "the one-time code is wrong".into(),
+            ApiError::LoginFailed("replayed_totp") => {
+                "this one-time code was already used; wait for the next one".into()
+            }
+            ApiError::LoginFailed(_) => "wrong name or password".into(),
+            ApiError::LockedOut => "too many failed logins; try again later".into(),
+            ApiError::PasswordChangeRequired => {
+                "first login: choose a new password (new_password)".into()
+            }
             ApiError::Forbidden => "this token may not perform this operation".into(),
             ApiError::NotFound => "not found".into(),
             ApiError::TooLarge => "request body too large".into(),
@@ -216,6 +242,14 @@ impl From<strongroom_core::Error> for ApiError {
                 "invalid_algorithm",
                 "algorithm must be secp256k1, ed25519 or p256",
             ),
+            C::InvalidRole => ApiError::bad(
+                "invalid_role",
+                "roles are security-officer, custodian, approver and auditor",
+            ),
+            C::RolesConflict => ApiError::bad(
+                "roles_conflict",
+                "these roles cannot be held by one operator (separation of duties)",
+            ),
             C::InvalidName => ApiError::bad(
                 "invalid_name",
                 "names use 1-64 characters from a-z, 0-9, '-' and '_'",
@@ -227,5 +261,11 @@ impl From<strongroom_core::Error> for ApiError {
                 ApiError::Internal
             }
         }
+    }
+}
+
+impl From<strongroom_crypto::Error> for ApiError {
+    fn from(e: strongroom_crypto::Error) -> Self {
+        strongroom_keystore::Error::Crypto(e).into()
     }
 }

@@ -173,6 +173,38 @@ pub const ROUTES: &[Route] = &[
         false,
     ),
     route(
+        "POST",
+        "/v1/operators",
+        "operator.create",
+        "Add an operator: returns the one-time enrolment password and TOTP URI",
+        true,
+        false,
+    ),
+    route(
+        "GET",
+        "/v1/operators",
+        "operator.list",
+        "List operators",
+        true,
+        false,
+    ),
+    route(
+        "POST",
+        "/v1/operators/{name}/disable",
+        "operator.disable",
+        "Disable an operator",
+        true,
+        false,
+    ),
+    route(
+        "POST",
+        "/v1/login",
+        "operator.login",
+        "Log in with password and one-time code: returns a session token",
+        false,
+        false,
+    ),
+    route(
         "GET",
         "/v1/openapi.json",
         "openapi",
@@ -203,6 +235,9 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/keys", post(create_key).get(list_keys))
         .route("/v1/keys/{id}", get(show_key).delete(destroy_key))
         .route("/v1/keys/{id}/sign", post(sign))
+        .route("/v1/operators", post(create_operator).get(list_operators))
+        .route("/v1/operators/{name}/disable", post(disable_operator))
+        .route("/v1/login", post(login))
         .route("/v1/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {
@@ -308,8 +343,10 @@ async fn pipeline(
         // cannot fill the disk. Other anonymous traffic, and anything rate limited, is
         // aggregated per source and interval.
         let individual = !anonymous
-            || (matches!(operation, "operator.init" | "operator.unseal")
-                && !rate_limited
+            || (matches!(
+                operation,
+                "operator.init" | "operator.unseal" | "operator.login"
+            ) && !rate_limited
                 && vault.limiter.allow_individual(Instant::now()));
         let to_write = if individual {
             Some(event)
@@ -566,6 +603,65 @@ async fn sign(
         }
     };
     Ok(Json(v.sign(&ctx, &id, &input)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OperatorBody {
+    name: String,
+    roles: Vec<String>,
+    domain: Option<String>,
+}
+
+async fn create_operator(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<OperatorBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(
+        v.create_operator(&ctx, &b.name, &b.roles, b.domain.as_deref())
+            .await?,
+    ))
+}
+
+async fn list_operators(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.list_operators(&ctx)?))
+}
+
+async fn disable_operator(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.disable_operator(&ctx, &name).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    name: String,
+    password: String,
+    totp: String,
+    new_password: Option<String>,
+}
+
+async fn login(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<LoginBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let password = zeroize::Zeroizing::new(b.password);
+    let new_password = b.new_password.map(zeroize::Zeroizing::new);
+    let creds = crate::operators::Credentials {
+        name: &b.name,
+        password: &password,
+        totp: &b.totp,
+        new_password: new_password.as_ref().map(|p| p.as_str()),
+    };
+    Ok(Json(v.login(&ctx, &creds).await?))
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -10,6 +10,7 @@ mod error;
 mod http;
 mod limiter;
 mod openapi;
+mod operators;
 mod serve;
 mod service;
 mod token;

@@ -28,6 +28,19 @@ fn request_schema(operation: &str) -> Option<Value> {
                            "algorithm": {"type": "string", "enum": ["secp256k1", "ed25519", "p256"]},
                            "label": {"type": "string", "maxLength": 256}}})
         }
+        "operator.create" => {
+            json!({"type": "object", "required": ["name", "roles"], "additionalProperties": false,
+            "properties": {"name": {"type": "string", "pattern": "^[a-z0-9._-]{1,64}$"},
+                           "roles": {"type": "array", "items": {"type": "string",
+                               "enum": ["security-officer", "custodian", "approver", "auditor"]}},
+                           "domain": {"type": "string"}}})
+        }
+        "operator.login" => {
+            json!({"type": "object", "required": ["name", "password", "totp"], "additionalProperties": false,
+            "properties": {"name": {"type": "string"}, "password": {"type": "string"},
+                           "totp": {"type": "string", "pattern": "^[0-9]{6,8}$"},
+                           "new_password": {"type": "string", "minLength": 12}}})
+        }
         "key.sign" => json!({"type": "object", "additionalProperties": false,
             "description": "exactly one of digest (ECDSA keys: 32 bytes) or message (Ed25519 keys)",
             "properties": {"digest": {"$ref": "#/components/schemas/Hex"},
@@ -89,6 +102,9 @@ pub fn document() -> Value {
         if let Some(schema) = request_schema(r.operation) {
             op["requestBody"] =
                 json!({"required": true, "content": {"application/json": {"schema": schema}}});
+        }
+        if r.path.contains("{name}") {
+            op["parameters"] = json!([{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}]);
         }
         if r.path.contains("{id}") {
             op["parameters"] = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);

@@ -148,7 +148,7 @@ impl KeyCache {
     }
 }
 
-fn rfc3339(t: UnixMillis) -> String {
+pub(crate) fn rfc3339(t: UnixMillis) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(t.0)).to_string()
 }
 
@@ -275,7 +275,7 @@ pub enum SignInput {
     Message(Vec<u8>),
 }
 
-fn allow(ctx: &RequestCtx, op: &Operation) -> Result<(), ApiError> {
+pub(crate) fn allow(ctx: &RequestCtx, op: &Operation) -> Result<(), ApiError> {
     match authorize(&ctx.principal, op) {
         Decision::Allow => Ok(()),
         Decision::Deny(DenyReason::Unauthenticated) => Err(ApiError::Unauthenticated),
@@ -293,13 +293,27 @@ impl Vault {
     }
 
     /// Hands a state change and its audit record to the writer, marking the request audited.
-    async fn commit(
+    pub(crate) async fn commit(
         &self,
         ctx: &RequestCtx,
         operation: &str,
         mutations: Vec<Mutation>,
     ) -> Result<(), ApiError> {
-        let event = ctx.event(operation, Outcome::Granted, None);
+        self.commit_as(ctx, operation, mutations, Outcome::Granted, None)
+            .await
+    }
+
+    /// As [`Vault::commit`], recording the given outcome (a refused login that still changes
+    /// state, say).
+    pub(crate) async fn commit_as(
+        &self,
+        ctx: &RequestCtx,
+        operation: &str,
+        mutations: Vec<Mutation>,
+        outcome: Outcome,
+        code: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let event = ctx.event(operation, outcome, code);
         ctx.tag(|t| t.audited = true);
         match self.writer.submit(mutations, event).await {
             Ok(()) => Ok(()),

@@ -58,6 +58,10 @@ pub(crate) fn binding(vault_id: &VaultId, t: &TokenRecord) -> Vec<u8> {
             out.push(2);
             out.extend_from_slice(d.as_bytes());
         }
+        TokenKind::Session(o) => {
+            out.push(3);
+            out.extend_from_slice(o.as_bytes());
+        }
         // Root, and any kind added later, carry no domain.
         _ => {
             out.push(1);
@@ -140,11 +144,15 @@ impl Tokens {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains(&record.id);
-        if revoked_here
-            || record.revoked_at.is_some()
-            || record.expires_at.is_some_and(|t| now >= t)
-        {
+        if revoked_here || record.revoked_at.is_some() {
             return Err(ApiError::InvalidToken);
+        }
+        if record.expires_at.is_some_and(|t| now >= t) {
+            return Err(if matches!(record.kind, TokenKind::Session(_)) {
+                ApiError::SessionExpired
+            } else {
+                ApiError::InvalidToken
+            });
         }
         match record.kind {
             TokenKind::Root => Ok(Principal::Root { token: record.id }),
@@ -152,6 +160,21 @@ impl Tokens {
                 token: record.id,
                 domain,
             }),
+            // Read the operator at every use: a disabled operator loses access at once.
+            TokenKind::Session(id) => {
+                let op = store.operator(id)?.ok_or(ApiError::InvalidToken)?;
+                let genuine = keystore
+                    .verify_record_mac(&crate::operators::binding(vault_id, &op), &op.mac)
+                    .unwrap_or(false);
+                if !genuine || op.disabled_at.is_some() {
+                    return Err(ApiError::InvalidToken);
+                }
+                Ok(Principal::Operator {
+                    id: op.id,
+                    roles: op.roles,
+                    domain: op.domain,
+                })
+            }
             _ => Err(ApiError::InvalidToken),
         }
     }

@@ -221,7 +221,7 @@ mod tests {
     use super::*;
     use strongroom_core::id::DomainName;
     use strongroom_core::record::{
-        AuditRecord, DomainRecord, KeyRecord, SignedHead, TokenRecord, VaultMeta,
+        AuditRecord, DomainRecord, KeyRecord, OperatorRecord, SignedHead, TokenRecord, VaultMeta,
     };
     use strongroom_core::storage::WriteBatch;
     use strongroom_core::{DomainId, KeyId, RequestId, SystemClock, TokenId, UnixMillis, VaultId};
@@ -257,6 +257,21 @@ mod tests {
         }
         fn keys(&self, d: DomainId) -> Result<Vec<KeyRecord>, CoreError> {
             self.inner.keys(d)
+        }
+        fn operator_by_name(
+            &self,
+            n: &strongroom_core::operator::OperatorName,
+        ) -> Result<Option<OperatorRecord>, CoreError> {
+            self.inner.operator_by_name(n)
+        }
+        fn operator(
+            &self,
+            id: strongroom_core::OperatorId,
+        ) -> Result<Option<OperatorRecord>, CoreError> {
+            self.inner.operator(id)
+        }
+        fn operators(&self) -> Result<Vec<OperatorRecord>, CoreError> {
+            self.inner.operators()
         }
         fn token_by_hash(&self, h: &[u8; 32]) -> Result<Option<TokenRecord>, CoreError> {
             self.inner.token_by_hash(h)

@@ -26,11 +26,28 @@ CREATE TABLE keys (
     sealed_secret BLOB
 );
 CREATE INDEX keys_by_domain ON keys (domain_id, created_at);
+CREATE TABLE operators (
+    id                   BLOB PRIMARY KEY CHECK (length(id) = 16),
+    name                 TEXT    NOT NULL UNIQUE,
+    roles                INTEGER NOT NULL,
+    domain_id            BLOB REFERENCES domains (id),
+    password_hash        TEXT    NOT NULL,
+    must_change_password INTEGER NOT NULL,
+    totp_sealed          BLOB    NOT NULL,
+    totp_last_step       INTEGER,
+    failed_logins        INTEGER NOT NULL,
+    locked_until         INTEGER,
+    approval_key         BLOB,
+    created_at           INTEGER NOT NULL,
+    disabled_at          INTEGER,
+    mac                  BLOB    NOT NULL CHECK (length(mac) = 32)
+);
 CREATE TABLE tokens (
-    id         BLOB PRIMARY KEY CHECK (length(id) = 16),
-    hash       BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),
-    kind       TEXT NOT NULL,
-    domain_id  BLOB REFERENCES domains (id),
+    id          BLOB PRIMARY KEY CHECK (length(id) = 16),
+    hash        BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),
+    kind        TEXT NOT NULL,
+    domain_id   BLOB REFERENCES domains (id),
+    operator_id BLOB REFERENCES operators (id),
     created_at INTEGER NOT NULL,
     expires_at INTEGER,
     revoked_at INTEGER,

@@ -9,13 +9,15 @@ use rusqlite::{
     Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior, params,
 };
 use strongroom_core::id::DomainName;
+use strongroom_core::operator::{OperatorName, Roles};
 use strongroom_core::record::{
-    AuditEvent, AuditRecord, DomainRecord, InitRecord, KeyRecord, Outcome, SignedHead, TokenKind,
-    TokenRecord, VaultMeta,
+    AuditEvent, AuditRecord, DomainRecord, InitRecord, KeyRecord, OperatorRecord, Outcome,
+    SignedHead, TokenKind, TokenRecord, VaultMeta,
 };
 use strongroom_core::storage::{Mutation, Storage, WriteBatch, WriteTxn};
 use strongroom_core::{
-    Algorithm, DomainId, Error as CoreError, KeyId, RequestId, TokenId, UnixMillis, VaultId,
+    Algorithm, DomainId, Error as CoreError, KeyId, OperatorId, RequestId, TokenId, UnixMillis,
+    VaultId,
 };
 
 use crate::error::{Error, io};
@@ -265,14 +267,19 @@ fn key_row(row: &Row<'_>) -> Result<KeyRecord, rusqlite::Error> {
     })
 }
 
-const TOKEN_COLS: &str = "id, hash, kind, domain_id, created_at, expires_at, revoked_at, mac";
+const TOKEN_COLS: &str =
+    "id, hash, kind, domain_id, created_at, expires_at, revoked_at, mac, operator_id";
 fn token_row(row: &Row<'_>) -> Result<TokenRecord, rusqlite::Error> {
     let kind: String = row.get(2)?;
     let domain: Option<Vec<u8>> = row.get(3)?;
-    let kind = match (kind.as_str(), domain) {
-        ("root", None) => TokenKind::Root,
-        ("app", Some(d)) => TokenKind::Application(DomainId::from_bytes(
+    let operator: Option<Vec<u8>> = row.get(8)?;
+    let kind = match (kind.as_str(), domain, operator) {
+        ("root", None, None) => TokenKind::Root,
+        ("app", Some(d), None) => TokenKind::Application(DomainId::from_bytes(
             d.try_into().map_err(|_| corrupt("token domain"))?,
+        )),
+        ("session", None, Some(o)) => TokenKind::Session(OperatorId::from_bytes(
+            o.try_into().map_err(|_| corrupt("token operator"))?,
         )),
         _ => return Err(corrupt("token kind")),
     };
@@ -285,6 +292,74 @@ fn token_row(row: &Row<'_>) -> Result<TokenRecord, rusqlite::Error> {
         revoked_at: opt_millis(row, 6)?,
         mac: arr(row, 7)?,
     })
+}
+
+const OPERATOR_COLS: &str = "id, name, roles, domain_id, password_hash, must_change_password, totp_sealed, totp_last_step, failed_logins, locked_until, approval_key, created_at, disabled_at, mac";
+fn operator_row(row: &Row<'_>) -> Result<OperatorRecord, rusqlite::Error> {
+    let name: String = row.get(1)?;
+    let roles: i64 = row.get(2)?;
+    let domain: Option<Vec<u8>> = row.get(3)?;
+    let approval: Option<Vec<u8>> = row.get(10)?;
+    Ok(OperatorRecord {
+        id: OperatorId::from_bytes(arr(row, 0)?),
+        name: name
+            .parse::<OperatorName>()
+            .map_err(|_| corrupt("operator name"))?,
+        roles: u8::try_from(roles)
+            .ok()
+            .and_then(|b| Roles::from_bits(b).ok())
+            .ok_or_else(|| corrupt("operator roles"))?,
+        domain: domain
+            .map(|d| {
+                d.try_into()
+                    .map(DomainId::from_bytes)
+                    .map_err(|_| corrupt("operator domain"))
+            })
+            .transpose()?,
+        password_hash: row.get(4)?,
+        must_change_password: row.get(5)?,
+        totp_sealed: row.get(6)?,
+        totp_last_step: row.get::<_, Option<i64>>(7)?.map(from_i64).transpose()?,
+        failed_logins: u32::try_from(row.get::<_, i64>(8)?)
+            .map_err(|_| corrupt("failed logins"))?,
+        locked_until: opt_millis(row, 9)?,
+        approval_key: approval
+            .map(|k| k.try_into().map_err(|_| corrupt("approval key")))
+            .transpose()?,
+        created_at: millis(row, 11)?,
+        disabled_at: opt_millis(row, 12)?,
+        mac: arr(row, 13)?,
+    })
+}
+
+fn operator_params(o: &OperatorRecord) -> Result<Vec<rusqlite::types::Value>, CoreError> {
+    use rusqlite::types::Value;
+    let opt = |t: Option<UnixMillis>| -> Result<Value, CoreError> {
+        Ok(t.map(|t| to_i64(t.0))
+            .transpose()?
+            .map_or(Value::Null, Value::Integer))
+    };
+    Ok(vec![
+        Value::Blob(o.id.as_bytes().to_vec()),
+        Value::Text(o.name.as_str().to_owned()),
+        Value::Integer(i64::from(o.roles.bits())),
+        o.domain
+            .map_or(Value::Null, |d| Value::Blob(d.as_bytes().to_vec())),
+        Value::Text(o.password_hash.clone()),
+        Value::Integer(i64::from(o.must_change_password)),
+        Value::Blob(o.totp_sealed.clone()),
+        o.totp_last_step
+            .map(to_i64)
+            .transpose()?
+            .map_or(Value::Null, Value::Integer),
+        Value::Integer(i64::from(o.failed_logins)),
+        opt(o.locked_until)?,
+        o.approval_key
+            .map_or(Value::Null, |k| Value::Blob(k.to_vec())),
+        Value::Integer(to_i64(o.created_at.0)?),
+        opt(o.disabled_at)?,
+        Value::Blob(o.mac.to_vec()),
+    ])
 }
 
 // Written out (not formatted from AUDIT_COLS) because it runs once per audited request.
@@ -398,6 +473,36 @@ impl Storage for SqliteStore {
                 "SELECT {KEY_COLS} FROM keys WHERE domain_id = ?1 ORDER BY created_at, id"
             ))?
             .query_map([domain.as_bytes().as_slice()], key_row)?
+            .collect()
+        })
+    }
+
+    fn operator_by_name(&self, name: &OperatorName) -> Result<Option<OperatorRecord>, CoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {OPERATOR_COLS} FROM operators WHERE name = ?1"
+            ))?
+            .query_row([name.as_str()], operator_row)
+            .optional()
+        })
+    }
+
+    fn operator(&self, id: OperatorId) -> Result<Option<OperatorRecord>, CoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {OPERATOR_COLS} FROM operators WHERE id = ?1"
+            ))?
+            .query_row([id.as_bytes().as_slice()], operator_row)
+            .optional()
+        })
+    }
+
+    fn operators(&self) -> Result<Vec<OperatorRecord>, CoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {OPERATOR_COLS} FROM operators ORDER BY name"
+            ))?
+            .query_map([], operator_row)?
             .collect()
         })
     }
@@ -568,9 +673,10 @@ impl Txn<'_> {
                 self.shredded = true;
             }
             Mutation::CreateToken(t) => {
-                let (kind, domain) = match t.kind {
-                    TokenKind::Root => ("root", None),
-                    TokenKind::Application(d) => ("app", Some(d.as_bytes().to_vec())),
+                let (kind, domain, operator) = match t.kind {
+                    TokenKind::Root => ("root", None, None),
+                    TokenKind::Application(d) => ("app", Some(d.as_bytes().to_vec()), None),
+                    TokenKind::Session(o) => ("session", None, Some(o.as_bytes().to_vec())),
                     _ => {
                         return Err(CoreError::Storage(
                             "token kind not supported by this backend".into(),
@@ -579,7 +685,7 @@ impl Txn<'_> {
                 };
                 tx.execute(
                     &format!(
-                        "INSERT INTO tokens ({TOKEN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                        "INSERT INTO tokens ({TOKEN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
                     ),
                     params![
                         t.id.as_bytes().as_slice(),
@@ -590,9 +696,40 @@ impl Txn<'_> {
                         t.expires_at.map(|x| to_i64(x.0)).transpose()?,
                         t.revoked_at.map(|x| to_i64(x.0)).transpose()?,
                         t.mac.as_slice(),
+                        operator,
                     ],
                 )
                 .map_err(|e| constraint(e, "token"))?;
+            }
+            Mutation::CreateOperator(o) => {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO operators ({OPERATOR_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                    ),
+                    rusqlite::params_from_iter(operator_params(o)?),
+                )
+                .map_err(|e| constraint(e, "operator"))?;
+            }
+            Mutation::UpdateOperator {
+                expected_mac,
+                record,
+            } => {
+                let mut values = operator_params(record)?;
+                values.push(rusqlite::types::Value::Blob(expected_mac.to_vec()));
+                let n = tx
+                    .execute(
+                        "UPDATE operators SET name = ?2, roles = ?3, domain_id = ?4, password_hash = ?5,
+                            must_change_password = ?6, totp_sealed = ?7, totp_last_step = ?8,
+                            failed_logins = ?9, locked_until = ?10, approval_key = ?11, created_at = ?12,
+                            disabled_at = ?13, mac = ?14
+                         WHERE id = ?1 AND mac = ?15",
+                        rusqlite::params_from_iter(values),
+                    )
+                    .map_err(|e| constraint(e, "operator"))?;
+                if n != 1 {
+                    // Changed since it was read (a concurrent login, say): refuse.
+                    return Err(CoreError::Conflict("operator update"));
+                }
             }
             Mutation::RevokeToken { id, at, mac } => {
                 let n = tx

@@ -3,11 +3,15 @@
 #![allow(clippy::unwrap_used)]
 
 use strongroom_core::id::DomainName;
+use strongroom_core::operator::{Role, Roles};
 use strongroom_core::record::{
-    AuditEvent, DomainRecord, InitRecord, KeyRecord, Outcome, SignedHead, TokenKind, TokenRecord,
+    AuditEvent, DomainRecord, InitRecord, KeyRecord, OperatorRecord, Outcome, SignedHead,
+    TokenKind, TokenRecord,
 };
 use strongroom_core::storage::{Mutation, Storage};
-use strongroom_core::{Algorithm, DomainId, Error, KeyId, RequestId, TokenId, UnixMillis, VaultId};
+use strongroom_core::{
+    Algorithm, DomainId, Error, KeyId, OperatorId, RequestId, TokenId, UnixMillis, VaultId,
+};
 
 fn domain(n: u8, name: &str) -> DomainRecord {
     DomainRecord {
@@ -188,6 +192,75 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
         ),
         Err(Error::NotFound(_))
     ));
+
+    // Operators: unique names; updates are compare-and-swap on the row's MAC.
+    let op = OperatorRecord {
+        id: OperatorId::from_random([31; 16]),
+        name: "alice".parse().unwrap(),
+        roles: Roles::new(&[Role::SecurityOfficer, Role::Approver]).unwrap(),
+        domain: Some(a.id),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        must_change_password: true,
+        totp_sealed: vec![5; 50],
+        totp_last_step: None,
+        failed_logins: 0,
+        locked_until: None,
+        approval_key: None,
+        created_at: UnixMillis(7),
+        disabled_at: None,
+        mac: [1; 32],
+    };
+    apply(store, vec![Mutation::CreateOperator(op.clone())]).unwrap();
+    let twin = OperatorRecord {
+        id: OperatorId::from_random([32; 16]),
+        ..op.clone()
+    };
+    assert!(matches!(
+        apply(store, vec![Mutation::CreateOperator(twin)]),
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(store.operator_by_name(&op.name).unwrap(), Some(op.clone()));
+    assert_eq!(store.operator(op.id).unwrap(), Some(op.clone()));
+    let logged_in = OperatorRecord {
+        totp_last_step: Some(41),
+        must_change_password: false,
+        approval_key: Some([9; 32]),
+        locked_until: Some(UnixMillis(70)),
+        failed_logins: 2,
+        mac: [2; 32],
+        ..op.clone()
+    };
+    apply(
+        store,
+        vec![Mutation::UpdateOperator {
+            expected_mac: [1; 32],
+            record: logged_in.clone(),
+        }],
+    )
+    .unwrap();
+    assert_eq!(store.operators().unwrap(), vec![logged_in.clone()]);
+    let stale = apply(
+        store,
+        vec![Mutation::UpdateOperator {
+            expected_mac: [1; 32],
+            record: op.clone(),
+        }],
+    );
+    assert!(
+        matches!(stale, Err(Error::Conflict(_))),
+        "a stale update must not win"
+    );
+    let session = TokenRecord {
+        id: TokenId::from_random([33; 16]),
+        hash: [33; 32],
+        kind: TokenKind::Session(op.id),
+        created_at: UnixMillis(1),
+        expires_at: Some(UnixMillis(2)),
+        revoked_at: None,
+        mac: [3; 32],
+    };
+    apply(store, vec![Mutation::CreateToken(session.clone())]).unwrap();
+    assert_eq!(store.token_by_hash(&[33; 32]).unwrap(), Some(session));
 
     // Audit: a refused mutation does not abort its batch; records and heads read back in order.
     let mut chain = strongroom_audit::Chain::resume(vault_id, store.audit_tail().unwrap());

@@ -1,0 +1,320 @@
+//! Operators: enrolment, login with password and TOTP (RFC 6238), single-use codes, lockout,
+//! roles, disabling, and forged rows.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use strongroom_crypto::{OtpAlgorithm, TotpSecret};
+
+fn base32(s: &str) -> Vec<u8> {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut bits, mut n, mut out) = (0u64, 0u32, vec![]);
+    for c in s.trim_end_matches('=').bytes() {
+        let v = A.iter().position(|&a| a == c.to_ascii_uppercase()).unwrap() as u64;
+        bits = (bits << 5) | v;
+        n += 5;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    out
+}
+
+struct Enrolled {
+    password: String,
+    totp: TotpSecret,
+}
+
+fn enrol(node: &Node, root: &str, name: &str, roles: &[&str]) -> Enrolled {
+    let mut args = vec!["--json", "operator", "add", "--name", name];
+    for r in roles {
+        args.extend(["--role", r]);
+    }
+    let e = node.cli(Some(root), &args).ok().json();
+    let uri = e["otpauth_uri"].as_str().unwrap();
+    let secret = uri
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    Enrolled {
+        password: e["password"].as_str().unwrap().into(),
+        totp: TotpSecret::from_seed(OtpAlgorithm::Sha1, &base32(secret), 6).unwrap(),
+    }
+}
+
+fn now_step() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 30
+}
+
+fn login(
+    node: &Node,
+    dir: &std::path::Path,
+    name: &str,
+    password: &str,
+    code: &str,
+    new: Option<&str>,
+) -> Run {
+    let pw = dir.join(format!("{name}.pw"));
+    std::fs::write(&pw, password).unwrap();
+    let mut args = vec![
+        "--json",
+        "login",
+        "--name",
+        name,
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--totp",
+        code,
+    ];
+    let new_path = dir.join(format!("{name}.new"));
+    if let Some(n) = new {
+        std::fs::write(&new_path, n).unwrap();
+        args.extend(["--new-password-file", new_path.to_str().unwrap()]);
+    }
+    node.cli(None, &args)
+}
+
+#[test]
+fn login_roles_lockout_and_disable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("v");
+    let node = Node::dev(&data);
+    let root = node.dev_token();
+    let alice = enrol(&node, &root, "alice", &["security-officer", "approver"]);
+    let audrey = enrol(&node, &root, "audrey", &["auditor"]);
+    let carl = enrol(&node, &root, "carl", &["custodian"]);
+    // Separation of duties.
+    let r = node.cli(
+        Some(&root),
+        &[
+            "--json", "operator", "add", "--name", "eve", "--role", "auditor", "--role", "approver",
+        ],
+    );
+    assert_eq!(r.error_code(), "roles_conflict");
+    let r = node.cli(
+        Some(&root),
+        &[
+            "--json", "operator", "add", "--name", "alice", "--role", "approver",
+        ],
+    );
+    assert_eq!(r.error_code(), "conflict");
+    // Enrolment secrets are not stored in the clear.
+    let db_bytes = std::fs::read(data.join("vault.db")).unwrap();
+    assert!(
+        !db_bytes
+            .windows(alice.password.len())
+            .any(|w| w == alice.password.as_bytes())
+    );
+
+    let s = now_step();
+    let code = |e: &Enrolled, step: u64| e.totp.code_at(step * 30).as_str().to_owned();
+
+    // First login must replace the enrolment password; the code is spent regardless.
+    let r = login(
+        &node,
+        dir.path(),
+        "alice",
+        &alice.password,
+        &code(&alice, s),
+        None,
+    );
+    assert_eq!(
+        (r.code, r.error_code().as_str()),
+        (1, "password_change_required")
+    );
+    let r = login(
+        &node,
+        dir.path(),
+        "alice",
+        &alice.password,
+        &code(&alice, s),
+        Some("a new long passphrase"),
+    );
+    assert_eq!(
+        r.error_code(),
+        "replayed_totp",
+        "a spent code must not work twice"
+    );
+    let r = login(
+        &node,
+        dir.path(),
+        "alice",
+        &alice.password,
+        &code(&alice, s + 1),
+        Some("short"),
+    );
+    assert_eq!(r.error_code(), "weak_password");
+    let session = login(
+        &node,
+        dir.path(),
+        "alice",
+        &alice.password,
+        &code(&alice, s + 1),
+        Some("a new long passphrase"),
+    )
+    .ok()
+    .json();
+    let alice_token = session["token"].as_str().unwrap().to_owned();
+    assert_eq!(session["operator"], "alice");
+    // The old password no longer works; wrong codes and unknown names are refused.
+    let r = login(
+        &node,
+        dir.path(),
+        "alice",
+        &alice.password,
+        &code(&alice, s + 1),
+        None,
+    );
+    assert_eq!(r.error_code(), "wrong_password");
+    let r = login(
+        &node,
+        dir.path(),
+        "alice",
+        "a new long passphrase",
+        &code(&alice, s + 40),
+        None,
+    );
+    assert_eq!(r.error_code(), "wrong_totp");
+    let r = login(&node, dir.path(), "nobody", "whatever", "123456", None);
+    assert_eq!(
+        r.error_code(),
+        "wrong_password",
+        "unknown names look like wrong passwords"
+    );
+
+    // A security officer administers but does not sign.
+    let a = Some(alice_token.as_str());
+    node.cli(a, &["--json", "domain", "create", "treasury"])
+        .ok();
+    let key = node
+        .cli(
+            a,
+            &[
+                "--json",
+                "key",
+                "create",
+                "--domain",
+                "treasury",
+                "--algorithm",
+                "ed25519",
+            ],
+        )
+        .ok()
+        .json();
+    let r = node.cli(
+        a,
+        &[
+            "--json",
+            "sign",
+            "--key",
+            key["id"].as_str().unwrap(),
+            "--message",
+            "00",
+        ],
+    );
+    assert_eq!(r.error_code(), "forbidden");
+
+    // An auditor reads but does not administer.
+    let audrey_token = login(
+        &node,
+        dir.path(),
+        "audrey",
+        &audrey.password,
+        &code(&audrey, s),
+        Some("auditor passphrase 1"),
+    )
+    .ok()
+    .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let d = Some(audrey_token.as_str());
+    let ops = node.cli(d, &["--json", "operator", "list"]).ok().json();
+    assert_eq!(ops.as_array().unwrap().len(), 3);
+    assert_eq!(
+        node.cli(d, &["--json", "domain", "create", "x"])
+            .error_code(),
+        "forbidden"
+    );
+
+    // Five wrong passwords lock the custodian out, even with the right password afterwards.
+    for i in 0..5 {
+        let r = login(
+            &node,
+            dir.path(),
+            "carl",
+            "wrong password!",
+            &code(&carl, s),
+            None,
+        );
+        let expected = if i < 4 {
+            "wrong_password"
+        } else {
+            "locked_out"
+        };
+        assert_eq!(r.error_code(), expected, "attempt {i}");
+    }
+    let r = login(
+        &node,
+        dir.path(),
+        "carl",
+        &carl.password,
+        &code(&carl, s),
+        Some("custodian passphrase"),
+    );
+    assert_eq!(r.error_code(), "locked_out");
+
+    // Disabling takes effect at once.
+    node.cli(a, &["--json", "operator", "disable", "audrey"])
+        .ok();
+    assert_eq!(
+        node.cli(d, &["--json", "operator", "list"]).error_code(),
+        "invalid_token"
+    );
+    node.stop();
+
+    let conn = db(&data);
+    let lockouts: i64 = conn
+        .query_row("SELECT count(*) FROM audit WHERE operation = 'operator.lockout' AND code = 'locked_out'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(lockouts, 1);
+    let logins: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM audit WHERE operation = 'operator.login' AND outcome = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(logins, 2);
+    // A database editor replacing alice's password hash gains nothing: the row's MAC fails.
+    let fake =
+        strongroom_crypto::hash_password("attacker chosen pw", &strongroom_crypto::OsEntropy)
+            .unwrap();
+    conn.execute(
+        "UPDATE operators SET password_hash = ?1 WHERE name = 'alice'",
+        [fake],
+    )
+    .unwrap();
+    drop(conn);
+    let node = Node::dev(&data);
+    let r = login(
+        &node,
+        dir.path(),
+        "alice",
+        "attacker chosen pw",
+        &code(&alice, now_step() + 1),
+        None,
+    );
+    assert_eq!(r.error_code(), "wrong_password");
+    node.stop();
+    audit_verify(&data).ok();
+}

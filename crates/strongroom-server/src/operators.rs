@@ -1,0 +1,415 @@
+//! Operators and login: enrolment (a one-time password and a TOTP secret, shown once),
+//! listing, disabling, and login with a password and a one-time code.
+//!
+//! Login rules: Argon2id password and RFC 6238 code (one step of drift, each step used once);
+//! five consecutive failures lock the operator out, for a minute doubling with every further
+//! failure (at most an hour); the first login must replace the enrolment password. Every
+//! outcome is audited; the row update and its audit record commit together, and the update
+//! is compare-and-swap, so two logins cannot consume the same code.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use strongroom_core::operator::{OperatorName, Role, Roles};
+use strongroom_core::record::{OperatorRecord, Outcome, TokenKind};
+use strongroom_core::storage::Mutation;
+use strongroom_core::{Operation, OperatorId, VaultId};
+use strongroom_crypto::{OtpAlgorithm, OtpRejection, TotpSecret};
+
+use crate::error::ApiError;
+use crate::service::{RequestCtx, Vault, allow, rfc3339};
+use crate::token;
+
+/// Consecutive failures before a lockout.
+pub(crate) const MAX_FAILURES: u32 = 5;
+/// First lockout; doubles with each further failure.
+const LOCKOUT: Duration = Duration::from_secs(60);
+const MAX_LOCKOUT: Duration = Duration::from_secs(3600);
+/// Lifetime of an operator session.
+pub(crate) const SESSION: Duration = Duration::from_secs(15 * 60);
+/// Shortest new password.
+const MIN_PASSWORD: usize = 12;
+/// Issuer shown in authenticator apps.
+const ISSUER: &str = "strongroom";
+
+/// The bytes an operator row's MAC covers (layout in `docs/formats.md`).
+pub(crate) fn binding(vault_id: &VaultId, o: &OperatorRecord) -> Vec<u8> {
+    fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+        out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(b);
+    }
+    fn opt(out: &mut Vec<u8>, v: Option<u64>) {
+        match v {
+            None => out.push(0),
+            Some(v) => {
+                out.push(1);
+                out.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"strongroom/operator/v1");
+    out.extend_from_slice(vault_id.as_bytes());
+    out.extend_from_slice(o.id.as_bytes());
+    bytes(&mut out, o.name.as_str().as_bytes());
+    out.push(o.roles.bits());
+    out.extend_from_slice(o.domain.map_or([0u8; 16], |d| *d.as_bytes()).as_slice());
+    bytes(&mut out, o.password_hash.as_bytes());
+    out.push(u8::from(o.must_change_password));
+    bytes(&mut out, &o.totp_sealed);
+    opt(&mut out, o.totp_last_step);
+    out.extend_from_slice(&o.failed_logins.to_be_bytes());
+    opt(&mut out, o.locked_until.map(|t| t.0));
+    match &o.approval_key {
+        None => out.push(0),
+        Some(k) => {
+            out.push(1);
+            out.extend_from_slice(k);
+        }
+    }
+    out.extend_from_slice(&o.created_at.0.to_be_bytes());
+    opt(&mut out, o.disabled_at.map(|t| t.0));
+    out
+}
+
+/// An operator, without secrets.
+#[derive(Serialize)]
+pub struct OperatorView {
+    id: String,
+    name: String,
+    roles: Vec<&'static str>,
+    domain: Option<String>,
+    created_at: String,
+    disabled: bool,
+    must_change_password: bool,
+    locked_until: Option<String>,
+}
+
+impl From<&OperatorRecord> for OperatorView {
+    fn from(o: &OperatorRecord) -> Self {
+        Self {
+            id: o.id.to_string(),
+            name: o.name.to_string(),
+            roles: o.roles.to_vec().into_iter().map(Role::as_str).collect(),
+            domain: o.domain.map(|d| d.to_string()),
+            created_at: rfc3339(o.created_at),
+            disabled: o.disabled_at.is_some(),
+            must_change_password: o.must_change_password,
+            locked_until: o.locked_until.map(rfc3339),
+        }
+    }
+}
+
+/// A new operator and their one-time enrolment secrets.
+#[derive(Serialize)]
+pub struct EnrolView {
+    #[serde(flatten)]
+    operator: OperatorView,
+    password: String,
+    otpauth_uri: String,
+}
+
+/// A session.
+#[derive(Serialize)]
+pub struct SessionView {
+    token: String,
+    expires_at: String,
+    operator: String,
+    roles: Vec<&'static str>,
+}
+
+/// What a login supplies.
+pub(crate) struct Credentials<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) password: &'a str,
+    pub(crate) totp: &'a str,
+    pub(crate) new_password: Option<&'a str>,
+}
+
+fn lockout_for(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(MAX_FAILURES).min(16);
+    LOCKOUT.saturating_mul(1 << doublings).min(MAX_LOCKOUT)
+}
+
+impl Vault {
+    fn seal_operator(&self, mut o: OperatorRecord) -> Result<OperatorRecord, ApiError> {
+        o.mac = self.keystore.record_mac(&binding(&self.vault_id, &o))?;
+        Ok(o)
+    }
+
+    pub(crate) async fn create_operator(
+        &self,
+        ctx: &RequestCtx,
+        name: &str,
+        roles: &[String],
+        domain: Option<&str>,
+    ) -> Result<EnrolView, ApiError> {
+        allow(ctx, &Operation::CreateOperator)?;
+        let name: OperatorName = name.parse()?;
+        let roles: Vec<Role> = roles.iter().map(|r| r.parse()).collect::<Result<_, _>>()?;
+        let roles = Roles::new(&roles)?;
+        let domain = match domain {
+            None => None,
+            Some(d) => Some(
+                self.store
+                    .domain_by_name(&d.parse().map_err(|_| ApiError::NotFound)?)?
+                    .ok_or(ApiError::NotFound)?
+                    .id,
+            ),
+        };
+        let mut id = [0u8; 16];
+        self.entropy.fill(&mut id).map_err(|_| ApiError::Internal)?;
+        let id = OperatorId::from_random(id);
+        let password = strongroom_crypto::generate_password(self.entropy.as_ref())?;
+        let totp = TotpSecret::generate(OtpAlgorithm::Sha1, self.entropy.as_ref())?;
+        let record = self.seal_operator(OperatorRecord {
+            id,
+            name: name.clone(),
+            roles,
+            domain,
+            password_hash: strongroom_crypto::hash_password(&password, self.entropy.as_ref())?,
+            must_change_password: true,
+            totp_sealed: self.keystore.seal_totp(id, &totp)?,
+            totp_last_step: None,
+            failed_logins: 0,
+            locked_until: None,
+            approval_key: None,
+            created_at: ctx.time,
+            disabled_at: None,
+            mac: [0; 32],
+        })?;
+        let uri = totp.otpauth_uri(ISSUER, name.as_str())?;
+        self.commit(
+            ctx,
+            "operator.create",
+            vec![Mutation::CreateOperator(record.clone())],
+        )
+        .await
+        .map_err(|e| match e {
+            ApiError::Conflict { .. } => {
+                ApiError::conflict("conflict", "an operator with this name already exists")
+            }
+            other => other,
+        })?;
+        Ok(EnrolView {
+            operator: OperatorView::from(&record),
+            password: password.as_str().to_owned(),
+            otpauth_uri: uri.as_str().to_owned(),
+        })
+    }
+
+    pub(crate) fn list_operators(&self, ctx: &RequestCtx) -> Result<Vec<OperatorView>, ApiError> {
+        allow(ctx, &Operation::ListOperators)?;
+        Ok(self
+            .store
+            .operators()?
+            .iter()
+            .map(OperatorView::from)
+            .collect())
+    }
+
+    /// A stored operator whose MAC verifies (a forged or edited row is treated as absent).
+    fn genuine_operator(&self, name: &str) -> Result<Option<OperatorRecord>, ApiError> {
+        let Ok(name) = name.parse::<OperatorName>() else {
+            return Ok(None);
+        };
+        let Some(op) = self.store.operator_by_name(&name)? else {
+            return Ok(None);
+        };
+        if self
+            .keystore
+            .verify_record_mac(&binding(&self.vault_id, &op), &op.mac)?
+        {
+            Ok(Some(op))
+        } else {
+            tracing::warn!(operator = %op.id, "operator row failed its MAC check (forged or edited row)");
+            Ok(None)
+        }
+    }
+
+    pub(crate) async fn disable_operator(
+        &self,
+        ctx: &RequestCtx,
+        name: &str,
+    ) -> Result<OperatorView, ApiError> {
+        allow(ctx, &Operation::DisableOperator)?;
+        let op = self.genuine_operator(name)?.ok_or(ApiError::NotFound)?;
+        if op.disabled_at.is_some() {
+            return Err(ApiError::conflict(
+                "already_disabled",
+                "the operator is already disabled",
+            ));
+        }
+        let expected_mac = op.mac;
+        let record = self.seal_operator(OperatorRecord {
+            disabled_at: Some(ctx.time),
+            ..op
+        })?;
+        self.commit(
+            ctx,
+            "operator.disable",
+            vec![Mutation::UpdateOperator {
+                expected_mac,
+                record: record.clone(),
+            }],
+        )
+        .await?;
+        Ok(OperatorView::from(&record))
+    }
+
+    pub(crate) async fn login(
+        &self,
+        ctx: &RequestCtx,
+        c: &Credentials<'_>,
+    ) -> Result<SessionView, ApiError> {
+        allow(ctx, &Operation::Login)?;
+        let Some(op) = self.genuine_operator(c.name)? else {
+            // Same answer, and about the same time, as a wrong password.
+            let _ = strongroom_crypto::verify_password(c.password, dummy_hash(self));
+            return Err(ApiError::LoginFailed("wrong_password"));
+        };
+        if op.locked_until.is_some_and(|t| ctx.time < t) {
+            return Err(ApiError::LockedOut);
+        }
+        let password_ok = strongroom_crypto::verify_password(c.password, &op.password_hash);
+        let totp = self.keystore.open_totp(op.id, &op.totp_sealed)?;
+        let now_secs = ctx.time.0 / 1000;
+        let step = totp.verify(c.totp, now_secs, op.totp_last_step);
+        let failure = match (password_ok, step) {
+            (false, _) => Some("wrong_password"),
+            (true, Err(OtpRejection::Replayed)) => Some("replayed_totp"),
+            (true, Err(_)) => Some("wrong_totp"),
+            (true, Ok(_)) => None,
+        };
+        let expected_mac = op.mac;
+        if let Some(code) = failure {
+            let failed_logins = op.failed_logins.saturating_add(1);
+            let lock = failed_logins >= MAX_FAILURES;
+            let record = self.seal_operator(OperatorRecord {
+                failed_logins,
+                locked_until: lock.then(|| ctx.time.saturating_add(lockout_for(failed_logins))),
+                ..op
+            })?;
+            let (operation, outcome_code) = if lock {
+                ("operator.lockout", "locked_out")
+            } else {
+                ("operator.login", code)
+            };
+            self.commit_as(
+                ctx,
+                operation,
+                vec![Mutation::UpdateOperator {
+                    expected_mac,
+                    record,
+                }],
+                Outcome::Denied,
+                Some(outcome_code),
+            )
+            .await?;
+            return Err(if lock {
+                ApiError::LockedOut
+            } else {
+                ApiError::LoginFailed(code)
+            });
+        }
+        let step = step.ok();
+        if op.disabled_at.is_some() {
+            return Err(ApiError::Forbidden);
+        }
+        let mut updated = OperatorRecord {
+            failed_logins: 0,
+            locked_until: None,
+            totp_last_step: step,
+            ..op.clone()
+        };
+        if op.must_change_password {
+            let Some(new) = c.new_password else {
+                // The code is spent all the same, so it cannot be replayed.
+                let record = self.seal_operator(updated)?;
+                self.commit_as(
+                    ctx,
+                    "operator.login",
+                    vec![Mutation::UpdateOperator {
+                        expected_mac,
+                        record,
+                    }],
+                    Outcome::Denied,
+                    Some("password_change_required"),
+                )
+                .await?;
+                return Err(ApiError::PasswordChangeRequired);
+            };
+            if new.chars().count() < MIN_PASSWORD || new == c.password {
+                return Err(ApiError::bad(
+                    "weak_password",
+                    "the new password needs at least 12 characters and must differ from the old one",
+                ));
+            }
+            updated.password_hash = strongroom_crypto::hash_password(new, self.entropy.as_ref())?;
+            updated.must_change_password = false;
+        }
+        let record = self.seal_operator(updated)?;
+        let expires_at = ctx.time.saturating_add(SESSION);
+        let mut session = token::issue(
+            self.entropy.as_ref(),
+            TokenKind::Session(op.id),
+            ctx.time,
+            Some(expires_at),
+        )?;
+        session.record.mac = self
+            .keystore
+            .record_mac(&token::binding(&self.vault_id, &session.record))?;
+        self.commit(
+            ctx,
+            "operator.login",
+            vec![
+                Mutation::UpdateOperator {
+                    expected_mac,
+                    record: record.clone(),
+                },
+                Mutation::CreateToken(session.record),
+            ],
+        )
+        .await
+        .map_err(|e| match e {
+            // The row changed since it was read: a concurrent login used this code first.
+            ApiError::Conflict { .. } => ApiError::LoginFailed("replayed_totp"),
+            other => other,
+        })?;
+        Ok(SessionView {
+            token: session.value.as_str().to_owned(),
+            expires_at: rfc3339(expires_at),
+            operator: record.name.to_string(),
+            roles: record
+                .roles
+                .to_vec()
+                .into_iter()
+                .map(Role::as_str)
+                .collect(),
+        })
+    }
+}
+
+/// A real Argon2id hash of a random password, computed once and verified against when the
+/// name is unknown, so that an unknown name costs what a wrong password costs.
+fn dummy_hash(vault: &Vault) -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        strongroom_crypto::generate_password(vault.entropy.as_ref())
+            .and_then(|p| strongroom_crypto::hash_password(&p, vault.entropy.as_ref()))
+            .unwrap_or_default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lockout_doubles_and_caps() {
+        assert_eq!(lockout_for(5), Duration::from_secs(60));
+        assert_eq!(lockout_for(6), Duration::from_secs(120));
+        assert_eq!(lockout_for(8), Duration::from_secs(480));
+        assert_eq!(lockout_for(40), MAX_LOCKOUT);
+    }
+}
