@@ -182,12 +182,24 @@ fn init_and_unseal_ceremony() {
         .json();
     assert_eq!(p["sealed"], false);
 
-    let t = Some(root.as_str());
-    node.cli(t, &["--json", "domain", "create", "treasury"])
+    // The init token only bootstraps operators: it cannot administer.
+    let (status, body) = node.http(
+        "POST",
+        "/v1/domains",
+        Some(&root),
+        Some(r#"{"name":"treasury"}"#),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let alice = officer(&node, &root, dir.path(), "alice");
+    let a = Some(alice.as_str());
+    node.cli(a, &["--json", "domain", "create", "treasury"])
         .ok();
     let key = node
         .cli(
-            t,
+            a,
             &[
                 "--json",
                 "key",
@@ -201,12 +213,27 @@ fn init_and_unseal_ceremony() {
         .ok()
         .json();
     let id = key["id"].as_str().unwrap().to_owned();
+    let app = node
+        .cli(a, &["--json", "token", "create", "--domain", "treasury"])
+        .ok()
+        .json();
+    let app = app["token"].as_str().unwrap().to_owned();
+    let t = Some(app.as_str());
     let digest = sha256_hex(b"x");
     node.cli(t, &["--json", "sign", "--key", &id, "--digest", &digest])
         .ok();
+    // Usable until a second security officer has logged in; then revoked.
+    node.cli(Some(&root), &["--json", "operator", "list"]).ok();
+    let _bob = officer(&node, &root, dir.path(), "bob");
+    let r = node.cli(Some(&root), &["--json", "operator", "list"]);
+    assert_eq!(
+        r.error_code(),
+        "invalid_token",
+        "the bootstrap token must be revoked"
+    );
 
     // Seal wipes access; unseal again with a different subset.
-    node.cli(t, &["--json", "operator", "seal"]).ok();
+    node.cli(a, &["--json", "operator", "seal"]).ok();
     let r = node.cli(t, &["--json", "sign", "--key", &id, "--digest", &digest]);
     assert_eq!(r.error_code(), "sealed");
     for s in [&shares[1], &shares[2]] {
@@ -245,6 +272,14 @@ fn init_and_unseal_ceremony() {
         refused,
         ["duplicate_share", "foreign_share", "malformed_share"]
     );
+    let revokes: i64 = db(&data)
+        .query_row(
+            "SELECT count(*) FROM audit WHERE operation = 'bootstrap.revoke' AND outcome = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(revokes, 1, "the bootstrap token's revocation is audited");
     let v = audit_verify_with(&data, &["--audit-key", &audit_key])
         .ok()
         .json();

@@ -5,83 +5,6 @@
 mod common;
 
 use common::*;
-use strongroom_crypto::{OtpAlgorithm, TotpSecret};
-
-fn base32(s: &str) -> Vec<u8> {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut bits, mut n, mut out) = (0u64, 0u32, vec![]);
-    for c in s.trim_end_matches('=').bytes() {
-        let v = A.iter().position(|&a| a == c.to_ascii_uppercase()).unwrap() as u64;
-        bits = (bits << 5) | v;
-        n += 5;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-        }
-    }
-    out
-}
-
-struct Enrolled {
-    password: String,
-    totp: TotpSecret,
-}
-
-fn enrol(node: &Node, root: &str, name: &str, roles: &[&str]) -> Enrolled {
-    let mut args = vec!["--json", "operator", "add", "--name", name];
-    for r in roles {
-        args.extend(["--role", r]);
-    }
-    let e = node.cli(Some(root), &args).ok().json();
-    let uri = e["otpauth_uri"].as_str().unwrap();
-    let secret = uri
-        .split("secret=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap();
-    Enrolled {
-        password: e["password"].as_str().unwrap().into(),
-        totp: TotpSecret::from_seed(OtpAlgorithm::Sha1, &base32(secret), 6).unwrap(),
-    }
-}
-
-fn now_step() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        / 30
-}
-
-fn login(
-    node: &Node,
-    dir: &std::path::Path,
-    name: &str,
-    password: &str,
-    code: &str,
-    new: Option<&str>,
-) -> Run {
-    let pw = dir.join(format!("{name}.pw"));
-    std::fs::write(&pw, password).unwrap();
-    let mut args = vec![
-        "--json",
-        "login",
-        "--name",
-        name,
-        "--password-file",
-        pw.to_str().unwrap(),
-        "--totp",
-        code,
-    ];
-    let new_path = dir.join(format!("{name}.new"));
-    if let Some(n) = new {
-        std::fs::write(&new_path, n).unwrap();
-        args.extend(["--new-password-file", new_path.to_str().unwrap()]);
-    }
-    node.cli(None, &args)
-}
 
 #[test]
 fn login_roles_lockout_and_disable() {
@@ -116,7 +39,6 @@ fn login_roles_lockout_and_disable() {
     );
 
     let s = now_step();
-    let code = |e: &Enrolled, step: u64| e.totp.code_at(step * 30).as_str().to_owned();
 
     // First login must replace the enrolment password; the code is spent regardless.
     let r = login(

@@ -17,6 +17,12 @@ pub enum Principal {
         /// The root token's identifier.
         token: TokenId,
     },
+    /// The production bootstrap token: adds operators until two security officers have
+    /// logged in.
+    Bootstrap {
+        /// The token's identifier.
+        token: TokenId,
+    },
     /// An application token confined to one domain.
     Application {
         /// The token's identifier.
@@ -42,6 +48,7 @@ impl Principal {
         match self {
             Principal::Anonymous => "anonymous".to_owned(),
             Principal::Root { token } => format!("root:{token}"),
+            Principal::Bootstrap { token } => format!("bootstrap:{token}"),
             Principal::Application { token, .. } => format!("app:{token}"),
             Principal::Operator { id, .. } => format!("operator:{id}"),
         }
@@ -118,6 +125,10 @@ pub fn authorize(principal: &Principal, operation: &Operation) -> Decision {
         (_, Operation::Status | Operation::Init | Operation::Unseal | Operation::Login) => Allow,
         (Principal::Anonymous, _) => Deny(DenyReason::Unauthenticated),
         (Principal::Root { .. }, _) => Allow,
+        (Principal::Bootstrap { .. }, Operation::CreateOperator | Operation::ListOperators) => {
+            Allow
+        }
+        (Principal::Bootstrap { .. }, _) => Deny(DenyReason::NotPermitted),
         (Principal::Application { domain, .. }, op) => match op {
             Operation::ReadKeys(d) | Operation::Sign(d) => {
                 if d == domain {
@@ -293,6 +304,21 @@ mod tests {
             ),
         ] {
             assert_eq!(authorize(p, &o), expected, "{p:?} {o:?}");
+        }
+        // The bootstrap token only adds and lists operators.
+        let boot = Principal::Bootstrap {
+            token: TokenId::from_random([5; 16]),
+        };
+        for (o, expected) in [
+            (Operation::CreateOperator, allow),
+            (Operation::ListOperators, allow),
+            (Operation::CreateDomain, no),
+            (Operation::CreateToken, no),
+            (Operation::CreateKey(mine), no),
+            (Operation::Seal, no),
+            (Operation::DisableOperator, no),
+        ] {
+            assert_eq!(authorize(&boot, &o), expected, "bootstrap {o:?}");
         }
         // Every operator may use the public operations.
         for p in [&so, &custodian, &auditor, &scoped, &approver] {

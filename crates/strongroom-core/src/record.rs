@@ -69,8 +69,11 @@ pub struct KeyRecord {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TokenKind {
-    /// The root token from initialisation.
+    /// Dev mode's root token: full power.
     Root,
+    /// The token `operator init` returns in production: it may only add operators, and is
+    /// revoked once two security officers have logged in.
+    Bootstrap,
     /// An application token for one domain.
     Application(DomainId),
     /// An operator's session, issued by login.

@@ -135,6 +135,11 @@ pub trait Storage: Send + Sync + 'static {
     /// # Errors
     /// Storage failure or corrupt data.
     fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenRecord>, Error>;
+    /// All tokens (revoked and expired ones included), oldest first.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn tokens(&self) -> Result<Vec<TokenRecord>, Error>;
     /// A token by identifier.
     ///
     /// # Errors

@@ -444,7 +444,7 @@ async fn init(
     ctx: Ctx,
     ApiJson(b): ApiJson<InitBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(v.init(&ctx, b.shares, b.threshold).await?))
+    Ok(Json(v.init(&ctx, b.shares, b.threshold, false).await?))
 }
 
 #[derive(Deserialize)]

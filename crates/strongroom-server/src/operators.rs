@@ -198,6 +198,64 @@ impl Vault {
         })
     }
 
+    /// Once two security officers have logged in, the bootstrap token has done its job:
+    /// revoke it (audited as `bootstrap.revoke`). Checked again at every security-officer
+    /// login, so a failed attempt is retried.
+    async fn retire_bootstrap(&self, ctx: &RequestCtx) -> Result<(), ApiError> {
+        let officers = self
+            .store
+            .operators()?
+            .iter()
+            .filter(|o| {
+                o.roles.has(Role::SecurityOfficer)
+                    && !o.must_change_password
+                    && o.disabled_at.is_none()
+            })
+            .count();
+        if officers < 2 {
+            return Ok(());
+        }
+        let mut revocations = vec![];
+        let mut ids = vec![];
+        for t in self.store.tokens()? {
+            if t.kind == TokenKind::Bootstrap && t.revoked_at.is_none() {
+                let revoked = strongroom_core::record::TokenRecord {
+                    revoked_at: Some(ctx.time),
+                    ..t
+                };
+                let mac = self
+                    .keystore
+                    .record_mac(&token::binding(&self.vault_id, &revoked))?;
+                ids.push(revoked.id);
+                revocations.push(Mutation::RevokeToken {
+                    id: revoked.id,
+                    at: ctx.time,
+                    mac,
+                });
+            }
+        }
+        if revocations.is_empty() {
+            return Ok(());
+        }
+        // The login itself is already recorded; this is a second, separate record.
+        let event = ctx.event("bootstrap.revoke", Outcome::Granted, None);
+        match self.writer.submit(revocations, event).await {
+            Ok(()) => {
+                for id in ids {
+                    self.tokens.forget(id);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(
+                    ?e,
+                    "could not revoke the bootstrap token; will retry at the next login"
+                );
+                Ok(())
+            }
+        }
+    }
+
     pub(crate) fn list_operators(&self, ctx: &RequestCtx) -> Result<Vec<OperatorView>, ApiError> {
         allow(ctx, &Operation::ListOperators)?;
         Ok(self
@@ -376,6 +434,9 @@ impl Vault {
             ApiError::Conflict { .. } => ApiError::LoginFailed("replayed_totp"),
             other => other,
         })?;
+        if record.roles.has(Role::SecurityOfficer) {
+            self.retire_bootstrap(ctx).await?;
+        }
         Ok(SessionView {
             token: session.value.as_str().to_owned(),
             expires_at: rfc3339(expires_at),

@@ -93,7 +93,10 @@ async fn dev_bootstrap(vault: &Vault, dir: &Path) -> Result<Zeroizing<String>, S
     let token_path = dir.join(DEV_TOKEN);
     if !vault.keystore.status().initialized {
         let ctx = system_ctx(Principal::Anonymous, new_request_id(entropy)?, vault);
-        let init = vault.init(&ctx, 1, 1).await.map_err(ServeError::Api)?;
+        let init = vault
+            .init(&ctx, 1, 1, true)
+            .await
+            .map_err(ServeError::Api)?;
         let share = init_share(&init)?;
         write_secret_file(&share_path, &share)?;
         write_secret_file(&token_path, init_token(&init))?;

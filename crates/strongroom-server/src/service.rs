@@ -340,9 +340,17 @@ impl Vault {
         ctx: &RequestCtx,
         shares: u8,
         threshold: u8,
+        dev: bool,
     ) -> Result<InitView, ApiError> {
         allow(ctx, &Operation::Init)?;
-        let mut root = token::issue(self.entropy.as_ref(), TokenKind::Root, ctx.time, None)?;
+        // Dev mode keeps a full-power root token; production gets a bootstrap token that can
+        // only add operators.
+        let kind = if dev {
+            TokenKind::Root
+        } else {
+            TokenKind::Bootstrap
+        };
+        let mut root = token::issue(self.entropy.as_ref(), kind, ctx.time, None)?;
         let init = self.keystore.initialize(
             self.vault_id,
             &ShamirSeal { shares, threshold },

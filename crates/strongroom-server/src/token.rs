@@ -62,6 +62,10 @@ pub(crate) fn binding(vault_id: &VaultId, t: &TokenRecord) -> Vec<u8> {
             out.push(3);
             out.extend_from_slice(o.as_bytes());
         }
+        TokenKind::Bootstrap => {
+            out.push(4);
+            out.extend_from_slice(&[0; 16]);
+        }
         // Root, and any kind added later, carry no domain.
         _ => {
             out.push(1);
@@ -156,6 +160,7 @@ impl Tokens {
         }
         match record.kind {
             TokenKind::Root => Ok(Principal::Root { token: record.id }),
+            TokenKind::Bootstrap => Ok(Principal::Bootstrap { token: record.id }),
             TokenKind::Application(domain) => Ok(Principal::Application {
                 token: record.id,
                 domain,

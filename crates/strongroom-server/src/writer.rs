@@ -276,6 +276,9 @@ mod tests {
         fn token_by_hash(&self, h: &[u8; 32]) -> Result<Option<TokenRecord>, CoreError> {
             self.inner.token_by_hash(h)
         }
+        fn tokens(&self) -> Result<Vec<TokenRecord>, CoreError> {
+            self.inner.tokens()
+        }
         fn token(&self, id: TokenId) -> Result<Option<TokenRecord>, CoreError> {
             self.inner.token(id)
         }

@@ -275,6 +275,7 @@ fn token_row(row: &Row<'_>) -> Result<TokenRecord, rusqlite::Error> {
     let operator: Option<Vec<u8>> = row.get(8)?;
     let kind = match (kind.as_str(), domain, operator) {
         ("root", None, None) => TokenKind::Root,
+        ("bootstrap", None, None) => TokenKind::Bootstrap,
         ("app", Some(d), None) => TokenKind::Application(DomainId::from_bytes(
             d.try_into().map_err(|_| corrupt("token domain"))?,
         )),
@@ -515,6 +516,16 @@ impl Storage for SqliteStore {
         })
     }
 
+    fn tokens(&self) -> Result<Vec<TokenRecord>, CoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {TOKEN_COLS} FROM tokens ORDER BY created_at, id"
+            ))?
+            .query_map([], token_row)?
+            .collect()
+        })
+    }
+
     fn token(&self, id: TokenId) -> Result<Option<TokenRecord>, CoreError> {
         self.read(|c| {
             c.prepare_cached(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1"))?
@@ -675,6 +686,7 @@ impl Txn<'_> {
             Mutation::CreateToken(t) => {
                 let (kind, domain, operator) = match t.kind {
                     TokenKind::Root => ("root", None, None),
+                    TokenKind::Bootstrap => ("bootstrap", None, None),
                     TokenKind::Application(d) => ("app", Some(d.as_bytes().to_vec()), None),
                     TokenKind::Session(o) => ("session", None, Some(o.as_bytes().to_vec())),
                     _ => {

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use strongroom_crypto::{OtpAlgorithm, TotpSecret};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_strongroom");
 
@@ -281,4 +282,104 @@ pub fn wait_for(mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("condition not reached");
+}
+
+pub fn base32(s: &str) -> Vec<u8> {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut bits, mut n, mut out) = (0u64, 0u32, vec![]);
+    for c in s.trim_end_matches('=').bytes() {
+        let v = A.iter().position(|&a| a == c.to_ascii_uppercase()).unwrap() as u64;
+        bits = (bits << 5) | v;
+        n += 5;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    out
+}
+
+pub struct Enrolled {
+    pub password: String,
+    pub totp: TotpSecret,
+}
+
+pub fn enrol(node: &Node, root: &str, name: &str, roles: &[&str]) -> Enrolled {
+    let mut args = vec!["--json", "operator", "add", "--name", name];
+    for r in roles {
+        args.extend(["--role", r]);
+    }
+    let e = node.cli(Some(root), &args).ok().json();
+    let uri = e["otpauth_uri"].as_str().unwrap();
+    let secret = uri
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    Enrolled {
+        password: e["password"].as_str().unwrap().into(),
+        totp: TotpSecret::from_seed(OtpAlgorithm::Sha1, &base32(secret), 6).unwrap(),
+    }
+}
+
+pub fn now_step() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 30
+}
+
+pub fn login(
+    node: &Node,
+    dir: &Path,
+    name: &str,
+    password: &str,
+    code: &str,
+    new: Option<&str>,
+) -> Run {
+    let pw = dir.join(format!("{name}.pw"));
+    std::fs::write(&pw, password).unwrap();
+    let mut args = vec![
+        "--json",
+        "login",
+        "--name",
+        name,
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--totp",
+        code,
+    ];
+    let new_path = dir.join(format!("{name}.new"));
+    if let Some(n) = new {
+        std::fs::write(&new_path, n).unwrap();
+        args.extend(["--new-password-file", new_path.to_str().unwrap()]);
+    }
+    node.cli(None, &args)
+}
+
+/// The one-time code of `e` for `step`.
+pub fn code(e: &Enrolled, step: u64) -> String {
+    e.totp.code_at(step * 30).as_str().to_owned()
+}
+
+/// Enrols and logs in a security officer (first login, new password); returns the session token.
+pub fn officer(node: &Node, bootstrap: &str, dir: &Path, name: &str) -> String {
+    let e = enrol(node, bootstrap, name, &["security-officer"]);
+    let new = format!("{name} long new password");
+    login(
+        node,
+        dir,
+        name,
+        &e.password,
+        &code(&e, now_step()),
+        Some(&new),
+    )
+    .ok()
+    .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
