@@ -62,6 +62,9 @@ enum Command {
     Key(KeyCmd),
     /// Log in as an operator (password and one-time code) and print a session token.
     Login(LoginArgs),
+    /// Manage your approval key.
+    #[command(subcommand)]
+    ApprovalKey(ApprovalKeyCmd),
     /// Sign with a key.
     Sign(SignArgs),
     /// Work with the audit log.
@@ -128,6 +131,23 @@ enum OperatorCmd {
     Disable {
         /// Login name.
         name: String,
+    },
+    /// Register your approval key (log in first; approvers and security officers).
+    RegisterKey {
+        /// The public key file written by `approval-key generate` (F.pub).
+        #[arg(long)]
+        public_key: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApprovalKeyCmd {
+    /// Generate an Ed25519 approval key on this machine: the private key goes to F (mode 0600),
+    /// the public key to F.pub. The private key never leaves this machine.
+    Generate {
+        /// Private key file to create.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -318,6 +338,18 @@ fn run(cli: Cli) -> Result<(), CliError> {
             &json!({}),
         )?),
         Command::Login(a) => login(&client()?, &out, a),
+        Command::ApprovalKey(ApprovalKeyCmd::Generate { out: path }) => {
+            generate_approval_key(&out, &path)
+        }
+        Command::Operator(OperatorCmd::RegisterKey { public_key }) => {
+            let hex = std::fs::read_to_string(&public_key).map_err(|e| {
+                CliError::Input(format!("cannot read {}: {e}", public_key.display()))
+            })?;
+            out.object(&client()?.post(
+                "/v1/operators/me/approval-key",
+                &json!({"public_key": hex.trim()}),
+            )?)
+        }
         Command::Domain(DomainCmd::Create { name }) => {
             out.object(&client()?.post("/v1/domains", &json!({"name": name}))?)
         }
@@ -393,6 +425,29 @@ fn sign(client: &Client, out: &output::Output, a: SignArgs) -> Result<(), CliErr
             .map_err(|e| CliError::Input(format!("cannot write {}: {e}", path.display())))?;
     }
     out.object(&sig)
+}
+
+fn generate_approval_key(out: &output::Output, path: &PathBuf) -> Result<(), CliError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let key = strongroom_crypto::ApprovalKey::generate(&strongroom_crypto::OsEntropy)
+        .map_err(|e| CliError::Input(format!("cannot generate a key: {e}")))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| CliError::Input(format!("cannot create {}: {e}", path.display())))?;
+    f.write_all(key.to_file_string().as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| CliError::Input(format!("cannot write {}: {e}", path.display())))?;
+    let public = hex::encode(key.public_key());
+    let pub_path = PathBuf::from(format!("{}.pub", path.display()));
+    std::fs::write(&pub_path, format!("{public}\n"))
+        .map_err(|e| CliError::Input(format!("cannot write {}: {e}", pub_path.display())))?;
+    out.object(
+        &json!({"public_key": public, "private_key_file": path, "public_key_file": pub_path}),
+    )
 }
 
 fn read_secret_file(path: &PathBuf) -> Result<zeroize::Zeroizing<String>, CliError> {

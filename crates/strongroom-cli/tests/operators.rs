@@ -195,6 +195,77 @@ fn login_roles_lockout_and_disable() {
     );
     assert_eq!(r.error_code(), "locked_out");
 
+    // Approval keys: generated locally, registered once, only by those who approve.
+    let keyfile = dir.path().join("alice.key");
+    let generated = node
+        .cli(
+            None,
+            &[
+                "--json",
+                "approval-key",
+                "generate",
+                "--out",
+                keyfile.to_str().unwrap(),
+            ],
+        )
+        .ok()
+        .json();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&keyfile).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let pubfile = format!("{}.pub", keyfile.display());
+    let me = node
+        .cli(
+            a,
+            &[
+                "--json",
+                "operator",
+                "register-key",
+                "--public-key",
+                &pubfile,
+            ],
+        )
+        .ok()
+        .json();
+    assert_eq!(me["approval_key"], generated["public_key"]);
+    let again = node.cli(
+        a,
+        &[
+            "--json",
+            "operator",
+            "register-key",
+            "--public-key",
+            &pubfile,
+        ],
+    );
+    assert_eq!(again.error_code(), "approval_key_registered");
+    let r = node.cli(
+        d,
+        &[
+            "--json",
+            "operator",
+            "register-key",
+            "--public-key",
+            &pubfile,
+        ],
+    );
+    assert_eq!(r.error_code(), "forbidden", "auditors do not approve");
+    let bogus = dir.path().join("bogus.pub");
+    std::fs::write(&bogus, "00".repeat(32)).unwrap();
+    let r = node.cli(
+        Some(&root),
+        &[
+            "--json",
+            "operator",
+            "register-key",
+            "--public-key",
+            bogus.to_str().unwrap(),
+        ],
+    );
+    assert!(r.code != 0);
+
     // Disabling takes effect at once.
     node.cli(a, &["--json", "operator", "disable", "audrey"])
         .ok();

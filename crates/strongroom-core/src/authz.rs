@@ -91,6 +91,8 @@ pub enum Operation {
     ListOperators,
     /// Disable an operator.
     DisableOperator,
+    /// Register one's own approval key.
+    RegisterApprovalKey,
 }
 
 /// Why a request was refused.
@@ -179,6 +181,8 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
             ) => true,
             // Safety actions: sealing never waits for anyone.
             (Role::Custodian, Operation::Seal) => true,
+            // Those who approve register the key they approve with.
+            (Role::SecurityOfficer | Role::Approver, Operation::RegisterApprovalKey) => true,
             (Role::Approver, Operation::ListDomains | Operation::ReadKeys(_)) => true,
             (
                 Role::Auditor,
@@ -216,6 +220,7 @@ mod tests {
             Operation::CreateOperator,
             Operation::ListOperators,
             Operation::DisableOperator,
+            Operation::RegisterApprovalKey,
         ]
     }
 

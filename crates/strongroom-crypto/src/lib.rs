@@ -16,6 +16,7 @@
 //! It must not do I/O other than asking its [`strongroom_core::EntropySource`] for randomness.
 
 mod aead;
+mod approval;
 mod entropy;
 mod error;
 mod kdf;
@@ -26,6 +27,7 @@ mod signing;
 mod spki;
 
 pub use aead::{AeadKey, SEALED_BLOB_VERSION};
+pub use approval::{ApprovalKey, approval_key_is_unusable, verify_approval};
 pub use entropy::OsEntropy;
 pub use error::Error;
 pub use kdf::{AuditSigningKey, RecordMacKey, RootKey};

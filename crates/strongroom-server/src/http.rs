@@ -198,6 +198,14 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "POST",
+        "/v1/operators/me/approval-key",
+        "operator.register_key",
+        "Register the calling operator's Ed25519 approval key",
+        true,
+        false,
+    ),
+    route(
+        "POST",
         "/v1/login",
         "operator.login",
         "Log in with password and one-time code: returns a session token",
@@ -237,6 +245,7 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/keys/{id}/sign", post(sign))
         .route("/v1/operators", post(create_operator).get(list_operators))
         .route("/v1/operators/{name}/disable", post(disable_operator))
+        .route("/v1/operators/me/approval-key", post(register_key))
         .route("/v1/login", post(login))
         .route("/v1/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound })
@@ -637,6 +646,21 @@ async fn disable_operator(
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(v.disable_operator(&ctx, &name).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterKeyBody {
+    public_key: String,
+}
+
+async fn register_key(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<RegisterKeyBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let key = parse_hex("public_key", &b.public_key)?;
+    Ok(Json(v.register_approval_key(&ctx, &key).await?))
 }
 
 #[derive(Deserialize)]

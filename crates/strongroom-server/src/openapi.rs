@@ -41,6 +41,10 @@ fn request_schema(operation: &str) -> Option<Value> {
                            "totp": {"type": "string", "pattern": "^[0-9]{6,8}$"},
                            "new_password": {"type": "string", "minLength": 12}}})
         }
+        "operator.register_key" => {
+            json!({"type": "object", "required": ["public_key"], "additionalProperties": false,
+            "properties": {"public_key": {"$ref": "#/components/schemas/Hex"}}})
+        }
         "key.sign" => json!({"type": "object", "additionalProperties": false,
             "description": "exactly one of digest (ECDSA keys: 32 bytes) or message (Ed25519 keys)",
             "properties": {"digest": {"$ref": "#/components/schemas/Hex"},

@@ -83,6 +83,7 @@ pub struct OperatorView {
     disabled: bool,
     must_change_password: bool,
     locked_until: Option<String>,
+    approval_key: Option<String>,
 }
 
 impl From<&OperatorRecord> for OperatorView {
@@ -96,6 +97,7 @@ impl From<&OperatorRecord> for OperatorView {
             disabled: o.disabled_at.is_some(),
             must_change_password: o.must_change_password,
             locked_until: o.locked_until.map(rfc3339),
+            approval_key: o.approval_key.map(hex::encode),
         }
     }
 }
@@ -254,6 +256,54 @@ impl Vault {
                 Ok(())
             }
         }
+    }
+
+    /// Registers the calling operator's approval key (once; a new key needs a new operator
+    /// for now, so a stolen session cannot swap it).
+    pub(crate) async fn register_approval_key(
+        &self,
+        ctx: &RequestCtx,
+        public_key: &[u8],
+    ) -> Result<OperatorView, ApiError> {
+        allow(ctx, &Operation::RegisterApprovalKey)?;
+        let strongroom_core::Principal::Operator { id, .. } = ctx.principal else {
+            return Err(ApiError::Forbidden);
+        };
+        let key: [u8; 32] = public_key.try_into().map_err(|_| {
+            ApiError::bad(
+                "invalid_public_key",
+                "an approval key is a 32-byte Ed25519 public key",
+            )
+        })?;
+        // Reject keys that could never verify (small order, not on the curve).
+        if strongroom_crypto::approval_key_is_unusable(&key) {
+            return Err(ApiError::bad(
+                "invalid_public_key",
+                "not a usable Ed25519 public key",
+            ));
+        }
+        let op = self.store.operator(id)?.ok_or(ApiError::InvalidToken)?;
+        if op.approval_key.is_some() {
+            return Err(ApiError::conflict(
+                "approval_key_registered",
+                "an approval key is already registered",
+            ));
+        }
+        let expected_mac = op.mac;
+        let record = self.seal_operator(OperatorRecord {
+            approval_key: Some(key),
+            ..op
+        })?;
+        self.commit(
+            ctx,
+            "operator.register_key",
+            vec![Mutation::UpdateOperator {
+                expected_mac,
+                record: record.clone(),
+            }],
+        )
+        .await?;
+        Ok(OperatorView::from(&record))
     }
 
     pub(crate) fn list_operators(&self, ctx: &RequestCtx) -> Result<Vec<OperatorView>, ApiError> {

@@ -1,0 +1,143 @@
+//! Approval keys: each approver's Ed25519 key, generated and kept on the approver's own machine
+//! (the vault only ever sees the public key). An approval is this key's signature over the
+//! canonical hash of one pending request.
+
+use ed25519_dalek::Signer as _;
+use strongroom_core::EntropySource;
+use zeroize::Zeroizing;
+
+use crate::Error;
+
+const FILE_PREFIX: &str = "strongroom-approval-key-v1:";
+
+/// An approver's private key.
+pub struct ApprovalKey {
+    // ed25519_dalek::SigningKey zeroizes itself on drop.
+    inner: ed25519_dalek::SigningKey,
+}
+
+impl ApprovalKey {
+    /// Draws a new key.
+    ///
+    /// # Errors
+    /// [`Error::Entropy`].
+    pub fn generate(entropy: &dyn EntropySource) -> Result<Self, Error> {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        entropy.fill(seed.as_mut()).map_err(|_| Error::Entropy)?;
+        Ok(Self {
+            inner: ed25519_dalek::SigningKey::from_bytes(&seed),
+        })
+    }
+
+    /// The key file's contents (`strongroom-approval-key-v1:` and the hex seed). Secret: write it
+    /// with mode 0600 and keep it with its owner.
+    #[must_use]
+    pub fn to_file_string(&self) -> Zeroizing<String> {
+        let seed = Zeroizing::new(self.inner.to_bytes());
+        let mut out = Zeroizing::new(String::with_capacity(FILE_PREFIX.len() + 64));
+        out.push_str(FILE_PREFIX);
+        for b in seed.iter() {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    }
+
+    /// Parses a key file.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKeyMaterial`].
+    pub fn from_file_string(text: &str) -> Result<Self, Error> {
+        let hex = text
+            .trim()
+            .strip_prefix(FILE_PREFIX)
+            .ok_or(Error::InvalidKeyMaterial)?;
+        if hex.len() != 64 {
+            return Err(Error::InvalidKeyMaterial);
+        }
+        let mut seed = Zeroizing::new([0u8; 32]);
+        for (i, pair) in hex.as_bytes().chunks_exact(2).enumerate() {
+            let s = std::str::from_utf8(pair).map_err(|_| Error::InvalidKeyMaterial)?;
+            seed[i] = u8::from_str_radix(s, 16).map_err(|_| Error::InvalidKeyMaterial)?;
+        }
+        Ok(Self {
+            inner: ed25519_dalek::SigningKey::from_bytes(&seed),
+        })
+    }
+
+    /// The public key to register with the vault.
+    #[must_use]
+    pub fn public_key(&self) -> [u8; 32] {
+        self.inner.verifying_key().to_bytes()
+    }
+
+    /// Approves: signs the canonical hash of a pending request.
+    #[must_use]
+    pub fn approve(&self, request_hash: &[u8; 32]) -> [u8; 64] {
+        self.inner.sign(&approval_message(request_hash)).to_bytes()
+    }
+}
+
+impl std::fmt::Debug for ApprovalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApprovalKey").finish_non_exhaustive()
+    }
+}
+
+fn approval_message(request_hash: &[u8; 32]) -> Vec<u8> {
+    let mut m = b"strongroom/approval/v1".to_vec();
+    m.extend_from_slice(request_hash);
+    m
+}
+
+/// Whether `signature` is `public_key`'s approval of the request with `request_hash` (strict
+/// Ed25519 verification).
+#[must_use]
+pub fn verify_approval(
+    public_key: &[u8; 32],
+    request_hash: &[u8; 32],
+    signature: &[u8; 64],
+) -> bool {
+    let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(public_key) else {
+        return false;
+    };
+    // Strict: no small-order keys, canonical S.
+    let sig = ed25519_dalek::Signature::from_bytes(signature);
+    vk.verify_strict(&approval_message(request_hash), &sig)
+        .is_ok()
+}
+
+/// Whether `public_key` can never verify an approval (not a point, or of small order).
+#[must_use]
+pub fn approval_key_is_unusable(public_key: &[u8; 32]) -> bool {
+    ed25519_dalek::VerifyingKey::from_bytes(public_key).map_or(true, |vk| vk.is_weak())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OsEntropy;
+
+    #[test]
+    fn approve_verify_and_file_round_trip() {
+        let k = ApprovalKey::generate(&OsEntropy).unwrap();
+        let h = [7u8; 32];
+        let sig = k.approve(&h);
+        assert!(verify_approval(&k.public_key(), &h, &sig));
+        assert!(
+            !verify_approval(&k.public_key(), &[8u8; 32], &sig),
+            "bound to the request"
+        );
+        let other = ApprovalKey::generate(&OsEntropy).unwrap();
+        assert!(!verify_approval(&other.public_key(), &h, &sig));
+        let back = ApprovalKey::from_file_string(&k.to_file_string()).unwrap();
+        assert_eq!(back.public_key(), k.public_key());
+        assert!(ApprovalKey::from_file_string("nonsense").is_err());
+        assert!(!format!("{k:?}").contains(&k.to_file_string()[FILE_PREFIX.len()..]));
+        // The identity point is refused as a key.
+        let mut ident = [0u8; 32];
+        ident[0] = 1;
+        assert!(!verify_approval(&ident, &h, &[0u8; 64]));
+        assert!(approval_key_is_unusable(&ident));
+        assert!(!approval_key_is_unusable(&k.public_key()));
+    }
+}
