@@ -25,6 +25,8 @@ pub(crate) enum CliError {
     Tampered(String),
     /// Already reported on standard output (JSON mode); only the exit code is left.
     Reported,
+    /// The server filed the operation as a request awaiting approvals (HTTP 202).
+    Pending(Value),
 }
 
 impl CliError {
@@ -35,12 +37,14 @@ impl CliError {
             CliError::Input(_) => "invalid_input",
             CliError::Server(_) => "server_failed",
             CliError::Tampered(_) | CliError::Reported => "audit_verification_failed",
+            CliError::Pending(_) => "pending_approval",
         }
     }
 
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             CliError::Input(_) => 2,
+            CliError::Pending(_) => 3,
             _ => 1,
         }
     }
@@ -59,6 +63,12 @@ impl std::fmt::Display for CliError {
             | CliError::Server(m)
             | CliError::Tampered(m) => f.write_str(m),
             CliError::Reported => f.write_str("audit log verification failed"),
+            CliError::Pending(v) => write!(
+                f,
+                "pending approval: request {} needs {} approval(s); it will run once approved",
+                v["request_id"].as_str().unwrap_or("?"),
+                v["required"]
+            ),
         }
     }
 }
@@ -107,6 +117,9 @@ impl Client {
             .map_err(|e| CliError::Connect(format!("cannot reach {}: {e}", self.base)))?;
         let status = resp.status();
         let value: Value = resp.json().unwrap_or(Value::Null);
+        if status == reqwest::StatusCode::ACCEPTED {
+            return Err(CliError::Pending(value));
+        }
         if status.is_success() {
             return Ok(value);
         }

@@ -65,6 +65,12 @@ enum Command {
     /// Manage your approval key.
     #[command(subcommand)]
     ApprovalKey(ApprovalKeyCmd),
+    /// Requests awaiting approvals.
+    #[command(subcommand)]
+    Request(RequestCmd),
+    /// Quorum rules.
+    #[command(subcommand)]
+    Quorum(QuorumCmd),
     /// Sign with a key.
     Sign(SignArgs),
     /// Work with the audit log.
@@ -176,6 +182,61 @@ enum DomainCmd {
     },
     /// List domains.
     List,
+    /// Set how many approvals an operation needs in this domain (key.destroy).
+    Quorum {
+        /// Domain name.
+        domain: String,
+        /// Operation: key.destroy.
+        #[arg(long)]
+        operation: String,
+        /// Approvals needed (1-16), from people other than the requester.
+        #[arg(long)]
+        approvals: u8,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuorumCmd {
+    /// Set the vault-wide number of approvals for an operation. Operations: domain.create,
+    /// operator.add, quorum.set, key.destroy. Without a rule, one approval is needed.
+    Set {
+        /// Operation.
+        #[arg(long)]
+        operation: String,
+        /// Approvals needed (1-16), from people other than the requester.
+        #[arg(long)]
+        approvals: u8,
+    },
+    /// List quorum rules.
+    List,
+}
+
+#[derive(Subcommand)]
+enum RequestCmd {
+    /// List requests (default: pending ones).
+    List {
+        /// pending, executed, failed, rejected, expired or all.
+        #[arg(long, default_value = "pending")]
+        status: String,
+    },
+    /// Show a request: what will happen, its hash and its approvals.
+    Show {
+        /// Request id.
+        id: String,
+    },
+    /// Approve a request with your approval key (the hash is recomputed and checked first).
+    Approve {
+        /// Request id.
+        id: String,
+        /// Your approval key file (from `approval-key generate`).
+        #[arg(long)]
+        key_file: PathBuf,
+    },
+    /// Reject a request.
+    Reject {
+        /// Request id.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -272,6 +333,8 @@ fn main() -> ExitCode {
         Err(e) => {
             if matches!(e, CliError::Reported) {
                 // Already printed.
+            } else if let (CliError::Pending(v), true) = (&e, json) {
+                println!("{v}");
             } else if json {
                 println!(
                     "{}",
@@ -338,6 +401,46 @@ fn run(cli: Cli) -> Result<(), CliError> {
             &json!({}),
         )?),
         Command::Login(a) => login(&client()?, &out, a),
+        Command::Domain(DomainCmd::Quorum {
+            domain,
+            operation,
+            approvals,
+        }) => out.object(&client()?.post(
+            "/v1/quorum",
+            &json!({"operation": operation, "approvals": approvals, "domain": domain}),
+        )?),
+        Command::Quorum(QuorumCmd::Set {
+            operation,
+            approvals,
+        }) => out.object(&client()?.post(
+            "/v1/quorum",
+            &json!({"operation": operation, "approvals": approvals}),
+        )?),
+        Command::Quorum(QuorumCmd::List) => out.list(
+            &client()?.get("/v1/quorum")?,
+            &["operation", "domain_id", "approvals"],
+        ),
+        Command::Request(RequestCmd::List { status }) => {
+            let path = if status == "all" {
+                "/v1/requests".to_owned()
+            } else {
+                format!("/v1/requests?status={}", client::path(&status))
+            };
+            out.list(
+                &client()?.get(&path)?,
+                &["request_id", "status", "operation", "description"],
+            )
+        }
+        Command::Request(RequestCmd::Show { id }) => {
+            out.object(&client()?.get(&format!("/v1/requests/{}", client::path(&id)))?)
+        }
+        Command::Request(RequestCmd::Approve { id, key_file }) => {
+            approve(&client()?, &out, &id, &key_file)
+        }
+        Command::Request(RequestCmd::Reject { id }) => out.object(&client()?.post(
+            &format!("/v1/requests/{}/reject", client::path(&id)),
+            &json!({}),
+        )?),
         Command::ApprovalKey(ApprovalKeyCmd::Generate { out: path }) => {
             generate_approval_key(&out, &path)
         }
@@ -425,6 +528,88 @@ fn sign(client: &Client, out: &output::Output, a: SignArgs) -> Result<(), CliErr
             .map_err(|e| CliError::Input(format!("cannot write {}: {e}", path.display())))?;
     }
     out.object(&sig)
+}
+
+/// Rebuilds the request from the fields the server shows, recomputes its canonical hash, and
+/// refuses to sign unless it matches: an approver signs what they were shown, nothing else.
+fn approve(
+    client: &Client,
+    out: &output::Output,
+    id: &str,
+    key_file: &PathBuf,
+) -> Result<(), CliError> {
+    use strongroom_core::record::{PendingRecord, RequestStatus};
+    let key = strongroom_crypto::ApprovalKey::from_file_string(&read_secret_file(key_file)?)
+        .map_err(|_| {
+            CliError::Input(format!(
+                "{} is not an approval key file",
+                key_file.display()
+            ))
+        })?;
+    let r = client.get(&format!("/v1/requests/{}", client::path(id)))?;
+    let bad = || CliError::Server("the server's request description is malformed".into());
+    let id16 = |v: &Value| -> Result<Option<[u8; 16]>, CliError> {
+        match v.as_str() {
+            None => Ok(None),
+            Some(s) => {
+                let u: strongroom_core::KeyId = s.parse().map_err(|_| bad())?;
+                Ok(Some(*u.as_bytes()))
+            }
+        }
+    };
+    let hex32 = |name: &str| -> Result<[u8; 32], CliError> {
+        hex::decode(field(&r, name))
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(bad)
+    };
+    let vault_id: strongroom_core::VaultId = field(&r, "vault_id").parse().map_err(|_| bad())?;
+    let rec = PendingRecord {
+        id: field(&r, "request_id").parse().map_err(|_| bad())?,
+        op: field(&r, "operation").parse().map_err(|_| bad())?,
+        params: field(&r, "params_canonical").to_owned(),
+        domain: id16(&r["domain_id"])?.map(strongroom_core::DomainId::from_bytes),
+        key: id16(&r["key_id"])?.map(strongroom_core::KeyId::from_bytes),
+        requester: String::new(),
+        requester_operator: None,
+        required: r["required"]
+            .as_u64()
+            .and_then(|n| u8::try_from(n).ok())
+            .ok_or_else(bad)?,
+        created_at: strongroom_core::UnixMillis(0),
+        expires_at: strongroom_core::UnixMillis(r["expires_at_ms"].as_u64().ok_or_else(bad)?),
+        nonce: hex32("nonce")?,
+        hash: [0; 32],
+        status: RequestStatus::Pending,
+        result: None,
+        decided_at: None,
+        mac: [0; 32],
+    };
+    let hash = strongroom_crypto::request_hash(&vault_id, &rec);
+    if hex::encode(hash) != field(&r, "hash") {
+        return Err(CliError::Server(
+            "the request's hash does not match what it describes; not signing".into(),
+        ));
+    }
+    // The canonical parameters must also be the parameters shown.
+    let shown: Value = serde_json::from_str(&rec.params).map_err(|_| bad())?;
+    if shown != r["params"] {
+        return Err(CliError::Server(
+            "the request's parameters do not match what it describes; not signing".into(),
+        ));
+    }
+    if !out.json {
+        eprintln!(
+            "approving request {}: {}",
+            field(&r, "request_id"),
+            field(&r, "description")
+        );
+    }
+    let sig = key.approve(&hash);
+    out.object(&client.post(
+        &format!("/v1/requests/{}/approve", client::path(id)),
+        &json!({"signature": hex::encode(sig)}),
+    )?)
 }
 
 fn generate_approval_key(out: &output::Output, path: &PathBuf) -> Result<(), CliError> {

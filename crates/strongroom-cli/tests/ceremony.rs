@@ -193,10 +193,22 @@ fn init_and_unseal_ceremony() {
         (status, body["error"]["code"].as_str()),
         (403, Some("forbidden"))
     );
-    let alice = officer(&node, &root, dir.path(), "alice");
-    let a = Some(alice.as_str());
-    node.cli(a, &["--json", "domain", "create", "treasury"])
-        .ok();
+    let alice_e = enrol(&node, &root, "alice", &["security-officer"]);
+    let bob_e = enrol(&node, &root, "bob", &["security-officer"]);
+    let alice = person_from(&node, dir.path(), "alice", &alice_e);
+    let a = Some(alice.token.as_str());
+    // Usable until a second security officer has logged in; then revoked.
+    node.cli(Some(&root), &["--json", "operator", "list"]).ok();
+    let bob = person_from(&node, dir.path(), "bob", &bob_e);
+    let r = node.cli(Some(&root), &["--json", "operator", "list"]);
+    assert_eq!(
+        r.error_code(),
+        "invalid_token",
+        "the bootstrap token must be revoked"
+    );
+    // Creating a domain needs a second person: bob approves alice's request.
+    let req = pending(&node.cli(a, &["--json", "domain", "create", "treasury"]));
+    assert_eq!(approve(&node, &bob, &req).ok().json()["status"], "executed");
     let key = node
         .cli(
             a,
@@ -222,15 +234,6 @@ fn init_and_unseal_ceremony() {
     let digest = sha256_hex(b"x");
     node.cli(t, &["--json", "sign", "--key", &id, "--digest", &digest])
         .ok();
-    // Usable until a second security officer has logged in; then revoked.
-    node.cli(Some(&root), &["--json", "operator", "list"]).ok();
-    let _bob = officer(&node, &root, dir.path(), "bob");
-    let r = node.cli(Some(&root), &["--json", "operator", "list"]);
-    assert_eq!(
-        r.error_code(),
-        "invalid_token",
-        "the bootstrap token must be revoked"
-    );
 
     // Seal wipes access; unseal again with a different subset.
     node.cli(a, &["--json", "operator", "seal"]).ok();

@@ -93,6 +93,14 @@ pub enum Operation {
     DisableOperator,
     /// Register one's own approval key.
     RegisterApprovalKey,
+    /// Approve or reject a pending request (who exactly may is decided per request).
+    ApproveRequest,
+    /// List and read pending requests.
+    ReadRequests,
+    /// Change a quorum rule.
+    SetQuorum,
+    /// Read quorum rules.
+    ReadQuorum,
 }
 
 /// Why a request was refused.
@@ -177,16 +185,31 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
                 | Operation::CreateOperator
                 | Operation::ListOperators
                 | Operation::DisableOperator
-                | Operation::Seal,
+                | Operation::Seal
+                | Operation::ApproveRequest
+                | Operation::ReadRequests
+                | Operation::SetQuorum
+                | Operation::ReadQuorum,
             ) => true,
             // Safety actions: sealing never waits for anyone.
             (Role::Custodian, Operation::Seal) => true,
             // Those who approve register the key they approve with.
             (Role::SecurityOfficer | Role::Approver, Operation::RegisterApprovalKey) => true,
-            (Role::Approver, Operation::ListDomains | Operation::ReadKeys(_)) => true,
+            (
+                Role::Approver,
+                Operation::ListDomains
+                | Operation::ReadKeys(_)
+                | Operation::ApproveRequest
+                | Operation::ReadRequests
+                | Operation::ReadQuorum,
+            ) => true,
             (
                 Role::Auditor,
-                Operation::ListDomains | Operation::ReadKeys(_) | Operation::ListOperators,
+                Operation::ListDomains
+                | Operation::ReadKeys(_)
+                | Operation::ListOperators
+                | Operation::ReadRequests
+                | Operation::ReadQuorum,
             ) => true,
             _ => false,
         }
@@ -221,6 +244,10 @@ mod tests {
             Operation::ListOperators,
             Operation::DisableOperator,
             Operation::RegisterApprovalKey,
+            Operation::ApproveRequest,
+            Operation::ReadRequests,
+            Operation::SetQuorum,
+            Operation::ReadQuorum,
         ]
     }
 
@@ -296,6 +323,13 @@ mod tests {
             (&auditor, Operation::Seal, no),
             (&approver, Operation::ReadKeys(mine), allow),
             (&approver, Operation::DestroyKey(mine), no),
+            (&approver, Operation::ApproveRequest, allow),
+            (&approver, Operation::ReadRequests, allow),
+            (&approver, Operation::SetQuorum, no),
+            (&auditor, Operation::ReadRequests, allow),
+            (&auditor, Operation::ApproveRequest, no),
+            (&custodian, Operation::ApproveRequest, no),
+            (&so, Operation::SetQuorum, allow),
             (&scoped, Operation::CreateKey(mine), allow),
             (
                 &scoped,

@@ -13,6 +13,9 @@ pub enum Error {
     /// A domain name is empty, too long, or uses characters outside `[a-z0-9_-]`.
     #[error("invalid name: use 1-64 characters from a-z, 0-9, '-' and '_'")]
     InvalidName,
+    /// An operation name is not one that can require approvals.
+    #[error("unknown operation (expected domain.create, operator.add, quorum.set or key.destroy)")]
+    UnknownOperation,
     /// A role name is unknown, or no role was given.
     #[error("unknown role (expected security-officer, custodian, approver or auditor)")]
     InvalidRole,

@@ -75,6 +75,10 @@ id_type!(
     OperatorId
 );
 id_type!(
+    /// A pending request awaiting approvals.
+    PendingId
+);
+id_type!(
     /// One HTTP request, echoed in `x-request-id` and written into its audit record.
     RequestId
 );

@@ -3,7 +3,10 @@
 
 use crate::id::DomainName;
 use crate::operator::{OperatorName, Roles};
-use crate::{Algorithm, DomainId, KeyId, OperatorId, RequestId, TokenId, UnixMillis, VaultId};
+use crate::quorum::GatedOp;
+use crate::{
+    Algorithm, DomainId, KeyId, OperatorId, PendingId, RequestId, TokenId, UnixMillis, VaultId,
+};
 
 /// The installation row, created together with the database.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -231,4 +234,99 @@ pub struct SignedHead {
     pub time: UnixMillis,
     /// Ed25519 signature (see `docs/formats.md` for the signed message).
     pub signature: [u8; 64],
+}
+
+/// Where a pending request stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestStatus {
+    /// Waiting for approvals.
+    Pending,
+    /// Approved and run; `result` holds the outcome.
+    Executed,
+    /// Approved, but running it failed (the state had changed); `result` says why.
+    Failed,
+    /// Rejected by an approver or withdrawn by its requester.
+    Rejected,
+    /// Not approved in time.
+    Expired,
+}
+
+impl RequestStatus {
+    /// Lower-case name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestStatus::Pending => "pending",
+            RequestStatus::Executed => "executed",
+            RequestStatus::Failed => "failed",
+            RequestStatus::Rejected => "rejected",
+            RequestStatus::Expired => "expired",
+        }
+    }
+
+    /// Inverse of [`RequestStatus::as_str`].
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Executed,
+            Self::Failed,
+            Self::Rejected,
+            Self::Expired,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
+/// A request that needs approvals before it runs. Approvals sign `hash`, which covers
+/// everything that decides what will happen (see `docs/formats.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingRecord {
+    /// Identifier.
+    pub id: PendingId,
+    /// What it does.
+    pub op: GatedOp,
+    /// Its parameters, as canonical JSON (sorted keys, no spaces).
+    pub params: String,
+    /// The domain it touches, if any.
+    pub domain: Option<DomainId>,
+    /// The key it touches, if any.
+    pub key: Option<KeyId>,
+    /// Who asked (audit label).
+    pub requester: String,
+    /// The requesting operator, who may not approve it.
+    pub requester_operator: Option<OperatorId>,
+    /// Approvals needed.
+    pub required: u8,
+    /// Creation time.
+    pub created_at: UnixMillis,
+    /// Approvals after this time are refused.
+    pub expires_at: UnixMillis,
+    /// Random, so that equal requests have different hashes.
+    pub nonce: [u8; 32],
+    /// The canonical hash approvals sign.
+    pub hash: [u8; 32],
+    /// Where it stands.
+    pub status: RequestStatus,
+    /// Outcome (JSON) once executed or failed.
+    pub result: Option<String>,
+    /// When it left `Pending`.
+    pub decided_at: Option<UnixMillis>,
+    /// MAC over the row (root-derived key).
+    pub mac: [u8; 32],
+}
+
+/// One approver's signature over a pending request's hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalRecord {
+    /// The request.
+    pub request: PendingId,
+    /// The approver.
+    pub approver: OperatorId,
+    /// Ed25519 signature by the approver's registered key.
+    pub signature: [u8; 64],
+    /// When it was given.
+    pub at: UnixMillis,
 }

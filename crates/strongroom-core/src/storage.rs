@@ -7,11 +7,12 @@
 
 use crate::id::DomainName;
 use crate::operator::OperatorName;
+use crate::quorum::QuorumRule;
 use crate::record::{
-    AuditRecord, DomainRecord, InitRecord, KeyRecord, OperatorRecord, SignedHead, TokenRecord,
-    VaultMeta,
+    ApprovalRecord, AuditRecord, DomainRecord, InitRecord, KeyRecord, OperatorRecord,
+    PendingRecord, SignedHead, TokenRecord, VaultMeta,
 };
-use crate::{DomainId, Error, KeyId, OperatorId, TokenId, UnixMillis};
+use crate::{DomainId, Error, KeyId, OperatorId, PendingId, TokenId, UnixMillis};
 
 /// A state change, applied atomically together with its request's audit record.
 #[derive(Clone, Debug)]
@@ -42,6 +43,19 @@ pub enum Mutation {
         /// The new row.
         record: OperatorRecord,
     },
+    /// Add a pending request.
+    CreatePending(PendingRecord),
+    /// Add an approval; one per approver and request.
+    AddApproval(ApprovalRecord),
+    /// Replace a pending request's row, only if it still carries `expected_mac`.
+    UpdatePending {
+        /// The row as it was read.
+        expected_mac: [u8; 32],
+        /// The new row.
+        record: PendingRecord,
+    },
+    /// Set (or replace) a quorum rule.
+    SetQuorum(QuorumRule),
     /// Revoke a token.
     RevokeToken {
         /// The token.
@@ -130,6 +144,29 @@ pub trait Storage: Send + Sync + 'static {
     /// # Errors
     /// Storage failure or corrupt data.
     fn operators(&self) -> Result<Vec<OperatorRecord>, Error>;
+    /// A pending (or decided) request.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn pending(&self, id: PendingId) -> Result<Option<PendingRecord>, Error>;
+    /// Requests, newest first; only those with `status` if given.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn pendings(
+        &self,
+        status: Option<crate::record::RequestStatus>,
+    ) -> Result<Vec<PendingRecord>, Error>;
+    /// A request's approvals, oldest first.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn approvals(&self, id: PendingId) -> Result<Vec<ApprovalRecord>, Error>;
+    /// All quorum rules.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn quorum_rules(&self) -> Result<Vec<QuorumRule>, Error>;
     /// A token by the SHA-256 of its value.
     ///
     /// # Errors

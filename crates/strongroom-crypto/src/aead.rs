@@ -143,6 +143,27 @@ impl AeadKey {
 }
 
 impl AeadKey {
+    /// Seals arbitrary secret bytes (a request's sealed result, say), binding `aad`.
+    ///
+    /// # Errors
+    /// [`Error::Entropy`] if no nonce could be drawn.
+    pub fn seal_secret_bytes(
+        &self,
+        aad: &[u8],
+        plaintext: &[u8],
+        entropy: &dyn EntropySource,
+    ) -> Result<Vec<u8>, Error> {
+        self.seal(aad, plaintext, entropy)
+    }
+
+    /// Opens a blob made by [`AeadKey::seal_secret_bytes`] with the same `aad`.
+    ///
+    /// # Errors
+    /// [`Error::Unseal`].
+    pub fn open_secret_bytes(&self, aad: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.open(aad, blob)
+    }
+
     /// Seals an operator's TOTP secret, binding `aad` (the operator's identity).
     ///
     /// # Errors

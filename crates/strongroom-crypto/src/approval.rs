@@ -112,6 +112,45 @@ pub fn approval_key_is_unusable(public_key: &[u8; 32]) -> bool {
     ed25519_dalek::VerifyingKey::from_bytes(public_key).map_or(true, |vk| vk.is_weak())
 }
 
+/// The canonical hash of a pending request: what approvers sign. It covers the operation,
+/// its parameters, the domain and key, the expiry and a nonce, bound to the vault and the
+/// request id (layout in `docs/formats.md`).
+#[must_use]
+pub fn request_hash(
+    vault_id: &strongroom_core::VaultId,
+    r: &strongroom_core::record::PendingRecord,
+) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    fn put(h: &mut Sha256, b: &[u8]) {
+        h.update(u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
+        h.update(b);
+    }
+    fn opt(h: &mut Sha256, b: Option<&[u8; 16]>) {
+        match b {
+            None => h.update([0u8]),
+            Some(b) => {
+                h.update([1u8]);
+                h.update(b);
+            }
+        }
+    }
+    let mut h = Sha256::new();
+    h.update(b"strongroom/request/v1");
+    h.update(vault_id.as_bytes());
+    h.update(r.id.as_bytes());
+    put(&mut h, r.op.as_str().as_bytes());
+    put(&mut h, r.params.as_bytes());
+    opt(
+        &mut h,
+        r.domain.as_ref().map(strongroom_core::DomainId::as_bytes),
+    );
+    opt(&mut h, r.key.as_ref().map(strongroom_core::KeyId::as_bytes));
+    h.update([r.required]);
+    h.update(r.expires_at.0.to_be_bytes());
+    h.update(r.nonce);
+    h.finalize().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

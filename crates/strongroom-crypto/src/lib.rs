@@ -27,7 +27,7 @@ mod signing;
 mod spki;
 
 pub use aead::{AeadKey, SEALED_BLOB_VERSION};
-pub use approval::{ApprovalKey, approval_key_is_unusable, verify_approval};
+pub use approval::{ApprovalKey, approval_key_is_unusable, request_hash, verify_approval};
 pub use entropy::OsEntropy;
 pub use error::Error;
 pub use kdf::{AuditSigningKey, RecordMacKey, RootKey};

@@ -2,7 +2,7 @@
 
 use strongroom_core::id::DomainName;
 use strongroom_core::record::KeyRecord;
-use strongroom_core::{DomainId, OperatorId, UnixMillis, VaultId};
+use strongroom_core::{DomainId, OperatorId, PendingId, UnixMillis, VaultId};
 
 const DOMAIN_LABEL: &[u8] = b"strongroom/domain-key/v1";
 const KEY_LABEL: &[u8] = b"strongroom/key/v1";
@@ -57,5 +57,13 @@ pub(crate) fn operator_aad(vault: &VaultId, operator: OperatorId) -> Vec<u8> {
     out.extend_from_slice(OPERATOR_LABEL);
     out.extend_from_slice(vault.as_bytes());
     out.extend_from_slice(operator.as_bytes());
+    out
+}
+
+/// Associated data for the sealed private part of a request's result.
+pub(crate) fn request_result_aad(vault: &VaultId, request: PendingId) -> Vec<u8> {
+    let mut out = b"strongroom/request-result/v1".to_vec();
+    out.extend_from_slice(vault.as_bytes());
+    out.extend_from_slice(request.as_bytes());
     out
 }

@@ -5,7 +5,9 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use strongroom_core::id::DomainName;
 use strongroom_core::record::{DomainRecord, InitRecord, KeyRecord, SignedHead, VaultMeta};
-use strongroom_core::{Algorithm, DomainId, EntropySource, KeyId, OperatorId, UnixMillis, VaultId};
+use strongroom_core::{
+    Algorithm, DomainId, EntropySource, KeyId, OperatorId, PendingId, UnixMillis, VaultId,
+};
 use strongroom_crypto::{
     AeadKey, AuditSigningKey, Payload, RecordMacKey, RootKey, Share, Signature, SigningKey,
     TotpSecret,
@@ -13,7 +15,7 @@ use strongroom_crypto::{
 use zeroize::Zeroizing;
 
 use crate::Error;
-use crate::binding::{domain_aad, key_aad, operator_aad};
+use crate::binding::{domain_aad, key_aad, operator_aad, request_result_aad};
 use crate::seal::{Seal, ShamirConfig};
 
 /// Seal status, as reported by `status`.
@@ -511,6 +513,39 @@ impl Keystore {
         let u = self.unsealed()?;
         u.operator_kek
             .open_totp_secret(&operator_aad(&u.vault_id, operator), blob)
+            .map_err(|_| Error::KeyUnavailable)
+    }
+
+    /// Seals the private part of a request's result (an operator's enrolment secrets), bound
+    /// to the request, so that only the vault can show it again.
+    ///
+    /// # Errors
+    /// [`Error::Sealed`] or entropy failures.
+    pub fn seal_request_result(
+        &self,
+        request: PendingId,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let u = self.unsealed()?;
+        Ok(u.operator_kek.seal_secret_bytes(
+            &request_result_aad(&u.vault_id, request),
+            plaintext,
+            self.entropy.as_ref(),
+        )?)
+    }
+
+    /// Opens what [`Keystore::seal_request_result`] sealed.
+    ///
+    /// # Errors
+    /// [`Error::Sealed`]; [`Error::KeyUnavailable`] if tampered or moved.
+    pub fn open_request_result(
+        &self,
+        request: PendingId,
+        blob: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let u = self.unsealed()?;
+        u.operator_kek
+            .open_secret_bytes(&request_result_aad(&u.vault_id, request), blob)
             .map_err(|_| Error::KeyUnavailable)
     }
 

@@ -30,6 +30,9 @@ pub enum ApiError {
     PasswordChangeRequired,
     /// The principal may not do this (403).
     Forbidden,
+    /// A specific refusal with its own code (403): `own_request`, `not_an_approver`,
+    /// `no_approval_key`.
+    NotAllowed(&'static str),
     /// Unknown, or outside the caller's domain: the two are indistinguishable (404).
     NotFound,
     /// The request conflicts with current state (409).
@@ -81,7 +84,7 @@ impl ApiError {
             | ApiError::SessionExpired
             | ApiError::LoginFailed(_) => StatusCode::UNAUTHORIZED,
             ApiError::LockedOut | ApiError::PasswordChangeRequired => StatusCode::FORBIDDEN,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::NotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -105,6 +108,7 @@ impl ApiError {
             ApiError::LockedOut => "locked_out",
             ApiError::PasswordChangeRequired => "password_change_required",
             ApiError::Forbidden => "forbidden",
+            ApiError::NotAllowed(code) => code,
             ApiError::NotFound => "not_found",
             ApiError::TooLarge => "body_too_large",
             ApiError::RateLimited => "rate_limited",
@@ -134,6 +138,11 @@ impl ApiError {
                 "first login: choose a new password (new_password)".into()
             }
             ApiError::Forbidden => "this token may not perform this operation".into(),
+            ApiError::NotAllowed("own_request") => "a request's creator never approves it".into(),
+            ApiError::NotAllowed("no_approval_key") => {
+                "register an approval key first (operator register-key)".into()
+            }
+            ApiError::NotAllowed(_) => "you may not approve this request".into(),
             ApiError::NotFound => "not found".into(),
             ApiError::TooLarge => "request body too large".into(),
             ApiError::RateLimited => "too many requests from this source; slow down".into(),

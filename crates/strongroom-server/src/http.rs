@@ -214,6 +214,54 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "GET",
+        "/v1/requests",
+        "request.list",
+        "List requests awaiting (or done with) approvals",
+        true,
+        false,
+    ),
+    route(
+        "GET",
+        "/v1/requests/{id}",
+        "request.show",
+        "Show a request: what it will do, its hash and its approvals",
+        true,
+        false,
+    ),
+    route(
+        "POST",
+        "/v1/requests/{id}/approve",
+        "request.approve",
+        "Approve a request with an Ed25519 signature over its hash",
+        true,
+        false,
+    ),
+    route(
+        "POST",
+        "/v1/requests/{id}/reject",
+        "request.reject",
+        "Reject a request",
+        true,
+        false,
+    ),
+    route(
+        "GET",
+        "/v1/quorum",
+        "quorum.list",
+        "List quorum rules",
+        true,
+        false,
+    ),
+    route(
+        "POST",
+        "/v1/quorum",
+        "quorum.set",
+        "Set how many approvals an operation needs (vault-wide or per domain)",
+        true,
+        false,
+    ),
+    route(
+        "GET",
         "/v1/openapi.json",
         "openapi",
         "This OpenAPI document",
@@ -247,6 +295,11 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/operators/{name}/disable", post(disable_operator))
         .route("/v1/operators/me/approval-key", post(register_key))
         .route("/v1/login", post(login))
+        .route("/v1/requests", get(list_requests))
+        .route("/v1/requests/{id}", get(show_request))
+        .route("/v1/requests/{id}/approve", post(approve_request))
+        .route("/v1/requests/{id}/reject", post(reject_request))
+        .route("/v1/quorum", get(list_quorum).post(set_quorum))
         .route("/v1/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {
@@ -494,7 +547,7 @@ async fn create_domain(
     ctx: Ctx,
     ApiJson(b): ApiJson<DomainBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(v.create_domain(&ctx, &b.name).await?))
+    v.create_domain(&ctx, &b.name).await
 }
 
 async fn list_domains(
@@ -576,7 +629,7 @@ async fn destroy_key(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(v.destroy_key(&ctx, &id).await?))
+    v.destroy_key(&ctx, &id).await
 }
 
 #[derive(Deserialize)]
@@ -627,10 +680,8 @@ async fn create_operator(
     ctx: Ctx,
     ApiJson(b): ApiJson<OperatorBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(
-        v.create_operator(&ctx, &b.name, &b.roles, b.domain.as_deref())
-            .await?,
-    ))
+    v.create_operator(&ctx, &b.name, &b.roles, b.domain.as_deref())
+        .await
 }
 
 async fn list_operators(
@@ -686,6 +737,75 @@ async fn login(
         new_password: new_password.as_ref().map(|p| p.as_str()),
     };
     Ok(Json(v.login(&ctx, &creds).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusQuery {
+    status: Option<String>,
+}
+
+async fn list_requests(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    q: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(q) =
+        q.map_err(|_| ApiError::bad("malformed_query", "unknown or invalid query parameters"))?;
+    Ok(Json(v.list_requests(&ctx, q.status.as_deref())?))
+}
+
+async fn show_request(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.show_request(&ctx, &id)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    signature: String,
+}
+
+async fn approve_request(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ApproveBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let sig = parse_hex("signature", &b.signature)?;
+    Ok(Json(v.approve(&ctx, &id, &sig).await?))
+}
+
+async fn reject_request(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.reject(&ctx, &id).await?))
+}
+
+async fn list_quorum(State(v): State<Arc<Vault>>, ctx: Ctx) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.list_quorum(&ctx)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuorumBody {
+    operation: String,
+    approvals: u8,
+    domain: Option<String>,
+}
+
+async fn set_quorum(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<QuorumBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    v.set_quorum(&ctx, &b.operation, b.approvals, b.domain.as_deref())
+        .await
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -11,6 +11,7 @@ mod http;
 mod limiter;
 mod openapi;
 mod operators;
+mod requests;
 mod serve;
 mod service;
 mod token;

@@ -45,6 +45,16 @@ fn request_schema(operation: &str) -> Option<Value> {
             json!({"type": "object", "required": ["public_key"], "additionalProperties": false,
             "properties": {"public_key": {"$ref": "#/components/schemas/Hex"}}})
         }
+        "request.approve" => {
+            json!({"type": "object", "required": ["signature"], "additionalProperties": false,
+            "properties": {"signature": {"$ref": "#/components/schemas/Hex"}}})
+        }
+        "quorum.set" => {
+            json!({"type": "object", "required": ["operation", "approvals"], "additionalProperties": false,
+            "properties": {"operation": {"type": "string", "enum": ["domain.create", "operator.add", "quorum.set", "key.destroy"]},
+                           "approvals": {"type": "integer", "minimum": 1, "maximum": 16},
+                           "domain": {"type": "string"}}})
+        }
         "key.sign" => json!({"type": "object", "additionalProperties": false,
             "description": "exactly one of digest (ECDSA keys: 32 bytes) or message (Ed25519 keys)",
             "properties": {"digest": {"$ref": "#/components/schemas/Hex"},
@@ -112,6 +122,16 @@ pub fn document() -> Value {
         }
         if r.path.contains("{id}") {
             op["parameters"] = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+        }
+        if r.operation == "request.list" {
+            op["parameters"] = json!([{"name": "status", "in": "query", "required": false, "schema": {"type": "string"}}]);
+        }
+        if matches!(
+            r.operation,
+            "domain.create" | "operator.create" | "key.destroy" | "quorum.set"
+        ) {
+            op["responses"]["202"] = json!({"description": "waiting for approvals: a pending request",
+                "content": {"application/json": {"schema": {"type": "object", "required": ["request_id", "status"]}}}});
         }
         if r.operation == "key.list" {
             op["parameters"] = json!([{"name": "domain", "in": "query", "required": false, "schema": {"type": "string"}}]);

@@ -17,8 +17,10 @@ use strongroom_core::{Operation, OperatorId, VaultId};
 use strongroom_crypto::{OtpAlgorithm, OtpRejection, TotpSecret};
 
 use crate::error::ApiError;
+use crate::requests::Gated;
 use crate::service::{RequestCtx, Vault, allow, rfc3339};
 use crate::token;
+use strongroom_core::quorum::GatedOp;
 
 /// Consecutive failures before a lockout.
 pub(crate) const MAX_FAILURES: u32 = 5;
@@ -120,6 +122,21 @@ pub struct SessionView {
     roles: Vec<&'static str>,
 }
 
+/// One-time enrolment secrets.
+struct Enrolment {
+    password: zeroize::Zeroizing<String>,
+    otpauth_uri: zeroize::Zeroizing<String>,
+}
+
+fn duplicate_name(e: ApiError) -> ApiError {
+    match e {
+        ApiError::Conflict { .. } => {
+            ApiError::conflict("conflict", "an operator with this name already exists")
+        }
+        other => other,
+    }
+}
+
 /// What a login supplies.
 pub(crate) struct Credentials<'a> {
     pub(crate) name: &'a str,
@@ -145,20 +162,109 @@ impl Vault {
         name: &str,
         roles: &[String],
         domain: Option<&str>,
-    ) -> Result<EnrolView, ApiError> {
+    ) -> Result<Gated<EnrolView>, ApiError> {
         allow(ctx, &Operation::CreateOperator)?;
-        let name: OperatorName = name.parse()?;
-        let roles: Vec<Role> = roles.iter().map(|r| r.parse()).collect::<Result<_, _>>()?;
-        let roles = Roles::new(&roles)?;
-        let domain = match domain {
-            None => None,
-            Some(d) => Some(
+        // Validate now, so a request that could never run is not filed.
+        let parsed: OperatorName = name.parse()?;
+        let role_list: Vec<Role> = roles.iter().map(|r| r.parse()).collect::<Result<_, _>>()?;
+        Roles::new(&role_list)?;
+        if self.store.operator_by_name(&parsed)?.is_some() {
+            return Err(ApiError::conflict(
+                "conflict",
+                "an operator with this name already exists",
+            ));
+        }
+        let scope = self.operator_scope(domain)?;
+        let params = crate::requests::strip_nulls(serde_json::json!({
+            "name": parsed.as_str(),
+            "roles": role_list.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            "domain": domain,
+        }));
+        if let Some(p) = self
+            .gate(ctx, GatedOp::AddOperator, params, scope, None)
+            .await?
+        {
+            return Ok(Gated::Pending(p));
+        }
+        let (record, secrets) = self.prepare_operator(ctx, name, roles, domain)?;
+        self.commit(
+            ctx,
+            "operator.create",
+            vec![Mutation::CreateOperator(record.clone())],
+        )
+        .await
+        .map_err(duplicate_name)?;
+        Ok(Gated::Done(EnrolView {
+            operator: OperatorView::from(&record),
+            password: secrets.password.as_str().to_owned(),
+            otpauth_uri: secrets.otpauth_uri.as_str().to_owned(),
+        }))
+    }
+
+    /// Runs an approved `operator.add`: the enrolment secrets are sealed into the request's
+    /// result, for its requester's eyes only (`request show`).
+    pub(crate) async fn create_operator_for_request(
+        &self,
+        ctx: &RequestCtx,
+        rec: &strongroom_core::record::PendingRecord,
+        name: &str,
+        roles: &[String],
+        domain: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let (record, secrets) = self.prepare_operator(ctx, name, roles, domain)?;
+        let private = serde_json::json!({
+            "password": secrets.password.as_str(),
+            "otpauth_uri": secrets.otpauth_uri.as_str(),
+        });
+        let private = zeroize::Zeroizing::new(private.to_string());
+        let sealed = self
+            .keystore
+            .seal_request_result(rec.id, private.as_bytes())?;
+        let result = serde_json::json!({
+            "operator": OperatorView::from(&record),
+            "enrolment_sealed": hex::encode(sealed),
+        });
+        let finish = self.decide(
+            rec,
+            strongroom_core::record::RequestStatus::Executed,
+            Some(result),
+            ctx.time,
+        )?;
+        self.commit(
+            ctx,
+            "operator.create",
+            vec![Mutation::CreateOperator(record), finish],
+        )
+        .await
+        .map_err(duplicate_name)
+    }
+
+    fn operator_scope(
+        &self,
+        domain: Option<&str>,
+    ) -> Result<Option<strongroom_core::DomainId>, ApiError> {
+        match domain {
+            None => Ok(None),
+            Some(d) => Ok(Some(
                 self.store
                     .domain_by_name(&d.parse().map_err(|_| ApiError::NotFound)?)?
                     .ok_or(ApiError::NotFound)?
                     .id,
-            ),
-        };
+            )),
+        }
+    }
+
+    fn prepare_operator(
+        &self,
+        ctx: &RequestCtx,
+        name: &str,
+        roles: &[String],
+        domain: Option<&str>,
+    ) -> Result<(OperatorRecord, Enrolment), ApiError> {
+        let name: OperatorName = name.parse()?;
+        let roles: Vec<Role> = roles.iter().map(|r| r.parse()).collect::<Result<_, _>>()?;
+        let roles = Roles::new(&roles)?;
+        let domain = self.operator_scope(domain)?;
         let mut id = [0u8; 16];
         self.entropy.fill(&mut id).map_err(|_| ApiError::Internal)?;
         let id = OperatorId::from_random(id);
@@ -180,24 +286,14 @@ impl Vault {
             disabled_at: None,
             mac: [0; 32],
         })?;
-        let uri = totp.otpauth_uri(ISSUER, name.as_str())?;
-        self.commit(
-            ctx,
-            "operator.create",
-            vec![Mutation::CreateOperator(record.clone())],
-        )
-        .await
-        .map_err(|e| match e {
-            ApiError::Conflict { .. } => {
-                ApiError::conflict("conflict", "an operator with this name already exists")
-            }
-            other => other,
-        })?;
-        Ok(EnrolView {
-            operator: OperatorView::from(&record),
-            password: password.as_str().to_owned(),
-            otpauth_uri: uri.as_str().to_owned(),
-        })
+        let otpauth_uri = totp.otpauth_uri(ISSUER, name.as_str())?;
+        Ok((
+            record,
+            Enrolment {
+                password,
+                otpauth_uri,
+            },
+        ))
     }
 
     /// Once two security officers have logged in, the bootstrap token has done its job:

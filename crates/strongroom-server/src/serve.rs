@@ -226,6 +226,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         limiter: limiter::Limiter::default(),
         vault_id: meta.vault_id,
         keys: crate::service::KeyCache::default(),
+        dev: opts.dev,
     });
     let lifecycle = |op: &'static str| -> Result<_, ServeError> {
         let ctx = system_ctx(

@@ -21,8 +21,10 @@ use strongroom_keystore::{Keystore, SealStatus, ShamirSeal};
 
 use crate::error::ApiError;
 use crate::limiter::Limiter;
+use crate::requests::Gated;
 use crate::token::{self, Tokens};
 use crate::writer::{WriteError, Writer};
+use strongroom_core::quorum::GatedOp;
 
 /// The name of the domain dev mode creates, and that requests without a domain use.
 pub const DEFAULT_DOMAIN: &str = "default";
@@ -42,6 +44,8 @@ pub(crate) struct RequestCtx {
 
 #[derive(Default, Clone)]
 pub(crate) struct Tags {
+    /// Set while running an approved request: the record's actor is then `request:<id>`.
+    pub(crate) acting_for: Option<strongroom_core::PendingId>,
     pub(crate) domain: Option<DomainId>,
     pub(crate) key: Option<KeyId>,
     /// Set once the request's record has been handed to the writer by the operation itself.
@@ -49,7 +53,7 @@ pub(crate) struct Tags {
 }
 
 impl RequestCtx {
-    fn tag(&self, f: impl FnOnce(&mut Tags)) {
+    pub(crate) fn tag(&self, f: impl FnOnce(&mut Tags)) {
         f(&mut self
             .tags
             .lock()
@@ -73,7 +77,10 @@ impl RequestCtx {
         AuditEvent {
             time: self.time,
             request_id: self.request_id,
-            actor: self.principal.audit_label(),
+            actor: t.acting_for.map_or_else(
+                || self.principal.audit_label(),
+                |id| format!("request:{id}"),
+            ),
             source: Some(self.source.to_string()),
             operation: operation.to_owned(),
             domain: t.domain.map(|d| d.to_string()),
@@ -96,6 +103,8 @@ pub struct Vault {
     pub(crate) limiter: Limiter,
     pub(crate) vault_id: VaultId,
     pub(crate) keys: KeyCache,
+    /// Dev mode: every quorum is satisfied by the requester (requests run at once).
+    pub(crate) dev: bool,
 }
 
 /// Key records with their domains, so the signing path does not read the database. This node
@@ -414,25 +423,52 @@ impl Vault {
         &self,
         ctx: &RequestCtx,
         name: &str,
-    ) -> Result<DomainView, ApiError> {
+    ) -> Result<Gated<DomainView>, ApiError> {
         allow(ctx, &Operation::CreateDomain)?;
+        let parsed: DomainName = name.parse()?;
+        if self.store.domain_by_name(&parsed)?.is_some() {
+            return Err(ApiError::conflict(
+                "conflict",
+                "a domain with this name already exists",
+            ));
+        }
+        let params = serde_json::json!({"name": parsed.as_str()});
+        if let Some(p) = self
+            .gate(ctx, GatedOp::CreateDomain, params, None, None)
+            .await?
+        {
+            return Ok(Gated::Pending(p));
+        }
+        Ok(Gated::Done(
+            self.create_domain_prepared(ctx, name, |_| Ok(None)).await?,
+        ))
+    }
+
+    /// Creates a domain, committing `finish(view)` (a request's closing, say) with it.
+    pub(crate) async fn create_domain_prepared(
+        &self,
+        ctx: &RequestCtx,
+        name: &str,
+        finish: impl FnOnce(serde_json::Value) -> Result<Option<Mutation>, ApiError>,
+    ) -> Result<DomainView, ApiError> {
         let name: DomainName = name.parse()?;
         let id = DomainId::from_random(self.random_bytes()?);
         ctx.tag(|t| t.domain = Some(id));
         let record = self.keystore.create_domain(id, name, ctx.time)?;
-        self.commit(
-            ctx,
-            "domain.create",
-            vec![Mutation::CreateDomain(record.clone())],
-        )
-        .await
-        .map_err(|e| match e {
-            ApiError::Conflict { .. } => {
-                ApiError::conflict("conflict", "a domain with this name already exists")
-            }
-            other => other,
-        })?;
-        Ok(DomainView::from(&record))
+        let view = DomainView::from(&record);
+        let mut mutations = vec![Mutation::CreateDomain(record)];
+        mutations.extend(finish(
+            serde_json::to_value(&view).map_err(|_| ApiError::Internal)?,
+        )?);
+        self.commit(ctx, "domain.create", mutations)
+            .await
+            .map_err(|e| match e {
+                ApiError::Conflict { .. } => {
+                    ApiError::conflict("conflict", "a domain with this name already exists")
+                }
+                other => other,
+            })?;
+        Ok(view)
     }
 
     pub(crate) fn list_domains(&self, ctx: &RequestCtx) -> Result<Vec<DomainView>, ApiError> {
@@ -626,8 +662,45 @@ impl Vault {
         &self,
         ctx: &RequestCtx,
         id: &str,
-    ) -> Result<KeyView, ApiError> {
+    ) -> Result<Gated<KeyView>, ApiError> {
         let found = self.key_for(ctx, id, Operation::DestroyKey)?;
+        let (k, d) = (&found.0, &found.1);
+        if k.destroyed_at.is_some() {
+            return Err(ApiError::conflict(
+                "key_destroyed",
+                "the key has already been destroyed",
+            ));
+        }
+        let params = serde_json::json!({
+            "key": k.id.to_string(),
+            "algorithm": k.algorithm.as_str(),
+            "label": k.label,
+            "domain": d.name.as_str(),
+            "public_key": hex::encode(&k.public_key),
+        });
+        let params = crate::requests::strip_nulls(params);
+        if let Some(p) = self
+            .gate(ctx, GatedOp::DestroyKey, params, Some(d.id), Some(k.id))
+            .await?
+        {
+            return Ok(Gated::Pending(p));
+        }
+        Ok(Gated::Done(
+            self.destroy_key_prepared(ctx, k.id, |_| Ok(None)).await?,
+        ))
+    }
+
+    /// Destroys a key, committing `finish(view)` with it.
+    pub(crate) async fn destroy_key_prepared(
+        &self,
+        ctx: &RequestCtx,
+        id: KeyId,
+        finish: impl FnOnce(serde_json::Value) -> Result<Option<Mutation>, ApiError>,
+    ) -> Result<KeyView, ApiError> {
+        let found = self
+            .keys
+            .get(self.store.as_ref(), id)?
+            .ok_or(ApiError::NotFound)?;
         let (k, d) = (found.0.clone(), found.1.clone());
         if k.destroyed_at.is_some() {
             return Err(ApiError::conflict(
@@ -635,22 +708,25 @@ impl Vault {
                 "the key has already been destroyed",
             ));
         }
-        self.commit(
-            ctx,
-            "key.destroy",
-            vec![Mutation::DestroyKey {
-                id: k.id,
-                at: ctx.time,
-            }],
-        )
-        .await?;
-        self.keystore.forget_key(k.id);
+        ctx.tag(|t| {
+            t.key = Some(k.id);
+            t.domain = Some(d.id);
+        });
         let gone = KeyRecord {
             destroyed_at: Some(ctx.time),
             sealed_secret: None,
             ..k
         };
         let view = KeyView::new(&gone, &d);
+        let mut mutations = vec![Mutation::DestroyKey {
+            id: gone.id,
+            at: ctx.time,
+        }];
+        mutations.extend(finish(
+            serde_json::to_value(&view).map_err(|_| ApiError::Internal)?,
+        )?);
+        self.commit(ctx, "key.destroy", mutations).await?;
+        self.keystore.forget_key(gone.id);
         self.keys.put(gone, d);
         Ok(view)
     }

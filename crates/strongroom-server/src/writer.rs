@@ -276,6 +276,27 @@ mod tests {
         fn token_by_hash(&self, h: &[u8; 32]) -> Result<Option<TokenRecord>, CoreError> {
             self.inner.token_by_hash(h)
         }
+        fn pending(
+            &self,
+            id: strongroom_core::PendingId,
+        ) -> Result<Option<strongroom_core::record::PendingRecord>, CoreError> {
+            self.inner.pending(id)
+        }
+        fn pendings(
+            &self,
+            status: Option<strongroom_core::record::RequestStatus>,
+        ) -> Result<Vec<strongroom_core::record::PendingRecord>, CoreError> {
+            self.inner.pendings(status)
+        }
+        fn approvals(
+            &self,
+            id: strongroom_core::PendingId,
+        ) -> Result<Vec<strongroom_core::record::ApprovalRecord>, CoreError> {
+            self.inner.approvals(id)
+        }
+        fn quorum_rules(&self) -> Result<Vec<strongroom_core::quorum::QuorumRule>, CoreError> {
+            self.inner.quorum_rules()
+        }
         fn tokens(&self) -> Result<Vec<TokenRecord>, CoreError> {
             self.inner.tokens()
         }

@@ -53,6 +53,39 @@ CREATE TABLE tokens (
     revoked_at INTEGER,
     mac        BLOB NOT NULL CHECK (length(mac) = 32)
 );
+CREATE TABLE pending (
+    id                 BLOB PRIMARY KEY CHECK (length(id) = 16),
+    op                 TEXT    NOT NULL,
+    params             TEXT    NOT NULL,
+    domain_id          BLOB,
+    key_id             BLOB,
+    requester          TEXT    NOT NULL,
+    requester_operator BLOB,
+    required           INTEGER NOT NULL,
+    created_at         INTEGER NOT NULL,
+    expires_at         INTEGER NOT NULL,
+    nonce              BLOB    NOT NULL CHECK (length(nonce) = 32),
+    hash               BLOB    NOT NULL CHECK (length(hash) = 32),
+    status             TEXT    NOT NULL,
+    result             TEXT,
+    decided_at         INTEGER,
+    mac                BLOB    NOT NULL CHECK (length(mac) = 32)
+);
+CREATE INDEX pending_by_status ON pending (status, created_at);
+CREATE TABLE approvals (
+    request_id  BLOB    NOT NULL REFERENCES pending (id),
+    approver_id BLOB    NOT NULL REFERENCES operators (id),
+    signature   BLOB    NOT NULL CHECK (length(signature) = 64),
+    at          INTEGER NOT NULL,
+    PRIMARY KEY (request_id, approver_id)
+);
+-- scope: a domain id, or 16 zero bytes for the vault-wide rule.
+CREATE TABLE quorum_rules (
+    scope     BLOB    NOT NULL CHECK (length(scope) = 16),
+    op        TEXT    NOT NULL,
+    approvals INTEGER NOT NULL,
+    PRIMARY KEY (scope, op)
+);
 CREATE TABLE audit (
     seq        INTEGER PRIMARY KEY,
     prev_hash  BLOB    NOT NULL,

@@ -10,14 +10,15 @@ use rusqlite::{
 };
 use strongroom_core::id::DomainName;
 use strongroom_core::operator::{OperatorName, Roles};
+use strongroom_core::quorum::{GatedOp, QuorumRule};
 use strongroom_core::record::{
-    AuditEvent, AuditRecord, DomainRecord, InitRecord, KeyRecord, OperatorRecord, Outcome,
-    SignedHead, TokenKind, TokenRecord, VaultMeta,
+    ApprovalRecord, AuditEvent, AuditRecord, DomainRecord, InitRecord, KeyRecord, OperatorRecord,
+    Outcome, PendingRecord, RequestStatus, SignedHead, TokenKind, TokenRecord, VaultMeta,
 };
 use strongroom_core::storage::{Mutation, Storage, WriteBatch, WriteTxn};
 use strongroom_core::{
-    Algorithm, DomainId, Error as CoreError, KeyId, OperatorId, RequestId, TokenId, UnixMillis,
-    VaultId,
+    Algorithm, DomainId, Error as CoreError, KeyId, OperatorId, PendingId, RequestId, TokenId,
+    UnixMillis, VaultId,
 };
 
 use crate::error::{Error, io};
@@ -363,6 +364,66 @@ fn operator_params(o: &OperatorRecord) -> Result<Vec<rusqlite::types::Value>, Co
     ])
 }
 
+const PENDING_COLS: &str = "id, op, params, domain_id, key_id, requester, requester_operator, required, created_at, expires_at, nonce, hash, status, result, decided_at, mac";
+fn opt_id<T>(
+    row: &Row<'_>,
+    idx: usize,
+    make: fn([u8; 16]) -> T,
+) -> Result<Option<T>, rusqlite::Error> {
+    row.get::<_, Option<Vec<u8>>>(idx)?
+        .map(|b| b.try_into().map(make).map_err(|_| corrupt("identifier")))
+        .transpose()
+}
+fn pending_row(row: &Row<'_>) -> Result<PendingRecord, rusqlite::Error> {
+    let op: String = row.get(1)?;
+    let status: String = row.get(12)?;
+    Ok(PendingRecord {
+        id: PendingId::from_bytes(arr(row, 0)?),
+        op: op
+            .parse::<GatedOp>()
+            .map_err(|_| corrupt("request operation"))?,
+        params: row.get(2)?,
+        domain: opt_id(row, 3, DomainId::from_bytes)?,
+        key: opt_id(row, 4, KeyId::from_bytes)?,
+        requester: row.get(5)?,
+        requester_operator: opt_id(row, 6, OperatorId::from_bytes)?,
+        required: u8::try_from(row.get::<_, i64>(7)?).map_err(|_| corrupt("required approvals"))?,
+        created_at: millis(row, 8)?,
+        expires_at: millis(row, 9)?,
+        nonce: arr(row, 10)?,
+        hash: arr(row, 11)?,
+        status: RequestStatus::parse(&status).ok_or_else(|| corrupt("request status"))?,
+        result: row.get(13)?,
+        decided_at: opt_millis(row, 14)?,
+        mac: arr(row, 15)?,
+    })
+}
+fn pending_params(p: &PendingRecord) -> Result<Vec<rusqlite::types::Value>, CoreError> {
+    use rusqlite::types::Value;
+    let id = |b: Option<&[u8; 16]>| b.map_or(Value::Null, |b| Value::Blob(b.to_vec()));
+    Ok(vec![
+        Value::Blob(p.id.as_bytes().to_vec()),
+        Value::Text(p.op.as_str().to_owned()),
+        Value::Text(p.params.clone()),
+        id(p.domain.as_ref().map(DomainId::as_bytes)),
+        id(p.key.as_ref().map(KeyId::as_bytes)),
+        Value::Text(p.requester.clone()),
+        id(p.requester_operator.as_ref().map(OperatorId::as_bytes)),
+        Value::Integer(i64::from(p.required)),
+        Value::Integer(to_i64(p.created_at.0)?),
+        Value::Integer(to_i64(p.expires_at.0)?),
+        Value::Blob(p.nonce.to_vec()),
+        Value::Blob(p.hash.to_vec()),
+        Value::Text(p.status.as_str().to_owned()),
+        p.result.clone().map_or(Value::Null, Value::Text),
+        p.decided_at
+            .map(|t| to_i64(t.0))
+            .transpose()?
+            .map_or(Value::Null, Value::Integer),
+        Value::Blob(p.mac.to_vec()),
+    ])
+}
+
 // Written out (not formatted from AUDIT_COLS) because it runs once per audited request.
 const INSERT_AUDIT: &str = "INSERT INTO audit (seq, prev_hash, hash, time, request_id, actor, source, operation, domain, key, outcome, code, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 const AUDIT_COLS: &str = "seq, prev_hash, hash, time, request_id, actor, source, operation, domain, key, outcome, code, count";
@@ -505,6 +566,63 @@ impl Storage for SqliteStore {
             ))?
             .query_map([], operator_row)?
             .collect()
+        })
+    }
+
+    fn pending(&self, id: PendingId) -> Result<Option<PendingRecord>, CoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!("SELECT {PENDING_COLS} FROM pending WHERE id = ?1"))?
+                .query_row([id.as_bytes().as_slice()], pending_row)
+                .optional()
+        })
+    }
+
+    fn pendings(&self, status: Option<RequestStatus>) -> Result<Vec<PendingRecord>, CoreError> {
+        self.read(|c| match status {
+            Some(st) => c
+                .prepare_cached(&format!(
+                    "SELECT {PENDING_COLS} FROM pending WHERE status = ?1 ORDER BY created_at DESC, id"
+                ))?
+                .query_map([st.as_str()], pending_row)?
+                .collect(),
+            None => c
+                .prepare_cached(&format!("SELECT {PENDING_COLS} FROM pending ORDER BY created_at DESC, id"))?
+                .query_map([], pending_row)?
+                .collect(),
+        })
+    }
+
+    fn approvals(&self, id: PendingId) -> Result<Vec<ApprovalRecord>, CoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT request_id, approver_id, signature, at FROM approvals WHERE request_id = ?1 ORDER BY at, approver_id",
+            )?
+            .query_map([id.as_bytes().as_slice()], |r| {
+                Ok(ApprovalRecord {
+                    request: PendingId::from_bytes(arr(r, 0)?),
+                    approver: OperatorId::from_bytes(arr(r, 1)?),
+                    signature: arr(r, 2)?,
+                    at: millis(r, 3)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn quorum_rules(&self) -> Result<Vec<QuorumRule>, CoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT scope, op, approvals FROM quorum_rules ORDER BY op, scope")?
+                .query_map([], |r| {
+                    let scope: [u8; 16] = arr(r, 0)?;
+                    let op: String = r.get(1)?;
+                    Ok(QuorumRule {
+                        domain: (scope != [0; 16]).then(|| DomainId::from_bytes(scope)),
+                        op: op.parse().map_err(|_| corrupt("quorum operation"))?,
+                        approvals: u8::try_from(r.get::<_, i64>(2)?)
+                            .map_err(|_| corrupt("approvals"))?,
+                    })
+                })?
+                .collect()
         })
     }
 
@@ -742,6 +860,59 @@ impl Txn<'_> {
                     // Changed since it was read (a concurrent login, say): refuse.
                     return Err(CoreError::Conflict("operator update"));
                 }
+            }
+            Mutation::CreatePending(p) => {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO pending ({PENDING_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                    ),
+                    rusqlite::params_from_iter(pending_params(p)?),
+                )
+                .map_err(|e| constraint(e, "request"))?;
+            }
+            Mutation::UpdatePending {
+                expected_mac,
+                record,
+            } => {
+                let mut values = pending_params(record)?;
+                values.push(rusqlite::types::Value::Blob(expected_mac.to_vec()));
+                let n = tx
+                    .execute(
+                        "UPDATE pending SET op = ?2, params = ?3, domain_id = ?4, key_id = ?5, requester = ?6,
+                            requester_operator = ?7, required = ?8, created_at = ?9, expires_at = ?10,
+                            nonce = ?11, hash = ?12, status = ?13, result = ?14, decided_at = ?15, mac = ?16
+                         WHERE id = ?1 AND mac = ?17",
+                        rusqlite::params_from_iter(values),
+                    )
+                    .map_err(store_err)?;
+                if n != 1 {
+                    return Err(CoreError::Conflict("request update"));
+                }
+            }
+            Mutation::AddApproval(a) => {
+                tx.execute(
+                    "INSERT INTO approvals (request_id, approver_id, signature, at) VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        a.request.as_bytes().as_slice(),
+                        a.approver.as_bytes().as_slice(),
+                        a.signature.as_slice(),
+                        to_i64(a.at.0)?
+                    ],
+                )
+                .map_err(|e| constraint(e, "approval"))?;
+            }
+            Mutation::SetQuorum(rule) => {
+                let scope = rule.domain.map_or([0u8; 16], |d| *d.as_bytes());
+                tx.execute(
+                    "INSERT INTO quorum_rules (scope, op, approvals) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (scope, op) DO UPDATE SET approvals = excluded.approvals",
+                    params![
+                        scope.as_slice(),
+                        rule.op.as_str(),
+                        i64::from(rule.approvals)
+                    ],
+                )
+                .map_err(store_err)?;
             }
             Mutation::RevokeToken { id, at, mac } => {
                 let n = tx

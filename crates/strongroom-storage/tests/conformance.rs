@@ -4,13 +4,15 @@
 
 use strongroom_core::id::DomainName;
 use strongroom_core::operator::{Role, Roles};
+use strongroom_core::quorum::{GatedOp, QuorumRule};
 use strongroom_core::record::{
-    AuditEvent, DomainRecord, InitRecord, KeyRecord, OperatorRecord, Outcome, SignedHead,
-    TokenKind, TokenRecord,
+    ApprovalRecord, AuditEvent, DomainRecord, InitRecord, KeyRecord, OperatorRecord, Outcome,
+    PendingRecord, RequestStatus, SignedHead, TokenKind, TokenRecord,
 };
 use strongroom_core::storage::{Mutation, Storage};
 use strongroom_core::{
-    Algorithm, DomainId, Error, KeyId, OperatorId, RequestId, TokenId, UnixMillis, VaultId,
+    Algorithm, DomainId, Error, KeyId, OperatorId, PendingId, RequestId, TokenId, UnixMillis,
+    VaultId,
 };
 
 fn domain(n: u8, name: &str) -> DomainRecord {
@@ -261,6 +263,115 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
     };
     apply(store, vec![Mutation::CreateToken(session.clone())]).unwrap();
     assert_eq!(store.token_by_hash(&[33; 32]).unwrap(), Some(session));
+
+    // Pending requests, approvals (one per approver) and quorum rules.
+    let req = PendingRecord {
+        id: PendingId::from_random([41; 16]),
+        op: GatedOp::DestroyKey,
+        params: r#"{"key":"k"}"#.into(),
+        domain: Some(a.id),
+        key: Some(k2.id),
+        requester: "operator:x".into(),
+        requester_operator: Some(op.id),
+        required: 2,
+        created_at: UnixMillis(10),
+        expires_at: UnixMillis(20),
+        nonce: [4; 32],
+        hash: [5; 32],
+        status: RequestStatus::Pending,
+        result: None,
+        decided_at: None,
+        mac: [6; 32],
+    };
+    apply(store, vec![Mutation::CreatePending(req.clone())]).unwrap();
+    assert_eq!(store.pending(req.id).unwrap(), Some(req.clone()));
+    let approval = ApprovalRecord {
+        request: req.id,
+        approver: op.id,
+        signature: [7; 64],
+        at: UnixMillis(11),
+    };
+    apply(store, vec![Mutation::AddApproval(approval.clone())]).unwrap();
+    let twice = apply(
+        store,
+        vec![Mutation::AddApproval(ApprovalRecord {
+            at: UnixMillis(12),
+            ..approval.clone()
+        })],
+    );
+    assert!(
+        matches!(twice, Err(Error::Conflict(_))),
+        "one approval per approver"
+    );
+    assert_eq!(store.approvals(req.id).unwrap(), vec![approval]);
+    let done = PendingRecord {
+        status: RequestStatus::Executed,
+        result: Some("{}".into()),
+        decided_at: Some(UnixMillis(13)),
+        mac: [8; 32],
+        ..req.clone()
+    };
+    apply(
+        store,
+        vec![Mutation::UpdatePending {
+            expected_mac: [6; 32],
+            record: done.clone(),
+        }],
+    )
+    .unwrap();
+    assert!(
+        apply(
+            store,
+            vec![Mutation::UpdatePending {
+                expected_mac: [6; 32],
+                record: req.clone()
+            }]
+        )
+        .is_err()
+    );
+    assert_eq!(
+        store.pendings(Some(RequestStatus::Executed)).unwrap(),
+        vec![done]
+    );
+    assert!(
+        store
+            .pendings(Some(RequestStatus::Pending))
+            .unwrap()
+            .is_empty()
+    );
+    let vault_rule = QuorumRule {
+        domain: None,
+        op: GatedOp::CreateDomain,
+        approvals: 2,
+    };
+    let domain_rule = QuorumRule {
+        domain: Some(a.id),
+        op: GatedOp::DestroyKey,
+        approvals: 3,
+    };
+    apply(
+        store,
+        vec![
+            Mutation::SetQuorum(vault_rule),
+            Mutation::SetQuorum(domain_rule),
+        ],
+    )
+    .unwrap();
+    apply(
+        store,
+        vec![Mutation::SetQuorum(QuorumRule {
+            approvals: 4,
+            ..vault_rule
+        })],
+    )
+    .unwrap();
+    let rules = store.quorum_rules().unwrap();
+    assert_eq!(rules.len(), 2);
+    assert!(rules.contains(&QuorumRule {
+        approvals: 4,
+        ..vault_rule
+    }));
+    assert!(rules.contains(&domain_rule));
 
     // Audit: a refused mutation does not abort its batch; records and heads read back in order.
     let mut chain = strongroom_audit::Chain::resume(vault_id, store.audit_tail().unwrap());

@@ -365,21 +365,69 @@ pub fn code(e: &Enrolled, step: u64) -> String {
     e.totp.code_at(step * 30).as_str().to_owned()
 }
 
-/// Enrols and logs in a security officer (first login, new password); returns the session token.
-pub fn officer(node: &Node, bootstrap: &str, dir: &Path, name: &str) -> String {
-    let e = enrol(node, bootstrap, name, &["security-officer"]);
+pub struct Person {
+    pub token: String,
+    pub key: PathBuf,
+}
+
+/// Logs in (first login) and registers an approval key.
+pub fn person_from(node: &Node, dir: &Path, name: &str, e: &Enrolled) -> Person {
     let new = format!("{name} long new password");
-    login(
+    let token = login(
         node,
         dir,
         name,
         &e.password,
-        &code(&e, now_step()),
+        &code(e, now_step()),
         Some(&new),
     )
     .ok()
     .json()["token"]
         .as_str()
         .unwrap()
-        .to_owned()
+        .to_owned();
+    let key = dir.join(format!("{name}.key"));
+    node.cli(
+        None,
+        &["approval-key", "generate", "--out", key.to_str().unwrap()],
+    )
+    .ok();
+    let pubfile = format!("{}.pub", key.display());
+    node.cli(
+        Some(&token),
+        &[
+            "--json",
+            "operator",
+            "register-key",
+            "--public-key",
+            &pubfile,
+        ],
+    )
+    .ok();
+    Person { token, key }
+}
+
+pub fn pending(r: &Run) -> String {
+    assert_eq!(
+        r.code, 3,
+        "expected pending (exit 3): {}\n{}",
+        r.stdout, r.stderr
+    );
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["status"], "pending");
+    v["request_id"].as_str().unwrap().to_owned()
+}
+
+pub fn approve(node: &Node, p: &Person, id: &str) -> Run {
+    node.cli(
+        Some(&p.token),
+        &[
+            "--json",
+            "request",
+            "approve",
+            id,
+            "--key-file",
+            p.key.to_str().unwrap(),
+        ],
+    )
 }

@@ -1,0 +1,719 @@
+//! Quorum requests: operations that wait for M distinct approvers, each approving with an
+//! Ed25519 signature over the request's canonical hash.
+//!
+//! A gated operation files a request and answers 202. Each approval is verified on arrival;
+//! when the count reaches the rule, every approval is verified again against the request as
+//! it is now stored (and against each approver's current, authenticated record), and the
+//! operation runs in the same transaction that closes the request. The requester never
+//! approves; an approval counts once, only for its request, and only before the expiry.
+//! Dev mode runs gated operations at once.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use strongroom_core::quorum::{
+    GatedOp, MAX_APPROVALS, QuorumRule, may_approve, required_approvals,
+};
+use strongroom_core::record::{ApprovalRecord, OperatorRecord, PendingRecord, RequestStatus};
+use strongroom_core::storage::Mutation;
+use strongroom_core::{DomainId, KeyId, Operation, PendingId, Principal, VaultId};
+
+use crate::error::ApiError;
+use crate::service::{RequestCtx, Vault, allow, rfc3339};
+
+/// How long a request waits for approvals unless told otherwise.
+pub(crate) const DEFAULT_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+
+/// The outcome of a gated operation: done now, or waiting for approvals.
+pub(crate) enum Gated<T> {
+    /// Ran (no quorum needed).
+    Done(T),
+    /// Filed; answer 202.
+    Pending(Box<PendingView>),
+}
+
+impl<T: Serialize> axum::response::IntoResponse for Gated<T> {
+    fn into_response(self) -> axum::response::Response {
+        match self {
+            Gated::Done(v) => axum::Json(v).into_response(),
+            Gated::Pending(p) => (axum::http::StatusCode::ACCEPTED, axum::Json(p)).into_response(),
+        }
+    }
+}
+
+/// JSON with object keys sorted and no whitespace: the form hashed and signed.
+pub(crate) fn canonical(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&m[k])))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// The bytes a request row's MAC covers.
+fn binding(vault_id: &VaultId, p: &PendingRecord) -> Vec<u8> {
+    let mut out = b"strongroom/pending/v1".to_vec();
+    out.extend_from_slice(vault_id.as_bytes());
+    out.extend_from_slice(p.id.as_bytes());
+    out.extend_from_slice(&p.hash);
+    for s in [
+        p.status.as_str(),
+        p.requester.as_str(),
+        p.result.as_deref().unwrap_or("\u{0}"),
+    ] {
+        out.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    out.extend_from_slice(
+        p.requester_operator
+            .map_or([0; 16], |o| *o.as_bytes())
+            .as_slice(),
+    );
+    out.extend_from_slice(&p.created_at.0.to_be_bytes());
+    out.extend_from_slice(&p.decided_at.map_or(0, |t| t.0).to_be_bytes());
+    out
+}
+
+/// A request as shown to operators, with everything needed to recompute its hash.
+#[derive(Serialize)]
+pub struct PendingView {
+    request_id: String,
+    status: &'static str,
+    operation: &'static str,
+    description: String,
+    params: Value,
+    params_canonical: String,
+    domain_id: Option<String>,
+    key_id: Option<String>,
+    requester: String,
+    required: u8,
+    approvals: Vec<ApprovalView>,
+    created_at: String,
+    expires_at: String,
+    expires_at_ms: u64,
+    nonce: String,
+    hash: String,
+    vault_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enrolment: Option<Value>,
+    decided_at: Option<String>,
+}
+
+/// One approval, as shown.
+#[derive(Serialize)]
+pub struct ApprovalView {
+    approver: String,
+    at: String,
+}
+
+/// A quorum rule, as shown.
+#[derive(Serialize)]
+pub struct RuleView {
+    operation: &'static str,
+    domain_id: Option<String>,
+    approvals: u8,
+}
+
+fn param<'a>(p: &'a Value, name: &str) -> &'a str {
+    p.get(name).and_then(Value::as_str).unwrap_or("")
+}
+
+/// What will happen, in words.
+fn describe(op: GatedOp, p: &Value) -> String {
+    match op {
+        GatedOp::CreateDomain => format!(
+            "create the domain \"{}\" with a new master key",
+            param(p, "name")
+        ),
+        GatedOp::AddOperator => {
+            let roles: Vec<&str> = p["roles"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let scope = p
+                .get("domain")
+                .and_then(Value::as_str)
+                .map(|d| format!(", restricted to domain \"{d}\""))
+                .unwrap_or_default();
+            format!(
+                "add the operator \"{}\" with role(s) {}{scope}",
+                param(p, "name"),
+                roles.join(", ")
+            )
+        }
+        GatedOp::SetQuorum => {
+            let scope = p
+                .get("domain")
+                .and_then(Value::as_str)
+                .map_or_else(|| "vault-wide".to_owned(), |d| format!("in domain \"{d}\""));
+            format!(
+                "require {} approval(s) for {} {scope}",
+                p["approvals"],
+                param(p, "operation")
+            )
+        }
+        GatedOp::DestroyKey => format!(
+            "destroy the {} key {} (label {}) in domain \"{}\": its secret is erased for good",
+            param(p, "algorithm"),
+            param(p, "key"),
+            p.get("label").and_then(Value::as_str).unwrap_or("none"),
+            param(p, "domain")
+        ),
+        _ => op.as_str().to_owned(),
+    }
+}
+
+impl Vault {
+    /// Files a request if `op` needs approvals here; `None` means run it now.
+    pub(crate) async fn gate(
+        &self,
+        ctx: &RequestCtx,
+        op: GatedOp,
+        params: Value,
+        domain: Option<DomainId>,
+        key: Option<KeyId>,
+    ) -> Result<Option<Box<PendingView>>, ApiError> {
+        if self.dev || matches!(ctx.principal, Principal::Root { .. }) {
+            return Ok(None);
+        }
+        if op == GatedOp::AddOperator && matches!(ctx.principal, Principal::Bootstrap { .. }) {
+            return Ok(None);
+        }
+        let required = required_approvals(&self.store.quorum_rules()?, op, domain);
+        let mut id = [0u8; 16];
+        let mut nonce = [0u8; 32];
+        self.entropy.fill(&mut id).map_err(|_| ApiError::Internal)?;
+        self.entropy
+            .fill(&mut nonce)
+            .map_err(|_| ApiError::Internal)?;
+        let mut rec = PendingRecord {
+            id: PendingId::from_random(id),
+            op,
+            params: canonical(&params),
+            domain,
+            key,
+            requester: ctx.principal.audit_label(),
+            requester_operator: match ctx.principal {
+                Principal::Operator { id, .. } => Some(id),
+                _ => None,
+            },
+            required,
+            created_at: ctx.time,
+            expires_at: ctx.time.saturating_add(DEFAULT_EXPIRY),
+            nonce,
+            hash: [0; 32],
+            status: RequestStatus::Pending,
+            result: None,
+            decided_at: None,
+            mac: [0; 32],
+        };
+        rec.hash = strongroom_crypto::request_hash(&self.vault_id, &rec);
+        rec.mac = self.keystore.record_mac(&binding(&self.vault_id, &rec))?;
+        ctx.tag(|t| {
+            t.domain = domain;
+            t.key = key;
+        });
+        self.commit(
+            ctx,
+            "request.create",
+            vec![Mutation::CreatePending(rec.clone())],
+        )
+        .await?;
+        Ok(Some(Box::new(self.view(ctx, &rec, &[])?)))
+    }
+
+    /// A stored request whose MAC and hash check out.
+    fn load_request(&self, id: &str) -> Result<PendingRecord, ApiError> {
+        let id: PendingId = id.parse().map_err(|_| ApiError::NotFound)?;
+        let rec = self.store.pending(id)?.ok_or(ApiError::NotFound)?;
+        let genuine = self
+            .keystore
+            .verify_record_mac(&binding(&self.vault_id, &rec), &rec.mac)?
+            && strongroom_crypto::request_hash(&self.vault_id, &rec) == rec.hash;
+        if !genuine {
+            tracing::warn!(request = %rec.id, "request row failed its MAC or hash check (edited row)");
+            return Err(ApiError::conflict(
+                "request_tampered",
+                "the stored request fails its integrity check; it cannot be acted on",
+            ));
+        }
+        Ok(rec)
+    }
+
+    pub(crate) fn decide(
+        &self,
+        rec: &PendingRecord,
+        status: RequestStatus,
+        result: Option<Value>,
+        at: strongroom_core::UnixMillis,
+    ) -> Result<Mutation, ApiError> {
+        let mut next = PendingRecord {
+            status,
+            result: result.map(|r| canonical(&r)),
+            decided_at: Some(at),
+            ..rec.clone()
+        };
+        next.mac = self.keystore.record_mac(&binding(&self.vault_id, &next))?;
+        Ok(Mutation::UpdatePending {
+            expected_mac: rec.mac,
+            record: next,
+        })
+    }
+
+    /// The operator's current record, if it is genuine and enabled.
+    fn live_operator(
+        &self,
+        id: strongroom_core::OperatorId,
+    ) -> Result<Option<OperatorRecord>, ApiError> {
+        let Some(op) = self.store.operator(id)? else {
+            return Ok(None);
+        };
+        let genuine = self
+            .keystore
+            .verify_record_mac(&crate::operators::binding(&self.vault_id, &op), &op.mac)?;
+        Ok((genuine && op.disabled_at.is_none()).then_some(op))
+    }
+
+    /// Approvals that still count: distinct, not by the requester, by enabled operators still
+    /// allowed to approve, whose registered key signed this request's hash.
+    fn valid_approvals(
+        &self,
+        rec: &PendingRecord,
+        approvals: &[ApprovalRecord],
+    ) -> Result<usize, ApiError> {
+        let mut counted = BTreeSet::new();
+        for a in approvals {
+            if a.request != rec.id || Some(a.approver) == rec.requester_operator {
+                continue;
+            }
+            let Some(op) = self.live_operator(a.approver)? else {
+                continue;
+            };
+            let Some(key) = op.approval_key else { continue };
+            if may_approve(op.roles, op.domain, rec.op, rec.domain)
+                && strongroom_crypto::verify_approval(&key, &rec.hash, &a.signature)
+            {
+                counted.insert(a.approver);
+            }
+        }
+        Ok(counted.len())
+    }
+
+    pub(crate) async fn approve(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+        signature: &[u8],
+    ) -> Result<PendingView, ApiError> {
+        allow(ctx, &Operation::ApproveRequest)?;
+        let Principal::Operator {
+            id: approver,
+            roles,
+            domain: scope,
+        } = ctx.principal
+        else {
+            return Err(ApiError::Forbidden);
+        };
+        let rec = self.load_request(id)?;
+        ctx.tag(|t| {
+            t.domain = rec.domain;
+            t.key = rec.key;
+        });
+        if rec.status != RequestStatus::Pending {
+            return Err(ApiError::conflict(
+                "request_not_pending",
+                format!("the request is {}", rec.status.as_str()),
+            ));
+        }
+        if ctx.time > rec.expires_at {
+            let m = self.decide(&rec, RequestStatus::Expired, None, ctx.time)?;
+            self.commit_as(
+                ctx,
+                "request.expire",
+                vec![m],
+                strongroom_core::record::Outcome::Denied,
+                Some("request_expired"),
+            )
+            .await?;
+            return Err(ApiError::conflict(
+                "request_expired",
+                "the request expired before it was approved",
+            ));
+        }
+        if rec.requester_operator == Some(approver) {
+            return Err(ApiError::NotAllowed("own_request"));
+        }
+        if !may_approve(roles, scope, rec.op, rec.domain) {
+            return Err(ApiError::NotAllowed("not_an_approver"));
+        }
+        let op = self
+            .live_operator(approver)?
+            .ok_or(ApiError::InvalidToken)?;
+        let key = op
+            .approval_key
+            .ok_or(ApiError::NotAllowed("no_approval_key"))?;
+        let signature: [u8; 64] = signature.try_into().map_err(|_| {
+            ApiError::bad(
+                "approval_mismatch",
+                "an approval is a 64-byte Ed25519 signature",
+            )
+        })?;
+        if !strongroom_crypto::verify_approval(&key, &rec.hash, &signature) {
+            return Err(ApiError::bad(
+                "approval_mismatch",
+                "the signature is not over this request's hash (wrong request, wrong payload or wrong key)",
+            ));
+        }
+        let approval = ApprovalRecord {
+            request: rec.id,
+            approver,
+            signature,
+            at: ctx.time,
+        };
+        self.commit(
+            ctx,
+            "request.approve",
+            vec![Mutation::AddApproval(approval)],
+        )
+        .await
+        .map_err(|e| match e {
+            ApiError::Conflict { .. } => ApiError::conflict(
+                "duplicate_approval",
+                "you have already approved this request",
+            ),
+            other => other,
+        })?;
+        let approvals = self.store.approvals(rec.id)?;
+        if self.valid_approvals(&rec, &approvals)? < usize::from(rec.required) {
+            return self.view(ctx, &rec, &approvals);
+        }
+        let done = self.execute(ctx, &rec).await?;
+        self.view(ctx, &done, &approvals)
+    }
+
+    /// Runs an approved request and closes it, in one transaction; a failure closes it as
+    /// failed instead.
+    async fn execute(
+        &self,
+        ctx: &RequestCtx,
+        rec: &PendingRecord,
+    ) -> Result<PendingRecord, ApiError> {
+        ctx.tag(|t| t.acting_for = Some(rec.id));
+        let params: Value = serde_json::from_str(&rec.params).map_err(|_| ApiError::Internal)?;
+        let outcome = self.run(ctx, rec, &params).await;
+        let (status, result) = match outcome {
+            Ok(()) => return self.load_request(&rec.id.to_string()),
+            Err(
+                e @ (ApiError::Conflict { .. } | ApiError::NotFound | ApiError::BadRequest { .. }),
+            ) => (RequestStatus::Failed, json!({"error": {"code": e.code()}})),
+            Err(e) => return Err(e),
+        };
+        let m = self.decide(rec, status, Some(result), ctx.time)?;
+        self.commit_as(
+            ctx,
+            "request.failed",
+            vec![m],
+            strongroom_core::record::Outcome::Failed,
+            None,
+        )
+        .await?;
+        self.load_request(&rec.id.to_string())
+    }
+
+    async fn run(&self, ctx: &RequestCtx, rec: &PendingRecord, p: &Value) -> Result<(), ApiError> {
+        match rec.op {
+            GatedOp::CreateDomain => self
+                .create_domain_prepared(ctx, param(p, "name"), |v| {
+                    self.decide(rec, RequestStatus::Executed, Some(v), ctx.time)
+                        .map(Some)
+                })
+                .await
+                .map(|_| ()),
+            GatedOp::AddOperator => {
+                let roles: Vec<String> = p["roles"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|r| r.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.create_operator_for_request(
+                    ctx,
+                    rec,
+                    param(p, "name"),
+                    &roles,
+                    p.get("domain").and_then(Value::as_str),
+                )
+                .await
+            }
+            GatedOp::SetQuorum => {
+                let rule = self.rule_from_params(p)?;
+                let finish = self.decide(
+                    rec,
+                    RequestStatus::Executed,
+                    Some(json!({"rule": rule_json(&rule)})),
+                    ctx.time,
+                )?;
+                self.commit(ctx, "quorum.set", vec![Mutation::SetQuorum(rule), finish])
+                    .await
+            }
+            GatedOp::DestroyKey => {
+                let id = rec.key.ok_or(ApiError::NotFound)?;
+                self.destroy_key_prepared(ctx, id, |v| {
+                    self.decide(rec, RequestStatus::Executed, Some(v), ctx.time)
+                        .map(Some)
+                })
+                .await
+                .map(|_| ())
+            }
+            _ => Err(ApiError::Internal),
+        }
+    }
+
+    pub(crate) async fn reject(&self, ctx: &RequestCtx, id: &str) -> Result<PendingView, ApiError> {
+        allow(ctx, &Operation::ApproveRequest)?;
+        let rec = self.load_request(id)?;
+        let may = match ctx.principal {
+            Principal::Operator { id, roles, domain } => {
+                rec.requester_operator == Some(id) || may_approve(roles, domain, rec.op, rec.domain)
+            }
+            _ => ctx.principal.audit_label() == rec.requester,
+        };
+        if !may {
+            return Err(ApiError::NotAllowed("not_an_approver"));
+        }
+        if rec.status != RequestStatus::Pending {
+            return Err(ApiError::conflict(
+                "request_not_pending",
+                format!("the request is {}", rec.status.as_str()),
+            ));
+        }
+        ctx.tag(|t| {
+            t.domain = rec.domain;
+            t.key = rec.key;
+        });
+        let m = self.decide(&rec, RequestStatus::Rejected, None, ctx.time)?;
+        self.commit(ctx, "request.reject", vec![m]).await?;
+        let rec = self.load_request(id)?;
+        let approvals = self.store.approvals(rec.id)?;
+        self.view(ctx, &rec, &approvals)
+    }
+
+    fn may_see(ctx: &RequestCtx, rec: &PendingRecord) -> bool {
+        match ctx.principal {
+            Principal::Root { .. } => true,
+            Principal::Operator {
+                domain: Some(d), ..
+            } => rec.domain == Some(d),
+            Principal::Operator { .. } => true,
+            _ => ctx.principal.audit_label() == rec.requester,
+        }
+    }
+
+    pub(crate) fn show_request(&self, ctx: &RequestCtx, id: &str) -> Result<PendingView, ApiError> {
+        allow(ctx, &Operation::ReadRequests)?;
+        let rec = self.load_request(id)?;
+        if !Self::may_see(ctx, &rec) {
+            return Err(ApiError::NotFound);
+        }
+        let approvals = self.store.approvals(rec.id)?;
+        self.view(ctx, &rec, &approvals)
+    }
+
+    pub(crate) fn list_requests(
+        &self,
+        ctx: &RequestCtx,
+        status: Option<&str>,
+    ) -> Result<Vec<PendingView>, ApiError> {
+        allow(ctx, &Operation::ReadRequests)?;
+        let status = status
+            .map(|s| {
+                RequestStatus::parse(s).ok_or_else(|| {
+                    ApiError::bad(
+                        "invalid_status",
+                        "status is pending, executed, failed, rejected or expired",
+                    )
+                })
+            })
+            .transpose()?;
+        let mut out = vec![];
+        for rec in self.store.pendings(status)? {
+            if !Self::may_see(ctx, &rec) {
+                continue;
+            }
+            let approvals = self.store.approvals(rec.id)?;
+            out.push(self.view(ctx, &rec, &approvals)?);
+        }
+        Ok(out)
+    }
+
+    fn view(
+        &self,
+        ctx: &RequestCtx,
+        rec: &PendingRecord,
+        approvals: &[ApprovalRecord],
+    ) -> Result<PendingView, ApiError> {
+        let params: Value = serde_json::from_str(&rec.params).unwrap_or(Value::Null);
+        let mut result: Option<Value> = rec
+            .result
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok());
+        // The private part of a result (an operator's enrolment secrets) is shown to the
+        // requester only.
+        let mut enrolment = None;
+        if let Some(r) = result.as_mut()
+            && let Some(sealed) = r.as_object_mut().and_then(|o| o.remove("enrolment_sealed"))
+            && ctx.principal.audit_label() == rec.requester
+            && let Some(blob) = sealed.as_str().and_then(|s| hex::decode(s).ok())
+        {
+            let plain = self.keystore.open_request_result(rec.id, &blob)?;
+            enrolment = serde_json::from_slice(&plain).ok();
+        }
+        let mut names = vec![];
+        for a in approvals {
+            let name = self
+                .store
+                .operator(a.approver)?
+                .map_or_else(|| a.approver.to_string(), |o| o.name.to_string());
+            names.push(ApprovalView {
+                approver: name,
+                at: rfc3339(a.at),
+            });
+        }
+        Ok(PendingView {
+            request_id: rec.id.to_string(),
+            status: rec.status.as_str(),
+            operation: rec.op.as_str(),
+            description: describe(rec.op, &params),
+            params,
+            params_canonical: rec.params.clone(),
+            domain_id: rec.domain.map(|d| d.to_string()),
+            key_id: rec.key.map(|k| k.to_string()),
+            requester: rec.requester.clone(),
+            required: rec.required,
+            approvals: names,
+            created_at: rfc3339(rec.created_at),
+            expires_at: rfc3339(rec.expires_at),
+            expires_at_ms: rec.expires_at.0,
+            nonce: hex::encode(rec.nonce),
+            hash: hex::encode(rec.hash),
+            vault_id: self.vault_id.to_string(),
+            result,
+            enrolment,
+            decided_at: rec.decided_at.map(rfc3339),
+        })
+    }
+
+    fn rule_from_params(&self, p: &Value) -> Result<QuorumRule, ApiError> {
+        let op: GatedOp = param(p, "operation").parse().map_err(|_| {
+            ApiError::bad(
+                "invalid_operation",
+                "operation must be domain.create, operator.add, quorum.set or key.destroy",
+            )
+        })?;
+        let approvals = p["approvals"]
+            .as_u64()
+            .and_then(|a| u8::try_from(a).ok())
+            .filter(|a| (1..=MAX_APPROVALS).contains(a))
+            .ok_or_else(|| {
+                ApiError::bad("invalid_approvals", "approvals must be between 1 and 16")
+            })?;
+        let domain = match p.get("domain").and_then(Value::as_str) {
+            None => None,
+            Some(_) if op.vault_wide() => {
+                return Err(ApiError::bad(
+                    "invalid_parameters",
+                    "this operation's quorum is vault-wide",
+                ));
+            }
+            Some(name) => Some(
+                self.store
+                    .domain_by_name(&name.parse().map_err(|_| ApiError::NotFound)?)?
+                    .ok_or(ApiError::NotFound)?
+                    .id,
+            ),
+        };
+        Ok(QuorumRule {
+            domain,
+            op,
+            approvals,
+        })
+    }
+
+    pub(crate) async fn set_quorum(
+        &self,
+        ctx: &RequestCtx,
+        operation: &str,
+        approvals: u8,
+        domain: Option<&str>,
+    ) -> Result<Gated<RuleView>, ApiError> {
+        allow(ctx, &Operation::SetQuorum)?;
+        let params = json!({"operation": operation, "approvals": approvals, "domain": domain});
+        let params = strip_nulls(params);
+        let rule = self.rule_from_params(&params)?;
+        if let Some(p) = self
+            .gate(ctx, GatedOp::SetQuorum, params, rule.domain, None)
+            .await?
+        {
+            return Ok(Gated::Pending(p));
+        }
+        self.commit(ctx, "quorum.set", vec![Mutation::SetQuorum(rule)])
+            .await?;
+        Ok(Gated::Done(rule_view(&rule)))
+    }
+
+    pub(crate) fn list_quorum(&self, ctx: &RequestCtx) -> Result<Vec<RuleView>, ApiError> {
+        allow(ctx, &Operation::ReadQuorum)?;
+        Ok(self.store.quorum_rules()?.iter().map(rule_view).collect())
+    }
+}
+
+fn rule_view(r: &QuorumRule) -> RuleView {
+    RuleView {
+        operation: r.op.as_str(),
+        domain_id: r.domain.map(|d| d.to_string()),
+        approvals: r.approvals,
+    }
+}
+
+fn rule_json(r: &QuorumRule) -> Value {
+    json!({"operation": r.op.as_str(), "domain_id": r.domain.map(|d| d.to_string()), "approvals": r.approvals})
+}
+
+/// Drops null fields so that absent and null parameters hash the same.
+pub(crate) fn strip_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let v = json!({"b": 1, "a": {"d": [1, {"z": true, "y": null}], "c": "x\"y"}});
+        assert_eq!(
+            canonical(&v),
+            r#"{"a":{"c":"x\"y","d":[1,{"y":null,"z":true}]},"b":1}"#
+        );
+    }
+}
