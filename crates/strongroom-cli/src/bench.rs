@@ -119,7 +119,12 @@ fn keystore_rate(alg: Algorithm, seconds: u64, threads: usize) -> Result<f64, Cl
         .parse()
         .map_err(|_| CliError::Input("name".into()))?;
     let d: DomainRecord = ks
-        .create_domain(DomainId::from_random([1; 16]), name, UnixMillis(0))
+        .create_domain(
+            DomainId::from_random([1; 16]),
+            name,
+            strongroom_core::temperature::Temperature::Hot,
+            UnixMillis(0),
+        )
         .map_err(err)?;
     let k = ks
         .create_key(&d, KeyId::from_random([2; 16]), alg, None, UnixMillis(0))

@@ -179,6 +179,9 @@ enum DomainCmd {
     Create {
         /// Name: 1-64 characters from a-z, 0-9, '-' and '_'.
         name: String,
+        /// Temperature new keys start at: cold, warm (default) or hot.
+        #[arg(long)]
+        new_keys: Option<String>,
     },
     /// List domains.
     List,
@@ -289,6 +292,14 @@ enum KeyCmd {
     Destroy {
         /// Key id.
         id: String,
+    },
+    /// Set a key's temperature: colder at once (security officer or custodian), warmer only
+    /// with a quorum.
+    Temperature {
+        /// Key id.
+        id: String,
+        /// cold, warm or hot.
+        temperature: String,
     },
 }
 
@@ -453,9 +464,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 &json!({"public_key": hex.trim()}),
             )?)
         }
-        Command::Domain(DomainCmd::Create { name }) => {
-            out.object(&client()?.post("/v1/domains", &json!({"name": name}))?)
-        }
+        Command::Domain(DomainCmd::Create { name, new_keys }) => out
+            .object(&client()?.post("/v1/domains", &json!({"name": name, "new_keys": new_keys}))?),
         Command::Domain(DomainCmd::List) => out.list(
             &client()?.get("/v1/domains")?,
             &["name", "id", "created_at"],
@@ -489,6 +499,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let key = client()?.get(&format!("/v1/keys/{}", client::path(&id)))?;
             if pem { out.pem(&key) } else { out.object(&key) }
         }
+        Command::Key(KeyCmd::Temperature { id, temperature }) => out.object(&client()?.post(
+            &format!("/v1/keys/{}/temperature", client::path(&id)),
+            &json!({"temperature": temperature}),
+        )?),
         Command::Key(KeyCmd::Destroy { id }) => {
             out.object(&client()?.delete(&format!("/v1/keys/{}", client::path(&id)))?)
         }

@@ -207,7 +207,17 @@ fn init_and_unseal_ceremony() {
         "the bootstrap token must be revoked"
     );
     // Creating a domain needs a second person: bob approves alice's request.
-    let req = pending(&node.cli(a, &["--json", "domain", "create", "treasury"]));
+    let req = pending(&node.cli(
+        a,
+        &[
+            "--json",
+            "domain",
+            "create",
+            "treasury",
+            "--new-keys",
+            "hot",
+        ],
+    ));
     assert_eq!(approve(&node, &bob, &req).ok().json()["status"], "executed");
     let key = node
         .cli(

@@ -50,7 +50,7 @@ fn m_of_n_approvals_bound_to_the_request() {
     let shown = node.cli(a, &["--json", "request", "show", &r1]).ok().json();
     assert_eq!(
         shown["description"],
-        "create the domain \"treasury\" with a new master key"
+        "create the domain \"treasury\" with a new master key (new keys start warm)"
     );
     assert_eq!(shown["required"], 1);
     assert!(

@@ -93,6 +93,8 @@ pub enum Operation {
     DisableOperator,
     /// Register one's own approval key.
     RegisterApprovalKey,
+    /// Change a key's temperature (who exactly may is decided by the temperature rules).
+    ChangeTemperature(DomainId),
     /// Approve or reject a pending request (who exactly may is decided per request).
     ApproveRequest,
     /// List and read pending requests.
@@ -147,9 +149,15 @@ pub fn authorize(principal: &Principal, operation: &Operation) -> Decision {
                     Deny(DenyReason::OutOfScope)
                 }
             }
-            Operation::CreateKey(d) | Operation::DestroyKey(d) if d != domain => {
+            Operation::CreateKey(d)
+            | Operation::DestroyKey(d)
+            | Operation::ChangeTemperature(d)
+                if d != domain =>
+            {
                 Deny(DenyReason::OutOfScope)
             }
+            // Its own requests only (the server filters by requester).
+            Operation::ReadRequests => Allow,
             _ => Deny(DenyReason::NotPermitted),
         },
         (Principal::Operator { roles, domain, .. }, op) => operator_decision(*roles, *domain, op),
@@ -163,7 +171,8 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
         Operation::CreateKey(d)
         | Operation::ReadKeys(d)
         | Operation::Sign(d)
-        | Operation::DestroyKey(d) => Some(*d),
+        | Operation::DestroyKey(d)
+        | Operation::ChangeTemperature(d) => Some(*d),
         _ => None,
     };
     if let (Some(scope), Some(target)) = (scope, target)
@@ -191,8 +200,9 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
                 | Operation::SetQuorum
                 | Operation::ReadQuorum,
             ) => true,
-            // Safety actions: sealing never waits for anyone.
-            (Role::Custodian, Operation::Seal) => true,
+            // Safety actions: sealing and freezing never wait for anyone.
+            (Role::Custodian, Operation::Seal | Operation::ChangeTemperature(_)) => true,
+            (Role::SecurityOfficer, Operation::ChangeTemperature(_)) => true,
             // Those who approve register the key they approve with.
             (Role::SecurityOfficer | Role::Approver, Operation::RegisterApprovalKey) => true,
             (
@@ -244,6 +254,7 @@ mod tests {
             Operation::ListOperators,
             Operation::DisableOperator,
             Operation::RegisterApprovalKey,
+            Operation::ChangeTemperature(d),
             Operation::ApproveRequest,
             Operation::ReadRequests,
             Operation::SetQuorum,
@@ -278,10 +289,13 @@ mod tests {
             assert_eq!(anon, Decision::Deny(DenyReason::Unauthenticated), "{op:?}");
             let expected = match op {
                 Operation::ReadKeys(d) | Operation::Sign(d) if d == mine => Decision::Allow,
+                // An application reads its own requests (filtered by the server).
+                Operation::ReadRequests => Decision::Allow,
                 Operation::CreateKey(d)
                 | Operation::ReadKeys(d)
                 | Operation::Sign(d)
                 | Operation::DestroyKey(d)
+                | Operation::ChangeTemperature(d)
                     if d == other =>
                 {
                     Decision::Deny(DenyReason::OutOfScope)
@@ -329,6 +343,15 @@ mod tests {
             (&auditor, Operation::ReadRequests, allow),
             (&auditor, Operation::ApproveRequest, no),
             (&custodian, Operation::ApproveRequest, no),
+            (&custodian, Operation::ChangeTemperature(mine), allow),
+            (&so, Operation::ChangeTemperature(other), allow),
+            (&approver, Operation::ChangeTemperature(mine), no),
+            (&auditor, Operation::ChangeTemperature(mine), no),
+            (
+                &scoped,
+                Operation::ChangeTemperature(other),
+                Decision::Deny(DenyReason::OutOfScope),
+            ),
             (&so, Operation::SetQuorum, allow),
             (&scoped, Operation::CreateKey(mine), allow),
             (

@@ -14,8 +14,13 @@ pub enum Error {
     #[error("invalid name: use 1-64 characters from a-z, 0-9, '-' and '_'")]
     InvalidName,
     /// An operation name is not one that can require approvals.
-    #[error("unknown operation (expected domain.create, operator.add, quorum.set or key.destroy)")]
+    #[error(
+        "unknown operation (expected domain.create, operator.add, quorum.set, key.destroy, key.warm or key.sign)"
+    )]
     UnknownOperation,
+    /// A temperature name is unknown.
+    #[error("unknown temperature (expected cold, warm or hot)")]
+    InvalidTemperature,
     /// A role name is unknown, or no role was given.
     #[error("unknown role (expected security-officer, custodian, approver or auditor)")]
     InvalidRole,

@@ -14,6 +14,7 @@ pub mod operator;
 pub mod quorum;
 pub mod record;
 pub mod storage;
+pub mod temperature;
 pub mod time;
 
 pub use algorithm::Algorithm;

@@ -25,15 +25,21 @@ pub enum GatedOp {
     SetQuorum,
     /// Destroy a key (rule of the key's domain, else vault-wide).
     DestroyKey,
+    /// Make a key warmer (rule of the key's domain, else vault-wide).
+    WarmKey,
+    /// One signature by a warm key (rule of the key's domain, else vault-wide).
+    SignWarm,
 }
 
 impl GatedOp {
     /// Every gated operation.
-    pub const ALL: [GatedOp; 4] = [
+    pub const ALL: [GatedOp; 6] = [
         GatedOp::CreateDomain,
         GatedOp::AddOperator,
         GatedOp::SetQuorum,
         GatedOp::DestroyKey,
+        GatedOp::WarmKey,
+        GatedOp::SignWarm,
     ];
 
     /// The name used by the API, the CLI and audit records.
@@ -44,13 +50,18 @@ impl GatedOp {
             GatedOp::AddOperator => "operator.add",
             GatedOp::SetQuorum => "quorum.set",
             GatedOp::DestroyKey => "key.destroy",
+            GatedOp::WarmKey => "key.warm",
+            GatedOp::SignWarm => "key.sign",
         }
     }
 
     /// Whether its rule is set vault-wide only (not per domain).
     #[must_use]
     pub fn vault_wide(self) -> bool {
-        !matches!(self, GatedOp::DestroyKey)
+        matches!(
+            self,
+            GatedOp::CreateDomain | GatedOp::AddOperator | GatedOp::SetQuorum
+        )
     }
 
     /// Configuration changes, which security officers may approve as well as approvers.
@@ -158,6 +169,25 @@ mod tests {
             required_approvals(&[], GatedOp::AddOperator, None),
             DEFAULT_APPROVALS
         );
+    }
+
+    #[test]
+    fn all_lists_every_operation_and_names_parse_back() {
+        // The match is exhaustive: a new variant fails to compile here until it is counted.
+        let position = |op: GatedOp| match op {
+            GatedOp::CreateDomain => 0,
+            GatedOp::AddOperator => 1,
+            GatedOp::SetQuorum => 2,
+            GatedOp::DestroyKey => 3,
+            GatedOp::WarmKey => 4,
+            GatedOp::SignWarm => 5,
+        };
+        let mut seen = [false; 6];
+        for op in GatedOp::ALL {
+            seen[position(op)] = true;
+            assert_eq!(op.as_str().parse::<GatedOp>().unwrap(), op);
+        }
+        assert!(seen.iter().all(|s| *s), "GatedOp::ALL misses a variant");
     }
 
     #[test]

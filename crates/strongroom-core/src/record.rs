@@ -4,6 +4,7 @@
 use crate::id::DomainName;
 use crate::operator::{OperatorName, Roles};
 use crate::quorum::GatedOp;
+use crate::temperature::Temperature;
 use crate::{
     Algorithm, DomainId, KeyId, OperatorId, PendingId, RequestId, TokenId, UnixMillis, VaultId,
 };
@@ -43,6 +44,9 @@ pub struct DomainRecord {
     pub wrapped_key: Vec<u8>,
     /// Creation time.
     pub created_at: UnixMillis,
+    /// The temperature new keys in this domain start at (fixed at creation, bound into the
+    /// sealed master key).
+    pub new_key_temperature: Temperature,
 }
 
 /// A key. The secret exists only as `sealed_secret`, an AEAD blob under the domain master key.
@@ -66,6 +70,11 @@ pub struct KeyRecord {
     pub destroyed_at: Option<UnixMillis>,
     /// The sealed secret; `None` once destroyed (crypto-shredded).
     pub sealed_secret: Option<Vec<u8>>,
+    /// How reachable the secret is (cold, warm, hot).
+    pub temperature: Temperature,
+    /// MAC over the temperature (see `docs/formats.md`), so that a database editor cannot
+    /// warm a key.
+    pub temperature_mac: [u8; 32],
 }
 
 /// What a token may do.

@@ -54,6 +54,17 @@ pub enum Mutation {
         /// The new row.
         record: PendingRecord,
     },
+    /// Change a key's temperature, only if its temperature MAC is still `expected_mac`.
+    SetTemperature {
+        /// The key.
+        id: KeyId,
+        /// The new temperature.
+        temperature: crate::temperature::Temperature,
+        /// Its MAC.
+        mac: [u8; 32],
+        /// The MAC as read.
+        expected_mac: [u8; 32],
+    },
     /// Set (or replace) a quorum rule.
     SetQuorum(QuorumRule),
     /// Revoke a token.

@@ -2,7 +2,8 @@
 
 use strongroom_core::id::DomainName;
 use strongroom_core::record::KeyRecord;
-use strongroom_core::{DomainId, OperatorId, PendingId, UnixMillis, VaultId};
+use strongroom_core::temperature::Temperature;
+use strongroom_core::{DomainId, KeyId, OperatorId, PendingId, UnixMillis, VaultId};
 
 const DOMAIN_LABEL: &[u8] = b"strongroom/domain-key/v1";
 const KEY_LABEL: &[u8] = b"strongroom/key/v1";
@@ -20,6 +21,7 @@ pub(crate) fn domain_aad(
     domain: &DomainId,
     name: &DomainName,
     created_at: UnixMillis,
+    new_keys: Temperature,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(DOMAIN_LABEL.len() + 112);
     out.extend_from_slice(DOMAIN_LABEL);
@@ -27,6 +29,7 @@ pub(crate) fn domain_aad(
     out.extend_from_slice(domain.as_bytes());
     put_bytes(&mut out, name.as_str().as_bytes());
     out.extend_from_slice(&created_at.0.to_be_bytes());
+    put_bytes(&mut out, new_keys.as_str().as_bytes());
     out
 }
 
@@ -65,5 +68,14 @@ pub(crate) fn request_result_aad(vault: &VaultId, request: PendingId) -> Vec<u8>
     let mut out = b"strongroom/request-result/v1".to_vec();
     out.extend_from_slice(vault.as_bytes());
     out.extend_from_slice(request.as_bytes());
+    out
+}
+
+/// What a key's temperature MAC covers.
+pub(crate) fn temperature_binding(vault: &VaultId, key: KeyId, t: Temperature) -> Vec<u8> {
+    let mut out = b"strongroom/key-temperature/v1".to_vec();
+    out.extend_from_slice(vault.as_bytes());
+    out.extend_from_slice(key.as_bytes());
+    put_bytes(&mut out, t.as_str().as_bytes());
     out
 }

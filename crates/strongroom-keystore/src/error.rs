@@ -35,6 +35,9 @@ pub enum Error {
     /// said on purpose.
     #[error("key unavailable")]
     KeyUnavailable,
+    /// The key is cold: it cannot sign until it is made warmer (with a quorum).
+    #[error("key is cold")]
+    KeyCold,
     /// The key has been destroyed.
     #[error("key destroyed")]
     KeyDestroyed,

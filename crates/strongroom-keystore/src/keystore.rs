@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use strongroom_core::id::DomainName;
 use strongroom_core::record::{DomainRecord, InitRecord, KeyRecord, SignedHead, VaultMeta};
+use strongroom_core::temperature::Temperature;
 use strongroom_core::{
     Algorithm, DomainId, EntropySource, KeyId, OperatorId, PendingId, UnixMillis, VaultId,
 };
@@ -15,7 +16,7 @@ use strongroom_crypto::{
 use zeroize::Zeroizing;
 
 use crate::Error;
-use crate::binding::{domain_aad, key_aad, operator_aad, request_result_aad};
+use crate::binding::{domain_aad, key_aad, operator_aad, request_result_aad, temperature_binding};
 use crate::seal::{Seal, ShamirConfig};
 
 /// Seal status, as reported by `status`.
@@ -298,12 +299,13 @@ impl Keystore {
         &self,
         id: DomainId,
         name: DomainName,
+        new_keys: Temperature,
         now: UnixMillis,
     ) -> Result<DomainRecord, Error> {
         let u = self.unsealed()?;
         let key = AeadKey::generate(self.entropy.as_ref())?;
         let wrapped_key = u.domain_kek.seal_key(
-            &domain_aad(&u.vault_id, &id, &name, now),
+            &domain_aad(&u.vault_id, &id, &name, now, new_keys),
             &key,
             self.entropy.as_ref(),
         )?;
@@ -312,7 +314,29 @@ impl Keystore {
             name,
             wrapped_key,
             created_at: now,
+            new_key_temperature: new_keys,
         })
+    }
+
+    /// The MAC of a key's temperature (stored with it; checked before the key signs).
+    ///
+    /// # Errors
+    /// [`Error::Sealed`].
+    pub fn temperature_mac(&self, key: KeyId, t: Temperature) -> Result<[u8; 32], Error> {
+        let u = self.unsealed()?;
+        Ok(u.record_mac.mac(&temperature_binding(&u.vault_id, key, t)))
+    }
+
+    /// Whether a key record's temperature is the one the vault set (its MAC verifies).
+    ///
+    /// # Errors
+    /// [`Error::Sealed`].
+    pub fn verify_temperature(&self, record: &KeyRecord) -> Result<bool, Error> {
+        let u = self.unsealed()?;
+        Ok(u.record_mac.verify(
+            &temperature_binding(&u.vault_id, record.id, record.temperature),
+            &record.temperature_mac,
+        ))
     }
 
     fn domain_key(u: &Unsealed, domain: &DomainRecord) -> Result<Arc<AeadKey>, Error> {
@@ -334,7 +358,13 @@ impl Keystore {
         let key = u
             .domain_kek
             .open_key(
-                &domain_aad(&u.vault_id, &domain.id, &domain.name, domain.created_at),
+                &domain_aad(
+                    &u.vault_id,
+                    &domain.id,
+                    &domain.name,
+                    domain.created_at,
+                    domain.new_key_temperature,
+                ),
                 &domain.wrapped_key,
             )
             .map_err(|_| Error::KeyUnavailable)?;
@@ -376,6 +406,12 @@ impl Keystore {
             created_at: now,
             destroyed_at: None,
             sealed_secret: None,
+            temperature: domain.new_key_temperature,
+            temperature_mac: u.record_mac.mac(&temperature_binding(
+                &u.vault_id,
+                id,
+                domain.new_key_temperature,
+            )),
         };
         let blob =
             dk.seal_signing_key(&key_aad(&u.vault_id, &record), &key, self.entropy.as_ref())?;
@@ -456,9 +492,30 @@ impl Keystore {
         payload: Payload<'_>,
     ) -> Result<Signature, Error> {
         let u = self.unsealed()?;
+        // A cold key is never opened; the temperature must be the one the vault set.
+        if !u.record_mac.verify(
+            &temperature_binding(&u.vault_id, record.id, record.temperature),
+            &record.temperature_mac,
+        ) {
+            return Err(Error::KeyUnavailable);
+        }
+        if record.temperature == Temperature::Cold {
+            return Err(Error::KeyCold);
+        }
         let loaded = Self::loaded_key(&u, domain, record)?;
         drop(u);
         Ok(loaded.key.sign(payload)?)
+    }
+
+    /// Drops a key from memory (it was frozen); it is opened again from its blob if it is
+    /// warmed and used.
+    pub fn evict_key(&self, id: KeyId) {
+        if let State::Unsealed(u) = &*self.read() {
+            u.keys
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&id);
+        }
     }
 
     /// Drops a destroyed key from memory and refuses to load it again while unsealed.
@@ -669,6 +726,7 @@ mod tests {
             v.ks.create_domain(
                 DomainId::from_random([2; 16]),
                 "a".parse().unwrap(),
+                Temperature::Hot,
                 UnixMillis(9),
             )
             .unwrap();
@@ -676,6 +734,7 @@ mod tests {
             v.ks.create_domain(
                 DomainId::from_random([3; 16]),
                 "b".parse().unwrap(),
+                Temperature::Hot,
                 UnixMillis(9),
             )
             .unwrap();
@@ -835,6 +894,7 @@ mod tests {
             v.ks.create_domain(
                 DomainId::from_random([2; 16]),
                 "a".parse().unwrap(),
+                Temperature::Hot,
                 UnixMillis(9),
             )
             .unwrap();
@@ -857,6 +917,62 @@ mod tests {
     }
 
     #[test]
+    fn cold_keys_do_not_sign_and_temperatures_cannot_be_forged() {
+        let v = unsealed();
+        let d =
+            v.ks.create_domain(
+                DomainId::from_random([2; 16]),
+                "a".parse().unwrap(),
+                Temperature::Cold,
+                UnixMillis(9),
+            )
+            .unwrap();
+        let k =
+            v.ks.create_key(
+                &d,
+                KeyId::from_random([4; 16]),
+                Algorithm::Ed25519,
+                None,
+                UnixMillis(10),
+            )
+            .unwrap();
+        assert_eq!(k.temperature, Temperature::Cold);
+        assert_eq!(
+            v.ks.sign(&d, &k, Payload::Message(b"m")).unwrap_err(),
+            Error::KeyCold
+        );
+        // Claiming hot with the cold key's MAC: refused.
+        let forged = KeyRecord {
+            temperature: Temperature::Hot,
+            ..k.clone()
+        };
+        assert!(!v.ks.verify_temperature(&forged).unwrap());
+        assert_eq!(
+            v.ks.sign(&d, &forged, Payload::Message(b"m")).unwrap_err(),
+            Error::KeyUnavailable
+        );
+        // Properly warmed (MAC from the vault): signs.
+        let hot = KeyRecord {
+            temperature: Temperature::Hot,
+            temperature_mac: v.ks.temperature_mac(k.id, Temperature::Hot).unwrap(),
+            ..k.clone()
+        };
+        v.ks.sign(&d, &hot, Payload::Message(b"m")).unwrap();
+        // The domain's new-key temperature is bound into its master key.
+        v.ks.seal();
+        v.ks.submit_share(&v.shares[0]).unwrap();
+        let warmed_domain = DomainRecord {
+            new_key_temperature: Temperature::Hot,
+            ..d.clone()
+        };
+        assert_eq!(
+            v.ks.sign(&warmed_domain, &hot, Payload::Message(b"m"))
+                .unwrap_err(),
+            Error::KeyUnavailable
+        );
+    }
+
+    #[test]
     fn sealed_keystore_refuses_key_work() {
         let v = vault(1, 1);
         let d = DomainRecord {
@@ -864,9 +980,10 @@ mod tests {
             name: "a".parse().unwrap(),
             wrapped_key: vec![],
             created_at: UnixMillis(1),
+            new_key_temperature: Temperature::Hot,
         };
         assert_eq!(
-            v.ks.create_domain(d.id, d.name.clone(), UnixMillis(1))
+            v.ks.create_domain(d.id, d.name.clone(), Temperature::Hot, UnixMillis(1))
                 .unwrap_err(),
             Error::Sealed
         );

@@ -222,6 +222,10 @@ impl From<strongroom_keystore::Error> for ApiError {
             }
             K::KeyUnavailable => ApiError::KeyUnavailable,
             K::KeyDestroyed => ApiError::conflict("key_destroyed", "the key has been destroyed"),
+            K::KeyCold => ApiError::conflict(
+                "key_cold",
+                "the key is cold: make it warmer (with a quorum) before it can sign",
+            ),
             K::Crypto(strongroom_crypto::Error::WrongPayload { expected, given }) => ApiError::bad(
                 "wrong_payload",
                 format!("this key signs a {expected}, not a {given}"),
@@ -251,6 +255,13 @@ impl From<strongroom_core::Error> for ApiError {
                 "invalid_algorithm",
                 "algorithm must be secp256k1, ed25519 or p256",
             ),
+            C::InvalidTemperature => ApiError::bad(
+                "invalid_temperature",
+                "temperature must be cold, warm or hot",
+            ),
+            C::UnknownOperation => {
+                ApiError::bad("invalid_operation", "unknown operation for a quorum rule")
+            }
             C::InvalidRole => ApiError::bad(
                 "invalid_role",
                 "roles are security-officer, custodian, approver and auditor",

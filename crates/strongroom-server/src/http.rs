@@ -213,6 +213,14 @@ pub const ROUTES: &[Route] = &[
         false,
     ),
     route(
+        "POST",
+        "/v1/keys/{id}/temperature",
+        "key.temperature",
+        "Make a key colder (at once) or warmer (with a quorum)",
+        true,
+        false,
+    ),
+    route(
         "GET",
         "/v1/requests",
         "request.list",
@@ -295,6 +303,7 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/operators/{name}/disable", post(disable_operator))
         .route("/v1/operators/me/approval-key", post(register_key))
         .route("/v1/login", post(login))
+        .route("/v1/keys/{id}/temperature", post(set_temperature))
         .route("/v1/requests", get(list_requests))
         .route("/v1/requests/{id}", get(show_request))
         .route("/v1/requests/{id}/approve", post(approve_request))
@@ -540,6 +549,7 @@ async fn seal(State(v): State<Arc<Vault>>, ctx: Ctx) -> Result<impl IntoResponse
 #[serde(deny_unknown_fields)]
 struct DomainBody {
     name: String,
+    new_keys: Option<String>,
 }
 
 async fn create_domain(
@@ -547,7 +557,7 @@ async fn create_domain(
     ctx: Ctx,
     ApiJson(b): ApiJson<DomainBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    v.create_domain(&ctx, &b.name).await
+    v.create_domain(&ctx, &b.name, b.new_keys.as_deref()).await
 }
 
 async fn list_domains(
@@ -664,7 +674,7 @@ async fn sign(
             ));
         }
     };
-    Ok(Json(v.sign(&ctx, &id, &input)?))
+    v.sign(&ctx, &id, &input).await
 }
 
 #[derive(Deserialize)]
@@ -737,6 +747,21 @@ async fn login(
         new_password: new_password.as_ref().map(|p| p.as_str()),
     };
     Ok(Json(v.login(&ctx, &creds).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemperatureBody {
+    temperature: String,
+}
+
+async fn set_temperature(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<TemperatureBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    v.set_temperature(&ctx, &id, &b.temperature).await
 }
 
 #[derive(Deserialize)]

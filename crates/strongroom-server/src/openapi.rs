@@ -18,7 +18,12 @@ fn request_schema(operation: &str) -> Option<Value> {
         }
         "domain.create" => {
             json!({"type": "object", "required": ["name"], "additionalProperties": false,
-            "properties": {"name": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}}})
+            "properties": {"name": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
+                           "new_keys": {"type": "string", "enum": ["cold", "warm", "hot"]}}})
+        }
+        "key.temperature" => {
+            json!({"type": "object", "required": ["temperature"], "additionalProperties": false,
+            "properties": {"temperature": {"type": "string", "enum": ["cold", "warm", "hot"]}}})
         }
         "token.create" => json!({"type": "object", "additionalProperties": false,
             "properties": {"domain": {"type": "string"}, "ttl_seconds": {"type": "integer", "minimum": 0}}}),
@@ -51,7 +56,7 @@ fn request_schema(operation: &str) -> Option<Value> {
         }
         "quorum.set" => {
             json!({"type": "object", "required": ["operation", "approvals"], "additionalProperties": false,
-            "properties": {"operation": {"type": "string", "enum": ["domain.create", "operator.add", "quorum.set", "key.destroy"]},
+            "properties": {"operation": {"type": "string", "enum": ["domain.create", "operator.add", "quorum.set", "key.destroy", "key.warm", "key.sign"]},
                            "approvals": {"type": "integer", "minimum": 1, "maximum": 16},
                            "domain": {"type": "string"}}})
         }
@@ -128,7 +133,12 @@ pub fn document() -> Value {
         }
         if matches!(
             r.operation,
-            "domain.create" | "operator.create" | "key.destroy" | "quorum.set"
+            "domain.create"
+                | "operator.create"
+                | "key.destroy"
+                | "quorum.set"
+                | "key.temperature"
+                | "key.sign"
         ) {
             op["responses"]["202"] = json!({"description": "waiting for approvals: a pending request",
                 "content": {"application/json": {"schema": {"type": "object", "required": ["request_id", "status"]}}}});
@@ -172,11 +182,41 @@ pub fn document() -> Value {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn gated_routes_document_their_202() {
+        let doc = super::document();
+        for (path, method) in [
+            ("/v1/domains", "post"),
+            ("/v1/operators", "post"),
+            ("/v1/keys/{id}", "delete"),
+            ("/v1/quorum", "post"),
+            ("/v1/keys/{id}/temperature", "post"),
+            ("/v1/keys/{id}/sign", "post"),
+        ] {
+            assert!(
+                doc["paths"][path][method]["responses"]["202"].is_object(),
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[test]
     fn every_route_is_documented() {
         let doc = super::document();
         for r in crate::http::ROUTES {
             let op = &doc["paths"][r.path][r.method.to_ascii_lowercase()];
             assert_eq!(op["operationId"], r.operation, "{} {}", r.method, r.path);
+            if r.method == "POST"
+                && !matches!(
+                    r.operation,
+                    "operator.seal" | "operator.disable" | "request.reject"
+                )
+            {
+                assert!(
+                    op["requestBody"].is_object(),
+                    "{} has no request schema",
+                    r.operation
+                );
+            }
         }
     }
 }

@@ -137,9 +137,36 @@ fn param<'a>(p: &'a Value, name: &str) -> &'a str {
 fn describe(op: GatedOp, p: &Value) -> String {
     match op {
         GatedOp::CreateDomain => format!(
-            "create the domain \"{}\" with a new master key",
-            param(p, "name")
+            "create the domain \"{}\" with a new master key (new keys start {})",
+            param(p, "name"),
+            p.get("new_keys").and_then(Value::as_str).unwrap_or("warm")
         ),
+        GatedOp::WarmKey => format!(
+            "make the {} key {} (label {}) in domain \"{}\" {} (it is {} now)",
+            param(p, "algorithm"),
+            param(p, "key"),
+            p.get("label").and_then(Value::as_str).unwrap_or("none"),
+            param(p, "domain"),
+            param(p, "to"),
+            param(p, "from")
+        ),
+        GatedOp::SignWarm => {
+            let what = match (
+                p.get("digest").and_then(Value::as_str),
+                p.get("message").and_then(Value::as_str),
+            ) {
+                (Some(d), _) => format!("the 32-byte digest {d}"),
+                (_, Some(m)) => format!("the {}-byte message {m}", m.len() / 2),
+                _ => "nothing".to_owned(),
+            };
+            format!(
+                "sign {what} with the warm {} key {} (label {}) in domain \"{}\"",
+                param(p, "algorithm"),
+                param(p, "key"),
+                p.get("label").and_then(Value::as_str).unwrap_or("none"),
+                param(p, "domain")
+            )
+        }
         GatedOp::AddOperator => {
             let roles: Vec<&str> = p["roles"]
                 .as_array()
@@ -437,13 +464,19 @@ impl Vault {
 
     async fn run(&self, ctx: &RequestCtx, rec: &PendingRecord, p: &Value) -> Result<(), ApiError> {
         match rec.op {
-            GatedOp::CreateDomain => self
-                .create_domain_prepared(ctx, param(p, "name"), |v| {
+            GatedOp::CreateDomain => {
+                let new_keys = p
+                    .get("new_keys")
+                    .and_then(Value::as_str)
+                    .unwrap_or("warm")
+                    .parse()?;
+                self.create_domain_prepared(ctx, param(p, "name"), new_keys, |v| {
                     self.decide(rec, RequestStatus::Executed, Some(v), ctx.time)
                         .map(Some)
                 })
                 .await
-                .map(|_| ()),
+                .map(|_| ())
+            }
             GatedOp::AddOperator => {
                 let roles: Vec<String> = p["roles"]
                     .as_array()
@@ -481,6 +514,59 @@ impl Vault {
                 })
                 .await
                 .map(|_| ())
+            }
+            GatedOp::WarmKey => {
+                let id = rec.key.ok_or(ApiError::NotFound)?;
+                let to = param(p, "to").parse()?;
+                self.set_temperature_prepared(ctx, id, to, |v| {
+                    self.decide(rec, RequestStatus::Executed, Some(v), ctx.time)
+                        .map(Some)
+                })
+                .await
+                .map(|_| ())
+            }
+            GatedOp::SignWarm => {
+                let id = rec.key.ok_or(ApiError::NotFound)?;
+                let found = self
+                    .keys
+                    .get(self.store.as_ref(), id)?
+                    .ok_or(ApiError::NotFound)?;
+                let (k, d) = (&found.0, &found.1);
+                // Still warm (or hotter): a key frozen since the request was filed does not sign.
+                if k.temperature == strongroom_core::temperature::Temperature::Cold {
+                    return Err(ApiError::conflict(
+                        "key_cold",
+                        "the key was frozen after the request was filed",
+                    ));
+                }
+                let input = match (
+                    p.get("digest").and_then(Value::as_str),
+                    p.get("message").and_then(Value::as_str),
+                ) {
+                    (Some(dg), None) => crate::service::SignInput::Digest(
+                        hex::decode(dg)
+                            .ok()
+                            .and_then(|b| b.try_into().ok())
+                            .ok_or(ApiError::Internal)?,
+                    ),
+                    (None, Some(m)) => crate::service::SignInput::Message(
+                        hex::decode(m).map_err(|_| ApiError::Internal)?,
+                    ),
+                    _ => return Err(ApiError::Internal),
+                };
+                ctx.tag(|t| {
+                    t.key = Some(k.id);
+                    t.domain = Some(d.id);
+                });
+                let sig = self.sign_prepared(k, d, &input)?;
+                let finish = self.decide(
+                    rec,
+                    RequestStatus::Executed,
+                    Some(serde_json::to_value(&sig).map_err(|_| ApiError::Internal)?),
+                    ctx.time,
+                )?;
+                // The signature is released (in the request's result) only once this is durable.
+                self.commit(ctx, "key.sign", vec![finish]).await
             }
             _ => Err(ApiError::Internal),
         }

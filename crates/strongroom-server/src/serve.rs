@@ -139,7 +139,7 @@ async fn dev_bootstrap(vault: &Vault, dir: &Path) -> Result<Zeroizing<String>, S
     {
         let ctx = system_ctx(root, new_request_id(entropy)?, vault);
         vault
-            .create_domain(&ctx, DEFAULT_DOMAIN)
+            .create_domain(&ctx, DEFAULT_DOMAIN, Some("hot"))
             .await
             .map_err(ServeError::Api)?;
     }

@@ -25,6 +25,7 @@ use crate::requests::Gated;
 use crate::token::{self, Tokens};
 use crate::writer::{WriteError, Writer};
 use strongroom_core::quorum::GatedOp;
+use strongroom_core::temperature::{self, Change, Temperature};
 
 /// The name of the domain dev mode creates, and that requests without a domain use.
 pub const DEFAULT_DOMAIN: &str = "default";
@@ -116,7 +117,7 @@ pub(crate) struct KeyCache {
 }
 
 impl KeyCache {
-    fn get(
+    pub(crate) fn get(
         &self,
         store: &dyn Storage,
         id: KeyId,
@@ -177,6 +178,7 @@ pub struct StatusView {
 pub struct DomainView {
     id: String,
     name: String,
+    new_keys: &'static str,
     created_at: String,
 }
 
@@ -185,6 +187,7 @@ impl From<&DomainRecord> for DomainView {
         Self {
             id: d.id.to_string(),
             name: d.name.to_string(),
+            new_keys: d.new_key_temperature.as_str(),
             created_at: rfc3339(d.created_at),
         }
     }
@@ -201,6 +204,7 @@ pub struct KeyView {
     public_key: String,
     version: u32,
     state: &'static str,
+    temperature: &'static str,
     created_at: String,
     destroyed_at: Option<String>,
 }
@@ -220,6 +224,7 @@ impl KeyView {
             } else {
                 "active"
             },
+            temperature: k.temperature.as_str(),
             created_at: rfc3339(k.created_at),
             destroyed_at: k.destroyed_at.map(rfc3339),
         }
@@ -423,16 +428,19 @@ impl Vault {
         &self,
         ctx: &RequestCtx,
         name: &str,
+        new_keys: Option<&str>,
     ) -> Result<Gated<DomainView>, ApiError> {
         allow(ctx, &Operation::CreateDomain)?;
         let parsed: DomainName = name.parse()?;
+        // Production keys start warm unless the domain says otherwise.
+        let new_keys: Temperature = new_keys.unwrap_or("warm").parse()?;
         if self.store.domain_by_name(&parsed)?.is_some() {
             return Err(ApiError::conflict(
                 "conflict",
                 "a domain with this name already exists",
             ));
         }
-        let params = serde_json::json!({"name": parsed.as_str()});
+        let params = serde_json::json!({"name": parsed.as_str(), "new_keys": new_keys.as_str()});
         if let Some(p) = self
             .gate(ctx, GatedOp::CreateDomain, params, None, None)
             .await?
@@ -440,7 +448,8 @@ impl Vault {
             return Ok(Gated::Pending(p));
         }
         Ok(Gated::Done(
-            self.create_domain_prepared(ctx, name, |_| Ok(None)).await?,
+            self.create_domain_prepared(ctx, name, new_keys, |_| Ok(None))
+                .await?,
         ))
     }
 
@@ -449,12 +458,13 @@ impl Vault {
         &self,
         ctx: &RequestCtx,
         name: &str,
+        new_keys: Temperature,
         finish: impl FnOnce(serde_json::Value) -> Result<Option<Mutation>, ApiError>,
     ) -> Result<DomainView, ApiError> {
         let name: DomainName = name.parse()?;
         let id = DomainId::from_random(self.random_bytes()?);
         ctx.tag(|t| t.domain = Some(id));
-        let record = self.keystore.create_domain(id, name, ctx.time)?;
+        let record = self.keystore.create_domain(id, name, new_keys, ctx.time)?;
         let view = DomainView::from(&record);
         let mut mutations = vec![Mutation::CreateDomain(record)];
         mutations.extend(finish(
@@ -731,14 +741,52 @@ impl Vault {
         Ok(view)
     }
 
-    pub(crate) fn sign(
+    pub(crate) async fn sign(
         &self,
         ctx: &RequestCtx,
         id: &str,
         input: &SignInput,
-    ) -> Result<SignView, ApiError> {
+    ) -> Result<Gated<SignView>, ApiError> {
         let found = self.key_for(ctx, id, Operation::Sign)?;
         let (k, d) = (&found.0, &found.1);
+        match temperature::signing(k.temperature) {
+            Change::Now => {}
+            Change::NeedsQuorum => {
+                let (field, value) = match input {
+                    SignInput::Digest(dg) => ("digest", hex::encode(dg)),
+                    SignInput::Message(m) => ("message", hex::encode(m)),
+                };
+                let params = crate::requests::strip_nulls(serde_json::json!({
+                    "key": k.id.to_string(),
+                    "algorithm": k.algorithm.as_str(),
+                    "label": k.label,
+                    "domain": d.name.as_str(),
+                    field: value,
+                }));
+                if let Some(p) = self
+                    .gate(ctx, GatedOp::SignWarm, params, Some(d.id), Some(k.id))
+                    .await?
+                {
+                    return Ok(Gated::Pending(p));
+                }
+            }
+            _ => {
+                return Err(ApiError::conflict(
+                    "key_cold",
+                    "the key is cold: make it warmer (with a quorum) before it can sign",
+                ));
+            }
+        }
+        Ok(Gated::Done(self.sign_prepared(k, d, input)?))
+    }
+
+    /// Signs (the key's temperature has been checked by the caller).
+    pub(crate) fn sign_prepared(
+        &self,
+        k: &KeyRecord,
+        d: &DomainRecord,
+        input: &SignInput,
+    ) -> Result<SignView, ApiError> {
         let payload = match input {
             SignInput::Digest(d) => Payload::Digest(d),
             SignInput::Message(m) => Payload::Message(m),
@@ -751,5 +799,97 @@ impl Vault {
             recovery_id: sig.recovery_id,
             signature_der: sig.der.map(hex::encode),
         })
+    }
+
+    pub(crate) async fn set_temperature(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+        to: &str,
+    ) -> Result<Gated<KeyView>, ApiError> {
+        let to: Temperature = to.parse()?;
+        let found = self.key_for(ctx, id, Operation::ChangeTemperature)?;
+        let (k, d) = (&found.0, &found.1);
+        if k.destroyed_at.is_some() {
+            return Err(ApiError::conflict(
+                "key_destroyed",
+                "the key has been destroyed",
+            ));
+        }
+        match temperature::change(&ctx.principal, k.temperature, to) {
+            Change::Unchanged => return Ok(Gated::Done(KeyView::new(k, d))),
+            Change::Now => {}
+            Change::NeedsQuorum => {
+                let params = crate::requests::strip_nulls(serde_json::json!({
+                    "key": k.id.to_string(),
+                    "algorithm": k.algorithm.as_str(),
+                    "label": k.label,
+                    "domain": d.name.as_str(),
+                    "from": k.temperature.as_str(),
+                    "to": to.as_str(),
+                }));
+                if let Some(p) = self
+                    .gate(ctx, GatedOp::WarmKey, params, Some(d.id), Some(k.id))
+                    .await?
+                {
+                    return Ok(Gated::Pending(p));
+                }
+            }
+            _ => return Err(ApiError::Forbidden),
+        }
+        Ok(Gated::Done(
+            self.set_temperature_prepared(ctx, k.id, to, |_| Ok(None))
+                .await?,
+        ))
+    }
+
+    /// Changes a key's temperature, committing `finish(view)` with it.
+    pub(crate) async fn set_temperature_prepared(
+        &self,
+        ctx: &RequestCtx,
+        id: KeyId,
+        to: Temperature,
+        finish: impl FnOnce(serde_json::Value) -> Result<Option<Mutation>, ApiError>,
+    ) -> Result<KeyView, ApiError> {
+        let found = self
+            .keys
+            .get(self.store.as_ref(), id)?
+            .ok_or(ApiError::NotFound)?;
+        let (k, d) = (found.0.clone(), found.1.clone());
+        if !self.keystore.verify_temperature(&k)? {
+            return Err(ApiError::KeyUnavailable);
+        }
+        ctx.tag(|t| {
+            t.key = Some(k.id);
+            t.domain = Some(d.id);
+        });
+        let mac = self.keystore.temperature_mac(k.id, to)?;
+        let changed = KeyRecord {
+            temperature: to,
+            temperature_mac: mac,
+            ..k.clone()
+        };
+        let view = KeyView::new(&changed, &d);
+        let mut mutations = vec![Mutation::SetTemperature {
+            id: k.id,
+            temperature: to,
+            mac,
+            expected_mac: k.temperature_mac,
+        }];
+        mutations.extend(finish(
+            serde_json::to_value(&view).map_err(|_| ApiError::Internal)?,
+        )?);
+        let operation = if to < k.temperature {
+            "key.freeze"
+        } else {
+            "key.warm"
+        };
+        self.commit(ctx, operation, mutations).await?;
+        if to == Temperature::Cold {
+            // A cold key is not kept open in memory.
+            self.keystore.evict_key(k.id);
+        }
+        self.keys.put(changed, d);
+        Ok(view)
     }
 }

@@ -12,7 +12,8 @@ CREATE TABLE domains (
     id          BLOB PRIMARY KEY CHECK (length(id) = 16),
     name        TEXT NOT NULL UNIQUE,
     wrapped_key BLOB NOT NULL,
-    created_at  INTEGER NOT NULL
+    created_at  INTEGER NOT NULL,
+    new_keys    TEXT NOT NULL
 );
 CREATE TABLE keys (
     id            BLOB PRIMARY KEY CHECK (length(id) = 16),
@@ -23,7 +24,9 @@ CREATE TABLE keys (
     public_key    BLOB    NOT NULL,
     created_at    INTEGER NOT NULL,
     destroyed_at  INTEGER,
-    sealed_secret BLOB
+    sealed_secret BLOB,
+    temperature   TEXT    NOT NULL,
+    temperature_mac BLOB  NOT NULL CHECK (length(temperature_mac) = 32)
 );
 CREATE INDEX keys_by_domain ON keys (domain_id, created_at);
 CREATE TABLE operators (

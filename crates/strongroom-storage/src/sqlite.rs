@@ -16,6 +16,7 @@ use strongroom_core::record::{
     Outcome, PendingRecord, RequestStatus, SignedHead, TokenKind, TokenRecord, VaultMeta,
 };
 use strongroom_core::storage::{Mutation, Storage, WriteBatch, WriteTxn};
+use strongroom_core::temperature::Temperature;
 use strongroom_core::{
     Algorithm, DomainId, Error as CoreError, KeyId, OperatorId, PendingId, RequestId, TokenId,
     UnixMillis, VaultId,
@@ -238,7 +239,7 @@ fn millis(row: &Row<'_>, idx: usize) -> Result<UnixMillis, rusqlite::Error> {
     from_i64(row.get(idx)?).map(UnixMillis)
 }
 
-const DOMAIN_COLS: &str = "id, name, wrapped_key, created_at";
+const DOMAIN_COLS: &str = "id, name, wrapped_key, created_at, new_keys";
 fn domain_row(row: &Row<'_>) -> Result<DomainRecord, rusqlite::Error> {
     let name: String = row.get(1)?;
     Ok(DomainRecord {
@@ -248,11 +249,16 @@ fn domain_row(row: &Row<'_>) -> Result<DomainRecord, rusqlite::Error> {
             .map_err(|_| corrupt("domain name"))?,
         wrapped_key: row.get(2)?,
         created_at: millis(row, 3)?,
+        new_key_temperature: temperature(row, 4)?,
     })
 }
 
-const KEY_COLS: &str =
-    "id, domain_id, version, algorithm, label, public_key, created_at, destroyed_at, sealed_secret";
+fn temperature(row: &Row<'_>, idx: usize) -> Result<Temperature, rusqlite::Error> {
+    let t: String = row.get(idx)?;
+    t.parse().map_err(|_| corrupt("temperature"))
+}
+
+const KEY_COLS: &str = "id, domain_id, version, algorithm, label, public_key, created_at, destroyed_at, sealed_secret, temperature, temperature_mac";
 fn key_row(row: &Row<'_>) -> Result<KeyRecord, rusqlite::Error> {
     let alg: String = row.get(3)?;
     Ok(KeyRecord {
@@ -265,6 +271,8 @@ fn key_row(row: &Row<'_>) -> Result<KeyRecord, rusqlite::Error> {
         created_at: millis(row, 6)?,
         destroyed_at: opt_millis(row, 7)?,
         sealed_secret: row.get(8)?,
+        temperature: temperature(row, 9)?,
+        temperature_mac: arr(row, 10)?,
     })
 }
 
@@ -511,17 +519,19 @@ impl Storage for SqliteStore {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT k.id, k.domain_id, k.version, k.algorithm, k.label, k.public_key, k.created_at,
-                        k.destroyed_at, k.sealed_secret, d.id, d.name, d.wrapped_key, d.created_at
+                        k.destroyed_at, k.sealed_secret, k.temperature, k.temperature_mac,
+                        d.id, d.name, d.wrapped_key, d.created_at, d.new_keys
                  FROM keys k JOIN domains d ON d.id = k.domain_id WHERE k.id = ?1",
             )?
             .query_row([id.as_bytes().as_slice()], |row| {
                 let key = key_row(row)?;
-                let name: String = row.get(10)?;
+                let name: String = row.get(12)?;
                 let domain = DomainRecord {
-                    id: DomainId::from_bytes(arr(row, 9)?),
+                    id: DomainId::from_bytes(arr(row, 11)?),
                     name: name.parse::<DomainName>().map_err(|_| corrupt("domain name"))?,
-                    wrapped_key: row.get(11)?,
-                    created_at: millis(row, 12)?,
+                    wrapped_key: row.get(13)?,
+                    created_at: millis(row, 14)?,
+                    new_key_temperature: temperature(row, 15)?,
                 };
                 Ok((key, domain))
             })
@@ -765,15 +775,21 @@ impl Txn<'_> {
             }
             Mutation::CreateDomain(d) => {
                 tx.execute(
-                    "INSERT INTO domains (id, name, wrapped_key, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![d.id.as_bytes().as_slice(), d.name.as_str(), d.wrapped_key, to_i64(d.created_at.0)?],
+                    "INSERT INTO domains (id, name, wrapped_key, created_at, new_keys) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        d.id.as_bytes().as_slice(),
+                        d.name.as_str(),
+                        d.wrapped_key,
+                        to_i64(d.created_at.0)?,
+                        d.new_key_temperature.as_str()
+                    ],
                 )
                 .map_err(|e| constraint(e, "domain"))?;
             }
             Mutation::CreateKey(k) => {
                 tx.execute(
                     &format!(
-                        "INSERT INTO keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                        "INSERT INTO keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                     ),
                     params![
                         k.id.as_bytes().as_slice(),
@@ -785,6 +801,8 @@ impl Txn<'_> {
                         to_i64(k.created_at.0)?,
                         k.destroyed_at.map(|t| to_i64(t.0)).transpose()?,
                         k.sealed_secret,
+                        k.temperature.as_str(),
+                        k.temperature_mac.as_slice(),
                     ],
                 )
                 .map_err(|e| constraint(e, "key"))?;
@@ -900,6 +918,28 @@ impl Txn<'_> {
                     ],
                 )
                 .map_err(|e| constraint(e, "approval"))?;
+            }
+            Mutation::SetTemperature {
+                id,
+                temperature,
+                mac,
+                expected_mac,
+            } => {
+                let n = tx
+                    .execute(
+                        "UPDATE keys SET temperature = ?2, temperature_mac = ?3
+                         WHERE id = ?1 AND temperature_mac = ?4 AND destroyed_at IS NULL",
+                        params![
+                            id.as_bytes().as_slice(),
+                            temperature.as_str(),
+                            mac.as_slice(),
+                            expected_mac.as_slice()
+                        ],
+                    )
+                    .map_err(store_err)?;
+                if n != 1 {
+                    return Err(CoreError::Conflict("key temperature"));
+                }
             }
             Mutation::SetQuorum(rule) => {
                 let scope = rule.domain.map_or([0u8; 16], |d| *d.as_bytes());

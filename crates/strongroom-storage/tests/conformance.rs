@@ -10,6 +10,7 @@ use strongroom_core::record::{
     PendingRecord, RequestStatus, SignedHead, TokenKind, TokenRecord,
 };
 use strongroom_core::storage::{Mutation, Storage};
+use strongroom_core::temperature::Temperature;
 use strongroom_core::{
     Algorithm, DomainId, Error, KeyId, OperatorId, PendingId, RequestId, TokenId, UnixMillis,
     VaultId,
@@ -21,6 +22,7 @@ fn domain(n: u8, name: &str) -> DomainRecord {
         name: name.parse::<DomainName>().unwrap(),
         wrapped_key: vec![n; 61],
         created_at: UnixMillis(u64::from(n)),
+        new_key_temperature: Temperature::Warm,
     }
 }
 
@@ -35,6 +37,8 @@ fn key(n: u8, d: &DomainRecord) -> KeyRecord {
         created_at: UnixMillis(100 + u64::from(n)),
         destroyed_at: None,
         sealed_secret: Some(vec![n; 61]),
+        temperature: Temperature::Warm,
+        temperature_mac: [n; 32],
     }
 }
 
@@ -131,6 +135,25 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
         store.key_with_domain(k2.id).unwrap(),
         Some((k2.clone(), b.clone()))
     );
+
+    // Temperature changes are compare-and-swap on its MAC.
+    let set = |t, mac, expected_mac| Mutation::SetTemperature {
+        id: k1.id,
+        temperature: t,
+        mac,
+        expected_mac,
+    };
+    apply(store, vec![set(Temperature::Hot, [70; 32], [11; 32])]).unwrap();
+    assert!(matches!(
+        apply(store, vec![set(Temperature::Cold, [71; 32], [11; 32])]),
+        Err(Error::Conflict(_))
+    ));
+    let hot = store.key(k1.id).unwrap().unwrap();
+    assert_eq!(
+        (hot.temperature, hot.temperature_mac),
+        (Temperature::Hot, [70; 32])
+    );
+    let k1 = hot;
 
     // Destroy erases the sealed secret, once.
     apply(

@@ -371,6 +371,24 @@ pub struct Person {
 }
 
 /// Logs in (first login) and registers an approval key.
+/// Logs in (first login, new password) without registering an approval key.
+pub fn login_person(node: &Node, dir: &Path, name: &str, e: &Enrolled) -> String {
+    let new = format!("{name} long new password");
+    login(
+        node,
+        dir,
+        name,
+        &e.password,
+        &code(e, now_step()),
+        Some(&new),
+    )
+    .ok()
+    .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 pub fn person_from(node: &Node, dir: &Path, name: &str, e: &Enrolled) -> Person {
     let new = format!("{name} long new password");
     let token = login(

@@ -1,0 +1,204 @@
+//! Wallet temperature in production: warm keys sign only with a quorum per signature, cold
+//! keys never sign, freezing is immediate (custodian or security officer), warming needs a
+//! quorum, and a temperature edited in the database is refused.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+
+#[test]
+fn cold_warm_hot() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("prod");
+    let node = Node::production(&data);
+    let init = node
+        .cli(
+            None,
+            &[
+                "--json",
+                "operator",
+                "init",
+                "--shares",
+                "1",
+                "--threshold",
+                "1",
+            ],
+        )
+        .ok()
+        .json();
+    let share = init["shares"][0].as_str().unwrap().to_owned();
+    node.cli_stdin(None, &["--json", "operator", "unseal"], &share)
+        .ok();
+    let boot = init["root_token"].as_str().unwrap().to_owned();
+    let enrolled: Vec<Enrolled> = [
+        ("alice", "security-officer"),
+        ("bob", "security-officer"),
+        ("ann", "approver"),
+        ("carl", "custodian"),
+    ]
+    .iter()
+    .map(|(n, r)| enrol(&node, &boot, n, &[r]))
+    .collect();
+    let names = ["alice", "bob", "ann"];
+    let people: Vec<Person> = names
+        .iter()
+        .zip(&enrolled)
+        .map(|(n, e)| person_from(&node, dir.path(), n, e))
+        .collect();
+    let (alice, bob, ann) = (&people[0], &people[1], &people[2]);
+    // Custodians do not approve, so carl registers no approval key.
+    let carl = Person {
+        token: login_person(&node, dir.path(), "carl", &enrolled[3]),
+        key: dir.path().join("none"),
+    };
+    let carl = &carl;
+    let a = Some(alice.token.as_str());
+
+    // A production domain's keys start warm.
+    let r = pending(&node.cli(a, &["--json", "domain", "create", "ops"]));
+    approve(&node, bob, &r).ok();
+    let key = node
+        .cli(
+            a,
+            &[
+                "--json",
+                "key",
+                "create",
+                "--domain",
+                "ops",
+                "--algorithm",
+                "ed25519",
+            ],
+        )
+        .ok()
+        .json();
+    assert_eq!(key["temperature"], "warm");
+    let kid = key["id"].as_str().unwrap().to_owned();
+    let pk = hex::decode(key["public_key"].as_str().unwrap()).unwrap();
+    let app = node
+        .cli(a, &["--json", "token", "create", "--domain", "ops"])
+        .ok()
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t = Some(app.as_str());
+
+    // Each warm signature waits for an approver; the application reads the result.
+    let s1 = pending(&node.cli(
+        t,
+        &["--json", "sign", "--key", &kid, "--message", "7061792031"],
+    ));
+    let mine = node.cli(t, &["--json", "request", "show", &s1]).ok().json();
+    assert!(
+        mine["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("sign the 5-byte message 7061792031 with the warm ed25519 key")
+    );
+    let done = approve(&node, ann, &s1).ok().json();
+    assert_eq!(done["status"], "executed");
+    let sig = node.cli(t, &["--json", "request", "show", &s1]).ok().json()["result"]["signature"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    strongroom_crypto::verify(
+        strongroom_core::Algorithm::Ed25519,
+        &pk,
+        strongroom_crypto::Payload::Message(b"pay 1"),
+        &hex::decode(sig).unwrap(),
+    )
+    .unwrap();
+
+    // A signature request filed, then the key frozen by a custodian at once: approving it
+    // afterwards fails, and nothing is signed.
+    let s2 = pending(&node.cli(t, &["--json", "sign", "--key", &kid, "--message", "00"]));
+    assert_eq!(
+        node.cli(
+            Some(&ann.token),
+            &["--json", "key", "temperature", &kid, "cold"]
+        )
+        .error_code(),
+        "forbidden"
+    );
+    let frozen = node
+        .cli(
+            Some(&carl.token),
+            &["--json", "key", "temperature", &kid, "cold"],
+        )
+        .ok()
+        .json();
+    assert_eq!(frozen["temperature"], "cold");
+    let failed = approve(&node, ann, &s2).ok().json();
+    assert_eq!(
+        (
+            failed["status"].as_str(),
+            failed["result"]["error"]["code"].as_str()
+        ),
+        (Some("failed"), Some("key_cold"))
+    );
+    assert!(failed["result"].get("signature").is_none());
+    let r = node.cli(t, &["--json", "sign", "--key", &kid, "--message", "00"]);
+    assert_eq!((r.code, r.error_code().as_str()), (1, "key_cold"));
+
+    // Warming needs a quorum; then the key signs at once.
+    let w = pending(&node.cli(a, &["--json", "key", "temperature", &kid, "hot"]));
+    let desc = node.cli(a, &["--json", "request", "show", &w]).ok().json()["description"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(desc.contains("hot (it is cold now)"), "{desc}");
+    assert_eq!(
+        approve(&node, bob, &w).error_code(),
+        "not_an_approver",
+        "key operations need an approver"
+    );
+    assert_eq!(approve(&node, ann, &w).ok().json()["status"], "executed");
+    assert_eq!(
+        node.cli(a, &["--json", "key", "show", &kid]).ok().json()["temperature"],
+        "hot"
+    );
+    node.cli(t, &["--json", "sign", "--key", &kid, "--message", "01"])
+        .ok();
+
+    // Freeze again, then a database editor flips it back to hot: refused.
+    node.cli(
+        Some(&carl.token),
+        &["--json", "key", "temperature", &kid, "cold"],
+    )
+    .ok();
+    node.stop();
+    db(&data)
+        .execute(
+            "UPDATE keys SET temperature = 'hot' WHERE id = ?1",
+            [hex::decode(kid.replace('-', "")).unwrap()],
+        )
+        .unwrap();
+    let node = Node::production(&data);
+    node.cli_stdin(None, &["--json", "operator", "unseal"], &share)
+        .ok();
+    let r = node.cli(t, &["--json", "sign", "--key", &kid, "--message", "02"]);
+    assert_eq!(r.error_code(), "key_unavailable");
+    node.stop();
+
+    let conn = db(&data);
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT count(*) FROM audit WHERE operation = 'key.freeze' AND outcome = 1"),
+        2
+    );
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM audit WHERE operation = 'key.warm' AND actor = 'request:{w}'"
+        )),
+        1
+    );
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM audit WHERE operation = 'key.sign' AND actor = 'request:{s1}'"
+        )),
+        1
+    );
+    audit_verify(&data).ok();
+}
