@@ -134,6 +134,39 @@ impl Client {
         })
     }
 
+    /// Streams a GET response body into `out` (for large exports).
+    pub(crate) fn download(
+        &self,
+        path: &str,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64, CliError> {
+        let mut req = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(3600));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let mut resp = req
+            .send()
+            .map_err(|e| CliError::Connect(format!("cannot reach {}: {e}", self.base)))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let value: Value = resp.json().unwrap_or(Value::Null);
+            let err = &value["error"];
+            return Err(CliError::Api {
+                status: status.as_u16(),
+                code: err["code"].as_str().unwrap_or("http_error").to_owned(),
+                message: err["message"]
+                    .as_str()
+                    .unwrap_or("request failed")
+                    .to_owned(),
+            });
+        }
+        resp.copy_to(out)
+            .map_err(|e| CliError::Connect(format!("download interrupted: {e}")))
+    }
+
     pub(crate) fn get(&self, path: &str) -> Result<Value, CliError> {
         self.send(Method::GET, path, None)
     }

@@ -325,11 +325,20 @@ struct SignArgs {
 
 #[derive(Subcommand)]
 enum AuditCmd {
+    /// Export the audit log, its signed heads and the approval evidence (auditors).
+    Export {
+        /// File to write (newline-delimited JSON).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Verify the audit chain offline, without the server. Exits 1 on any tampering.
     Verify {
         /// The node's data directory.
+        #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+        data: Option<PathBuf>,
+        /// An export written by `audit export` (also checks every approval).
         #[arg(long)]
-        data: PathBuf,
+        file: Option<PathBuf>,
         /// Expected audit public key (hex), as printed by `operator init`.
         #[arg(long)]
         audit_key: Option<String>,
@@ -507,7 +516,23 @@ fn run(cli: Cli) -> Result<(), CliError> {
             out.object(&client()?.delete(&format!("/v1/keys/{}", client::path(&id)))?)
         }
         Command::Sign(a) => sign(&client()?, &out, a),
-        Command::Audit(AuditCmd::Verify { data, audit_key }) => {
+        Command::Audit(AuditCmd::Export { out: path }) => {
+            let mut f = std::fs::File::create(&path)
+                .map_err(|e| CliError::Input(format!("cannot create {}: {e}", path.display())))?;
+            let n = client()?.download("/v1/audit/export", &mut f)?;
+            std::io::Write::flush(&mut f)
+                .map_err(|e| CliError::Input(format!("cannot write {}: {e}", path.display())))?;
+            out.object(&json!({"file": path, "bytes": n}))
+        }
+        Command::Audit(AuditCmd::Verify {
+            file: Some(file),
+            audit_key,
+            ..
+        }) => verify::run_file(&out, &file, audit_key.as_deref()),
+        Command::Audit(AuditCmd::Verify {
+            data, audit_key, ..
+        }) => {
+            let data = data.ok_or_else(|| CliError::Input("give --data or --file".into()))?;
             verify::run(&out, &data, audit_key.as_deref())
         }
         Command::Bench(a) => bench::run(&out, &a),

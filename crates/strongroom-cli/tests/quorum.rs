@@ -40,6 +40,7 @@ fn m_of_n_approvals_bound_to_the_request() {
     let alice_e = enrol(&node, &boot, "alice", &["security-officer"]);
     let bob_e = enrol(&node, &boot, "bob", &["security-officer"]);
     let ann_e = enrol(&node, &boot, "ann", &["approver"]);
+    let audrey_e = enrol(&node, &boot, "audrey", &["auditor"]);
     let alice = person_from(&node, dir.path(), "alice", &alice_e);
     let bob = person_from(&node, dir.path(), "bob", &bob_e);
     let ann = person_from(&node, dir.path(), "ann", &ann_e);
@@ -238,6 +239,96 @@ fn m_of_n_approvals_bound_to_the_request() {
     assert_eq!(
         approve(&node, &bob, &r5).error_code(),
         "request_not_pending"
+    );
+
+    // An auditor exports the log with the approval evidence; it verifies with nothing but the
+    // file, and any edit to the file is caught.
+    let audrey = login_person(&node, dir.path(), "audrey", &audrey_e);
+    let export = dir.path().join("audit.ndjson");
+    assert_eq!(
+        node.cli(
+            a,
+            &[
+                "--json",
+                "audit",
+                "export",
+                "--out",
+                export.to_str().unwrap()
+            ]
+        )
+        .error_code(),
+        "forbidden",
+        "exports are for auditors"
+    );
+    node.cli(
+        Some(&audrey),
+        &[
+            "--json",
+            "audit",
+            "export",
+            "--out",
+            export.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let verify_file = |f: &std::path::Path| {
+        cli(
+            "http://127.0.0.1:1",
+            None,
+            &["--json", "audit", "verify", "--file", f.to_str().unwrap()],
+            None,
+        )
+    };
+    let v = verify_file(&export).ok().json();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["requests"], 5);
+    assert_eq!(v["approvals_verified"], 5);
+    assert!(v["records"].as_u64().unwrap() > 30);
+    let text = std::fs::read_to_string(&export).unwrap();
+    let tamper = |name: &str, f: &dyn Fn(&str) -> String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, f(&text)).unwrap();
+        verify_file(&p)
+    };
+    // An approval signature swapped for another's.
+    let sigs: Vec<&str> = text
+        .match_indices("\"signature\":\"")
+        .map(|(i, _)| &text[i + 13..i + 13 + 128])
+        .collect();
+    let r = tamper("swapped", &|t| {
+        t.replacen(sigs[sigs.len() - 1], sigs[sigs.len() - 2], 1)
+    });
+    assert_eq!(r.code, 1, "a swapped signature must fail: {}", r.stdout);
+    // A record edited.
+    let r = tamper("edited", &|t| {
+        t.replacen(
+            "\"operation\":\"request.approve\"",
+            "\"operation\":\"request.reject\"",
+            1,
+        )
+    });
+    assert_eq!((r.code, r.json()["ok"].as_bool()), (1, Some(false)));
+    // An approval removed from an executed request.
+    let r = tamper("fewer", &|t| {
+        t.lines()
+            .map(|l| {
+                if l.contains("\"type\":\"request\"")
+                    && l.contains("\"status\":\"executed\"")
+                    && l.contains("domain.create")
+                {
+                    let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v["approvals"] = serde_json::json!([]);
+                    v.to_string()
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    assert_eq!(
+        r.code, 1,
+        "an executed request without its approvals must fail"
     );
 
     // A request edited in the database is refused.

@@ -103,6 +103,8 @@ pub enum Operation {
     SetQuorum,
     /// Read quorum rules.
     ReadQuorum,
+    /// Export the audit log with its evidence.
+    ExportAudit,
 }
 
 /// Why a request was refused.
@@ -219,7 +221,8 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
                 | Operation::ReadKeys(_)
                 | Operation::ListOperators
                 | Operation::ReadRequests
-                | Operation::ReadQuorum,
+                | Operation::ReadQuorum
+                | Operation::ExportAudit,
             ) => true,
             _ => false,
         }
@@ -259,6 +262,7 @@ mod tests {
             Operation::ReadRequests,
             Operation::SetQuorum,
             Operation::ReadQuorum,
+            Operation::ExportAudit,
         ]
     }
 
@@ -341,6 +345,8 @@ mod tests {
             (&approver, Operation::ReadRequests, allow),
             (&approver, Operation::SetQuorum, no),
             (&auditor, Operation::ReadRequests, allow),
+            (&auditor, Operation::ExportAudit, allow),
+            (&so, Operation::ExportAudit, no),
             (&auditor, Operation::ApproveRequest, no),
             (&custodian, Operation::ApproveRequest, no),
             (&custodian, Operation::ChangeTemperature(mine), allow),

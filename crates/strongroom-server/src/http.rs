@@ -270,6 +270,14 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "GET",
+        "/v1/audit/export",
+        "audit.export",
+        "Export the audit log, its signed heads and the approval evidence (NDJSON)",
+        true,
+        false,
+    ),
+    route(
+        "GET",
         "/v1/openapi.json",
         "openapi",
         "This OpenAPI document",
@@ -309,6 +317,7 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/requests/{id}/approve", post(approve_request))
         .route("/v1/requests/{id}/reject", post(reject_request))
         .route("/v1/quorum", get(list_quorum).post(set_quorum))
+        .route("/v1/audit/export", get(export_audit))
         .route("/v1/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {
@@ -831,6 +840,17 @@ async fn set_quorum(
 ) -> Result<impl IntoResponse, ApiError> {
     v.set_quorum(&ctx, &b.operation, b.approvals, b.domain.as_deref())
         .await
+}
+
+async fn export_audit(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+) -> Result<impl IntoResponse, ApiError> {
+    let body = v.export_audit(&ctx)?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        body,
+    ))
 }
 
 async fn openapi() -> impl IntoResponse {

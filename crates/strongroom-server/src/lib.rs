@@ -7,6 +7,7 @@
 
 mod config;
 mod error;
+mod export;
 mod http;
 mod limiter;
 mod openapi;
