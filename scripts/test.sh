@@ -4,11 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System tools the integration tests drive: OpenSSL (the independent signature verifier)
-# and curl (raw HTTP).
+# System tools the integration tests drive: OpenSSL (the independent signature verifier),
+# curl (raw HTTP) and libfaketime (clock jumps).
 need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
+# libfaketime moves a running node's clock in the clock-jump test.
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || need+=(faketime)
 command -v cc >/dev/null || need+=(gcc libc6-dev)
 if ((${#need[@]})); then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo

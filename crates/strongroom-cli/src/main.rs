@@ -131,6 +131,8 @@ enum OperatorCmd {
         #[arg(long)]
         domain: Option<String>,
     },
+    /// Accept the wall clock after it moved backwards (security officers).
+    AcknowledgeClock,
     /// List operators.
     List,
     /// Disable an operator: their sessions stop working at once.
@@ -411,6 +413,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 return Ok(());
             }
             out.object(&enrolled)
+        }
+        Command::Operator(OperatorCmd::AcknowledgeClock) => {
+            out.object(&client()?.post("/v1/sys/clock/acknowledge", &json!({}))?)
         }
         Command::Operator(OperatorCmd::List) => out.list(
             &client()?.get("/v1/operators")?,

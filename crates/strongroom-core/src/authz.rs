@@ -105,6 +105,8 @@ pub enum Operation {
     ReadQuorum,
     /// Export the audit log with its evidence.
     ExportAudit,
+    /// Accept the wall clock after it was found to have moved backwards.
+    AcknowledgeClock,
 }
 
 /// Why a request was refused.
@@ -200,7 +202,8 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
                 | Operation::ApproveRequest
                 | Operation::ReadRequests
                 | Operation::SetQuorum
-                | Operation::ReadQuorum,
+                | Operation::ReadQuorum
+                | Operation::AcknowledgeClock,
             ) => true,
             // Safety actions: sealing and freezing never wait for anyone.
             (Role::Custodian, Operation::Seal | Operation::ChangeTemperature(_)) => true,
@@ -263,6 +266,7 @@ mod tests {
             Operation::SetQuorum,
             Operation::ReadQuorum,
             Operation::ExportAudit,
+            Operation::AcknowledgeClock,
         ]
     }
 
@@ -347,6 +351,9 @@ mod tests {
             (&auditor, Operation::ReadRequests, allow),
             (&auditor, Operation::ExportAudit, allow),
             (&so, Operation::ExportAudit, no),
+            (&so, Operation::AcknowledgeClock, allow),
+            (&custodian, Operation::AcknowledgeClock, no),
+            (&auditor, Operation::AcknowledgeClock, no),
             (&auditor, Operation::ApproveRequest, no),
             (&custodian, Operation::ApproveRequest, no),
             (&custodian, Operation::ChangeTemperature(mine), allow),

@@ -22,4 +22,4 @@ pub use authz::{Decision, DenyReason, Operation, Principal, authorize};
 pub use entropy::EntropySource;
 pub use error::Error;
 pub use id::{DomainId, KeyId, OperatorId, PendingId, RequestId, TokenId, VaultId};
-pub use time::{Clock, SystemClock, UnixMillis};
+pub use time::{Clock, Observation, SystemClock, TimeGuard, UnixMillis};

@@ -52,6 +52,9 @@ pub enum ApiError {
     NotInitialized,
     /// The audit log cannot be written, so nothing is done (503).
     AuditUnavailable,
+    /// The wall clock moved backwards: time-dependent operations wait for a security
+    /// officer's acknowledgement (503).
+    ClockUntrusted,
     /// A sealed key failed to open: tampered, moved or edited (500).
     KeyUnavailable,
     /// Anything else (500). Details go to the server log with the request id, never to the
@@ -89,9 +92,10 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Sealed | ApiError::NotInitialized | ApiError::AuditUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Sealed
+            | ApiError::NotInitialized
+            | ApiError::AuditUnavailable
+            | ApiError::ClockUntrusted => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::KeyUnavailable | ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -115,6 +119,7 @@ impl ApiError {
             ApiError::Sealed => "sealed",
             ApiError::NotInitialized => "not_initialized",
             ApiError::AuditUnavailable => "audit_unavailable",
+            ApiError::ClockUntrusted => "clock_untrusted",
             ApiError::KeyUnavailable => "key_unavailable",
             ApiError::Internal => "internal_error",
         }
@@ -148,6 +153,9 @@ impl ApiError {
             ApiError::RateLimited => "too many requests from this source; slow down".into(),
             ApiError::Sealed => "the vault is sealed".into(),
             ApiError::NotInitialized => "the vault is not initialised".into(),
+            ApiError::ClockUntrusted => {
+                "the clock moved backwards; a security officer must acknowledge it (operator acknowledge-clock)".into()
+            }
             ApiError::AuditUnavailable => {
                 "the audit log cannot be written; nothing was done".into()
             }

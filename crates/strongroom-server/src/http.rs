@@ -102,6 +102,14 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "POST",
+        "/v1/sys/clock/acknowledge",
+        "clock.acknowledge",
+        "Accept the wall clock after it moved backwards (security officers)",
+        true,
+        false,
+    ),
+    route(
+        "POST",
         "/v1/domains",
         "domain.create",
         "Create a cryptographic domain",
@@ -301,6 +309,7 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/sys/init", post(init))
         .route("/v1/sys/unseal", post(unseal))
         .route("/v1/sys/seal", post(seal))
+        .route("/v1/sys/clock/acknowledge", post(acknowledge_clock))
         .route("/v1/domains", post(create_domain).get(list_domains))
         .route("/v1/tokens", post(create_token))
         .route("/v1/tokens/{id}", axum::routing::delete(revoke_token))
@@ -356,7 +365,9 @@ async fn pipeline(
         }
         RequestId::from_random(b)
     };
-    let time = vault.clock.now();
+    let wall = vault.clock.now();
+    let observed = vault.time.observe(wall);
+    let time = observed.effective;
     let route = lookup(
         req.method(),
         req.extensions()
@@ -384,11 +395,26 @@ async fn pipeline(
     let ctx = Arc::new(RequestCtx {
         request_id,
         time,
+        wall,
         source,
         principal,
         tags: Mutex::new(Tags::default()),
     });
 
+    if observed.newly_untrusted {
+        tracing::error!(
+            "the wall clock moved backwards beyond the allowed skew; time-dependent operations are refused until acknowledged"
+        );
+        let event = ctx.event("clock.jump", Outcome::Failed, Some("clock_untrusted"));
+        if vault.writer.submit(vec![], event).await.is_err() {
+            return ApiError::AuditUnavailable.into_response();
+        }
+    }
+    // Operations whose meaning depends on the time (one-time codes, expiries).
+    let time_dependent = matches!(
+        operation,
+        "operator.login" | "request.approve" | "request.reject" | "token.create"
+    );
     let anonymous = matches!(principal, Principal::Anonymous);
     let rate_limited = matches!(auth, Err(ApiError::RateLimited))
         || (anonymous && !vault.limiter.allow(source, Instant::now()));
@@ -398,6 +424,8 @@ async fn pipeline(
         e.into_response()
     } else if vault.writer.has_failed() && route.is_none_or(|r| r.operation != "health") {
         ApiError::AuditUnavailable.into_response()
+    } else if time_dependent && !vault.time.trusted() {
+        ApiError::ClockUntrusted.into_response()
     } else if route.is_some_and(|r| !r.while_sealed) && vault.keystore.status().sealed {
         if vault.keystore.status().initialized {
             ApiError::Sealed
@@ -851,6 +879,13 @@ async fn export_audit(
         [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
         body,
     ))
+}
+
+async fn acknowledge_clock(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.acknowledge_clock(&ctx)?))
 }
 
 async fn openapi() -> impl IntoResponse {

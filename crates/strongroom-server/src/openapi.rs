@@ -208,7 +208,7 @@ mod tests {
             if r.method == "POST"
                 && !matches!(
                     r.operation,
-                    "operator.seal" | "operator.disable" | "request.reject"
+                    "operator.seal" | "operator.disable" | "request.reject" | "clock.acknowledge"
                 )
             {
                 assert!(

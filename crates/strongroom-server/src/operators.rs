@@ -477,7 +477,7 @@ impl Vault {
         }
         let password_ok = strongroom_crypto::verify_password(c.password, &op.password_hash);
         let totp = self.keystore.open_totp(op.id, &op.totp_sealed)?;
-        let now_secs = ctx.time.0 / 1000;
+        let now_secs = ctx.wall.0 / 1000;
         let step = totp.verify(c.totp, now_secs, op.totp_last_step);
         let failure = match (password_ok, step) {
             (false, _) => Some("wrong_password"),

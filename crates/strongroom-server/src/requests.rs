@@ -215,6 +215,10 @@ impl Vault {
         domain: Option<DomainId>,
         key: Option<KeyId>,
     ) -> Result<Option<Box<PendingView>>, ApiError> {
+        // A request carries an expiry: not filed while the clock cannot be trusted.
+        if !self.time.trusted() {
+            return Err(ApiError::ClockUntrusted);
+        }
         if self.dev || matches!(ctx.principal, Principal::Root { .. }) {
             return Ok(None);
         }

@@ -46,7 +46,9 @@ pub struct Started {
 fn system_ctx(principal: Principal, request_id: RequestId, vault: &Vault) -> RequestCtx {
     RequestCtx {
         request_id,
-        time: vault.clock.now(),
+        // Recorded times never go back, even for the node's own records.
+        time: vault.time.observe(vault.clock.now()).effective,
+        wall: vault.clock.now(),
         source: std::net::IpAddr::from([127, 0, 0, 1]),
         principal,
         tags: Mutex::new(Tags::default()),
@@ -206,6 +208,18 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
             Opened::Existing(s) | Opened::Fresh(s) => Arc::new(s),
         };
     let meta = store.vault().map_err(strongroom_storage::Error::from)?;
+    // The clock must not read earlier than the newest audit record (see TimeGuard).
+    let newest_audited = match store
+        .audit_tail()
+        .map_err(strongroom_storage::Error::from)?
+    {
+        Some((seq, _)) => store
+            .audit_records(seq, 1)
+            .map_err(strongroom_storage::Error::from)?
+            .first()
+            .map_or(meta.created_at, |r| r.event.time),
+        None => meta.created_at,
+    };
     let keystore = Arc::new(Keystore::new(Arc::clone(&entropy)));
     keystore
         .load(&meta)
@@ -227,6 +241,10 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         vault_id: meta.vault_id,
         keys: crate::service::KeyCache::default(),
         dev: opts.dev,
+        time: strongroom_core::TimeGuard::new(
+            newest_audited,
+            strongroom_core::TimeGuard::DEFAULT_SKEW_MS,
+        ),
     });
     let lifecycle = |op: &'static str| -> Result<_, ServeError> {
         let ctx = system_ctx(

@@ -37,7 +37,10 @@ const MAX_LABEL: usize = 256;
 /// Who asked, from where, and what the audit record should say about the target.
 pub(crate) struct RequestCtx {
     pub(crate) request_id: RequestId,
+    /// The time decisions use (never behind an earlier request's; see `TimeGuard`).
     pub(crate) time: UnixMillis,
+    /// The wall clock's own reading (for one-time codes, which are single use anyway).
+    pub(crate) wall: UnixMillis,
     pub(crate) source: IpAddr,
     pub(crate) principal: Principal,
     pub(crate) tags: Mutex<Tags>,
@@ -106,6 +109,8 @@ pub struct Vault {
     pub(crate) keys: KeyCache,
     /// Dev mode: every quorum is satisfied by the requester (requests run at once).
     pub(crate) dev: bool,
+    /// Backwards-clock guard: decisions never use a time below the newest seen.
+    pub(crate) time: strongroom_core::TimeGuard,
 }
 
 /// Key records with their domains, so the signing path does not read the database. This node
@@ -415,6 +420,16 @@ impl Vault {
         }
         self.keystore.seal();
         Ok(self.status())
+    }
+
+    /// A security officer accepts the wall clock after a backwards jump.
+    pub(crate) fn acknowledge_clock(
+        &self,
+        ctx: &RequestCtx,
+    ) -> Result<serde_json::Value, ApiError> {
+        allow(ctx, &Operation::AcknowledgeClock)?;
+        self.time.acknowledge(ctx.wall);
+        Ok(serde_json::json!({"clock": "trusted", "effective_time": rfc3339(ctx.time)}))
     }
 
     pub(crate) fn seal(&self, ctx: &RequestCtx) -> Result<StatusView, ApiError> {

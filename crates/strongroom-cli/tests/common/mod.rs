@@ -21,8 +21,13 @@ pub struct Node {
 
 impl Node {
     fn start(args: &[&str], data: &Path) -> Self {
+        Self::start_with_env(args, data, &[])
+    }
+
+    fn start_with_env(args: &[&str], data: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -59,6 +64,22 @@ impl Node {
                 data.to_str().unwrap(),
             ],
             data,
+        )
+    }
+
+    /// `serve --dev` with extra environment (a faked clock, say).
+    pub fn dev_with_env(data: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with_env(
+            &[
+                "serve",
+                "--dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+                data.to_str().unwrap(),
+            ],
+            data,
+            env,
         )
     }
 
