@@ -5,10 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System tools the integration tests drive: OpenSSL (the independent signature verifier),
-# curl (raw HTTP) and libfaketime (clock jumps).
+# curl (raw HTTP), age (share decryption) and libfaketime (clock jumps).
 need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
+# age (the reference implementation) decrypts shares encrypted to custodians' keys.
+command -v age >/dev/null || need+=(age)
 # libfaketime moves a running node's clock in the clock-jump test.
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || need+=(faketime)
 command -v cc >/dev/null || need+=(gcc libc6-dev)

@@ -7,6 +7,7 @@
 
 mod bench;
 mod client;
+mod custodian;
 mod output;
 mod verify;
 
@@ -107,6 +108,14 @@ enum OperatorCmd {
         /// Number of shares needed to unseal.
         #[arg(long)]
         threshold: u8,
+        /// A custodian's age recipient (`age1...`), or a file holding one such as the output
+        /// of `age-keygen -y`; repeat once per share. Each share is then encrypted to its
+        /// custodian and written to --share-dir instead of printed.
+        #[arg(long = "custodian-key")]
+        custodian_keys: Vec<String>,
+        /// Where to write the encrypted shares (`strongroom-share-N.age`).
+        #[arg(long, default_value = ".")]
+        share_dir: PathBuf,
     },
     /// Submit one unseal share (hidden prompt, --share-file, or standard input).
     Unseal {
@@ -376,7 +385,31 @@ fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(a) => serve(a),
         Command::Status => out.status(&client()?.get("/v1/sys/status")?),
-        Command::Operator(OperatorCmd::Init { shares, threshold }) => out.init(&client()?.post(
+        Command::Operator(OperatorCmd::Init {
+            shares,
+            threshold,
+            custodian_keys,
+            share_dir,
+        }) if !custodian_keys.is_empty() => {
+            let recipients = custodian_keys
+                .iter()
+                .map(|k| custodian::recipient(k))
+                .collect::<Result<Vec<_>, _>>()?;
+            // Check the destination before the server creates shares that could be lost.
+            let paths = custodian::share_paths(&share_dir, recipients.len())?;
+            let v = client()?.post(
+                "/v1/sys/init",
+                &json!({"shares": shares, "threshold": threshold, "custodian_keys": recipients}),
+            )?;
+            if out.json {
+                return out.raw(&v);
+            }
+            custodian::write_shares(&v, &paths)?;
+            out.init(&v)
+        }
+        Command::Operator(OperatorCmd::Init {
+            shares, threshold, ..
+        }) => out.init(&client()?.post(
             "/v1/sys/init",
             &json!({"shares": shares, "threshold": threshold}),
         )?),

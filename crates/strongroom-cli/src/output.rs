@@ -19,7 +19,7 @@ fn scalar(v: &Value) -> String {
 }
 
 impl Output {
-    fn raw(&self, v: &Value) -> Result<(), CliError> {
+    pub(crate) fn raw(&self, v: &Value) -> Result<(), CliError> {
         println!(
             "{}",
             serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
@@ -73,11 +73,20 @@ impl Output {
             .as_array()
             .map(Vec::as_slice)
             .unwrap_or_default();
-        println!("Vault initialised. These shares are shown ONCE and are not stored anywhere.");
-        println!(
-            "Give one to each custodian; any {} of them unseal the vault.\n",
-            scalar(&v["threshold"])
-        );
+        if shares.is_empty() {
+            println!("Vault initialised. Each share is encrypted to its custodian's age key.");
+            println!(
+                "Send each file to its custodian; any {} of them unseal the vault with\n  \
+                 age -d -i KEY share.age | strongroom operator unseal\n",
+                scalar(&v["threshold"])
+            );
+        } else {
+            println!("Vault initialised. These shares are shown ONCE and are not stored anywhere.");
+            println!(
+                "Give one to each custodian; any {} of them unseal the vault.\n",
+                scalar(&v["threshold"])
+            );
+        }
         for (i, s) in shares.iter().enumerate() {
             println!("share {}: {}", i + 1, scalar(s));
         }

@@ -16,6 +16,7 @@
 //! It must not do I/O other than asking its [`strongroom_core::EntropySource`] for randomness.
 
 mod aead;
+mod age;
 mod approval;
 mod entropy;
 mod error;
@@ -27,6 +28,7 @@ mod signing;
 mod spki;
 
 pub use aead::{AeadKey, SEALED_BLOB_VERSION};
+pub use age::{AgeRecipient, age_encrypt};
 pub use approval::{ApprovalKey, approval_key_is_unusable, request_hash, verify_approval};
 pub use entropy::OsEntropy;
 pub use error::Error;

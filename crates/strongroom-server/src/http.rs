@@ -545,6 +545,10 @@ async fn status(State(vault): State<Arc<Vault>>) -> impl IntoResponse {
 struct InitBody {
     shares: u8,
     threshold: u8,
+    /// One age recipient (`age1...`) per share: each share is returned encrypted to its
+    /// custodian instead of in the clear.
+    #[serde(default)]
+    custodian_keys: Option<Vec<String>>,
 }
 
 async fn init(
@@ -552,7 +556,54 @@ async fn init(
     ctx: Ctx,
     ApiJson(b): ApiJson<InitBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(v.init(&ctx, b.shares, b.threshold, false).await?))
+    let custodians = b
+        .custodian_keys
+        .map(|keys| parse_custodian_keys(&keys, b.shares))
+        .transpose()?;
+    Ok(Json(
+        v.init(&ctx, b.shares, b.threshold, custodians, false)
+            .await?,
+    ))
+}
+
+/// Parses the custodians' age recipients: exactly one per share, no custodian twice (two
+/// shares in one hand would quietly lower the threshold).
+fn parse_custodian_keys(
+    keys: &[String],
+    shares: u8,
+) -> Result<Vec<strongroom_crypto::AgeRecipient>, ApiError> {
+    if keys.len() != usize::from(shares) {
+        return Err(ApiError::bad(
+            "custodian_keys_mismatch",
+            format!(
+                "{} custodian keys given for {shares} shares: give exactly one per share",
+                keys.len()
+            ),
+        ));
+    }
+    let mut out: Vec<strongroom_crypto::AgeRecipient> = Vec::with_capacity(keys.len());
+    for (i, k) in keys.iter().enumerate() {
+        let r = strongroom_crypto::AgeRecipient::parse(k).map_err(|_| {
+            ApiError::bad(
+                "invalid_custodian_key",
+                format!(
+                    "custodian key {} is not an age X25519 recipient (age1...)",
+                    i + 1
+                ),
+            )
+        })?;
+        if out.contains(&r) {
+            return Err(ApiError::bad(
+                "duplicate_custodian_key",
+                format!(
+                    "custodian key {} repeats an earlier one: one share per custodian",
+                    i + 1
+                ),
+            ));
+        }
+        out.push(r);
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize)]

@@ -10,7 +10,9 @@ fn request_schema(operation: &str) -> Option<Value> {
         "operator.init" => {
             json!({"type": "object", "required": ["shares", "threshold"], "additionalProperties": false,
             "properties": {"shares": {"type": "integer", "minimum": 1, "maximum": 255},
-                           "threshold": {"type": "integer", "minimum": 1, "maximum": 255}}})
+                           "threshold": {"type": "integer", "minimum": 1, "maximum": 255},
+                           "custodian_keys": {"type": "array", "items": {"type": "string"},
+                               "description": "one age X25519 recipient (age1...) per share; shares come back encrypted"}}})
         }
         "operator.unseal" => {
             json!({"type": "object", "required": ["share"], "additionalProperties": false,
@@ -86,6 +88,9 @@ fn response_schema(operation: &str) -> Value {
         }
         "operator.init" => json!({"type": "object", "properties": {
             "vault_id": {"type": "string"}, "shares": {"type": "array", "items": {"type": "string"}},
+            "encrypted_shares": {"type": "array", "items": {"type": "object", "properties": {
+                "index": {"type": "integer"}, "recipient": {"type": "string"},
+                "age": {"type": "string", "description": "ASCII-armored age v1 file"}}}},
             "threshold": {"type": "integer"}, "root_token": {"type": "string"},
             "audit_public_key": {"type": "string"}}}),
         "token.create" => json!({"type": "object", "properties": {"id": {"type": "string"},

@@ -96,7 +96,7 @@ async fn dev_bootstrap(vault: &Vault, dir: &Path) -> Result<Zeroizing<String>, S
     if !vault.keystore.status().initialized {
         let ctx = system_ctx(Principal::Anonymous, new_request_id(entropy)?, vault);
         let init = vault
-            .init(&ctx, 1, 1, true)
+            .init(&ctx, 1, 1, None, true)
             .await
             .map_err(ServeError::Api)?;
         let share = init_share(&init)?;

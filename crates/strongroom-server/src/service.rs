@@ -252,7 +252,10 @@ pub struct SignView {
 #[derive(Serialize)]
 pub struct InitView {
     vault_id: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     shares: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    encrypted_shares: Vec<EncryptedShareView>,
     threshold: u8,
     root_token: String,
     audit_public_key: String,
@@ -268,6 +271,14 @@ impl InitView {
     pub(crate) fn root_token(&self) -> &str {
         &self.root_token
     }
+}
+
+/// One unseal share encrypted to its custodian's age recipient.
+#[derive(Serialize)]
+pub struct EncryptedShareView {
+    index: usize,
+    recipient: String,
+    age: String,
 }
 
 /// A newly issued token: its value is shown once.
@@ -359,6 +370,7 @@ impl Vault {
         ctx: &RequestCtx,
         shares: u8,
         threshold: u8,
+        custodians: Option<Vec<strongroom_crypto::AgeRecipient>>,
         dev: bool,
     ) -> Result<InitView, ApiError> {
         allow(ctx, &Operation::Init)?;
@@ -377,6 +389,27 @@ impl Vault {
             &token::binding(&self.vault_id, &root.record),
         )?;
         root.record.mac = init.root_token_mac;
+        // Encrypt before committing: if encryption fails, nothing is initialised and no share
+        // has existed outside this function.
+        let (shares, encrypted_shares) = match custodians {
+            None => (
+                init.shares.iter().map(|s| s.as_str().to_owned()).collect(),
+                Vec::new(),
+            ),
+            Some(recipients) => {
+                let mut out = Vec::with_capacity(recipients.len());
+                for (i, (r, share)) in recipients.iter().zip(&init.shares).enumerate() {
+                    let age =
+                        strongroom_crypto::age_encrypt(r, share.as_bytes(), self.entropy.as_ref())?;
+                    out.push(EncryptedShareView {
+                        index: i + 1,
+                        recipient: r.to_string(),
+                        age: age.as_str().to_owned(),
+                    });
+                }
+                (Vec::new(), out)
+            }
+        };
         let audit_public_key = hex::encode(init.record.audit_public_key);
         self.commit(
             ctx,
@@ -396,7 +429,8 @@ impl Vault {
         self.keystore.load(&self.store.vault()?)?;
         Ok(InitView {
             vault_id: self.vault_id.to_string(),
-            shares: init.shares.iter().map(|s| s.as_str().to_owned()).collect(),
+            shares,
+            encrypted_shares,
             threshold,
             root_token: root.value.as_str().to_owned(),
             audit_public_key,
