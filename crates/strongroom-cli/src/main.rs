@@ -110,8 +110,9 @@ enum OperatorCmd {
         threshold: u8,
         /// A custodian's age recipient (`age1...`), or a file holding one such as the output
         /// of `age-keygen -y`; repeat once per share. Each share is then encrypted to its
-        /// custodian and written to --share-dir instead of printed.
-        #[arg(long = "custodian-key")]
+        /// custodian and written to --share-dir instead of printed. Give one per share:
+        /// `--custodian-keys A B C` or `--custodian-key A --custodian-key B ...`.
+        #[arg(long = "custodian-keys", alias = "custodian-key", num_args = 1..)]
         custodian_keys: Vec<String>,
         /// Where to write the encrypted shares (`strongroom-share-N.age`).
         #[arg(long, default_value = ".")]

@@ -117,15 +117,36 @@ fn shares_are_encrypted_to_each_custodian_and_unseal_the_vault() {
         assert!(uninitialised());
     }
 
-    // One recipient as a public-key file (`age-keygen -y` output), two inline.
-    let bob_pub = dir.path().join("bob.pub");
-    std::fs::write(&bob_pub, format!("{}\n", custodians[1].1)).unwrap();
-    let r = init(&[
-        &custodians[0].1,
-        bob_pub.to_str().unwrap(),
-        &custodians[2].1,
-    ])
-    .ok();
+    // The spelling: `--custodian-keys FILE...`, here public-key files
+    // (`age-keygen -y` output) and one inline recipient.
+    let public: Vec<PathBuf> = custodians[..2]
+        .iter()
+        .enumerate()
+        .map(|(i, (_, r))| {
+            let p = dir.path().join(format!("{i}.pub"));
+            std::fs::write(&p, format!("{r}\n")).unwrap();
+            p
+        })
+        .collect();
+    let r = node
+        .cli(
+            None,
+            &[
+                "operator",
+                "init",
+                "--shares",
+                "3",
+                "--threshold",
+                "2",
+                "--share-dir",
+                shares_dir.to_str().unwrap(),
+                "--custodian-keys",
+                public[0].to_str().unwrap(),
+                public[1].to_str().unwrap(),
+                &custodians[2].1,
+            ],
+        )
+        .ok();
     assert!(!r.stdout.contains("srs1-"), "a share reached the terminal");
     let files: Vec<PathBuf> = (1..=3)
         .map(|i| shares_dir.join(format!("strongroom-share-{i}.age")))
