@@ -89,6 +89,7 @@ pub(crate) struct Client {
     http: Http,
     base: String,
     token: Option<String>,
+    expires: Option<Duration>,
 }
 
 impl Client {
@@ -101,13 +102,23 @@ impl Client {
             http,
             base: addr.trim_end_matches('/').to_owned(),
             token,
+            expires: None,
         })
+    }
+
+    /// Sets how long a request this client files stays open for approvals.
+    pub(crate) fn expiring(mut self, expires: Option<Duration>) -> Self {
+        self.expires = expires;
+        self
     }
 
     fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, CliError> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
+        }
+        if let Some(e) = self.expires {
+            req = req.header("strongroom-request-expires", e.as_secs());
         }
         if let Some(b) = body {
             req = req.json(b);

@@ -39,6 +39,10 @@ struct Cli {
         default_value = "http://127.0.0.1:8200"
     )]
     addr: String,
+    /// For operations that need approvals: how long the request stays open, e.g. `1h`, `3d`
+    /// (default 24 hours; 1 minute to 30 days).
+    #[arg(long, global = true, value_parser = humantime::parse_duration)]
+    expires: Option<std::time::Duration>,
     #[command(subcommand)]
     command: Command,
 }
@@ -382,7 +386,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     let out = output::Output { json: cli.json };
-    let client = || Client::new(&cli.addr, std::env::var("STRONGROOM_TOKEN").ok());
+    let client = || {
+        Client::new(&cli.addr, std::env::var("STRONGROOM_TOKEN").ok())
+            .map(|c| c.expiring(cli.expires))
+    };
     match cli.command {
         Command::Serve(a) => serve(a),
         Command::Status => out.status(&client()?.get("/v1/sys/status")?),

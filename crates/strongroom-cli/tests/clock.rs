@@ -100,3 +100,105 @@ fn backwards_clock_fails_closed_until_acknowledged() {
     assert_eq!(backwards, 0);
     audit_verify(&data).ok();
 }
+
+/// `--expires` sets how long a request stays open; once the (faked) clock passes it, the
+/// approval that would have completed it is refused with `request_expired`, the request is
+/// marked expired, nothing runs, and the refusal is audited.
+#[test]
+fn requests_expire_when_their_time_is_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let offset = dir.path().join("offset");
+    std::fs::write(&offset, "+0\n").unwrap();
+    let offset_path = offset.to_str().unwrap().to_owned();
+    let env = [
+        ("LD_PRELOAD", LIBFAKETIME),
+        ("FAKETIME_TIMESTAMP_FILE", offset_path.as_str()),
+        ("FAKETIME_NO_CACHE", "1"),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    ];
+    let data = dir.path().join("prod");
+    let node = Node::production_with_env(&data, &env);
+    let init = node
+        .cli(
+            None,
+            &[
+                "--json",
+                "operator",
+                "init",
+                "--shares",
+                "1",
+                "--threshold",
+                "1",
+            ],
+        )
+        .ok()
+        .json();
+    node.cli_stdin(
+        None,
+        &["operator", "unseal"],
+        init["shares"][0].as_str().unwrap(),
+    )
+    .ok();
+    let boot = init["root_token"].as_str().unwrap().to_owned();
+    let alice_e = enrol(&node, &boot, "alice", &["security-officer"]);
+    let bob_e = enrol(&node, &boot, "bob", &["security-officer"]);
+    let alice = person_from(&node, dir.path(), "alice", &alice_e);
+    let bob = person_from(&node, dir.path(), "bob", &bob_e);
+    let a = Some(alice.token.as_str());
+
+    // Out of bounds: refused before anything is filed.
+    for bad in ["10s", "31days"] {
+        let r = node.cli(
+            a,
+            &["--json", "--expires", bad, "domain", "create", "treasury"],
+        );
+        assert_eq!((r.code, r.error_code().as_str()), (1, "invalid_expiry"));
+    }
+    let listed = node.cli(a, &["--json", "request", "list"]).ok().json();
+    assert_eq!(listed.as_array().unwrap().len(), 0, "{listed}");
+
+    let id = pending(&node.cli(
+        a,
+        &["--json", "--expires", "2m", "domain", "create", "treasury"],
+    ));
+    let shown = node.cli(a, &["--json", "request", "show", &id]).ok().json();
+    let now_ms = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let left = shown["expires_at_ms"].as_u64().unwrap() - now_ms;
+    assert!((110_000..=120_000).contains(&left), "{left} ms left");
+
+    // Three minutes later the approval comes too late.
+    std::fs::write(&offset, "+3m\n").unwrap();
+    let r = approve(&node, &bob, &id);
+    assert_eq!((r.code, r.error_code().as_str()), (1, "request_expired"));
+    let shown = node.cli(a, &["--json", "request", "show", &id]).ok().json();
+    assert_eq!(shown["status"], "expired");
+    let domains = node.cli(a, &["--json", "domain", "list"]).ok().json();
+    assert!(
+        domains
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["name"] != "treasury")
+    );
+    // Once expired it stays expired.
+    let r = approve(&node, &bob, &id);
+    assert_eq!(r.error_code(), "request_not_pending");
+    node.stop();
+
+    let conn = db(&data);
+    let expired: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM audit WHERE operation = 'request.expire' AND code = 'request_expired'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(expired, 1);
+    audit_verify(&data).ok();
+}

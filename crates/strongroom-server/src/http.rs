@@ -340,6 +340,9 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .with_state(vault)
 }
 
+/// Optional header: seconds until a request filed by this call expires (default 24 hours).
+pub(crate) const REQUEST_EXPIRES: &str = "strongroom-request-expires";
+
 fn bearer(req: &Request) -> Option<&str> {
     let v = req
         .headers()
@@ -392,12 +395,18 @@ async fn pipeline(
         ),
     };
     let principal = *auth.as_ref().unwrap_or(&Principal::Anonymous);
+    let request_expiry = req
+        .headers()
+        .get(REQUEST_EXPIRES)
+        .map(|v| crate::requests::parse_expiry(v.as_bytes()))
+        .transpose();
     let ctx = Arc::new(RequestCtx {
         request_id,
         time,
         wall,
         source,
         principal,
+        request_expiry: request_expiry.as_ref().ok().copied().flatten(),
         tags: Mutex::new(Tags::default()),
     });
 
@@ -421,6 +430,8 @@ async fn pipeline(
     let mut response = if rate_limited {
         ApiError::RateLimited.into_response()
     } else if let Err(e) = auth {
+        e.into_response()
+    } else if let Err(e) = request_expiry {
         e.into_response()
     } else if vault.writer.has_failed() && route.is_none_or(|r| r.operation != "health") {
         ApiError::AuditUnavailable.into_response()

@@ -25,6 +25,30 @@ use crate::service::{RequestCtx, Vault, allow, rfc3339};
 
 /// How long a request waits for approvals unless told otherwise.
 pub(crate) const DEFAULT_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+/// Bounds for `Strongroom-Request-Expires`: long enough to reach a second person, short
+/// enough that a forgotten approval does not linger as a loaded gun.
+pub(crate) const MIN_EXPIRY: Duration = Duration::from_secs(60);
+/// See [`MIN_EXPIRY`].
+pub(crate) const MAX_EXPIRY: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Parses the `Strongroom-Request-Expires` header (whole seconds).
+pub(crate) fn parse_expiry(value: &[u8]) -> Result<Duration, ApiError> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .filter(|d| (MIN_EXPIRY..=MAX_EXPIRY).contains(d))
+        .ok_or_else(|| {
+            ApiError::bad(
+                "invalid_expiry",
+                format!(
+                    "Strongroom-Request-Expires must be whole seconds from {} to {}",
+                    MIN_EXPIRY.as_secs(),
+                    MAX_EXPIRY.as_secs()
+                ),
+            )
+        })
+}
 
 /// The outcome of a gated operation: done now, or waiting for approvals.
 pub(crate) enum Gated<T> {
@@ -245,7 +269,9 @@ impl Vault {
             },
             required,
             created_at: ctx.time,
-            expires_at: ctx.time.saturating_add(DEFAULT_EXPIRY),
+            expires_at: ctx
+                .time
+                .saturating_add(ctx.request_expiry.unwrap_or(DEFAULT_EXPIRY)),
             nonce,
             hash: [0; 32],
             status: RequestStatus::Pending,

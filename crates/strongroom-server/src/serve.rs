@@ -51,6 +51,7 @@ fn system_ctx(principal: Principal, request_id: RequestId, vault: &Vault) -> Req
         wall: vault.clock.now(),
         source: std::net::IpAddr::from([127, 0, 0, 1]),
         principal,
+        request_expiry: None,
         tags: Mutex::new(Tags::default()),
     }
 }

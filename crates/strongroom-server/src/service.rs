@@ -43,6 +43,8 @@ pub(crate) struct RequestCtx {
     pub(crate) wall: UnixMillis,
     pub(crate) source: IpAddr,
     pub(crate) principal: Principal,
+    /// How long a request filed by this call stays open (`Strongroom-Request-Expires`).
+    pub(crate) request_expiry: Option<Duration>,
     pub(crate) tags: Mutex<Tags>,
 }
 

@@ -85,6 +85,11 @@ impl Node {
 
     /// `serve --config FILE` (production mode) on a free port.
     pub fn production(data: &Path) -> Self {
+        Self::production_with_env(data, &[])
+    }
+
+    /// [`Node::production`] with extra environment (a faked clock, say).
+    pub fn production_with_env(data: &Path, env: &[(&str, &str)]) -> Self {
         let cfg = data.with_extension("toml");
         std::fs::write(
             &cfg,
@@ -94,7 +99,7 @@ impl Node {
             ),
         )
         .unwrap();
-        Self::start(&["serve", "--config", cfg.to_str().unwrap()], data)
+        Self::start_with_env(&["serve", "--config", cfg.to_str().unwrap()], data, env)
     }
 
     pub fn dev_token(&self) -> String {
