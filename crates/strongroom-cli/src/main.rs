@@ -154,6 +154,18 @@ enum OperatorCmd {
         /// Login name.
         name: String,
     },
+    /// Set an operator's roles and domain (replacing both; needs approval: operator.roles).
+    /// The operator concerned never approves it; the last vault-wide security officer stays.
+    Roles {
+        /// Login name.
+        name: String,
+        /// Role: security-officer, custodian, approver or auditor (repeat for several).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Confine the operator to one domain (omit: all domains).
+        #[arg(long)]
+        domain: Option<String>,
+    },
     /// Register your approval key (log in first; approvers and security officers).
     RegisterKey {
         /// The public key file written by `approval-key generate` (F.pub).
@@ -201,11 +213,12 @@ enum DomainCmd {
     },
     /// List domains.
     List,
-    /// Set how many approvals an operation needs in this domain (key.destroy).
+    /// Set how many approvals an operation needs in this domain. Operations: key.destroy,
+    /// key.warm, key.sign (the others are vault-wide: `quorum set`).
     Quorum {
         /// Domain name.
         domain: String,
-        /// Operation: key.destroy.
+        /// Operation: key.destroy, key.warm or key.sign.
         #[arg(long)]
         operation: String,
         /// Approvals needed (1-16), from people other than the requester.
@@ -217,7 +230,8 @@ enum DomainCmd {
 #[derive(Subcommand)]
 enum QuorumCmd {
     /// Set the vault-wide number of approvals for an operation. Operations: domain.create,
-    /// operator.add, quorum.set, key.destroy. Without a rule, one approval is needed.
+    /// operator.add, operator.roles, quorum.set, key.destroy, key.warm, key.sign. Without a
+    /// rule, one approval is needed.
     Set {
         /// Operation.
         #[arg(long)]
@@ -465,6 +479,14 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Operator(OperatorCmd::Disable { name }) => out.object(&client()?.post(
             &format!("/v1/operators/{}/disable", client::path(&name)),
             &json!({}),
+        )?),
+        Command::Operator(OperatorCmd::Roles {
+            name,
+            roles,
+            domain,
+        }) => out.object(&client()?.post(
+            &format!("/v1/operators/{}/roles", client::path(&name)),
+            &json!({"roles": roles, "domain": domain}),
         )?),
         Command::Login(a) => login(&client()?, &out, a),
         Command::Domain(DomainCmd::Quorum {
@@ -835,4 +857,36 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
 /// Used by output and bench: a JSON string field, or "".
 pub(crate) fn field<'a>(v: &'a Value, name: &str) -> &'a str {
     v.get(name).and_then(Value::as_str).unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use strongroom_core::quorum::GatedOp;
+
+    use super::Cli;
+
+    fn help(path: &[&str]) -> String {
+        let mut cmd = Cli::command();
+        let mut sub = &mut cmd;
+        for p in path {
+            sub = sub.find_subcommand_mut(p).unwrap();
+        }
+        sub.render_long_help().to_string()
+    }
+
+    /// `--help` is where operators find operation names: it must name every one.
+    #[test]
+    fn quorum_help_names_every_gated_operation() {
+        let vault = help(&["quorum", "set"]);
+        let domain = help(&["domain", "quorum"]);
+        for op in GatedOp::ALL {
+            assert!(vault.contains(op.as_str()), "quorum set --help lacks {op}");
+            assert_eq!(
+                domain.contains(op.as_str()),
+                !op.vault_wide(),
+                "domain quorum --help and {op}"
+            );
+        }
+    }
 }

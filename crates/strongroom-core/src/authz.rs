@@ -91,6 +91,8 @@ pub enum Operation {
     ListOperators,
     /// Disable an operator.
     DisableOperator,
+    /// Change an operator's roles or domain.
+    ChangeRoles,
     /// Register one's own approval key.
     RegisterApprovalKey,
     /// Change a key's temperature (who exactly may is decided by the temperature rules).
@@ -198,6 +200,7 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
                 | Operation::CreateOperator
                 | Operation::ListOperators
                 | Operation::DisableOperator
+                | Operation::ChangeRoles
                 | Operation::Seal
                 | Operation::ApproveRequest
                 | Operation::ReadRequests
@@ -259,6 +262,7 @@ mod tests {
             Operation::CreateOperator,
             Operation::ListOperators,
             Operation::DisableOperator,
+            Operation::ChangeRoles,
             Operation::RegisterApprovalKey,
             Operation::ChangeTemperature(d),
             Operation::ApproveRequest,
@@ -342,6 +346,11 @@ mod tests {
             (&custodian, Operation::ReadKeys(mine), no),
             (&auditor, Operation::ListOperators, allow),
             (&auditor, Operation::CreateOperator, no),
+            (&so, Operation::ChangeRoles, allow),
+            (&scoped, Operation::ChangeRoles, allow),
+            (&approver, Operation::ChangeRoles, no),
+            (&custodian, Operation::ChangeRoles, no),
+            (&auditor, Operation::ChangeRoles, no),
             (&auditor, Operation::Seal, no),
             (&approver, Operation::ReadKeys(mine), allow),
             (&approver, Operation::DestroyKey(mine), no),
@@ -392,6 +401,7 @@ mod tests {
             (Operation::CreateKey(mine), no),
             (Operation::Seal, no),
             (Operation::DisableOperator, no),
+            (Operation::ChangeRoles, no),
         ] {
             assert_eq!(authorize(&boot, &o), expected, "bootstrap {o:?}");
         }

@@ -21,6 +21,8 @@ pub enum GatedOp {
     CreateDomain,
     /// Add an operator (vault-wide rule).
     AddOperator,
+    /// Change an operator's roles or domain (vault-wide rule).
+    ChangeRoles,
     /// Change a quorum rule (vault-wide rule).
     SetQuorum,
     /// Destroy a key (rule of the key's domain, else vault-wide).
@@ -33,9 +35,10 @@ pub enum GatedOp {
 
 impl GatedOp {
     /// Every gated operation.
-    pub const ALL: [GatedOp; 6] = [
+    pub const ALL: [GatedOp; 7] = [
         GatedOp::CreateDomain,
         GatedOp::AddOperator,
+        GatedOp::ChangeRoles,
         GatedOp::SetQuorum,
         GatedOp::DestroyKey,
         GatedOp::WarmKey,
@@ -48,6 +51,7 @@ impl GatedOp {
         match self {
             GatedOp::CreateDomain => "domain.create",
             GatedOp::AddOperator => "operator.add",
+            GatedOp::ChangeRoles => "operator.roles",
             GatedOp::SetQuorum => "quorum.set",
             GatedOp::DestroyKey => "key.destroy",
             GatedOp::WarmKey => "key.warm",
@@ -60,7 +64,10 @@ impl GatedOp {
     pub fn vault_wide(self) -> bool {
         matches!(
             self,
-            GatedOp::CreateDomain | GatedOp::AddOperator | GatedOp::SetQuorum
+            GatedOp::CreateDomain
+                | GatedOp::AddOperator
+                | GatedOp::ChangeRoles
+                | GatedOp::SetQuorum
         )
     }
 
@@ -69,7 +76,10 @@ impl GatedOp {
     pub fn is_configuration(self) -> bool {
         matches!(
             self,
-            GatedOp::CreateDomain | GatedOp::AddOperator | GatedOp::SetQuorum
+            GatedOp::CreateDomain
+                | GatedOp::AddOperator
+                | GatedOp::ChangeRoles
+                | GatedOp::SetQuorum
         )
     }
 }
@@ -181,8 +191,9 @@ mod tests {
             GatedOp::DestroyKey => 3,
             GatedOp::WarmKey => 4,
             GatedOp::SignWarm => 5,
+            GatedOp::ChangeRoles => 6,
         };
-        let mut seen = [false; 6];
+        let mut seen = [false; 7];
         for op in GatedOp::ALL {
             seen[position(op)] = true;
             assert_eq!(op.as_str().parse::<GatedOp>().unwrap(), op);

@@ -30,8 +30,8 @@ pub enum ApiError {
     PasswordChangeRequired,
     /// The principal may not do this (403).
     Forbidden,
-    /// A specific refusal with its own code (403): `own_request`, `not_an_approver`,
-    /// `no_approval_key`.
+    /// A specific refusal with its own code (403): `own_request`, `own_role_change`,
+    /// `not_an_approver`, `no_approval_key`, `outside_your_domain`.
     NotAllowed(&'static str),
     /// Unknown, or outside the caller's domain: the two are indistinguishable (404).
     NotFound,
@@ -146,6 +146,12 @@ impl ApiError {
             ApiError::NotAllowed("own_request") => "a request's creator never approves it".into(),
             ApiError::NotAllowed("no_approval_key") => {
                 "register an approval key first (operator register-key)".into()
+            }
+            ApiError::NotAllowed("own_role_change") => {
+                "an operator never approves a change to their own roles".into()
+            }
+            ApiError::NotAllowed("outside_your_domain") => {
+                "you manage only operators confined to your own domain".into()
             }
             ApiError::NotAllowed(_) => "you may not approve this request".into(),
             ApiError::NotFound => "not found".into(),

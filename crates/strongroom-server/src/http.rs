@@ -206,6 +206,14 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "POST",
+        "/v1/operators/{name}/roles",
+        "operator.roles",
+        "Change an operator's roles and domain (gated: operator.roles)",
+        true,
+        false,
+    ),
+    route(
+        "POST",
         "/v1/operators/me/approval-key",
         "operator.register_key",
         "Register the calling operator's Ed25519 approval key",
@@ -318,6 +326,7 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/keys/{id}/sign", post(sign))
         .route("/v1/operators", post(create_operator).get(list_operators))
         .route("/v1/operators/{name}/disable", post(disable_operator))
+        .route("/v1/operators/{name}/roles", post(change_roles))
         .route("/v1/operators/me/approval-key", post(register_key))
         .route("/v1/login", post(login))
         .route("/v1/keys/{id}/temperature", post(set_temperature))
@@ -798,6 +807,23 @@ async fn list_operators(
     ctx: Ctx,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(v.list_operators(&ctx)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolesBody {
+    roles: Vec<String>,
+    domain: Option<String>,
+}
+
+async fn change_roles(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    ApiJson(b): ApiJson<RolesBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    v.change_roles(&ctx, &name, &b.roles, b.domain.as_deref())
+        .await
 }
 
 async fn disable_operator(

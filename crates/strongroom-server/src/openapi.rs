@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
+use strongroom_core::quorum::GatedOp;
+
 use crate::http::ROUTES;
 
 fn request_schema(operation: &str) -> Option<Value> {
@@ -42,6 +44,12 @@ fn request_schema(operation: &str) -> Option<Value> {
                                "enum": ["security-officer", "custodian", "approver", "auditor"]}},
                            "domain": {"type": "string"}}})
         }
+        "operator.roles" => {
+            json!({"type": "object", "required": ["roles"], "additionalProperties": false,
+            "properties": {"roles": {"type": "array", "items": {"type": "string",
+                               "enum": ["security-officer", "custodian", "approver", "auditor"]}},
+                           "domain": {"type": "string", "description": "confine to this domain; omit for all domains"}}})
+        }
         "operator.login" => {
             json!({"type": "object", "required": ["name", "password", "totp"], "additionalProperties": false,
             "properties": {"name": {"type": "string"}, "password": {"type": "string"},
@@ -58,7 +66,7 @@ fn request_schema(operation: &str) -> Option<Value> {
         }
         "quorum.set" => {
             json!({"type": "object", "required": ["operation", "approvals"], "additionalProperties": false,
-            "properties": {"operation": {"type": "string", "enum": ["domain.create", "operator.add", "quorum.set", "key.destroy", "key.warm", "key.sign"]},
+            "properties": {"operation": {"type": "string", "enum": GatedOp::ALL.iter().map(|o| o.as_str()).collect::<Vec<_>>()},
                            "approvals": {"type": "integer", "minimum": 1, "maximum": 16},
                            "domain": {"type": "string"}}})
         }
@@ -140,6 +148,7 @@ pub fn document() -> Value {
             r.operation,
             "domain.create"
                 | "operator.create"
+                | "operator.roles"
                 | "key.destroy"
                 | "quorum.set"
                 | "key.temperature"
@@ -192,6 +201,7 @@ mod tests {
         for (path, method) in [
             ("/v1/domains", "post"),
             ("/v1/operators", "post"),
+            ("/v1/operators/{name}/roles", "post"),
             ("/v1/keys/{id}", "delete"),
             ("/v1/quorum", "post"),
             ("/v1/keys/{id}/temperature", "post"),

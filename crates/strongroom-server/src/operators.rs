@@ -13,7 +13,7 @@ use serde::Serialize;
 use strongroom_core::operator::{OperatorName, Role, Roles};
 use strongroom_core::record::{OperatorRecord, Outcome, TokenKind};
 use strongroom_core::storage::Mutation;
-use strongroom_core::{Operation, OperatorId, VaultId};
+use strongroom_core::{Operation, OperatorId, Principal, VaultId};
 use strongroom_crypto::{OtpAlgorithm, OtpRejection, TotpSecret};
 
 use crate::error::ApiError;
@@ -150,7 +150,227 @@ fn lockout_for(failures: u32) -> Duration {
     LOCKOUT.saturating_mul(1 << doublings).min(MAX_LOCKOUT)
 }
 
+/// A change of an operator's roles and domain, as filed and as run. It names who the operator
+/// was when it was filed, so an approval never applies to an operator who has changed since.
+pub(crate) struct RoleChange {
+    name: OperatorName,
+    operator: OperatorId,
+    from_roles: Roles,
+    from_domain: Option<String>,
+    roles: Roles,
+    domain: Option<String>,
+}
+
+fn role_names(roles: Roles) -> Vec<&'static str> {
+    roles.to_vec().into_iter().map(Role::as_str).collect()
+}
+
+fn parse_roles<S: AsRef<str>>(names: &[S]) -> Result<Roles, ApiError> {
+    let list: Vec<Role> = names
+        .iter()
+        .map(|r| r.as_ref().parse())
+        .collect::<Result<_, _>>()?;
+    Ok(Roles::new(&list)?)
+}
+
+impl RoleChange {
+    fn to_params(&self) -> serde_json::Value {
+        crate::requests::strip_nulls(serde_json::json!({
+            "name": self.name.as_str(),
+            "operator": self.operator.to_string(),
+            "from_roles": role_names(self.from_roles),
+            "from_domain": self.from_domain,
+            "roles": role_names(self.roles),
+            "domain": self.domain,
+        }))
+    }
+
+    /// Reads back the parameters of a filed request (MAC-checked before this is called).
+    pub(crate) fn from_params(p: &serde_json::Value) -> Result<Self, ApiError> {
+        let bad = || {
+            ApiError::bad(
+                "invalid_request_params",
+                "the request's parameters are unusable",
+            )
+        };
+        let text = |k: &str| p.get(k).and_then(serde_json::Value::as_str);
+        let list = |k: &str| -> Result<Roles, ApiError> {
+            let names: Vec<&str> = p[k]
+                .as_array()
+                .ok_or_else(bad)?
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .collect();
+            parse_roles(&names)
+        };
+        Ok(Self {
+            name: text("name").ok_or_else(bad)?.parse().map_err(|_| bad())?,
+            operator: text("operator")
+                .ok_or_else(bad)?
+                .parse()
+                .map_err(|_| bad())?,
+            from_roles: list("from_roles")?,
+            from_domain: text("from_domain").map(str::to_owned),
+            roles: list("roles")?,
+            domain: text("domain").map(str::to_owned),
+        })
+    }
+}
+
+/// Whether `o` is an enabled, vault-wide security officer: someone who can still add
+/// operators, set quorum and acknowledge the clock.
+fn is_administrator(o: &OperatorRecord) -> bool {
+    o.roles.has(Role::SecurityOfficer) && o.domain.is_none() && o.disabled_at.is_none()
+}
+
 impl Vault {
+    /// A domain-scoped operator manages only operators confined to that same domain: a scoped
+    /// security officer must not mint vault-wide power.
+    fn manages(
+        ctx: &RequestCtx,
+        target: Option<strongroom_core::DomainId>,
+    ) -> Result<(), ApiError> {
+        match ctx.principal {
+            Principal::Operator {
+                domain: Some(own), ..
+            } if target != Some(own) => Err(ApiError::NotAllowed("outside_your_domain")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses to turn the last vault-wide security officer into something else: nobody could
+    /// then add operators, change quorum or acknowledge the clock.
+    fn keeps_an_administrator(
+        &self,
+        before: &OperatorRecord,
+        after: &OperatorRecord,
+    ) -> Result<(), ApiError> {
+        // Dev mode's root token never retires, so there is always someone in charge.
+        if self.dev || !is_administrator(before) || is_administrator(after) {
+            return Ok(());
+        }
+        let others = self
+            .store
+            .operators()?
+            .iter()
+            .filter(|o| o.id != before.id && is_administrator(o))
+            .count();
+        if others == 0 {
+            return Err(ApiError::conflict(
+                "last_security_officer",
+                "this is the last enabled vault-wide security officer; add another first",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Changes an operator's roles and domain: a configuration change under the vault-wide
+    /// `operator.roles` quorum. The operator concerned never approves it.
+    pub(crate) async fn change_roles(
+        &self,
+        ctx: &RequestCtx,
+        name: &str,
+        roles: &[String],
+        domain: Option<&str>,
+    ) -> Result<Gated<OperatorView>, ApiError> {
+        allow(ctx, &Operation::ChangeRoles)?;
+        let op = self.genuine_operator(name)?.ok_or(ApiError::NotFound)?;
+        let new_roles = parse_roles(roles)?;
+        let scope = self.operator_scope(domain)?;
+        Self::manages(ctx, op.domain)?;
+        Self::manages(ctx, scope)?;
+        let from_domain = match op.domain {
+            None => None,
+            Some(d) => Some(
+                self.store
+                    .domain(d)?
+                    .ok_or(ApiError::Internal)?
+                    .name
+                    .to_string(),
+            ),
+        };
+        let change = RoleChange {
+            name: op.name.clone(),
+            operator: op.id,
+            from_roles: op.roles,
+            from_domain,
+            roles: new_roles,
+            domain: domain.map(str::to_owned),
+        };
+        // Validate now, so a request that could never run is not filed.
+        self.role_change_record(&op, &change)?;
+        if let Some(p) = self
+            .gate(ctx, GatedOp::ChangeRoles, change.to_params(), scope, None)
+            .await?
+        {
+            return Ok(Gated::Pending(p));
+        }
+        let record = self
+            .change_roles_prepared(ctx, &change, |_| Ok(None))
+            .await?;
+        Ok(Gated::Done(OperatorView::from(&record)))
+    }
+
+    /// The operator's record after `change`, if the change still applies to them.
+    fn role_change_record(
+        &self,
+        op: &OperatorRecord,
+        change: &RoleChange,
+    ) -> Result<OperatorRecord, ApiError> {
+        if op.disabled_at.is_some() {
+            return Err(ApiError::conflict(
+                "already_disabled",
+                "the operator is disabled",
+            ));
+        }
+        if op.id != change.operator
+            || op.roles != change.from_roles
+            || op.domain != self.operator_scope(change.from_domain.as_deref())?
+        {
+            return Err(ApiError::conflict(
+                "operator_changed",
+                "the operator has changed since the request was filed",
+            ));
+        }
+        let scope = self.operator_scope(change.domain.as_deref())?;
+        if op.roles == change.roles && op.domain == scope {
+            return Err(ApiError::conflict(
+                "no_change",
+                "the operator already has these roles and domain",
+            ));
+        }
+        let after = OperatorRecord {
+            roles: change.roles,
+            domain: scope,
+            ..op.clone()
+        };
+        self.keeps_an_administrator(op, &after)?;
+        Ok(after)
+    }
+
+    /// Runs a role change (at once, or once approved), with `finish` closing its request.
+    pub(crate) async fn change_roles_prepared(
+        &self,
+        ctx: &RequestCtx,
+        change: &RoleChange,
+        finish: impl FnOnce(serde_json::Value) -> Result<Option<Mutation>, ApiError>,
+    ) -> Result<OperatorRecord, ApiError> {
+        let op = self
+            .genuine_operator(change.name.as_str())?
+            .ok_or(ApiError::NotFound)?;
+        let expected_mac = op.mac;
+        let record = self.seal_operator(self.role_change_record(&op, change)?)?;
+        let mut mutations = vec![Mutation::UpdateOperator {
+            expected_mac,
+            record: record.clone(),
+        }];
+        mutations.extend(finish(
+            serde_json::json!({"operator": OperatorView::from(&record)}),
+        )?);
+        self.commit(ctx, "operator.roles", mutations).await?;
+        Ok(record)
+    }
+
     fn seal_operator(&self, mut o: OperatorRecord) -> Result<OperatorRecord, ApiError> {
         o.mac = self.keystore.record_mac(&binding(&self.vault_id, &o))?;
         Ok(o)
@@ -175,6 +395,7 @@ impl Vault {
             ));
         }
         let scope = self.operator_scope(domain)?;
+        Self::manages(ctx, scope)?;
         let params = crate::requests::strip_nulls(serde_json::json!({
             "name": parsed.as_str(),
             "roles": role_list.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
@@ -362,7 +583,7 @@ impl Vault {
         public_key: &[u8],
     ) -> Result<OperatorView, ApiError> {
         allow(ctx, &Operation::RegisterApprovalKey)?;
-        let strongroom_core::Principal::Operator { id, .. } = ctx.principal else {
+        let Principal::Operator { id, .. } = ctx.principal else {
             return Err(ApiError::Forbidden);
         };
         let key: [u8; 32] = public_key.try_into().map_err(|_| {
@@ -444,11 +665,14 @@ impl Vault {
                 "the operator is already disabled",
             ));
         }
-        let expected_mac = op.mac;
-        let record = self.seal_operator(OperatorRecord {
+        Self::manages(ctx, op.domain)?;
+        let after = OperatorRecord {
             disabled_at: Some(ctx.time),
-            ..op
-        })?;
+            ..op.clone()
+        };
+        self.keeps_an_administrator(&op, &after)?;
+        let expected_mac = op.mac;
+        let record = self.seal_operator(after)?;
         self.commit(
             ctx,
             "operator.disable",

@@ -153,6 +153,15 @@ pub struct RuleView {
     approvals: u8,
 }
 
+/// The operator a request is about (whose roles it changes): they never approve it.
+fn subject(rec: &PendingRecord) -> Option<strongroom_core::OperatorId> {
+    if rec.op != GatedOp::ChangeRoles {
+        return None;
+    }
+    let p: Value = serde_json::from_str(&rec.params).ok()?;
+    param(&p, "operator").parse().ok()
+}
+
 fn param<'a>(p: &'a Value, name: &str) -> &'a str {
     p.get(name).and_then(Value::as_str).unwrap_or("")
 }
@@ -205,6 +214,27 @@ fn describe(op: GatedOp, p: &Value) -> String {
                 "add the operator \"{}\" with role(s) {}{scope}",
                 param(p, "name"),
                 roles.join(", ")
+            )
+        }
+        GatedOp::ChangeRoles => {
+            let list = |k: &str| -> String {
+                p[k].as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+                    .unwrap_or_default()
+                    .join(", ")
+            };
+            let scope = |k: &str| {
+                p.get(k)
+                    .and_then(Value::as_str)
+                    .map_or_else(|| "all domains".to_owned(), |d| format!("domain \"{d}\""))
+            };
+            format!(
+                "change the operator \"{}\" from role(s) {} in {} to role(s) {} in {}",
+                param(p, "name"),
+                list("from_roles"),
+                scope("from_domain"),
+                list("roles"),
+                scope("domain")
             )
         }
         GatedOp::SetQuorum => {
@@ -355,7 +385,10 @@ impl Vault {
     ) -> Result<usize, ApiError> {
         let mut counted = BTreeSet::new();
         for a in approvals {
-            if a.request != rec.id || Some(a.approver) == rec.requester_operator {
+            if a.request != rec.id
+                || Some(a.approver) == rec.requester_operator
+                || Some(a.approver) == subject(rec)
+            {
                 continue;
             }
             let Some(op) = self.live_operator(a.approver)? else {
@@ -414,6 +447,9 @@ impl Vault {
         }
         if rec.requester_operator == Some(approver) {
             return Err(ApiError::NotAllowed("own_request"));
+        }
+        if subject(&rec) == Some(approver) {
+            return Err(ApiError::NotAllowed("own_role_change"));
         }
         if !may_approve(roles, scope, rec.op, rec.domain) {
             return Err(ApiError::NotAllowed("not_an_approver"));
@@ -524,6 +560,15 @@ impl Vault {
                     p.get("domain").and_then(Value::as_str),
                 )
                 .await
+            }
+            GatedOp::ChangeRoles => {
+                let change = crate::operators::RoleChange::from_params(p)?;
+                self.change_roles_prepared(ctx, &change, |v| {
+                    self.decide(rec, RequestStatus::Executed, Some(v), ctx.time)
+                        .map(Some)
+                })
+                .await
+                .map(|_| ())
             }
             GatedOp::SetQuorum => {
                 let rule = self.rule_from_params(p)?;
