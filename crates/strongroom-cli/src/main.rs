@@ -330,6 +330,10 @@ enum KeyCmd {
         id: String,
         /// cold, warm or hot.
         temperature: String,
+        /// Hot only: demote to warm after this long without a signature, e.g. `30m`
+        /// (1 minute to 30 days). A tighter limit is a step colder, a looser one warmer.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        idle: Option<std::time::Duration>,
     },
 }
 
@@ -576,9 +580,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let key = client()?.get(&format!("/v1/keys/{}", client::path(&id)))?;
             if pem { out.pem(&key) } else { out.object(&key) }
         }
-        Command::Key(KeyCmd::Temperature { id, temperature }) => out.object(&client()?.post(
+        Command::Key(KeyCmd::Temperature {
+            id,
+            temperature,
+            idle,
+        }) => out.object(&client()?.post(
             &format!("/v1/keys/{}/temperature", client::path(&id)),
-            &json!({"temperature": temperature}),
+            &json!({"temperature": temperature, "idle_seconds": idle.map(|d| d.as_secs())}),
         )?),
         Command::Key(KeyCmd::Destroy { id }) => {
             out.object(&client()?.delete(&format!("/v1/keys/{}", client::path(&id)))?)

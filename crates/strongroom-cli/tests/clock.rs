@@ -6,27 +6,12 @@ mod common;
 
 use common::*;
 
-const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
-
 #[test]
 fn backwards_clock_fails_closed_until_acknowledged() {
-    assert!(
-        std::path::Path::new(LIBFAKETIME).exists(),
-        "libfaketime is missing: run ./scripts/test.sh"
-    );
     let dir = tempfile::tempdir().unwrap();
-    let offset = dir.path().join("offset");
-    std::fs::write(&offset, "+0\n").unwrap();
-    let offset_path = offset.to_str().unwrap().to_owned();
-    let env = [
-        ("LD_PRELOAD", LIBFAKETIME),
-        ("FAKETIME_TIMESTAMP_FILE", offset_path.as_str()),
-        ("FAKETIME_NO_CACHE", "1"),
-        // Only the wall clock moves; timers keep running.
-        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
-    ];
+    let clock = FakeClock::new(dir.path());
     let data = dir.path().join("v");
-    let node = Node::dev_with_env(&data, &env);
+    let node = Node::dev_with_env(&data, &clock.env());
     let root = node.dev_token();
     let r = Some(root.as_str());
     let key = node
@@ -53,7 +38,7 @@ fn backwards_clock_fails_closed_until_acknowledged() {
     );
 
     // Turn the clock back an hour.
-    std::fs::write(&offset, "-1h\n").unwrap();
+    clock.set("-1h");
     // Time-dependent operations refuse; the expired token stays expired.
     let t = node.cli(r, &["--json", "token", "create"]);
     assert_eq!((t.code, t.error_code().as_str()), (1, "clock_untrusted"));
@@ -107,17 +92,9 @@ fn backwards_clock_fails_closed_until_acknowledged() {
 #[test]
 fn requests_expire_when_their_time_is_up() {
     let dir = tempfile::tempdir().unwrap();
-    let offset = dir.path().join("offset");
-    std::fs::write(&offset, "+0\n").unwrap();
-    let offset_path = offset.to_str().unwrap().to_owned();
-    let env = [
-        ("LD_PRELOAD", LIBFAKETIME),
-        ("FAKETIME_TIMESTAMP_FILE", offset_path.as_str()),
-        ("FAKETIME_NO_CACHE", "1"),
-        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
-    ];
+    let clock = FakeClock::new(dir.path());
     let data = dir.path().join("prod");
-    let node = Node::production_with_env(&data, &env);
+    let node = Node::production_with_env(&data, &clock.env());
     let init = node
         .cli(
             None,
@@ -173,7 +150,7 @@ fn requests_expire_when_their_time_is_up() {
     assert!((110_000..=120_000).contains(&left), "{left} ms left");
 
     // Three minutes later the approval comes too late.
-    std::fs::write(&offset, "+3m\n").unwrap();
+    clock.set("+3m");
     let r = approve(&node, &bob, &id);
     assert_eq!((r.code, r.error_code().as_str()), (1, "request_expired"));
     let shown = node.cli(a, &["--json", "request", "show", &id]).ok().json();

@@ -202,3 +202,174 @@ fn cold_warm_hot() {
     );
     audit_verify(&data).ok();
 }
+
+/// A hot key with an idle limit demotes itself to warm: lazily when it is asked to sign after
+/// the limit (the signature then waits for a quorum) and by the sweeper when nobody asks. Each
+/// signature restarts the idle clock; a tighter limit is immediate, a looser one needs a
+/// quorum. Driven under a faked wall clock.
+#[test]
+fn idle_hot_keys_demote_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(dir.path());
+    let data = dir.path().join("prod");
+    let node = Node::production_with_env(&data, &clock.env());
+    let init = node
+        .cli(
+            None,
+            &[
+                "--json",
+                "operator",
+                "init",
+                "--shares",
+                "1",
+                "--threshold",
+                "1",
+            ],
+        )
+        .ok()
+        .json();
+    node.cli_stdin(
+        None,
+        &["operator", "unseal"],
+        init["shares"][0].as_str().unwrap(),
+    )
+    .ok();
+    let boot = init["root_token"].as_str().unwrap().to_owned();
+    let enrolled: Vec<Enrolled> = [
+        ("alice", "security-officer"),
+        ("bob", "security-officer"),
+        ("ann", "approver"),
+    ]
+    .iter()
+    .map(|(n, r)| enrol(&node, &boot, n, &[r]))
+    .collect();
+    let people: Vec<Person> = ["alice", "bob", "ann"]
+        .iter()
+        .zip(&enrolled)
+        .map(|(n, e)| person_from(&node, dir.path(), n, e))
+        .collect();
+    let (alice, bob, ann) = (&people[0], &people[1], &people[2]);
+    let a = Some(alice.token.as_str());
+    let r = pending(&node.cli(a, &["--json", "domain", "create", "ops"]));
+    approve(&node, bob, &r).ok();
+    let kid = node
+        .cli(
+            a,
+            &[
+                "--json",
+                "key",
+                "create",
+                "--domain",
+                "ops",
+                "--algorithm",
+                "secp256k1",
+            ],
+        )
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let app = node
+        .cli(a, &["--json", "token", "create", "--domain", "ops"])
+        .ok()
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let show = || node.cli(a, &["--json", "key", "show", &kid]).ok().json();
+    let sign = || {
+        node.cli(
+            Some(&app),
+            &[
+                "--json",
+                "sign",
+                "--key",
+                &kid,
+                "--digest",
+                &sha256_hex(b"x"),
+            ],
+        )
+    };
+    let make_hot = |idle: &str| {
+        let r = pending(&node.cli(
+            a,
+            &["--json", "key", "temperature", &kid, "hot", "--idle", idle],
+        ));
+        let shown = node.cli(a, &["--json", "request", "show", &r]).ok().json();
+        assert!(
+            shown["description"]
+                .as_str()
+                .unwrap()
+                .contains("demoting itself to warm after"),
+            "{shown}"
+        );
+        assert_eq!(approve(&node, ann, &r).ok().json()["status"], "executed");
+    };
+
+    // Limits outside 1 minute to 30 days, or on a non-hot temperature, are refused.
+    for (t, idle) in [("hot", "10s"), ("hot", "31days"), ("warm", "5m")] {
+        let r = node.cli(
+            a,
+            &["--json", "key", "temperature", &kid, t, "--idle", idle],
+        );
+        assert_eq!(r.error_code(), "invalid_idle_limit", "{t} {idle}");
+    }
+
+    make_hot("1m");
+    let k = show();
+    assert_eq!(
+        (k["temperature"].as_str(), k["hot_idle_seconds"].as_u64()),
+        (Some("hot"), Some(60))
+    );
+    sign().ok();
+    // Each signature restarts the clock: 40 s, then 90 s in, it still signs at once.
+    clock.set("+40s");
+    sign().ok();
+    clock.set("+90s");
+    sign().ok();
+    // 110 s after the last signature: it demotes itself, and this signature waits for a
+    // quorum instead.
+    clock.set("+200s");
+    let waiting = pending(&sign());
+    assert_eq!(show()["temperature"], "warm");
+    node.cli(Some(&app), &["--json", "request", "show", &waiting])
+        .ok();
+
+    // Nobody signs: the sweeper demotes it (it runs every few seconds).
+    make_hot("1m");
+    clock.set("+300s");
+    wait_up_to(20, || show()["temperature"] == "warm");
+
+    // Tightening the limit of a hot key is a step colder (at once); loosening needs a quorum.
+    make_hot("10m");
+    let tighter = node
+        .cli(
+            a,
+            &["--json", "key", "temperature", &kid, "hot", "--idle", "2m"],
+        )
+        .ok()
+        .json();
+    assert_eq!(tighter["hot_idle_seconds"], 120);
+    pending(&node.cli(
+        a,
+        &["--json", "key", "temperature", &kid, "hot", "--idle", "20m"],
+    ));
+    pending(&node.cli(a, &["--json", "key", "temperature", &kid, "hot"]));
+    node.stop();
+
+    // Two demotions, both by the node itself, both in the verified chain.
+    let conn = db(&data);
+    let demotions: Vec<(String, i64)> = conn
+        .prepare("SELECT actor, outcome FROM audit WHERE operation = 'key.demote'")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        demotions,
+        vec![("system".to_owned(), 1), ("system".to_owned(), 1)]
+    );
+    audit_verify(&data).ok();
+}

@@ -30,6 +30,9 @@ pub enum Principal {
         /// The only domain this token can see.
         domain: DomainId,
     },
+    /// The node itself, acting on a standing rule (a hot key demoting itself when idle). It
+    /// is granted nothing through [`authorize`]; its actions are recorded as `system`.
+    System,
     /// A logged-in operator.
     Operator {
         /// The operator.
@@ -47,6 +50,7 @@ impl Principal {
     pub fn audit_label(&self) -> String {
         match self {
             Principal::Anonymous => "anonymous".to_owned(),
+            Principal::System => "system".to_owned(),
             Principal::Root { token } => format!("root:{token}"),
             Principal::Bootstrap { token } => format!("bootstrap:{token}"),
             Principal::Application { token, .. } => format!("app:{token}"),
@@ -139,6 +143,8 @@ pub enum Decision {
 pub fn authorize(principal: &Principal, operation: &Operation) -> Decision {
     use Decision::{Allow, Deny};
     match (principal, operation) {
+        // The node's own standing rules call the operations they need directly.
+        (Principal::System, _) => Deny(DenyReason::NotPermitted),
         // The shares, or the password and one-time code, are the credential for these.
         (_, Operation::Status | Operation::Init | Operation::Unseal | Operation::Login) => Allow,
         (Principal::Anonymous, _) => Deny(DenyReason::Unauthenticated),
@@ -292,6 +298,11 @@ mod tests {
         ];
         for op in all_ops(mine).into_iter().chain(all_ops(other)) {
             assert_eq!(authorize(&root, &op), Decision::Allow, "{op:?}");
+            assert_eq!(
+                authorize(&Principal::System, &op),
+                Decision::Deny(DenyReason::NotPermitted),
+                "{op:?}"
+            );
             let anon = authorize(&Principal::Anonymous, &op);
             if public.contains(&op) {
                 assert_eq!(anon, Decision::Allow);

@@ -72,8 +72,13 @@ pub struct KeyRecord {
     pub sealed_secret: Option<Vec<u8>>,
     /// How reachable the secret is (cold, warm, hot).
     pub temperature: Temperature,
-    /// MAC over the temperature (see `docs/formats.md`), so that a database editor cannot
-    /// warm a key.
+    /// When the temperature was last set (the idle clock of a hot key starts here).
+    pub temperature_since: UnixMillis,
+    /// Hot keys only: after this many seconds without a signature the key demotes itself to
+    /// warm. `None`: stays hot.
+    pub hot_idle_secs: Option<u32>,
+    /// MAC over the temperature, its time and the idle limit (see `docs/formats.md`), so that
+    /// a database editor cannot warm a key or keep it hot.
     pub temperature_mac: [u8; 32],
 }
 

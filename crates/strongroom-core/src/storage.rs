@@ -60,6 +60,10 @@ pub enum Mutation {
         id: KeyId,
         /// The new temperature.
         temperature: crate::temperature::Temperature,
+        /// When it was set.
+        since: UnixMillis,
+        /// The idle limit (hot keys only).
+        hot_idle_secs: Option<u32>,
         /// Its MAC.
         mac: [u8; 32],
         /// The MAC as read.
@@ -140,6 +144,17 @@ pub trait Storage: Send + Sync + 'static {
     /// # Errors
     /// Storage failure or corrupt data.
     fn keys(&self, domain: DomainId) -> Result<Vec<KeyRecord>, Error>;
+    /// Hot keys that demote themselves when idle (`hot_idle_secs` set), across domains.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn idle_limited_keys(&self) -> Result<Vec<KeyRecord>, Error>;
+    /// When `key` last signed, from the audit chain (the newest granted `key.sign` record):
+    /// every node's signatures count, and a signature is recorded before it is returned.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn last_signature(&self, key: KeyId) -> Result<Option<UnixMillis>, Error>;
     /// An operator by login name.
     ///
     /// # Errors

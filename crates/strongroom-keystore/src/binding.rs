@@ -3,7 +3,7 @@
 use strongroom_core::id::DomainName;
 use strongroom_core::record::KeyRecord;
 use strongroom_core::temperature::Temperature;
-use strongroom_core::{DomainId, KeyId, OperatorId, PendingId, UnixMillis, VaultId};
+use strongroom_core::{DomainId, OperatorId, PendingId, UnixMillis, VaultId};
 
 const DOMAIN_LABEL: &[u8] = b"strongroom/domain-key/v1";
 const KEY_LABEL: &[u8] = b"strongroom/key/v1";
@@ -71,11 +71,15 @@ pub(crate) fn request_result_aad(vault: &VaultId, request: PendingId) -> Vec<u8>
     out
 }
 
-/// What a key's temperature MAC covers.
-pub(crate) fn temperature_binding(vault: &VaultId, key: KeyId, t: Temperature) -> Vec<u8> {
+/// What a key's temperature MAC covers: the temperature, when it was set and the idle limit,
+/// so that none of them can be edited in the database.
+pub(crate) fn temperature_binding(vault: &VaultId, key: &KeyRecord) -> Vec<u8> {
     let mut out = b"strongroom/key-temperature/v1".to_vec();
     out.extend_from_slice(vault.as_bytes());
-    out.extend_from_slice(key.as_bytes());
-    put_bytes(&mut out, t.as_str().as_bytes());
+    out.extend_from_slice(key.id.as_bytes());
+    put_bytes(&mut out, key.temperature.as_str().as_bytes());
+    out.extend_from_slice(&key.temperature_since.0.to_be_bytes());
+    // 0 = no idle limit (a limit of 0 seconds is refused by the API).
+    out.extend_from_slice(&key.hot_idle_secs.unwrap_or(0).to_be_bytes());
     out
 }

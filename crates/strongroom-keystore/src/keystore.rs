@@ -318,13 +318,14 @@ impl Keystore {
         })
     }
 
-    /// The MAC of a key's temperature (stored with it; checked before the key signs).
+    /// The MAC of a key's temperature, its time and idle limit as set in `record` (stored
+    /// with it; checked before the key signs).
     ///
     /// # Errors
     /// [`Error::Sealed`].
-    pub fn temperature_mac(&self, key: KeyId, t: Temperature) -> Result<[u8; 32], Error> {
+    pub fn temperature_mac(&self, record: &KeyRecord) -> Result<[u8; 32], Error> {
         let u = self.unsealed()?;
-        Ok(u.record_mac.mac(&temperature_binding(&u.vault_id, key, t)))
+        Ok(u.record_mac.mac(&temperature_binding(&u.vault_id, record)))
     }
 
     /// Whether a key record's temperature is the one the vault set (its MAC verifies).
@@ -334,7 +335,7 @@ impl Keystore {
     pub fn verify_temperature(&self, record: &KeyRecord) -> Result<bool, Error> {
         let u = self.unsealed()?;
         Ok(u.record_mac.verify(
-            &temperature_binding(&u.vault_id, record.id, record.temperature),
+            &temperature_binding(&u.vault_id, record),
             &record.temperature_mac,
         ))
     }
@@ -407,12 +408,11 @@ impl Keystore {
             destroyed_at: None,
             sealed_secret: None,
             temperature: domain.new_key_temperature,
-            temperature_mac: u.record_mac.mac(&temperature_binding(
-                &u.vault_id,
-                id,
-                domain.new_key_temperature,
-            )),
+            temperature_since: now,
+            hot_idle_secs: None,
+            temperature_mac: [0; 32],
         };
+        record.temperature_mac = u.record_mac.mac(&temperature_binding(&u.vault_id, &record));
         let blob =
             dk.seal_signing_key(&key_aad(&u.vault_id, &record), &key, self.entropy.as_ref())?;
         record.sealed_secret = Some(blob);
@@ -494,7 +494,7 @@ impl Keystore {
         let u = self.unsealed()?;
         // A cold key is never opened; the temperature must be the one the vault set.
         if !u.record_mac.verify(
-            &temperature_binding(&u.vault_id, record.id, record.temperature),
+            &temperature_binding(&u.vault_id, record),
             &record.temperature_mac,
         ) {
             return Err(Error::KeyUnavailable);
@@ -952,12 +952,31 @@ mod tests {
             Error::KeyUnavailable
         );
         // Properly warmed (MAC from the vault): signs.
-        let hot = KeyRecord {
+        let mut hot = KeyRecord {
             temperature: Temperature::Hot,
-            temperature_mac: v.ks.temperature_mac(k.id, Temperature::Hot).unwrap(),
+            temperature_since: UnixMillis(20),
+            hot_idle_secs: Some(60),
             ..k.clone()
         };
+        hot.temperature_mac = v.ks.temperature_mac(&hot).unwrap();
         v.ks.sign(&d, &hot, Payload::Message(b"m")).unwrap();
+        // Its idle limit and start time are under the MAC too: neither can be stretched.
+        for stretched in [
+            KeyRecord {
+                hot_idle_secs: None,
+                ..hot.clone()
+            },
+            KeyRecord {
+                hot_idle_secs: Some(61),
+                ..hot.clone()
+            },
+            KeyRecord {
+                temperature_since: UnixMillis(21),
+                ..hot.clone()
+            },
+        ] {
+            assert!(!v.ks.verify_temperature(&stretched).unwrap());
+        }
         // The domain's new-key temperature is bound into its master key.
         v.ks.seal();
         v.ks.submit_share(&v.shares[0]).unwrap();

@@ -878,6 +878,8 @@ async fn login(
 #[serde(deny_unknown_fields)]
 struct TemperatureBody {
     temperature: String,
+    /// Hot only: demote to warm after this many seconds without a signature.
+    idle_seconds: Option<u32>,
 }
 
 async fn set_temperature(
@@ -886,7 +888,8 @@ async fn set_temperature(
     Path(id): Path<String>,
     ApiJson(b): ApiJson<TemperatureBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    v.set_temperature(&ctx, &id, &b.temperature).await
+    v.set_temperature(&ctx, &id, &b.temperature, b.idle_seconds)
+        .await
 }
 
 #[derive(Deserialize)]

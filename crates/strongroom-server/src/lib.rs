@@ -9,6 +9,7 @@ mod config;
 mod error;
 mod export;
 mod http;
+mod idle;
 mod limiter;
 mod openapi;
 mod operators;

@@ -27,7 +27,9 @@ fn request_schema(operation: &str) -> Option<Value> {
         }
         "key.temperature" => {
             json!({"type": "object", "required": ["temperature"], "additionalProperties": false,
-            "properties": {"temperature": {"type": "string", "enum": ["cold", "warm", "hot"]}}})
+            "properties": {"temperature": {"type": "string", "enum": ["cold", "warm", "hot"]},
+                           "idle_seconds": {"type": "integer", "minimum": 60, "maximum": 2_592_000,
+                               "description": "hot only: demote to warm after this long without a signature"}}})
         }
         "token.create" => json!({"type": "object", "additionalProperties": false,
             "properties": {"domain": {"type": "string"}, "ttl_seconds": {"type": "integer", "minimum": 0}}}),
@@ -186,6 +188,9 @@ pub fn document() -> Value {
                     "label": {"type": ["string", "null"]},
                     "public_key": {"type": "string", "description": "compressed SEC1 (33 bytes) or Ed25519 (32 bytes), hex"},
                     "version": {"type": "integer"}, "state": {"type": "string", "enum": ["active", "destroyed"]},
+                    "temperature": {"type": "string", "enum": ["cold", "warm", "hot"]},
+                    "temperature_since": {"type": "string", "format": "date-time"},
+                    "hot_idle_seconds": {"type": "integer"},
                     "created_at": {"type": "string", "format": "date-time"},
                     "destroyed_at": {"type": ["string", "null"]}}}
             }

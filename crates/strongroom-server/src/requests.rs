@@ -175,12 +175,16 @@ fn describe(op: GatedOp, p: &Value) -> String {
             p.get("new_keys").and_then(Value::as_str).unwrap_or("warm")
         ),
         GatedOp::WarmKey => format!(
-            "make the {} key {} (label {}) in domain \"{}\" {} (it is {} now)",
+            "make the {} key {} (label {}) in domain \"{}\" {}{} (it is {} now)",
             param(p, "algorithm"),
             param(p, "key"),
             p.get("label").and_then(Value::as_str).unwrap_or("none"),
             param(p, "domain"),
             param(p, "to"),
+            p.get("idle_seconds")
+                .and_then(Value::as_u64)
+                .map(|s| format!(", demoting itself to warm after {s} s without a signature"))
+                .unwrap_or_default(),
             param(p, "from")
         ),
         GatedOp::SignWarm => {
@@ -592,8 +596,24 @@ impl Vault {
             }
             GatedOp::WarmKey => {
                 let id = rec.key.ok_or(ApiError::NotFound)?;
+                // Approvers approved a step from the temperature they were shown.
+                let now = self.store.key(id)?.ok_or(ApiError::NotFound)?.temperature;
+                if now.as_str() != param(p, "from") {
+                    return Err(ApiError::conflict(
+                        "key_changed",
+                        "the key's temperature changed since the request was filed",
+                    ));
+                }
                 let to = param(p, "to").parse()?;
-                self.set_temperature_prepared(ctx, id, to, |v| {
+                let idle = p
+                    .get("idle_seconds")
+                    .and_then(Value::as_u64)
+                    .map(u32::try_from)
+                    .transpose()
+                    .map_err(|_| {
+                        ApiError::bad("invalid_request_params", "the idle limit is unusable")
+                    })?;
+                self.set_temperature_prepared(ctx, id, to, idle, "key.warm", |v| {
                     self.decide(rec, RequestStatus::Executed, Some(v), ctx.time)
                         .map(Some)
                 })

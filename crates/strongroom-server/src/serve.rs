@@ -4,17 +4,17 @@
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use strongroom_core::record::Outcome;
 use strongroom_core::storage::Storage;
-use strongroom_core::{Clock, EntropySource, Principal, RequestId, SystemClock};
+use strongroom_core::{Clock, EntropySource, Principal, SystemClock};
 use strongroom_crypto::OsEntropy;
 use strongroom_keystore::Keystore;
 use strongroom_storage::{DataDir, Opened};
 use zeroize::Zeroizing;
 
-use crate::service::{DEFAULT_DOMAIN, RequestCtx, Tags, Vault};
+use crate::service::{DEFAULT_DOMAIN, Vault};
 use crate::writer::Writer;
 use crate::{ServeError, limiter, token::Tokens};
 
@@ -43,19 +43,6 @@ pub struct Started {
     pub dev_token: Option<Zeroizing<String>>,
 }
 
-fn system_ctx(principal: Principal, request_id: RequestId, vault: &Vault) -> RequestCtx {
-    RequestCtx {
-        request_id,
-        // Recorded times never go back, even for the node's own records.
-        time: vault.time.observe(vault.clock.now()).effective,
-        wall: vault.clock.now(),
-        source: std::net::IpAddr::from([127, 0, 0, 1]),
-        principal,
-        request_expiry: None,
-        tags: Mutex::new(Tags::default()),
-    }
-}
-
 fn write_secret_file(path: &Path, contents: &str) -> Result<(), ServeError> {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new()
@@ -80,22 +67,15 @@ fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, ServeError> {
         })
 }
 
-fn new_request_id(entropy: &dyn EntropySource) -> Result<RequestId, ServeError> {
-    let mut b = [0u8; 16];
-    entropy
-        .fill(&mut b)
-        .map_err(|_| ServeError::Io("entropy source failed".into()))?;
-    Ok(RequestId::from_random(b))
-}
-
 /// Dev bootstrap: initialise 1-of-1 on first start (keeping the share in the directory),
 /// unseal, and create the `default` domain. Every step is audited like any request.
 async fn dev_bootstrap(vault: &Vault, dir: &Path) -> Result<Zeroizing<String>, ServeError> {
-    let entropy = vault.entropy.as_ref();
     let share_path = dir.join(DEV_SHARE);
     let token_path = dir.join(DEV_TOKEN);
     if !vault.keystore.status().initialized {
-        let ctx = system_ctx(Principal::Anonymous, new_request_id(entropy)?, vault);
+        let ctx = vault
+            .system_ctx(Principal::Anonymous)
+            .map_err(ServeError::Api)?;
         let init = vault
             .init(&ctx, 1, 1, None, true)
             .await
@@ -107,7 +87,9 @@ async fn dev_bootstrap(vault: &Vault, dir: &Path) -> Result<Zeroizing<String>, S
     let share = read_secret_file(&share_path)?;
     let token = read_secret_file(&token_path)?;
     if vault.keystore.status().sealed {
-        let ctx = system_ctx(Principal::Anonymous, new_request_id(entropy)?, vault);
+        let ctx = vault
+            .system_ctx(Principal::Anonymous)
+            .map_err(ServeError::Api)?;
         let outcome = vault.unseal(&ctx, &share);
         let event = match &outcome {
             Ok(_) => ctx.event("operator.unseal", Outcome::Granted, None),
@@ -140,7 +122,7 @@ async fn dev_bootstrap(vault: &Vault, dir: &Path) -> Result<Zeroizing<String>, S
         .map_err(|e| ServeError::Api(e.into()))?
         .is_none()
     {
-        let ctx = system_ctx(root, new_request_id(entropy)?, vault);
+        let ctx = vault.system_ctx(root).map_err(ServeError::Api)?;
         vault
             .create_domain(&ctx, DEFAULT_DOMAIN, Some("hot"))
             .await
@@ -246,13 +228,12 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
             newest_audited,
             strongroom_core::TimeGuard::DEFAULT_SKEW_MS,
         ),
+        last_use: crate::idle::LastUse::default(),
     });
     let lifecycle = |op: &'static str| -> Result<_, ServeError> {
-        let ctx = system_ctx(
-            Principal::Anonymous,
-            new_request_id(vault.entropy.as_ref())?,
-            &vault,
-        );
+        let ctx = vault
+            .system_ctx(Principal::Anonymous)
+            .map_err(ServeError::Api)?;
         Ok(ctx.event(op, Outcome::Granted, None))
     };
     vault
@@ -291,6 +272,18 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
             }
         })
     };
+    let sweeper = {
+        let vault = Arc::clone(&vault);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(crate::idle::SWEEP_INTERVAL);
+            loop {
+                tick.tick().await;
+                if let Err(e) = vault.sweep_idle_keys().await {
+                    tracing::warn!(error = %e.code(), "idle-key sweep failed; retrying");
+                }
+            }
+        })
+    };
     let app = crate::http::router(Arc::clone(&vault));
     // Answers are small and sent in one write; do not let Nagle hold them back.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -304,6 +297,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
     .await
     .map_err(|e| ServeError::Io(format!("server: {e}")))?;
     flusher.abort();
+    sweeper.abort();
     for event in vault.limiter.drain() {
         vault.writer.submit_detached(event);
     }

@@ -113,6 +113,8 @@ pub struct Vault {
     pub(crate) dev: bool,
     /// Backwards-clock guard: decisions never use a time below the newest seen.
     pub(crate) time: strongroom_core::TimeGuard,
+    /// Last signatures of idle-limited hot keys on this node.
+    pub(crate) last_use: crate::idle::LastUse,
 }
 
 /// Key records with their domains, so the signing path does not read the database. This node
@@ -155,6 +157,14 @@ impl KeyCache {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
+    }
+
+    /// Forgets one key, so it is read from the database again at next use.
+    pub(crate) fn forget(&self, id: KeyId) {
+        self.map
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
     }
 
     fn put(&self, key: KeyRecord, domain: DomainRecord) {
@@ -212,6 +222,9 @@ pub struct KeyView {
     version: u32,
     state: &'static str,
     temperature: &'static str,
+    temperature_since: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hot_idle_seconds: Option<u32>,
     created_at: String,
     destroyed_at: Option<String>,
 }
@@ -232,6 +245,8 @@ impl KeyView {
                 "active"
             },
             temperature: k.temperature.as_str(),
+            temperature_since: rfc3339(k.temperature_since),
+            hot_idle_seconds: k.hot_idle_secs,
             created_at: rfc3339(k.created_at),
             destroyed_at: k.destroyed_at.map(rfc3339),
         }
@@ -318,6 +333,20 @@ pub(crate) fn allow(ctx: &RequestCtx, op: &Operation) -> Result<(), ApiError> {
 }
 
 impl Vault {
+    /// A context for what the node does on its own (start-up, dev bootstrap, standing rules).
+    pub(crate) fn system_ctx(&self, principal: Principal) -> Result<RequestCtx, ApiError> {
+        Ok(RequestCtx {
+            request_id: RequestId::from_random(self.random_bytes()?),
+            // Recorded times never go back, even for the node's own records.
+            time: self.time.observe(self.clock.now()).effective,
+            wall: self.clock.now(),
+            source: IpAddr::from([127, 0, 0, 1]),
+            principal,
+            request_expiry: None,
+            tags: Mutex::new(Tags::default()),
+        })
+    }
+
     fn random_bytes(&self) -> Result<[u8; 16], ApiError> {
         let mut b = [0u8; 16];
         self.entropy.fill(&mut b).map_err(|_| ApiError::Internal)?;
@@ -800,6 +829,9 @@ impl Vault {
     ) -> Result<Gated<SignView>, ApiError> {
         let found = self.key_for(ctx, id, Operation::Sign)?;
         let (k, d) = (&found.0, &found.1);
+        // An idle hot key demotes itself before it would sign.
+        let demoted = self.demote_if_idle(k, ctx.time).await?;
+        let k = demoted.as_ref().unwrap_or(k);
         match temperature::signing(k.temperature) {
             Change::Now => {}
             Change::NeedsQuorum => {
@@ -828,7 +860,11 @@ impl Vault {
                 ));
             }
         }
-        Ok(Gated::Done(self.sign_prepared(k, d, input)?))
+        let signed = self.sign_prepared(k, d, input)?;
+        if k.hot_idle_secs.is_some() {
+            self.last_use.touch(k.id, ctx.time);
+        }
+        Ok(Gated::Done(signed))
     }
 
     /// Signs (the key's temperature has been checked by the caller).
@@ -857,8 +893,27 @@ impl Vault {
         ctx: &RequestCtx,
         id: &str,
         to: &str,
+        idle: Option<u32>,
     ) -> Result<Gated<KeyView>, ApiError> {
         let to: Temperature = to.parse()?;
+        if let Some(s) = idle {
+            if to != Temperature::Hot {
+                return Err(ApiError::bad(
+                    "invalid_idle_limit",
+                    "an idle limit applies to hot keys only",
+                ));
+            }
+            if !(crate::idle::MIN_IDLE_SECS..=crate::idle::MAX_IDLE_SECS).contains(&s) {
+                return Err(ApiError::bad(
+                    "invalid_idle_limit",
+                    format!(
+                        "the idle limit must be {} to {} seconds",
+                        crate::idle::MIN_IDLE_SECS,
+                        crate::idle::MAX_IDLE_SECS
+                    ),
+                ));
+            }
+        }
         let found = self.key_for(ctx, id, Operation::ChangeTemperature)?;
         let (k, d) = (&found.0, &found.1);
         if k.destroyed_at.is_some() {
@@ -867,7 +922,24 @@ impl Vault {
                 "the key has been destroyed",
             ));
         }
-        match temperature::change(&ctx.principal, k.temperature, to) {
+        // Staying hot with a different idle limit: a tighter limit is a step colder, a looser
+        // one (or none) a step warmer.
+        let (from, step) = match (k.temperature, to, k.hot_idle_secs, idle) {
+            (Temperature::Hot, Temperature::Hot, old, new) if old == new => (to, to),
+            (Temperature::Hot, Temperature::Hot, None, Some(_)) => (to, Temperature::Warm),
+            (Temperature::Hot, Temperature::Hot, Some(o), Some(n)) if n < o => {
+                (to, Temperature::Warm)
+            }
+            (Temperature::Hot, Temperature::Hot, _, _) => (Temperature::Warm, to),
+            (from, to, _, _) => (from, to),
+        };
+        let change = temperature::change(&ctx.principal, from, step);
+        let operation = if step > from {
+            "key.warm"
+        } else {
+            "key.freeze"
+        };
+        match change {
             Change::Unchanged => return Ok(Gated::Done(KeyView::new(k, d))),
             Change::Now => {}
             Change::NeedsQuorum => {
@@ -878,6 +950,7 @@ impl Vault {
                     "domain": d.name.as_str(),
                     "from": k.temperature.as_str(),
                     "to": to.as_str(),
+                    "idle_seconds": idle,
                 }));
                 if let Some(p) = self
                     .gate(ctx, GatedOp::WarmKey, params, Some(d.id), Some(k.id))
@@ -889,17 +962,20 @@ impl Vault {
             _ => return Err(ApiError::Forbidden),
         }
         Ok(Gated::Done(
-            self.set_temperature_prepared(ctx, k.id, to, |_| Ok(None))
+            self.set_temperature_prepared(ctx, k.id, to, idle, operation, |_| Ok(None))
                 .await?,
         ))
     }
 
-    /// Changes a key's temperature, committing `finish(view)` with it.
+    /// Changes a key's temperature (and idle limit), committing `finish(view)` with it and
+    /// recording `operation` (`key.warm`, `key.freeze` or `key.demote`).
     pub(crate) async fn set_temperature_prepared(
         &self,
         ctx: &RequestCtx,
         id: KeyId,
         to: Temperature,
+        idle: Option<u32>,
+        operation: &'static str,
         finish: impl FnOnce(serde_json::Value) -> Result<Option<Mutation>, ApiError>,
     ) -> Result<KeyView, ApiError> {
         let found = self
@@ -914,27 +990,25 @@ impl Vault {
             t.key = Some(k.id);
             t.domain = Some(d.id);
         });
-        let mac = self.keystore.temperature_mac(k.id, to)?;
-        let changed = KeyRecord {
+        let mut changed = KeyRecord {
             temperature: to,
-            temperature_mac: mac,
+            temperature_since: ctx.time,
+            hot_idle_secs: idle.filter(|_| to == Temperature::Hot),
             ..k.clone()
         };
+        changed.temperature_mac = self.keystore.temperature_mac(&changed)?;
         let view = KeyView::new(&changed, &d);
         let mut mutations = vec![Mutation::SetTemperature {
             id: k.id,
             temperature: to,
-            mac,
+            since: changed.temperature_since,
+            hot_idle_secs: changed.hot_idle_secs,
+            mac: changed.temperature_mac,
             expected_mac: k.temperature_mac,
         }];
         mutations.extend(finish(
             serde_json::to_value(&view).map_err(|_| ApiError::Internal)?,
         )?);
-        let operation = if to < k.temperature {
-            "key.freeze"
-        } else {
-            "key.warm"
-        };
         self.commit(ctx, operation, mutations).await?;
         if to == Temperature::Cold {
             // A cold key is not kept open in memory.

@@ -258,6 +258,12 @@ mod tests {
         fn keys(&self, d: DomainId) -> Result<Vec<KeyRecord>, CoreError> {
             self.inner.keys(d)
         }
+        fn idle_limited_keys(&self) -> Result<Vec<KeyRecord>, CoreError> {
+            self.inner.idle_limited_keys()
+        }
+        fn last_signature(&self, k: KeyId) -> Result<Option<UnixMillis>, CoreError> {
+            self.inner.last_signature(k)
+        }
         fn operator_by_name(
             &self,
             n: &strongroom_core::operator::OperatorName,

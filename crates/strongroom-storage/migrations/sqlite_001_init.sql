@@ -26,7 +26,9 @@ CREATE TABLE keys (
     destroyed_at  INTEGER,
     sealed_secret BLOB,
     temperature   TEXT    NOT NULL,
-    temperature_mac BLOB  NOT NULL CHECK (length(temperature_mac) = 32)
+    temperature_mac BLOB  NOT NULL CHECK (length(temperature_mac) = 32),
+    temperature_since INTEGER NOT NULL,
+    hot_idle_secs INTEGER CHECK (hot_idle_secs > 0)
 );
 CREATE INDEX keys_by_domain ON keys (domain_id, created_at);
 CREATE TABLE operators (
@@ -104,6 +106,8 @@ CREATE TABLE audit (
     code       TEXT,
     count      INTEGER NOT NULL
 );
+-- When each key last signed (idle demotion of hot keys), without scanning the chain.
+CREATE INDEX audit_signatures ON audit (key, seq) WHERE operation = 'key.sign' AND outcome = 1;
 CREATE TABLE audit_heads (
     seq       INTEGER PRIMARY KEY,
     hash      BLOB    NOT NULL,

@@ -258,7 +258,7 @@ fn temperature(row: &Row<'_>, idx: usize) -> Result<Temperature, rusqlite::Error
     t.parse().map_err(|_| corrupt("temperature"))
 }
 
-const KEY_COLS: &str = "id, domain_id, version, algorithm, label, public_key, created_at, destroyed_at, sealed_secret, temperature, temperature_mac";
+const KEY_COLS: &str = "id, domain_id, version, algorithm, label, public_key, created_at, destroyed_at, sealed_secret, temperature, temperature_mac, temperature_since, hot_idle_secs";
 fn key_row(row: &Row<'_>) -> Result<KeyRecord, rusqlite::Error> {
     let alg: String = row.get(3)?;
     Ok(KeyRecord {
@@ -273,6 +273,11 @@ fn key_row(row: &Row<'_>) -> Result<KeyRecord, rusqlite::Error> {
         sealed_secret: row.get(8)?,
         temperature: temperature(row, 9)?,
         temperature_mac: arr(row, 10)?,
+        temperature_since: millis(row, 11)?,
+        hot_idle_secs: row
+            .get::<_, Option<i64>>(12)?
+            .map(|s| u32::try_from(s).map_err(|_| corrupt("idle limit")))
+            .transpose()?,
     })
 }
 
@@ -520,18 +525,19 @@ impl Storage for SqliteStore {
             c.prepare_cached(
                 "SELECT k.id, k.domain_id, k.version, k.algorithm, k.label, k.public_key, k.created_at,
                         k.destroyed_at, k.sealed_secret, k.temperature, k.temperature_mac,
+                        k.temperature_since, k.hot_idle_secs,
                         d.id, d.name, d.wrapped_key, d.created_at, d.new_keys
                  FROM keys k JOIN domains d ON d.id = k.domain_id WHERE k.id = ?1",
             )?
             .query_row([id.as_bytes().as_slice()], |row| {
                 let key = key_row(row)?;
-                let name: String = row.get(12)?;
+                let name: String = row.get(14)?;
                 let domain = DomainRecord {
-                    id: DomainId::from_bytes(arr(row, 11)?),
+                    id: DomainId::from_bytes(arr(row, 13)?),
                     name: name.parse::<DomainName>().map_err(|_| corrupt("domain name"))?,
-                    wrapped_key: row.get(13)?,
-                    created_at: millis(row, 14)?,
-                    new_key_temperature: temperature(row, 15)?,
+                    wrapped_key: row.get(15)?,
+                    created_at: millis(row, 16)?,
+                    new_key_temperature: temperature(row, 17)?,
                 };
                 Ok((key, domain))
             })
@@ -546,6 +552,31 @@ impl Storage for SqliteStore {
             ))?
             .query_map([domain.as_bytes().as_slice()], key_row)?
             .collect()
+        })
+    }
+
+    fn idle_limited_keys(&self) -> Result<Vec<KeyRecord>, CoreError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {KEY_COLS} FROM keys
+                 WHERE temperature = 'hot' AND hot_idle_secs IS NOT NULL AND destroyed_at IS NULL
+                 ORDER BY id"
+            ))?
+            .query_map([], key_row)?
+            .collect()
+        })
+    }
+
+    fn last_signature(&self, key: KeyId) -> Result<Option<UnixMillis>, CoreError> {
+        // Served by the partial index `audit_signatures`.
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT time FROM audit
+                 WHERE key = ?1 AND operation = 'key.sign' AND outcome = 1
+                 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([key.to_string()], |row| millis(row, 0))
+            .optional()
         })
     }
 
@@ -789,7 +820,7 @@ impl Txn<'_> {
             Mutation::CreateKey(k) => {
                 tx.execute(
                     &format!(
-                        "INSERT INTO keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                        "INSERT INTO keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
                     ),
                     params![
                         k.id.as_bytes().as_slice(),
@@ -803,6 +834,8 @@ impl Txn<'_> {
                         k.sealed_secret,
                         k.temperature.as_str(),
                         k.temperature_mac.as_slice(),
+                        to_i64(k.temperature_since.0)?,
+                        k.hot_idle_secs.map(i64::from),
                     ],
                 )
                 .map_err(|e| constraint(e, "key"))?;
@@ -922,18 +955,23 @@ impl Txn<'_> {
             Mutation::SetTemperature {
                 id,
                 temperature,
+                since,
+                hot_idle_secs,
                 mac,
                 expected_mac,
             } => {
                 let n = tx
                     .execute(
-                        "UPDATE keys SET temperature = ?2, temperature_mac = ?3
+                        "UPDATE keys SET temperature = ?2, temperature_mac = ?3,
+                                temperature_since = ?5, hot_idle_secs = ?6
                          WHERE id = ?1 AND temperature_mac = ?4 AND destroyed_at IS NULL",
                         params![
                             id.as_bytes().as_slice(),
                             temperature.as_str(),
                             mac.as_slice(),
-                            expected_mac.as_slice()
+                            expected_mac.as_slice(),
+                            to_i64(since.0)?,
+                            hot_idle_secs.map(i64::from),
                         ],
                     )
                     .map_err(store_err)?;

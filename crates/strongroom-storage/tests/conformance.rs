@@ -38,6 +38,8 @@ fn key(n: u8, d: &DomainRecord) -> KeyRecord {
         destroyed_at: None,
         sealed_secret: Some(vec![n; 61]),
         temperature: Temperature::Warm,
+        temperature_since: UnixMillis(100 + u64::from(n)),
+        hot_idle_secs: None,
         temperature_mac: [n; 32],
     }
 }
@@ -137,22 +139,38 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
     );
 
     // Temperature changes are compare-and-swap on its MAC.
-    let set = |t, mac, expected_mac| Mutation::SetTemperature {
+    let set = |t, idle, mac, expected_mac| Mutation::SetTemperature {
         id: k1.id,
         temperature: t,
+        since: UnixMillis(300),
+        hot_idle_secs: idle,
         mac,
         expected_mac,
     };
-    apply(store, vec![set(Temperature::Hot, [70; 32], [11; 32])]).unwrap();
+    assert!(store.idle_limited_keys().unwrap().is_empty());
+    apply(
+        store,
+        vec![set(Temperature::Hot, Some(600), [70; 32], [11; 32])],
+    )
+    .unwrap();
     assert!(matches!(
-        apply(store, vec![set(Temperature::Cold, [71; 32], [11; 32])]),
+        apply(
+            store,
+            vec![set(Temperature::Cold, None, [71; 32], [11; 32])]
+        ),
         Err(Error::Conflict(_))
     ));
     let hot = store.key(k1.id).unwrap().unwrap();
     assert_eq!(
-        (hot.temperature, hot.temperature_mac),
-        (Temperature::Hot, [70; 32])
+        (
+            hot.temperature,
+            hot.temperature_mac,
+            hot.temperature_since,
+            hot.hot_idle_secs
+        ),
+        (Temperature::Hot, [70; 32], UnixMillis(300), Some(600))
     );
+    assert_eq!(store.idle_limited_keys().unwrap(), vec![hot.clone()]);
     let k1 = hot;
 
     // Destroy erases the sealed secret, once.
@@ -421,6 +439,30 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
     assert_eq!(recs.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![2, 3]);
     assert_eq!(recs[1].event, event(3));
     assert_eq!(store.audit_heads().unwrap().len(), 1);
+
+    // The newest granted signature by a key, from the chain; refusals do not count.
+    let k = KeyId::from_random([77; 16]);
+    assert_eq!(store.last_signature(k).unwrap(), None);
+    store
+        .write(&mut |txn| {
+            for (t, operation, outcome) in [
+                (10, "key.sign", Outcome::Granted),
+                (20, "key.sign", Outcome::Granted),
+                (30, "key.sign", Outcome::Denied),
+                (40, "key.show", Outcome::Granted),
+            ] {
+                txn.append_audit(&chain.append(AuditEvent {
+                    time: UnixMillis(t),
+                    operation: operation.into(),
+                    key: Some(k.to_string()),
+                    outcome,
+                    ..event(t)
+                }))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(store.last_signature(k).unwrap(), Some(UnixMillis(20)));
 
     // A batch that fails leaves nothing behind.
     let before = store.audit_tail().unwrap();

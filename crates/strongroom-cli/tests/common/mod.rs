@@ -11,6 +11,54 @@ use serde_json::Value;
 use strongroom_crypto::{OtpAlgorithm, TotpSecret};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_strongroom");
+/// Installed by `scripts/test.sh` (Debian `faketime`).
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+/// A wall clock under the test's control (libfaketime): write an offset such as `+90s` or
+/// `-1h` with [`FakeClock::set`]. Only the wall clock moves; timers keep running.
+pub struct FakeClock {
+    offset: PathBuf,
+    offset_str: String,
+}
+
+impl FakeClock {
+    pub fn new(dir: &Path) -> Self {
+        assert!(
+            Path::new(LIBFAKETIME).exists(),
+            "libfaketime is missing: run ./scripts/test.sh"
+        );
+        let offset = dir.join("clock-offset");
+        std::fs::write(&offset, "+0\n").unwrap();
+        let offset_str = offset.to_str().unwrap().to_owned();
+        Self { offset, offset_str }
+    }
+
+    /// The environment that puts a node under this clock.
+    pub fn env(&self) -> [(&str, &str); 4] {
+        [
+            ("LD_PRELOAD", LIBFAKETIME),
+            ("FAKETIME_TIMESTAMP_FILE", self.offset_str.as_str()),
+            ("FAKETIME_NO_CACHE", "1"),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ]
+    }
+
+    pub fn set(&self, offset: &str) {
+        std::fs::write(&self.offset, format!("{offset}\n")).unwrap();
+    }
+}
+
+/// Polls `f` for up to `secs` seconds.
+pub fn wait_up_to(secs: u64, mut f: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < until {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("condition not reached in {secs} s");
+}
 
 /// A running node. Stopped with SIGTERM (graceful) on drop unless killed first.
 pub struct Node {
