@@ -9,6 +9,7 @@ mod bench;
 mod client;
 mod custodian;
 mod output;
+mod qr;
 mod verify;
 
 use std::io::IsTerminal;
@@ -468,6 +469,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 println!(
                     "TOTP enrolment URI (add to an authenticator app): {}",
                     field(&enrolled, "otpauth_uri")
+                );
+                println!(
+                    "or scan:\n{}",
+                    qr::terminal_qr(field(&enrolled, "otpauth_uri"))?
                 );
                 return Ok(());
             }

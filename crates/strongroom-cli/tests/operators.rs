@@ -30,6 +30,19 @@ fn login_roles_lockout_and_disable() {
         ],
     );
     assert_eq!(r.error_code(), "conflict");
+    // In text mode the enrolment URI is also drawn as a QR code for the authenticator app.
+    let text = node
+        .cli(
+            Some(&root),
+            &["operator", "add", "--name", "quinn", "--role", "approver"],
+        )
+        .ok()
+        .stdout;
+    assert!(text.contains("otpauth://totp/"), "{text}");
+    assert!(
+        text.contains("or scan:\n") && text.contains('\u{2588}'),
+        "{text}"
+    );
     // Enrolment secrets are not stored in the clear.
     let db_bytes = std::fs::read(data.join("vault.db")).unwrap();
     assert!(
@@ -161,7 +174,7 @@ fn login_roles_lockout_and_disable() {
         .to_owned();
     let d = Some(audrey_token.as_str());
     let ops = node.cli(d, &["--json", "operator", "list"]).ok().json();
-    assert_eq!(ops.as_array().unwrap().len(), 3);
+    assert_eq!(ops.as_array().unwrap().len(), 4);
     assert_eq!(
         node.cli(d, &["--json", "domain", "create", "x"])
             .error_code(),
