@@ -1,5 +1,6 @@
-//! Unseal shares for custodians with age keys: reading their recipients and writing each
-//! share, encrypted by the server, to its own file. Nothing here sees a share in the clear.
+//! Shares for custodians with age keys: reading their recipients, writing each unseal share or
+//! cold-storage bundle share (encrypted by the server) to its own file, and reading decrypted
+//! bundle shares back for an import.
 
 use std::path::{Path, PathBuf};
 
@@ -86,6 +87,90 @@ pub(crate) fn write_shares(answer: &Value, paths: &[PathBuf]) -> Result<(), CliE
         }
     }
     Ok(())
+}
+
+/// The bundle file and its share files (`FILE.share-N.age`), checked before anything is
+/// exported: none may exist already.
+pub(crate) fn bundle_paths(out: &Path, shares: usize) -> Result<Vec<PathBuf>, CliError> {
+    let mut paths = vec![out.to_owned()];
+    paths.extend((1..=shares).map(|i| {
+        let mut p = out.as_os_str().to_owned();
+        p.push(format!(".share-{i}.age"));
+        PathBuf::from(p)
+    }));
+    if let Some(p) = paths.iter().find(|p| p.exists()) {
+        return Err(CliError::Input(format!(
+            "{} already exists; move it away or choose another --out",
+            p.display()
+        )));
+    }
+    Ok(paths)
+}
+
+fn create_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    std::io::Write::write_all(&mut f, bytes)?;
+    f.sync_all()
+}
+
+/// Writes a bundle (`paths[0]`) and each custodian's encrypted share (`paths[1..]`). All of it
+/// is ciphertext; a file that cannot be written is printed instead, as the bundle may be the
+/// key's only copy.
+pub(crate) fn write_bundle(bundle: &Value, paths: &[PathBuf]) -> Result<(), CliError> {
+    let shares = bundle["shares"]
+        .as_array()
+        .ok_or_else(|| CliError::Input("the server returned no bundle".into()))?;
+    if shares.len() + 1 != paths.len() {
+        return Err(CliError::Input(
+            "the server returned the wrong number of shares".into(),
+        ));
+    }
+    let text = serde_json::to_string_pretty(bundle).unwrap_or_else(|_| bundle.to_string());
+    let mut items = vec![("bundle".to_owned(), text)];
+    for s in shares {
+        items.push((
+            format!(
+                "share {} for {}",
+                s["index"],
+                s["recipient"].as_str().unwrap_or_default()
+            ),
+            s["age"].as_str().unwrap_or_default().to_owned(),
+        ));
+    }
+    for ((what, body), path) in items.iter().zip(paths) {
+        match create_new(path, body.as_bytes()) {
+            Ok(()) => eprintln!("{what}: {}", path.display()),
+            Err(e) => {
+                eprintln!("cannot write {}: {e}; here it is instead:", path.display());
+                println!("{what}:\n{body}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Decrypted bundle shares: one per file, or one per line of standard input.
+pub(crate) fn read_shares(files: &[PathBuf]) -> Result<Vec<zeroize::Zeroizing<String>>, CliError> {
+    let mut out = Vec::new();
+    if files.is_empty() {
+        let mut all = zeroize::Zeroizing::new(String::new());
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut all)
+            .map_err(|e| CliError::Input(format!("cannot read standard input: {e}")))?;
+        for line in all.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            out.push(zeroize::Zeroizing::new(line.to_owned()));
+        }
+    }
+    for f in files {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(f)
+                .map_err(|e| CliError::Input(format!("cannot read {}: {e}", f.display())))?,
+        );
+        out.push(zeroize::Zeroizing::new(text.trim().to_owned()));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -215,11 +215,11 @@ enum DomainCmd {
     /// List domains.
     List,
     /// Set how many approvals an operation needs in this domain. Operations: key.destroy,
-    /// key.warm, key.sign (the others are vault-wide: `quorum set`).
+    /// key.warm, key.sign, key.export (the others are vault-wide: `quorum set`).
     Quorum {
         /// Domain name.
         domain: String,
-        /// Operation: key.destroy, key.warm or key.sign.
+        /// Operation: key.destroy, key.warm, key.sign or key.export.
         #[arg(long)]
         operation: String,
         /// Approvals needed (1-16), from people other than the requester.
@@ -231,8 +231,8 @@ enum DomainCmd {
 #[derive(Subcommand)]
 enum QuorumCmd {
     /// Set the vault-wide number of approvals for an operation. Operations: domain.create,
-    /// operator.add, operator.roles, quorum.set, key.destroy, key.warm, key.sign. Without a
-    /// rule, one approval is needed.
+    /// operator.add, operator.roles, quorum.set, key.destroy, key.warm, key.sign, key.export.
+    /// Without a rule, one approval is needed.
     Set {
         /// Operation.
         #[arg(long)]
@@ -257,6 +257,10 @@ enum RequestCmd {
     Show {
         /// Request id.
         id: String,
+        /// For an executed key.export: write the bundle to this file (and each custodian's
+        /// encrypted share beside it, FILE.share-N.age).
+        #[arg(long)]
+        bundle_out: Option<PathBuf>,
     },
     /// Approve a request with your approval key (the hash is recomputed and checked first).
     Approve {
@@ -318,6 +322,35 @@ enum KeyCmd {
         /// Print the public key as PEM (SubjectPublicKeyInfo), for OpenSSL.
         #[arg(long)]
         pem: bool,
+    },
+    /// Export a cold key as a cold-storage bundle: its sealed blob, encrypted again under a key
+    /// split among custodians' age keys (needs approval: key.export). Writes FILE and, beside
+    /// it, each custodian's encrypted share (FILE.share-N.age).
+    Export {
+        /// Key id.
+        id: String,
+        /// Custodians' age recipients (age1...) or files holding one, one per share.
+        #[arg(long = "custodian-keys", num_args = 1.., required = true)]
+        custodian_keys: Vec<String>,
+        /// How many custodians are needed to import it back.
+        #[arg(long)]
+        threshold: u8,
+        /// Take the key offline in the same step (its secret then lives only in the bundle).
+        #[arg(long)]
+        remove: bool,
+        /// Bundle file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Bring an offline key back from its bundle and custodians' decrypted shares (one per
+    /// --share-file, or one per line on standard input). It returns cold.
+    Import {
+        /// The bundle file written by `key export`.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// A decrypted share (`age -d -i KEY FILE.share-N.age`); repeat.
+        #[arg(long = "share-file")]
+        share_files: Vec<PathBuf>,
     },
     /// Destroy a key (its sealed secret is erased).
     Destroy {
@@ -528,8 +561,22 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 &["request_id", "status", "operation", "description"],
             )
         }
-        Command::Request(RequestCmd::Show { id }) => {
-            out.object(&client()?.get(&format!("/v1/requests/{}", client::path(&id)))?)
+        Command::Request(RequestCmd::Show { id, bundle_out }) => {
+            let shown = client()?.get(&format!("/v1/requests/{}", client::path(&id)))?;
+            if let Some(path) = bundle_out {
+                let bundle = &shown["result"]["bundle"];
+                if !bundle.is_object() {
+                    return Err(CliError::Input(
+                        "this request carries no bundle (not an executed key.export)".into(),
+                    ));
+                }
+                let paths = custodian::bundle_paths(
+                    &path,
+                    bundle["shares"].as_array().map_or(0, Vec::len),
+                )?;
+                custodian::write_bundle(bundle, &paths)?;
+            }
+            out.object(&shown)
         }
         Command::Request(RequestCmd::Approve { id, key_file }) => {
             approve(&client()?, &out, &id, &key_file)
@@ -593,6 +640,40 @@ fn run(cli: Cli) -> Result<(), CliError> {
             &format!("/v1/keys/{}/temperature", client::path(&id)),
             &json!({"temperature": temperature, "idle_seconds": idle.map(|d| d.as_secs())}),
         )?),
+        Command::Key(KeyCmd::Export {
+            id,
+            custodian_keys,
+            threshold,
+            remove,
+            out: path,
+        }) => {
+            let recipients = custodian_keys
+                .iter()
+                .map(|k| custodian::recipient(k))
+                .collect::<Result<Vec<_>, _>>()?;
+            // Check the destination before the server makes a bundle that could be lost.
+            let paths = custodian::bundle_paths(&path, recipients.len())?;
+            let body =
+                json!({"custodian_keys": recipients, "threshold": threshold, "remove": remove});
+            let done = client()?.post(&format!("/v1/keys/{}/export", client::path(&id)), &body)?;
+            custodian::write_bundle(&done["bundle"], &paths)?;
+            out.object(&done["key"])
+        }
+        Command::Key(KeyCmd::Import {
+            bundle,
+            share_files,
+        }) => {
+            let text = std::fs::read_to_string(&bundle)
+                .map_err(|e| CliError::Input(format!("cannot read {}: {e}", bundle.display())))?;
+            let bundle: Value = serde_json::from_str(&text)
+                .map_err(|_| CliError::Input(format!("{} is not JSON", bundle.display())))?;
+            let shares = custodian::read_shares(&share_files)?;
+            let shares: Vec<&str> = shares.iter().map(|s| s.as_str()).collect();
+            out.object(&client()?.post(
+                "/v1/keys/import",
+                &json!({"bundle": bundle, "shares": shares}),
+            )?)
+        }
         Command::Key(KeyCmd::Destroy { id }) => {
             out.object(&client()?.delete(&format!("/v1/keys/{}", client::path(&id)))?)
         }

@@ -87,6 +87,10 @@ pub enum Operation {
     Sign(DomainId),
     /// Destroy (crypto-shred) a key of a domain.
     DestroyKey(DomainId),
+    /// Export a cold key of a domain as a cold-storage bundle (optionally taking it offline).
+    ExportKey(DomainId),
+    /// Bring an exported key back online from its bundle and custodians' shares.
+    ImportKey(DomainId),
     /// Log in (the password and one-time code are the credential).
     Login,
     /// Add an operator.
@@ -163,6 +167,8 @@ pub fn authorize(principal: &Principal, operation: &Operation) -> Decision {
             }
             Operation::CreateKey(d)
             | Operation::DestroyKey(d)
+            | Operation::ExportKey(d)
+            | Operation::ImportKey(d)
             | Operation::ChangeTemperature(d)
                 if d != domain =>
             {
@@ -184,6 +190,8 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
         | Operation::ReadKeys(d)
         | Operation::Sign(d)
         | Operation::DestroyKey(d)
+        | Operation::ExportKey(d)
+        | Operation::ImportKey(d)
         | Operation::ChangeTemperature(d) => Some(*d),
         _ => None,
     };
@@ -203,6 +211,8 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
                 | Operation::CreateKey(_)
                 | Operation::ReadKeys(_)
                 | Operation::DestroyKey(_)
+                | Operation::ExportKey(_)
+                | Operation::ImportKey(_)
                 | Operation::CreateOperator
                 | Operation::ListOperators
                 | Operation::DisableOperator
@@ -264,6 +274,8 @@ mod tests {
             Operation::ReadKeys(d),
             Operation::Sign(d),
             Operation::DestroyKey(d),
+            Operation::ExportKey(d),
+            Operation::ImportKey(d),
             Operation::Login,
             Operation::CreateOperator,
             Operation::ListOperators,
@@ -318,6 +330,8 @@ mod tests {
                 | Operation::ReadKeys(d)
                 | Operation::Sign(d)
                 | Operation::DestroyKey(d)
+                | Operation::ExportKey(d)
+                | Operation::ImportKey(d)
                 | Operation::ChangeTemperature(d)
                     if d == other =>
                 {
@@ -358,6 +372,16 @@ mod tests {
             (&auditor, Operation::ListOperators, allow),
             (&auditor, Operation::CreateOperator, no),
             (&so, Operation::ChangeRoles, allow),
+            (&so, Operation::ExportKey(mine), allow),
+            (&so, Operation::ImportKey(mine), allow),
+            (&custodian, Operation::ExportKey(mine), no),
+            (&approver, Operation::ImportKey(mine), no),
+            (&auditor, Operation::ExportKey(mine), no),
+            (
+                &scoped,
+                Operation::ExportKey(other),
+                Decision::Deny(DenyReason::OutOfScope),
+            ),
             (&scoped, Operation::ChangeRoles, allow),
             (&approver, Operation::ChangeRoles, no),
             (&custodian, Operation::ChangeRoles, no),

@@ -31,11 +31,13 @@ pub enum GatedOp {
     WarmKey,
     /// One signature by a warm key (rule of the key's domain, else vault-wide).
     SignWarm,
+    /// Export a cold key as a cold-storage bundle (rule of the key's domain, else vault-wide).
+    ExportKey,
 }
 
 impl GatedOp {
     /// Every gated operation.
-    pub const ALL: [GatedOp; 7] = [
+    pub const ALL: [GatedOp; 8] = [
         GatedOp::CreateDomain,
         GatedOp::AddOperator,
         GatedOp::ChangeRoles,
@@ -43,6 +45,7 @@ impl GatedOp {
         GatedOp::DestroyKey,
         GatedOp::WarmKey,
         GatedOp::SignWarm,
+        GatedOp::ExportKey,
     ];
 
     /// The name used by the API, the CLI and audit records.
@@ -56,6 +59,7 @@ impl GatedOp {
             GatedOp::DestroyKey => "key.destroy",
             GatedOp::WarmKey => "key.warm",
             GatedOp::SignWarm => "key.sign",
+            GatedOp::ExportKey => "key.export",
         }
     }
 
@@ -192,8 +196,9 @@ mod tests {
             GatedOp::WarmKey => 4,
             GatedOp::SignWarm => 5,
             GatedOp::ChangeRoles => 6,
+            GatedOp::ExportKey => 7,
         };
-        let mut seen = [false; 7];
+        let mut seen = [false; 8];
         for op in GatedOp::ALL {
             seen[position(op)] = true;
             assert_eq!(op.as_str().parse::<GatedOp>().unwrap(), op);

@@ -69,6 +69,19 @@ pub enum Mutation {
         /// The MAC as read.
         expected_mac: [u8; 32],
     },
+    /// Take a cold key offline (its sealed secret now lives only in a cold-storage bundle):
+    /// only if it is cold, online and not destroyed.
+    TakeOffline {
+        /// The key.
+        id: KeyId,
+    },
+    /// Bring an offline key back: only if it is offline and not destroyed.
+    RestoreSecret {
+        /// The key.
+        id: KeyId,
+        /// Its sealed secret, as it was before it went offline.
+        sealed_secret: Vec<u8>,
+    },
     /// Set (or replace) a quorum rule.
     SetQuorum(QuorumRule),
     /// Revoke a token.

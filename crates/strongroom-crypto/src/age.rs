@@ -26,6 +26,12 @@ const CHUNK: usize = 64 * 1024;
 pub struct AgeRecipient([u8; 32]);
 
 impl AgeRecipient {
+    /// A recipient from its raw X25519 public key.
+    #[must_use]
+    pub fn from_bytes(key: [u8; 32]) -> Self {
+        Self(key)
+    }
+
     /// Parses `age1...` (bech32, HRP `age`).
     ///
     /// # Errors

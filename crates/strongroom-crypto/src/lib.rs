@@ -18,6 +18,7 @@
 mod aead;
 mod age;
 mod approval;
+mod bundle;
 mod entropy;
 mod error;
 mod kdf;
@@ -30,6 +31,7 @@ mod spki;
 pub use aead::{AeadKey, SEALED_BLOB_VERSION};
 pub use age::{AgeRecipient, age_encrypt};
 pub use approval::{ApprovalKey, approval_key_is_unusable, request_hash, verify_approval};
+pub use bundle::{BundleShare, SealedBundle, open_bundle, seal_bundle};
 pub use entropy::OsEntropy;
 pub use error::Error;
 pub use kdf::{AuditSigningKey, RecordMacKey, RootKey};

@@ -148,6 +148,16 @@ pub fn split(
     shares: u8,
     entropy: &dyn EntropySource,
 ) -> Result<Vec<Share>, Error> {
+    split_bytes(root.as_bytes(), threshold, shares, entropy)
+}
+
+/// [`split`] for any 32-byte secret (a cold-storage bundle key).
+pub(crate) fn split_bytes(
+    secret: &[u8; 32],
+    threshold: u8,
+    shares: u8,
+    entropy: &dyn EntropySource,
+) -> Result<Vec<Share>, Error> {
     if threshold == 0 || threshold > shares {
         return Err(Error::ShareParameters);
     }
@@ -156,7 +166,7 @@ pub fn split(
         return Ok((1..=shares)
             .map(|index| Share {
                 index,
-                value: Zeroizing::new(*root.as_bytes()),
+                value: Zeroizing::new(*secret),
             })
             .collect());
     }
@@ -164,7 +174,7 @@ pub fn split(
     let mut raw = Gf256::split_array(
         usize::from(threshold),
         usize::from(shares),
-        root.as_bytes(),
+        secret,
         &mut rng,
     )
     .map_err(|_| Error::ShareParameters)?;
@@ -191,12 +201,17 @@ pub fn split(
 /// # Errors
 /// [`Error::ShareParameters`] if too few shares or duplicate indices are given.
 pub fn combine(threshold: u8, shares: &[Share]) -> Result<RootKey, Error> {
+    combine_bytes(threshold, shares).map(|b| RootKey::from_bytes(*b))
+}
+
+/// [`combine`] for any 32-byte secret.
+pub(crate) fn combine_bytes(threshold: u8, shares: &[Share]) -> Result<Zeroizing<[u8; 32]>, Error> {
     if threshold == 0 || shares.len() < usize::from(threshold) {
         return Err(Error::ShareParameters);
     }
     let used = &shares[..usize::from(threshold)];
     if threshold == 1 {
-        return Ok(RootKey::from_bytes(*used[0].value));
+        return Ok(Zeroizing::new(*used[0].value));
     }
     let mut raw: Vec<Vec<u8>> = used
         .iter()
@@ -213,7 +228,7 @@ pub fn combine(threshold: u8, shares: &[Share]) -> Result<RootKey, Error> {
     let bytes: Result<[u8; 32], _> = secret.as_slice().try_into();
     secret.zeroize();
     bytes
-        .map(RootKey::from_bytes)
+        .map(Zeroizing::new)
         .map_err(|_| Error::ShareParameters)
 }
 

@@ -206,6 +206,22 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "POST",
+        "/v1/keys/{id}/export",
+        "key.export",
+        "Export a cold key as a cold-storage bundle for custodians, optionally taking it offline (gated: key.export)",
+        true,
+        false,
+    ),
+    route(
+        "POST",
+        "/v1/keys/import",
+        "key.import",
+        "Bring an offline key back from its bundle and custodians' shares",
+        true,
+        false,
+    ),
+    route(
+        "POST",
         "/v1/operators/{name}/roles",
         "operator.roles",
         "Change an operator's roles and domain (gated: operator.roles)",
@@ -330,6 +346,8 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/operators/me/approval-key", post(register_key))
         .route("/v1/login", post(login))
         .route("/v1/keys/{id}/temperature", post(set_temperature))
+        .route("/v1/keys/{id}/export", post(export_key))
+        .route("/v1/keys/import", post(import_key))
         .route("/v1/requests", get(list_requests))
         .route("/v1/requests/{id}", get(show_request))
         .route("/v1/requests/{id}/approve", post(approve_request))
@@ -578,52 +596,12 @@ async fn init(
 ) -> Result<impl IntoResponse, ApiError> {
     let custodians = b
         .custodian_keys
-        .map(|keys| parse_custodian_keys(&keys, b.shares))
+        .map(|keys| crate::bundles::parse_custodian_keys(&keys, usize::from(b.shares)))
         .transpose()?;
     Ok(Json(
         v.init(&ctx, b.shares, b.threshold, custodians, false)
             .await?,
     ))
-}
-
-/// Parses the custodians' age recipients: exactly one per share, no custodian twice (two
-/// shares in one hand would quietly lower the threshold).
-fn parse_custodian_keys(
-    keys: &[String],
-    shares: u8,
-) -> Result<Vec<strongroom_crypto::AgeRecipient>, ApiError> {
-    if keys.len() != usize::from(shares) {
-        return Err(ApiError::bad(
-            "custodian_keys_mismatch",
-            format!(
-                "{} custodian keys given for {shares} shares: give exactly one per share",
-                keys.len()
-            ),
-        ));
-    }
-    let mut out: Vec<strongroom_crypto::AgeRecipient> = Vec::with_capacity(keys.len());
-    for (i, k) in keys.iter().enumerate() {
-        let r = strongroom_crypto::AgeRecipient::parse(k).map_err(|_| {
-            ApiError::bad(
-                "invalid_custodian_key",
-                format!(
-                    "custodian key {} is not an age X25519 recipient (age1...)",
-                    i + 1
-                ),
-            )
-        })?;
-        if out.contains(&r) {
-            return Err(ApiError::bad(
-                "duplicate_custodian_key",
-                format!(
-                    "custodian key {} repeats an earlier one: one share per custodian",
-                    i + 1
-                ),
-            ));
-        }
-        out.push(r);
-    }
-    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -890,6 +868,42 @@ async fn set_temperature(
 ) -> Result<impl IntoResponse, ApiError> {
     v.set_temperature(&ctx, &id, &b.temperature, b.idle_seconds)
         .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportBody {
+    custodian_keys: Vec<String>,
+    threshold: u8,
+    #[serde(default)]
+    remove: bool,
+}
+
+async fn export_key(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ExportBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    v.export_key(&ctx, &id, &b.custodian_keys, b.threshold, b.remove)
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportBody {
+    bundle: serde_json::Value,
+    shares: Vec<String>,
+}
+
+async fn import_key(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<ImportBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let shares: Vec<zeroize::Zeroizing<String>> =
+        b.shares.into_iter().map(zeroize::Zeroizing::new).collect();
+    Ok(Json(v.import_key(&ctx, b.bundle, &shares).await?))
 }
 
 #[derive(Deserialize)]

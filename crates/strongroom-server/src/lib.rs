@@ -5,6 +5,7 @@
 //! hold key material itself (the keystore does) and must not answer any request before that
 //! request's audit record is durable.
 
+mod bundles;
 mod config;
 mod error;
 mod export;

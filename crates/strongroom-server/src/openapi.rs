@@ -46,6 +46,17 @@ fn request_schema(operation: &str) -> Option<Value> {
                                "enum": ["security-officer", "custodian", "approver", "auditor"]}},
                            "domain": {"type": "string"}}})
         }
+        "key.export" => {
+            json!({"type": "object", "required": ["custodian_keys", "threshold"], "additionalProperties": false,
+            "properties": {"custodian_keys": {"type": "array", "items": {"type": "string"}, "description": "age X25519 recipients (age1...), one per share"},
+                           "threshold": {"type": "integer", "minimum": 1, "maximum": 255},
+                           "remove": {"type": "boolean", "description": "take the key offline in the same step"}}})
+        }
+        "key.import" => {
+            json!({"type": "object", "required": ["bundle", "shares"], "additionalProperties": false,
+            "properties": {"bundle": {"type": "object", "description": "the bundle file (format strongroom-cold-bundle-v1)"},
+                           "shares": {"type": "array", "items": {"type": "string"}, "description": "decrypted bundle shares (srs1-...)"}}})
+        }
         "operator.roles" => {
             json!({"type": "object", "required": ["roles"], "additionalProperties": false,
             "properties": {"roles": {"type": "array", "items": {"type": "string",
@@ -151,6 +162,7 @@ pub fn document() -> Value {
             "domain.create"
                 | "operator.create"
                 | "operator.roles"
+                | "key.export"
                 | "key.destroy"
                 | "quorum.set"
                 | "key.temperature"
@@ -207,6 +219,7 @@ mod tests {
             ("/v1/domains", "post"),
             ("/v1/operators", "post"),
             ("/v1/operators/{name}/roles", "post"),
+            ("/v1/keys/{id}/export", "post"),
             ("/v1/keys/{id}", "delete"),
             ("/v1/quorum", "post"),
             ("/v1/keys/{id}/temperature", "post"),

@@ -220,6 +220,27 @@ fn describe(op: GatedOp, p: &Value) -> String {
                 roles.join(", ")
             )
         }
+        GatedOp::ExportKey => {
+            let custodians = p["custodian_keys"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+                .unwrap_or_default();
+            format!(
+                "export the cold {} key {} (label {}) in domain \"{}\" as a bundle that any {} of these {} custodians can open: {}{}",
+                param(p, "algorithm"),
+                param(p, "key"),
+                p.get("label").and_then(Value::as_str).unwrap_or("none"),
+                param(p, "domain"),
+                p["threshold"],
+                custodians.len(),
+                custodians.join(", "),
+                if p["remove"].as_bool().unwrap_or(false) {
+                    "; then remove it from the vault (offline until imported)"
+                } else {
+                    ""
+                }
+            )
+        }
         GatedOp::ChangeRoles => {
             let list = |k: &str| -> String {
                 p[k].as_array()
@@ -568,6 +589,16 @@ impl Vault {
             GatedOp::ChangeRoles => {
                 let change = crate::operators::RoleChange::from_params(p)?;
                 self.change_roles_prepared(ctx, &change, |v| {
+                    self.decide(rec, RequestStatus::Executed, Some(v), ctx.time)
+                        .map(Some)
+                })
+                .await
+                .map(|_| ())
+            }
+            GatedOp::ExportKey => {
+                let id = rec.key.ok_or(ApiError::NotFound)?;
+                let (recipients, threshold, remove) = crate::bundles::export_params(p)?;
+                self.export_key_prepared(ctx, id, &recipients, threshold, remove, |v| {
                     self.decide(rec, RequestStatus::Executed, Some(v), ctx.time)
                         .map(Some)
                 })

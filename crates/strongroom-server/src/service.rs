@@ -167,7 +167,7 @@ impl KeyCache {
             .remove(&id);
     }
 
-    fn put(&self, key: KeyRecord, domain: DomainRecord) {
+    pub(crate) fn put(&self, key: KeyRecord, domain: DomainRecord) {
         self.map
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -230,7 +230,7 @@ pub struct KeyView {
 }
 
 impl KeyView {
-    fn new(k: &KeyRecord, d: &DomainRecord) -> Self {
+    pub(crate) fn new(k: &KeyRecord, d: &DomainRecord) -> Self {
         Self {
             id: k.id.to_string(),
             domain: d.name.to_string(),
@@ -239,10 +239,11 @@ impl KeyView {
             label: k.label.clone(),
             public_key: hex::encode(&k.public_key),
             version: k.version,
-            state: if k.destroyed_at.is_some() {
-                "destroyed"
-            } else {
-                "active"
+            state: match (k.destroyed_at, &k.sealed_secret) {
+                (Some(_), _) => "destroyed",
+                // Exported to a cold-storage bundle and taken out of the vault.
+                (None, None) => "offline",
+                (None, Some(_)) => "active",
             },
             temperature: k.temperature.as_str(),
             temperature_since: rfc3339(k.temperature_since),
@@ -716,7 +717,7 @@ impl Vault {
 
     /// Looks a key up and checks the caller may perform `op` on it; unknown and foreign keys
     /// both answer 404.
-    fn key_for(
+    pub(crate) fn key_for(
         &self,
         ctx: &RequestCtx,
         id: &str,
@@ -922,6 +923,12 @@ impl Vault {
                 "the key has been destroyed",
             ));
         }
+        if k.sealed_secret.is_none() {
+            return Err(ApiError::conflict(
+                "key_offline",
+                "the key is offline (exported); import it first",
+            ));
+        }
         // Staying hot with a different idle limit: a tighter limit is a step colder, a looser
         // one (or none) a step warmer.
         let (from, step) = match (k.temperature, to, k.hot_idle_secs, idle) {
@@ -985,6 +992,14 @@ impl Vault {
         let (k, d) = (found.0.clone(), found.1.clone());
         if !self.keystore.verify_temperature(&k)? {
             return Err(ApiError::KeyUnavailable);
+        }
+        // An offline key stays cold until it is imported (an approval filed before it went
+        // offline must not warm an empty record).
+        if k.sealed_secret.is_none() && to != Temperature::Cold {
+            return Err(ApiError::conflict(
+                "key_offline",
+                "the key is offline (exported); import it first",
+            ));
         }
         ctx.tag(|t| {
             t.key = Some(k.id);

@@ -979,6 +979,31 @@ impl Txn<'_> {
                     return Err(CoreError::Conflict("key temperature"));
                 }
             }
+            Mutation::TakeOffline { id } => {
+                let n = tx
+                    .execute(
+                        "UPDATE keys SET sealed_secret = NULL
+                         WHERE id = ?1 AND temperature = 'cold' AND sealed_secret IS NOT NULL
+                               AND destroyed_at IS NULL",
+                        [id.as_bytes().as_slice()],
+                    )
+                    .map_err(store_err)?;
+                if n != 1 {
+                    return Err(CoreError::Conflict("key not cold and online"));
+                }
+            }
+            Mutation::RestoreSecret { id, sealed_secret } => {
+                let n = tx
+                    .execute(
+                        "UPDATE keys SET sealed_secret = ?2
+                         WHERE id = ?1 AND sealed_secret IS NULL AND destroyed_at IS NULL",
+                        params![id.as_bytes().as_slice(), sealed_secret],
+                    )
+                    .map_err(store_err)?;
+                if n != 1 {
+                    return Err(CoreError::Conflict("key not offline"));
+                }
+            }
             Mutation::SetQuorum(rule) => {
                 let scope = rule.domain.map_or([0u8; 16], |d| *d.as_bytes());
                 tx.execute(

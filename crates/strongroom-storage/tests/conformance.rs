@@ -173,6 +173,56 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
     assert_eq!(store.idle_limited_keys().unwrap(), vec![hot.clone()]);
     let k1 = hot;
 
+    // Offline and back: only a cold, online key goes offline; only an offline key comes back.
+    let k2_cold = KeyRecord {
+        temperature: Temperature::Cold,
+        ..k2.clone()
+    };
+    assert!(matches!(
+        apply(store, vec![Mutation::TakeOffline { id: k1.id }]),
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        apply(
+            store,
+            vec![Mutation::RestoreSecret {
+                id: k2.id,
+                sealed_secret: vec![1]
+            }]
+        ),
+        Err(Error::Conflict(_))
+    ));
+    apply(
+        store,
+        vec![Mutation::SetTemperature {
+            id: k2.id,
+            temperature: Temperature::Cold,
+            since: UnixMillis(301),
+            hot_idle_secs: None,
+            mac: [72; 32],
+            expected_mac: k2.temperature_mac,
+        }],
+    )
+    .unwrap();
+    apply(store, vec![Mutation::TakeOffline { id: k2.id }]).unwrap();
+    assert_eq!(store.key(k2.id).unwrap().unwrap().sealed_secret, None);
+    assert!(matches!(
+        apply(store, vec![Mutation::TakeOffline { id: k2.id }]),
+        Err(Error::Conflict(_))
+    ));
+    apply(
+        store,
+        vec![Mutation::RestoreSecret {
+            id: k2.id,
+            sealed_secret: k2_cold.sealed_secret.clone().unwrap(),
+        }],
+    )
+    .unwrap();
+    assert_eq!(
+        store.key(k2.id).unwrap().unwrap().sealed_secret,
+        k2_cold.sealed_secret
+    );
+
     // Destroy erases the sealed secret, once.
     apply(
         store,
