@@ -214,6 +214,12 @@ enum DomainCmd {
     },
     /// List domains.
     List,
+    /// Destroy a domain: its master key is erased, so every key in it is gone for good
+    /// (needs approval: domain.destroy).
+    Destroy {
+        /// Domain name.
+        name: String,
+    },
     /// Set how many approvals an operation needs in this domain. Operations: key.destroy,
     /// key.warm, key.sign, key.export (the others are vault-wide: `quorum set`).
     Quorum {
@@ -231,7 +237,7 @@ enum DomainCmd {
 #[derive(Subcommand)]
 enum QuorumCmd {
     /// Set the vault-wide number of approvals for an operation. Operations: domain.create,
-    /// operator.add, operator.roles, quorum.set, key.destroy, key.warm, key.sign, key.export.
+    /// domain.destroy, operator.add, operator.roles, quorum.set, key.destroy, key.warm, key.sign, key.export.
     /// Without a rule, one approval is needed.
     Set {
         /// Operation.
@@ -599,9 +605,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Domain(DomainCmd::Create { name, new_keys }) => out
             .object(&client()?.post("/v1/domains", &json!({"name": name, "new_keys": new_keys}))?),
+        Command::Domain(DomainCmd::Destroy { name }) => {
+            out.object(&client()?.delete(&format!("/v1/domains/{}", client::path(&name)))?)
+        }
         Command::Domain(DomainCmd::List) => out.list(
             &client()?.get("/v1/domains")?,
-            &["name", "id", "created_at"],
+            &["name", "id", "state", "created_at"],
         ),
         Command::Token(TokenCmd::Create { domain, ttl }) => {
             let body = json!({"domain": domain, "ttl_seconds": ttl.map(|d| d.as_secs())});

@@ -73,6 +73,8 @@ pub enum Operation {
     Seal,
     /// Create a cryptographic domain.
     CreateDomain,
+    /// Destroy a cryptographic domain and every key in it.
+    DestroyDomain,
     /// List domains.
     ListDomains,
     /// Issue an application token for a domain.
@@ -205,6 +207,7 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
             (
                 Role::SecurityOfficer,
                 Operation::CreateDomain
+                | Operation::DestroyDomain
                 | Operation::ListDomains
                 | Operation::CreateToken
                 | Operation::RevokeToken
@@ -267,6 +270,7 @@ mod tests {
             Operation::Unseal,
             Operation::Seal,
             Operation::CreateDomain,
+            Operation::DestroyDomain,
             Operation::ListDomains,
             Operation::CreateToken,
             Operation::RevokeToken,
@@ -372,6 +376,9 @@ mod tests {
             (&auditor, Operation::ListOperators, allow),
             (&auditor, Operation::CreateOperator, no),
             (&so, Operation::ChangeRoles, allow),
+            (&so, Operation::DestroyDomain, allow),
+            (&custodian, Operation::DestroyDomain, no),
+            (&approver, Operation::DestroyDomain, no),
             (&so, Operation::ExportKey(mine), allow),
             (&so, Operation::ImportKey(mine), allow),
             (&custodian, Operation::ExportKey(mine), no),

@@ -19,6 +19,8 @@ pub const MAX_APPROVALS: u8 = 16;
 pub enum GatedOp {
     /// Create a domain (vault-wide rule).
     CreateDomain,
+    /// Destroy a domain and every key in it (vault-wide rule).
+    DestroyDomain,
     /// Add an operator (vault-wide rule).
     AddOperator,
     /// Change an operator's roles or domain (vault-wide rule).
@@ -37,8 +39,9 @@ pub enum GatedOp {
 
 impl GatedOp {
     /// Every gated operation.
-    pub const ALL: [GatedOp; 8] = [
+    pub const ALL: [GatedOp; 9] = [
         GatedOp::CreateDomain,
+        GatedOp::DestroyDomain,
         GatedOp::AddOperator,
         GatedOp::ChangeRoles,
         GatedOp::SetQuorum,
@@ -53,6 +56,7 @@ impl GatedOp {
     pub fn as_str(self) -> &'static str {
         match self {
             GatedOp::CreateDomain => "domain.create",
+            GatedOp::DestroyDomain => "domain.destroy",
             GatedOp::AddOperator => "operator.add",
             GatedOp::ChangeRoles => "operator.roles",
             GatedOp::SetQuorum => "quorum.set",
@@ -69,6 +73,7 @@ impl GatedOp {
         matches!(
             self,
             GatedOp::CreateDomain
+                | GatedOp::DestroyDomain
                 | GatedOp::AddOperator
                 | GatedOp::ChangeRoles
                 | GatedOp::SetQuorum
@@ -81,6 +86,7 @@ impl GatedOp {
         matches!(
             self,
             GatedOp::CreateDomain
+                | GatedOp::DestroyDomain
                 | GatedOp::AddOperator
                 | GatedOp::ChangeRoles
                 | GatedOp::SetQuorum
@@ -197,8 +203,9 @@ mod tests {
             GatedOp::SignWarm => 5,
             GatedOp::ChangeRoles => 6,
             GatedOp::ExportKey => 7,
+            GatedOp::DestroyDomain => 8,
         };
-        let mut seen = [false; 8];
+        let mut seen = [false; 9];
         for op in GatedOp::ALL {
             seen[position(op)] = true;
             assert_eq!(op.as_str().parse::<GatedOp>().unwrap(), op);

@@ -47,6 +47,9 @@ pub struct DomainRecord {
     /// The temperature new keys in this domain start at (fixed at creation, bound into the
     /// sealed master key).
     pub new_key_temperature: Temperature,
+    /// Set when the domain was destroyed: its master key (`wrapped_key`) is erased, so every
+    /// key sealed under it is gone for good.
+    pub destroyed_at: Option<UnixMillis>,
 }
 
 /// A key. The secret exists only as `sealed_secret`, an AEAD blob under the domain master key.

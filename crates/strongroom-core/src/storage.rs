@@ -69,6 +69,13 @@ pub enum Mutation {
         /// The MAC as read.
         expected_mac: [u8; 32],
     },
+    /// Destroy a domain: erase its sealed master key and every key's sealed secret in it.
+    DestroyDomain {
+        /// The domain.
+        id: DomainId,
+        /// When.
+        at: UnixMillis,
+    },
     /// Take a cold key offline (its sealed secret now lives only in a cold-storage bundle):
     /// only if it is cold, online and not destroyed.
     TakeOffline {

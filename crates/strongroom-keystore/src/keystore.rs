@@ -315,6 +315,7 @@ impl Keystore {
             wrapped_key,
             created_at: now,
             new_key_temperature: new_keys,
+            destroyed_at: None,
         })
     }
 
@@ -341,6 +342,9 @@ impl Keystore {
     }
 
     fn domain_key(u: &Unsealed, domain: &DomainRecord) -> Result<Arc<AeadKey>, Error> {
+        if domain.destroyed_at.is_some() {
+            return Err(Error::KeyDestroyed);
+        }
         let cached = u
             .domain_keys
             .read()
@@ -515,6 +519,20 @@ impl Keystore {
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .remove(&id);
+        }
+    }
+
+    /// Drops a destroyed domain's master key and keys from memory; the keys are refused from
+    /// then on, as after [`Keystore::forget_key`].
+    pub fn forget_domain(&self, id: DomainId, keys: &[KeyId]) {
+        if let State::Unsealed(u) = &*self.read() {
+            u.domain_keys
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&id);
+        }
+        for k in keys {
+            self.forget_key(*k);
         }
     }
 
@@ -989,6 +1007,19 @@ mod tests {
                 .unwrap_err(),
             Error::KeyUnavailable
         );
+        // A destroyed domain signs nothing, even with its key still in memory.
+        v.ks.sign(&d, &hot, Payload::Message(b"m")).unwrap();
+        v.ks.forget_domain(d.id, &[hot.id]);
+        let destroyed = DomainRecord {
+            destroyed_at: Some(UnixMillis(30)),
+            ..d.clone()
+        };
+        for domain in [&d, &destroyed] {
+            assert_eq!(
+                v.ks.sign(domain, &hot, Payload::Message(b"m")).unwrap_err(),
+                Error::KeyDestroyed
+            );
+        }
     }
 
     #[test]
@@ -1000,6 +1031,7 @@ mod tests {
             wrapped_key: vec![],
             created_at: UnixMillis(1),
             new_key_temperature: Temperature::Hot,
+            destroyed_at: None,
         };
         assert_eq!(
             v.ks.create_domain(d.id, d.name.clone(), Temperature::Hot, UnixMillis(1))

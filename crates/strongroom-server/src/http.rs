@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, FromRequest, MatchedPath, Path, Query, Request,
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -205,6 +205,14 @@ pub const ROUTES: &[Route] = &[
         false,
     ),
     route(
+        "DELETE",
+        "/v1/domains/{name}",
+        "domain.destroy",
+        "Destroy a domain: erase its master key and so every key in it (gated: domain.destroy)",
+        true,
+        false,
+    ),
+    route(
         "POST",
         "/v1/keys/{id}/export",
         "key.export",
@@ -336,7 +344,7 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/sys/clock/acknowledge", post(acknowledge_clock))
         .route("/v1/domains", post(create_domain).get(list_domains))
         .route("/v1/tokens", post(create_token))
-        .route("/v1/tokens/{id}", axum::routing::delete(revoke_token))
+        .route("/v1/tokens/{id}", delete(revoke_token))
         .route("/v1/keys", post(create_key).get(list_keys))
         .route("/v1/keys/{id}", get(show_key).delete(destroy_key))
         .route("/v1/keys/{id}/sign", post(sign))
@@ -347,6 +355,7 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/login", post(login))
         .route("/v1/keys/{id}/temperature", post(set_temperature))
         .route("/v1/keys/{id}/export", post(export_key))
+        .route("/v1/domains/{name}", delete(destroy_domain))
         .route("/v1/keys/import", post(import_key))
         .route("/v1/requests", get(list_requests))
         .route("/v1/requests/{id}", get(show_request))
@@ -868,6 +877,14 @@ async fn set_temperature(
 ) -> Result<impl IntoResponse, ApiError> {
     v.set_temperature(&ctx, &id, &b.temperature, b.idle_seconds)
         .await
+}
+
+async fn destroy_domain(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    v.destroy_domain(&ctx, &name).await
 }
 
 #[derive(Deserialize)]

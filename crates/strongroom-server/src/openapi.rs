@@ -95,7 +95,7 @@ fn response_schema(operation: &str) -> Value {
     match operation {
         "key.create" | "key.show" | "key.destroy" => json!({"$ref": "#/components/schemas/Key"}),
         "key.list" => json!({"type": "array", "items": {"$ref": "#/components/schemas/Key"}}),
-        "domain.create" => json!({"$ref": "#/components/schemas/Domain"}),
+        "domain.create" | "domain.destroy" => json!({"$ref": "#/components/schemas/Domain"}),
         "domain.list" => json!({"type": "array", "items": {"$ref": "#/components/schemas/Domain"}}),
         "status" | "operator.unseal" | "operator.seal" => {
             json!({"$ref": "#/components/schemas/Status"})
@@ -163,6 +163,7 @@ pub fn document() -> Value {
                 | "operator.create"
                 | "operator.roles"
                 | "key.export"
+                | "domain.destroy"
                 | "key.destroy"
                 | "quorum.set"
                 | "key.temperature"
@@ -193,13 +194,16 @@ pub fn document() -> Value {
                     "progress": {"type": "integer"}, "threshold": {"type": "integer"}, "version": {"type": "string"},
                     "vault_id": {"type": "string"}}},
                 "Domain": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"},
-                    "created_at": {"type": "string", "format": "date-time"}}},
+                    "new_keys": {"type": "string", "enum": ["cold", "warm", "hot"]},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "state": {"type": "string", "enum": ["active", "destroyed"]},
+                    "destroyed_at": {"type": "string", "format": "date-time"}}},
                 "Key": {"type": "object", "required": ["id", "algorithm", "public_key"], "properties": {
                     "id": {"type": "string"}, "domain": {"type": "string"}, "domain_id": {"type": "string"},
                     "algorithm": {"type": "string", "enum": ["secp256k1", "ed25519", "p256"]},
                     "label": {"type": ["string", "null"]},
                     "public_key": {"type": "string", "description": "compressed SEC1 (33 bytes) or Ed25519 (32 bytes), hex"},
-                    "version": {"type": "integer"}, "state": {"type": "string", "enum": ["active", "destroyed"]},
+                    "version": {"type": "integer"}, "state": {"type": "string", "enum": ["active", "offline", "destroyed"]},
                     "temperature": {"type": "string", "enum": ["cold", "warm", "hot"]},
                     "temperature_since": {"type": "string", "format": "date-time"},
                     "hot_idle_seconds": {"type": "integer"},
@@ -220,6 +224,7 @@ mod tests {
             ("/v1/operators", "post"),
             ("/v1/operators/{name}/roles", "post"),
             ("/v1/keys/{id}/export", "post"),
+            ("/v1/domains/{name}", "delete"),
             ("/v1/keys/{id}", "delete"),
             ("/v1/quorum", "post"),
             ("/v1/keys/{id}/temperature", "post"),

@@ -220,6 +220,12 @@ fn describe(op: GatedOp, p: &Value) -> String {
                 roles.join(", ")
             )
         }
+        GatedOp::DestroyDomain => format!(
+            "destroy the domain \"{}\" ({}) and its {} live key(s): its master key is erased and every key in it is gone for good",
+            param(p, "name"),
+            param(p, "domain_id"),
+            p["keys"]
+        ),
         GatedOp::ExportKey => {
             let custodians = p["custodian_keys"]
                 .as_array()
@@ -589,6 +595,15 @@ impl Vault {
             GatedOp::ChangeRoles => {
                 let change = crate::operators::RoleChange::from_params(p)?;
                 self.change_roles_prepared(ctx, &change, |v| {
+                    self.decide(rec, RequestStatus::Executed, Some(v), ctx.time)
+                        .map(Some)
+                })
+                .await
+                .map(|_| ())
+            }
+            GatedOp::DestroyDomain => {
+                let id = rec.domain.ok_or(ApiError::NotFound)?;
+                self.destroy_domain_prepared(ctx, id, |v| {
                     self.decide(rec, RequestStatus::Executed, Some(v), ctx.time)
                         .map(Some)
                 })

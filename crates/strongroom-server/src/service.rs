@@ -175,6 +175,17 @@ impl KeyCache {
     }
 }
 
+/// Refuses work in a destroyed domain.
+fn live_domain(d: &DomainRecord) -> Result<(), ApiError> {
+    if d.destroyed_at.is_some() {
+        return Err(ApiError::conflict(
+            "domain_destroyed",
+            "the domain has been destroyed",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn rfc3339(t: UnixMillis) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(t.0)).to_string()
 }
@@ -197,6 +208,9 @@ pub struct DomainView {
     name: String,
     new_keys: &'static str,
     created_at: String,
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destroyed_at: Option<String>,
 }
 
 impl From<&DomainRecord> for DomainView {
@@ -206,6 +220,12 @@ impl From<&DomainRecord> for DomainView {
             name: d.name.to_string(),
             new_keys: d.new_key_temperature.as_str(),
             created_at: rfc3339(d.created_at),
+            state: if d.destroyed_at.is_some() {
+                "destroyed"
+            } else {
+                "active"
+            },
+            destroyed_at: d.destroyed_at.map(rfc3339),
         }
     }
 }
@@ -562,6 +582,70 @@ impl Vault {
         Ok(view)
     }
 
+    /// Destroys a domain: its master key is erased, so every key in it is gone for good
+    /// (crypto-shredding). Gated by the vault-wide `domain.destroy` rule.
+    pub(crate) async fn destroy_domain(
+        &self,
+        ctx: &RequestCtx,
+        name: &str,
+    ) -> Result<Gated<DomainView>, ApiError> {
+        allow(ctx, &Operation::DestroyDomain)?;
+        let parsed: DomainName = name.parse().map_err(|_| ApiError::NotFound)?;
+        let d = self
+            .store
+            .domain_by_name(&parsed)?
+            .ok_or(ApiError::NotFound)?;
+        ctx.tag(|t| t.domain = Some(d.id));
+        live_domain(&d)?;
+        let keys = self.store.keys(d.id)?;
+        let live = keys.iter().filter(|k| k.destroyed_at.is_none()).count();
+        let params = serde_json::json!({
+            "name": d.name.as_str(),
+            "domain_id": d.id.to_string(),
+            "keys": live,
+        });
+        if let Some(p) = self
+            .gate(ctx, GatedOp::DestroyDomain, params, Some(d.id), None)
+            .await?
+        {
+            return Ok(Gated::Pending(p));
+        }
+        Ok(Gated::Done(
+            self.destroy_domain_prepared(ctx, d.id, |_| Ok(None))
+                .await?,
+        ))
+    }
+
+    /// Runs a domain's destruction (at once, or once approved), with `finish` closing its
+    /// request.
+    pub(crate) async fn destroy_domain_prepared(
+        &self,
+        ctx: &RequestCtx,
+        id: DomainId,
+        finish: impl FnOnce(serde_json::Value) -> Result<Option<Mutation>, ApiError>,
+    ) -> Result<DomainView, ApiError> {
+        let d = self.store.domain(id)?.ok_or(ApiError::NotFound)?;
+        ctx.tag(|t| t.domain = Some(d.id));
+        live_domain(&d)?;
+        let keys: Vec<KeyId> = self.store.keys(id)?.iter().map(|k| k.id).collect();
+        let destroyed = DomainRecord {
+            wrapped_key: Vec::new(),
+            destroyed_at: Some(ctx.time),
+            ..d
+        };
+        let view = DomainView::from(&destroyed);
+        let mut mutations = vec![Mutation::DestroyDomain { id, at: ctx.time }];
+        mutations.extend(finish(
+            serde_json::to_value(&view).map_err(|_| ApiError::Internal)?,
+        )?);
+        self.commit(ctx, "domain.destroy", mutations).await?;
+        self.keystore.forget_domain(id, &keys);
+        for k in keys {
+            self.keys.forget(k);
+        }
+        Ok(view)
+    }
+
     pub(crate) fn list_domains(&self, ctx: &RequestCtx) -> Result<Vec<DomainView>, ApiError> {
         allow(ctx, &Operation::ListDomains)?;
         Ok(self.store.domains()?.iter().map(DomainView::from).collect())
@@ -602,6 +686,7 @@ impl Vault {
             ));
         }
         let d = self.resolve_domain(ctx, domain)?;
+        live_domain(&d)?;
         let expires_at = ttl.map(|t| ctx.time.saturating_add(t));
         let mut issued = token::issue(
             self.entropy.as_ref(),
@@ -685,6 +770,7 @@ impl Vault {
         // as for a domain that does not exist.
         let d = self.resolve_domain(ctx, domain)?;
         allow(ctx, &Operation::CreateKey(d.id))?;
+        live_domain(&d)?;
         let id = KeyId::from_random(self.random_bytes()?);
         ctx.tag(|t| t.key = Some(id));
         let record = self

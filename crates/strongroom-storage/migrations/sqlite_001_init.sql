@@ -13,7 +13,8 @@ CREATE TABLE domains (
     name        TEXT NOT NULL UNIQUE,
     wrapped_key BLOB NOT NULL,
     created_at  INTEGER NOT NULL,
-    new_keys    TEXT NOT NULL
+    new_keys    TEXT NOT NULL,
+    destroyed_at INTEGER
 );
 CREATE TABLE keys (
     id            BLOB PRIMARY KEY CHECK (length(id) = 16),

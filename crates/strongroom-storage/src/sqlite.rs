@@ -239,7 +239,7 @@ fn millis(row: &Row<'_>, idx: usize) -> Result<UnixMillis, rusqlite::Error> {
     from_i64(row.get(idx)?).map(UnixMillis)
 }
 
-const DOMAIN_COLS: &str = "id, name, wrapped_key, created_at, new_keys";
+const DOMAIN_COLS: &str = "id, name, wrapped_key, created_at, new_keys, destroyed_at";
 fn domain_row(row: &Row<'_>) -> Result<DomainRecord, rusqlite::Error> {
     let name: String = row.get(1)?;
     Ok(DomainRecord {
@@ -250,6 +250,7 @@ fn domain_row(row: &Row<'_>) -> Result<DomainRecord, rusqlite::Error> {
         wrapped_key: row.get(2)?,
         created_at: millis(row, 3)?,
         new_key_temperature: temperature(row, 4)?,
+        destroyed_at: opt_millis(row, 5)?,
     })
 }
 
@@ -526,7 +527,7 @@ impl Storage for SqliteStore {
                 "SELECT k.id, k.domain_id, k.version, k.algorithm, k.label, k.public_key, k.created_at,
                         k.destroyed_at, k.sealed_secret, k.temperature, k.temperature_mac,
                         k.temperature_since, k.hot_idle_secs,
-                        d.id, d.name, d.wrapped_key, d.created_at, d.new_keys
+                        d.id, d.name, d.wrapped_key, d.created_at, d.new_keys, d.destroyed_at
                  FROM keys k JOIN domains d ON d.id = k.domain_id WHERE k.id = ?1",
             )?
             .query_row([id.as_bytes().as_slice()], |row| {
@@ -538,6 +539,7 @@ impl Storage for SqliteStore {
                     wrapped_key: row.get(15)?,
                     created_at: millis(row, 16)?,
                     new_key_temperature: temperature(row, 17)?,
+                    destroyed_at: opt_millis(row, 18)?,
                 };
                 Ok((key, domain))
             })
@@ -978,6 +980,27 @@ impl Txn<'_> {
                 if n != 1 {
                     return Err(CoreError::Conflict("key temperature"));
                 }
+            }
+            Mutation::DestroyDomain { id, at } => {
+                let at = to_i64(at.0)?;
+                // Erase the master key (zero-length, with secure_delete on): every key sealed
+                // under it is unrecoverable from here on.
+                let n = tx
+                    .execute(
+                        "UPDATE domains SET wrapped_key = X'', destroyed_at = ?2
+                         WHERE id = ?1 AND destroyed_at IS NULL",
+                        params![id.as_bytes().as_slice(), at],
+                    )
+                    .map_err(store_err)?;
+                if n != 1 {
+                    return Err(CoreError::NotFound("domain"));
+                }
+                tx.execute(
+                    "UPDATE keys SET sealed_secret = NULL, destroyed_at = ?2
+                     WHERE domain_id = ?1 AND destroyed_at IS NULL",
+                    params![id.as_bytes().as_slice(), at],
+                )
+                .map_err(store_err)?;
             }
             Mutation::TakeOffline { id } => {
                 let n = tx

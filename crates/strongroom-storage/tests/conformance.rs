@@ -23,6 +23,7 @@ fn domain(n: u8, name: &str) -> DomainRecord {
         wrapped_key: vec![n; 61],
         created_at: UnixMillis(u64::from(n)),
         new_key_temperature: Temperature::Warm,
+        destroyed_at: None,
     }
 }
 
@@ -463,6 +464,28 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
         ..vault_rule
     }));
     assert!(rules.contains(&domain_rule));
+
+    // Destroying a domain erases its master key and every key's secret in it, once.
+    let destroy = |at| Mutation::DestroyDomain {
+        id: b.id,
+        at: UnixMillis(at),
+    };
+    apply(store, vec![destroy(900)]).unwrap();
+    let gone = store.domain(b.id).unwrap().unwrap();
+    assert_eq!(
+        (gone.wrapped_key.len(), gone.destroyed_at),
+        (0, Some(UnixMillis(900)))
+    );
+    let k2_gone = store.key(k2.id).unwrap().unwrap();
+    assert_eq!(
+        (k2_gone.sealed_secret, k2_gone.destroyed_at),
+        (None, Some(UnixMillis(900)))
+    );
+    assert!(store.domain(a.id).unwrap().unwrap().destroyed_at.is_none());
+    assert!(matches!(
+        apply(store, vec![destroy(901)]),
+        Err(Error::NotFound(_))
+    ));
 
     // Audit: a refused mutation does not abort its batch; records and heads read back in order.
     let mut chain = strongroom_audit::Chain::resume(vault_id, store.audit_tail().unwrap());
