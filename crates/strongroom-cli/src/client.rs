@@ -94,8 +94,56 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn new(addr: &str, token: Option<String>) -> Result<Self, CliError> {
-        let http = Http::builder()
-            .timeout(Duration::from_secs(60))
+        let mut builder = Http::builder().timeout(Duration::from_secs(60));
+        // STRONGROOM_CACERT: trust exactly this CA (bundle) for the server's certificate.
+        if let Some(path) = std::env::var_os("STRONGROOM_CACERT") {
+            let pem = std::fs::read(&path).map_err(|e| {
+                CliError::Input(format!("STRONGROOM_CACERT {}: {e}", path.to_string_lossy()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
+                CliError::Input(format!(
+                    "STRONGROOM_CACERT {}: not a PEM certificate bundle",
+                    path.to_string_lossy()
+                ))
+            })?;
+            builder = builder.tls_certs_only(certs);
+        }
+        // STRONGROOM_CLIENT_CERT / _KEY: present a client certificate (mutual TLS).
+        match (
+            std::env::var_os("STRONGROOM_CLIENT_CERT"),
+            std::env::var_os("STRONGROOM_CLIENT_KEY"),
+        ) {
+            (Some(cert), Some(key)) => {
+                let mut pem = std::fs::read(&cert).map_err(|e| {
+                    CliError::Input(format!(
+                        "STRONGROOM_CLIENT_CERT {}: {e}",
+                        cert.to_string_lossy()
+                    ))
+                })?;
+                let key_pem = zeroize::Zeroizing::new(std::fs::read(&key).map_err(|e| {
+                    CliError::Input(format!(
+                        "STRONGROOM_CLIENT_KEY {}: {e}",
+                        key.to_string_lossy()
+                    ))
+                })?);
+                pem.push(b'\n');
+                pem.extend_from_slice(&key_pem);
+                let identity = reqwest::Identity::from_pem(&pem).map_err(|_| {
+                    CliError::Input(
+                        "STRONGROOM_CLIENT_CERT/_KEY: not a PEM certificate and key".into(),
+                    )
+                });
+                zeroize::Zeroize::zeroize(&mut pem);
+                builder = builder.identity(identity?);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(CliError::Input(
+                    "set both STRONGROOM_CLIENT_CERT and STRONGROOM_CLIENT_KEY, or neither".into(),
+                ));
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| CliError::Connect(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {

@@ -420,6 +420,9 @@ enum AuditCmd {
 }
 
 fn main() -> ExitCode {
+    // One TLS provider for the whole process (the client and `serve` alike). It fails only if
+    // one is installed already, which is then just as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let json = cli.json;
     match run(cli) {
@@ -913,6 +916,7 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
         strongroom_server::ServeOptions {
             dev: true,
             listen: a.listen,
+            tls: None,
             data_dir: a.data,
         }
     } else {
@@ -924,6 +928,7 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
         strongroom_server::ServeOptions {
             dev: false,
             listen: cfg.listen,
+            tls: cfg.tls,
             data_dir: Some(cfg.data_dir),
         }
     };
@@ -933,8 +938,9 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Server(format!("cannot start the runtime: {e}")))?;
     rt.block_on(strongroom_server::serve(opts, |s| {
         println!(
-            "strongroom {} listening on http://{}",
+            "strongroom {} listening on {}://{}",
             env!("CARGO_PKG_VERSION"),
+            if s.tls { "https" } else { "http" },
             s.addr
         );
         println!("data directory: {}", s.data_dir.display());

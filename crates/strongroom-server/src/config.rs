@@ -1,4 +1,17 @@
-//! Node configuration (`strongroom serve --config FILE`).
+//! Node configuration (`strongroom serve --config FILE`). Unknown keys are an error.
+//!
+//! ```toml
+//! listen = "0.0.0.0:8200"
+//! data_dir = "/var/lib/strongroom"
+//! [storage]
+//! sqlite = "vault.db"            # relative to data_dir; the default
+//! [tls]                          # required unless `listen` is a loopback address
+//! cert = "/etc/strongroom/tls.crt"
+//! key = "/etc/strongroom/tls.key"
+//! client_ca = "/etc/strongroom/clients.pem"   # optional: require client certificates
+//! [seal]
+//! kind = "shamir"
+//! ```
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -7,14 +20,62 @@ use serde::Deserialize;
 
 use crate::ServeError;
 
-/// The TOML configuration. Unknown keys are an error.
+/// The TOML configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Address to listen on. Plain HTTP is allowed on loopback addresses only.
+    /// Address to listen on. Without `[tls]`, only a loopback address is accepted.
     pub listen: SocketAddr,
     /// Directory for the database, the signed-head file and the lock.
     pub data_dir: PathBuf,
+    /// Where vault state lives.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// TLS for the API.
+    pub tls: Option<TlsConfig>,
+    /// How the root key is protected.
+    #[serde(default)]
+    pub seal: SealConfig,
+}
+
+/// `[storage]`: SQLite in the data directory (the default).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// SQLite database file name inside `data_dir` (only `vault.db` for now).
+    pub sqlite: Option<PathBuf>,
+}
+
+/// `[tls]`: certificate chain and key (PEM), and optionally the CA that client certificates
+/// must chain to (mutual TLS).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// PEM CA certificate(s): when set, every client must present a certificate issued by one.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `[seal]`: how the root key is protected.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealConfig {
+    /// `shamir` (the default): M-of-N operator shares.
+    #[serde(default)]
+    pub kind: SealKind,
+}
+
+/// Root-key protection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum SealKind {
+    /// Shamir shares held by custodians.
+    #[default]
+    Shamir,
 }
 
 impl Config {
@@ -27,7 +88,15 @@ impl Config {
             .map_err(|e| ServeError::Config(format!("cannot read {}: {e}", path.display())))?;
         let cfg: Config = toml::from_str(&text)
             .map_err(|e| ServeError::Config(format!("{}: {}", path.display(), e.message())))?;
-        check_listen(cfg.listen)?;
+        check_listen(cfg.listen, cfg.tls.is_some())?;
+        if let Some(db) = &cfg.storage.sqlite
+            && db != Path::new("vault.db")
+        {
+            return Err(ServeError::Config(format!(
+                "[storage] sqlite = {}: the database is always vault.db in data_dir",
+                db.display()
+            )));
+        }
         Ok(cfg)
     }
 }
@@ -35,13 +104,13 @@ impl Config {
 /// Refuses plain HTTP on anything but loopback.
 ///
 /// # Errors
-/// [`ServeError::Config`] for a non-loopback address.
-pub fn check_listen(addr: SocketAddr) -> Result<(), ServeError> {
-    if addr.ip().is_loopback() {
+/// [`ServeError::Config`] for a non-loopback address without TLS.
+pub fn check_listen(addr: SocketAddr, tls: bool) -> Result<(), ServeError> {
+    if tls || addr.ip().is_loopback() {
         Ok(())
     } else {
         Err(ServeError::Config(format!(
-            "listen = {addr}: plain HTTP is only allowed on a loopback address (TLS is not available yet)"
+            "listen = {addr}: plain HTTP is only allowed on a loopback address; add a [tls] section"
         )))
     }
 }
@@ -58,11 +127,43 @@ mod tests {
     }
 
     #[test]
-    fn accepts_loopback_and_refuses_the_rest() {
-        assert!(parse("listen = \"127.0.0.1:8200\"\ndata_dir = \"/tmp/x\"\n").is_ok());
-        assert!(parse("listen = \"[::1]:8200\"\ndata_dir = \"/tmp/x\"\n").is_ok());
-        assert!(parse("listen = \"0.0.0.0:8200\"\ndata_dir = \"/tmp/x\"\n").is_err());
-        assert!(parse("listen = \"127.0.0.1:8200\"\ndata_dir = \"/tmp/x\"\nextra = 1\n").is_err());
+    fn plain_http_only_on_loopback_and_unknown_keys_refused() {
+        let base = "data_dir = \"/tmp/x\"\n";
+        assert!(parse(&format!("listen = \"127.0.0.1:8200\"\n{base}")).is_ok());
+        assert!(parse(&format!("listen = \"[::1]:8200\"\n{base}")).is_ok());
+        assert!(parse(&format!("listen = \"0.0.0.0:8200\"\n{base}")).is_err());
+        let tls = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+        let cfg = parse(&format!("listen = \"0.0.0.0:8200\"\n{base}{tls}")).unwrap();
+        assert_eq!(cfg.tls.unwrap().client_ca, None);
+        assert!(parse(&format!("listen = \"127.0.0.1:8200\"\n{base}extra = 1\n")).is_err());
+        assert!(
+            parse(&format!(
+                "listen = \"127.0.0.1:8200\"\n{base}{tls}hsts = true\n"
+            ))
+            .is_err()
+        );
         assert!(parse("listen = \"127.0.0.1:8200\"\n").is_err());
+        let seal = parse(&format!(
+            "listen = \"127.0.0.1:8200\"\n{base}[seal]\nkind = \"shamir\"\n"
+        ));
+        assert_eq!(seal.unwrap().seal.kind, SealKind::Shamir);
+        assert!(
+            parse(&format!(
+                "listen = \"127.0.0.1:8200\"\n{base}[seal]\nkind = \"magic\"\n"
+            ))
+            .is_err()
+        );
+        assert!(
+            parse(&format!(
+                "listen = \"127.0.0.1:8200\"\n{base}[storage]\nsqlite = \"vault.db\"\n"
+            ))
+            .is_ok()
+        );
+        assert!(
+            parse(&format!(
+                "listen = \"127.0.0.1:8200\"\n{base}[storage]\nsqlite = \"other.db\"\n"
+            ))
+            .is_err()
+        );
     }
 }

@@ -12,15 +12,17 @@ mod export;
 mod http;
 mod idle;
 mod limiter;
+mod listener;
 mod openapi;
 mod operators;
 mod requests;
 mod serve;
 mod service;
+mod tls;
 mod token;
 mod writer;
 
-pub use config::{Config, check_listen};
+pub use config::{Config, SealConfig, SealKind, StorageConfig, TlsConfig, check_listen};
 pub use error::ApiError;
 pub use http::{MAX_BODY, ROUTES, Route};
 pub use serve::{ServeOptions, Started, serve};

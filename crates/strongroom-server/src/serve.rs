@@ -26,8 +26,10 @@ const DEV_TOKEN: &str = "dev-token";
 pub struct ServeOptions {
     /// Dev mode: initialised, unsealed, with a `default` domain, state in `data_dir`.
     pub dev: bool,
-    /// Listen address (loopback only).
+    /// Listen address (loopback only without `tls`).
     pub listen: SocketAddr,
+    /// TLS for the API.
+    pub tls: Option<crate::config::TlsConfig>,
     /// Data directory; dev mode makes a fresh temporary one when `None`.
     pub data_dir: Option<PathBuf>,
 }
@@ -39,6 +41,8 @@ pub struct Started {
     pub addr: SocketAddr,
     /// The data directory in use.
     pub data_dir: PathBuf,
+    /// Whether the API speaks TLS (`https://`).
+    pub tls: bool,
     /// Dev mode's root token (also in `DATA_DIR/dev-token`).
     pub dev_token: Option<Zeroizing<String>>,
 }
@@ -166,7 +170,9 @@ async fn shutdown_signal() {
 /// # Errors
 /// Configuration, storage, bootstrap or listener failures.
 pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Result<(), ServeError> {
-    crate::config::check_listen(opts.listen)?;
+    crate::config::check_listen(opts.listen, opts.tls.is_some())?;
+    // Certificates are checked before anything else is touched.
+    let tls = opts.tls.as_ref().map(crate::tls::acceptor).transpose()?;
     let data_dir = match (&opts.data_dir, opts.dev) {
         (Some(d), _) => d.clone(),
         (None, true) => tempfile::Builder::new()
@@ -257,6 +263,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
     on_ready(&Started {
         addr,
         data_dir: dir.path().to_owned(),
+        tls: tls.is_some(),
         dev_token,
     });
 
@@ -285,17 +292,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         })
     };
     let app = crate::http::router(Arc::clone(&vault));
-    // Answers are small and sent in one write; do not let Nagle hold them back.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .map_err(|e| ServeError::Io(format!("server: {e}")))?;
+    crate::listener::run(listener, tls, app, shutdown_signal()).await;
     flusher.abort();
     sweeper.abort();
     for event in vault.limiter.drain() {

@@ -65,6 +65,8 @@ pub struct Node {
     pub child: Option<Child>,
     pub addr: String,
     pub data: PathBuf,
+    /// Environment for every CLI call through this node (TLS trust, say).
+    pub client_env: Vec<(String, String)>,
 }
 
 impl Node {
@@ -97,6 +99,7 @@ impl Node {
             child: Some(child),
             addr,
             data: data.to_owned(),
+            client_env: Vec::new(),
         }
     }
 
@@ -138,16 +141,29 @@ impl Node {
 
     /// [`Node::production`] with extra environment (a faked clock, say).
     pub fn production_with_env(data: &Path, env: &[(&str, &str)]) -> Self {
+        Self::production_with(data, "", env)
+    }
+
+    /// [`Node::production`] with extra configuration (TOML appended after `listen` and
+    /// `data_dir`) and environment.
+    pub fn production_with(data: &Path, extra_config: &str, env: &[(&str, &str)]) -> Self {
         let cfg = data.with_extension("toml");
         std::fs::write(
             &cfg,
             format!(
-                "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n",
+                "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{extra_config}",
                 data.display()
             ),
         )
         .unwrap();
         Self::start_with_env(&["serve", "--config", cfg.to_str().unwrap()], data, env)
+    }
+
+    fn env_refs(&self) -> Vec<(&str, &str)> {
+        self.client_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
     }
 
     pub fn dev_token(&self) -> String {
@@ -181,11 +197,11 @@ impl Node {
 
     /// Runs the CLI against this node with `token`.
     pub fn cli(&self, token: Option<&str>, args: &[&str]) -> Run {
-        cli(&self.addr, token, args, None)
+        cli_env(&self.addr, token, args, None, &self.env_refs())
     }
 
     pub fn cli_stdin(&self, token: Option<&str>, args: &[&str], stdin: &str) -> Run {
-        cli(&self.addr, token, args, Some(stdin))
+        cli_env(&self.addr, token, args, Some(stdin), &self.env_refs())
     }
 
     /// Raw HTTP: (status, JSON body).
@@ -271,10 +287,25 @@ impl Run {
 }
 
 pub fn cli(addr: &str, token: Option<&str>, args: &[&str], stdin: Option<&str>) -> Run {
+    cli_env(addr, token, args, stdin, &[])
+}
+
+/// [`cli`] with extra environment.
+pub fn cli_env(
+    addr: &str,
+    token: Option<&str>,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> Run {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env("STRONGROOM_ADDR", addr)
-        .env_remove("STRONGROOM_TOKEN");
+        .env_remove("STRONGROOM_TOKEN")
+        .env_remove("STRONGROOM_CACERT")
+        .env_remove("STRONGROOM_CLIENT_CERT")
+        .env_remove("STRONGROOM_CLIENT_KEY")
+        .envs(env.iter().copied());
     if let Some(t) = token {
         cmd.env("STRONGROOM_TOKEN", t);
     }
