@@ -122,6 +122,12 @@ pub trait WriteTxn {
     /// # Errors
     /// Any storage failure.
     fn put_head(&mut self, head: &SignedHead) -> Result<(), Error>;
+    /// The chain's last record as this transaction sees it (after any lock it holds): where
+    /// the next record must attach when several nodes append to one chain.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn audit_tail(&mut self) -> Result<Option<(u64, [u8; 32])>, Error>;
 }
 
 /// A write batch: runs inside one transaction.

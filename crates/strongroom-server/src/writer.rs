@@ -164,6 +164,10 @@ impl Loop {
         let keystore = &self.keystore;
         let now = self.clock.now();
         let outcome = self.store.write(&mut |txn| {
+            // Attach to the chain as the database has it now: with several nodes on one
+            // database, another node may have appended since this one last did (the backend's
+            // write transaction serialises appends).
+            chain = Chain::resume(chain.vault_id(), txn.audit_tail()?);
             for j in &jobs {
                 let applied = if j.mutations.is_empty() {
                     Ok(())

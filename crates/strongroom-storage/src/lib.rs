@@ -9,6 +9,7 @@
 mod data_dir;
 mod error;
 mod head_file;
+mod sql;
 mod sqlite;
 
 pub use data_dir::{DataDir, Opened};

@@ -1,0 +1,1089 @@
+//! The SQL both backends share: every query and every mutation, written once with `$N`
+//! placeholders over a small [`Db`] interface that SQLite and PostgreSQL each implement, and
+//! one decoder per record type. The backends differ only in connections, transactions,
+//! locking and their schema files, so they cannot drift apart in what they store.
+
+use strongroom_core::id::DomainName;
+use strongroom_core::operator::{OperatorName, Roles};
+use strongroom_core::quorum::{GatedOp, QuorumRule};
+use strongroom_core::record::{
+    ApprovalRecord, AuditEvent, AuditRecord, DomainRecord, InitRecord, KeyRecord, OperatorRecord,
+    Outcome, PendingRecord, RequestStatus, SignedHead, TokenKind, TokenRecord, VaultMeta,
+};
+use strongroom_core::storage::{Mutation, WriteTxn};
+use strongroom_core::temperature::Temperature;
+use strongroom_core::{
+    Algorithm, DomainId, Error as CoreError, KeyId, OperatorId, PendingId, RequestId, TokenId,
+    UnixMillis, VaultId,
+};
+
+/// A statement parameter. Each carries its type even when null, because PostgreSQL checks
+/// parameter types against the statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Param {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Bytes(Option<Vec<u8>>),
+}
+
+fn int(v: i64) -> Param {
+    Param::Int(Some(v))
+}
+fn text(v: &str) -> Param {
+    Param::Text(Some(v.to_owned()))
+}
+fn bytes(v: &[u8]) -> Param {
+    Param::Bytes(Some(v.to_vec()))
+}
+fn millis_param(t: UnixMillis) -> Result<Param, CoreError> {
+    Ok(int(to_i64(t.0)?))
+}
+fn opt_millis_param(t: Option<UnixMillis>) -> Result<Param, CoreError> {
+    Ok(Param::Int(t.map(|t| to_i64(t.0)).transpose()?))
+}
+fn opt_id_param(b: Option<&[u8; 16]>) -> Param {
+    Param::Bytes(b.map(|b| b.to_vec()))
+}
+
+/// One result row, column by column (0-based).
+pub(crate) trait Row {
+    fn int(&self, i: usize) -> Result<Option<i64>, CoreError>;
+    fn text(&self, i: usize) -> Result<Option<String>, CoreError>;
+    fn bytes(&self, i: usize) -> Result<Option<Vec<u8>>, CoreError>;
+}
+
+/// Why a statement failed.
+#[derive(Debug)]
+pub(crate) enum DbError {
+    /// A constraint refused the row (`foreign_key`: its parent is missing).
+    Constraint { foreign_key: bool },
+    /// Anything else.
+    Other(CoreError),
+}
+
+impl From<DbError> for CoreError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Constraint { .. } => CoreError::Conflict("constraint"),
+            DbError::Other(e) => e,
+        }
+    }
+}
+
+/// A connection or transaction.
+pub(crate) trait Db {
+    /// Runs a statement; the number of rows it changed.
+    fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, DbError>;
+    /// Runs a query, handing each row to `each`.
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &[Param],
+        each: &mut dyn FnMut(&dyn Row) -> Result<(), CoreError>,
+    ) -> Result<(), CoreError>;
+}
+
+fn all<T>(
+    db: &mut dyn Db,
+    sql: &str,
+    params: &[Param],
+    decode: impl Fn(&dyn Row) -> Result<T, CoreError>,
+) -> Result<Vec<T>, CoreError> {
+    let mut out = Vec::new();
+    db.query(sql, params, &mut |r| {
+        out.push(decode(r)?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn one<T>(
+    db: &mut dyn Db,
+    sql: &str,
+    params: &[Param],
+    decode: impl Fn(&dyn Row) -> Result<T, CoreError>,
+) -> Result<Option<T>, CoreError> {
+    Ok(all(db, sql, params, decode)?.into_iter().next())
+}
+
+pub(crate) fn to_i64(v: u64) -> Result<i64, CoreError> {
+    i64::try_from(v).map_err(|_| CoreError::Corrupt("integer out of range"))
+}
+
+fn need<T>(v: Option<T>) -> Result<T, CoreError> {
+    v.ok_or(CoreError::Corrupt("a required column is null"))
+}
+fn req_int(r: &dyn Row, i: usize) -> Result<i64, CoreError> {
+    need(r.int(i)?)
+}
+fn req_text(r: &dyn Row, i: usize) -> Result<String, CoreError> {
+    need(r.text(i)?)
+}
+fn req_bytes(r: &dyn Row, i: usize) -> Result<Vec<u8>, CoreError> {
+    need(r.bytes(i)?)
+}
+fn small<T: TryFrom<i64>>(r: &dyn Row, i: usize, what: &'static str) -> Result<T, CoreError> {
+    T::try_from(req_int(r, i)?).map_err(|_| CoreError::Corrupt(what))
+}
+fn arr<const N: usize>(r: &dyn Row, i: usize) -> Result<[u8; N], CoreError> {
+    req_bytes(r, i)?
+        .try_into()
+        .map_err(|_| CoreError::Corrupt("fixed-size blob has the wrong length"))
+}
+fn millis(r: &dyn Row, i: usize) -> Result<UnixMillis, CoreError> {
+    u64::try_from(req_int(r, i)?)
+        .map(UnixMillis)
+        .map_err(|_| CoreError::Corrupt("negative time"))
+}
+fn opt_millis(r: &dyn Row, i: usize) -> Result<Option<UnixMillis>, CoreError> {
+    r.int(i)?
+        .map(|v| {
+            u64::try_from(v)
+                .map(UnixMillis)
+                .map_err(|_| CoreError::Corrupt("negative time"))
+        })
+        .transpose()
+}
+fn opt_id<T>(r: &dyn Row, i: usize, make: fn([u8; 16]) -> T) -> Result<Option<T>, CoreError> {
+    r.bytes(i)?
+        .map(|b| {
+            b.try_into()
+                .map(make)
+                .map_err(|_| CoreError::Corrupt("identifier"))
+        })
+        .transpose()
+}
+fn temperature(r: &dyn Row, i: usize) -> Result<Temperature, CoreError> {
+    req_text(r, i)?
+        .parse()
+        .map_err(|_| CoreError::Corrupt("temperature"))
+}
+
+// ---- Records -----------------------------------------------------------------------------
+
+const DOMAIN_COLS: &str = "id, name, wrapped_key, created_at, new_keys, destroyed_at";
+fn domain_at(r: &dyn Row, o: usize) -> Result<DomainRecord, CoreError> {
+    Ok(DomainRecord {
+        id: DomainId::from_bytes(arr(r, o)?),
+        name: req_text(r, o + 1)?
+            .parse::<DomainName>()
+            .map_err(|_| CoreError::Corrupt("domain name"))?,
+        wrapped_key: req_bytes(r, o + 2)?,
+        created_at: millis(r, o + 3)?,
+        new_key_temperature: temperature(r, o + 4)?,
+        destroyed_at: opt_millis(r, o + 5)?,
+    })
+}
+fn domain_row(r: &dyn Row) -> Result<DomainRecord, CoreError> {
+    domain_at(r, 0)
+}
+
+const KEY_COLS: &str = "id, domain_id, version, algorithm, label, public_key, created_at, destroyed_at, sealed_secret, temperature, temperature_mac, temperature_since, hot_idle_secs";
+fn key_row(r: &dyn Row) -> Result<KeyRecord, CoreError> {
+    Ok(KeyRecord {
+        id: KeyId::from_bytes(arr(r, 0)?),
+        domain: DomainId::from_bytes(arr(r, 1)?),
+        version: small(r, 2, "key version")?,
+        algorithm: req_text(r, 3)?
+            .parse::<Algorithm>()
+            .map_err(|_| CoreError::Corrupt("algorithm"))?,
+        label: r.text(4)?,
+        public_key: req_bytes(r, 5)?,
+        created_at: millis(r, 6)?,
+        destroyed_at: opt_millis(r, 7)?,
+        sealed_secret: r.bytes(8)?,
+        temperature: temperature(r, 9)?,
+        temperature_mac: arr(r, 10)?,
+        temperature_since: millis(r, 11)?,
+        hot_idle_secs: r
+            .int(12)?
+            .map(|s| u32::try_from(s).map_err(|_| CoreError::Corrupt("idle limit")))
+            .transpose()?,
+    })
+}
+
+const TOKEN_COLS: &str =
+    "id, hash, kind, domain_id, created_at, expires_at, revoked_at, mac, operator_id";
+fn token_row(r: &dyn Row) -> Result<TokenRecord, CoreError> {
+    let bad = || CoreError::Corrupt("token kind");
+    let kind = match (req_text(r, 2)?.as_str(), r.bytes(3)?, r.bytes(8)?) {
+        ("root", None, None) => TokenKind::Root,
+        ("bootstrap", None, None) => TokenKind::Bootstrap,
+        ("app", Some(d), None) => {
+            TokenKind::Application(DomainId::from_bytes(d.try_into().map_err(|_| bad())?))
+        }
+        ("session", None, Some(o)) => {
+            TokenKind::Session(OperatorId::from_bytes(o.try_into().map_err(|_| bad())?))
+        }
+        _ => return Err(bad()),
+    };
+    Ok(TokenRecord {
+        id: TokenId::from_bytes(arr(r, 0)?),
+        hash: arr(r, 1)?,
+        kind,
+        created_at: millis(r, 4)?,
+        expires_at: opt_millis(r, 5)?,
+        revoked_at: opt_millis(r, 6)?,
+        mac: arr(r, 7)?,
+    })
+}
+
+const OPERATOR_COLS: &str = "id, name, roles, domain_id, password_hash, must_change_password, totp_sealed, totp_last_step, failed_logins, locked_until, approval_key, created_at, disabled_at, mac";
+fn operator_row(r: &dyn Row) -> Result<OperatorRecord, CoreError> {
+    Ok(OperatorRecord {
+        id: OperatorId::from_bytes(arr(r, 0)?),
+        name: req_text(r, 1)?
+            .parse::<OperatorName>()
+            .map_err(|_| CoreError::Corrupt("operator name"))?,
+        roles: u8::try_from(req_int(r, 2)?)
+            .ok()
+            .and_then(|b| Roles::from_bits(b).ok())
+            .ok_or(CoreError::Corrupt("operator roles"))?,
+        domain: opt_id(r, 3, DomainId::from_bytes)?,
+        password_hash: req_text(r, 4)?,
+        must_change_password: req_int(r, 5)? != 0,
+        totp_sealed: req_bytes(r, 6)?,
+        totp_last_step: r
+            .int(7)?
+            .map(|v| u64::try_from(v).map_err(|_| CoreError::Corrupt("totp step")))
+            .transpose()?,
+        failed_logins: small(r, 8, "failed logins")?,
+        locked_until: opt_millis(r, 9)?,
+        approval_key: r
+            .bytes(10)?
+            .map(|k| k.try_into().map_err(|_| CoreError::Corrupt("approval key")))
+            .transpose()?,
+        created_at: millis(r, 11)?,
+        disabled_at: opt_millis(r, 12)?,
+        mac: arr(r, 13)?,
+    })
+}
+fn operator_params(o: &OperatorRecord) -> Result<Vec<Param>, CoreError> {
+    Ok(vec![
+        bytes(o.id.as_bytes()),
+        text(o.name.as_str()),
+        int(i64::from(o.roles.bits())),
+        opt_id_param(o.domain.as_ref().map(DomainId::as_bytes)),
+        text(&o.password_hash),
+        int(i64::from(o.must_change_password)),
+        bytes(&o.totp_sealed),
+        Param::Int(o.totp_last_step.map(to_i64).transpose()?),
+        int(i64::from(o.failed_logins)),
+        opt_millis_param(o.locked_until)?,
+        Param::Bytes(o.approval_key.map(|k| k.to_vec())),
+        millis_param(o.created_at)?,
+        opt_millis_param(o.disabled_at)?,
+        bytes(&o.mac),
+    ])
+}
+
+const PENDING_COLS: &str = "id, op, params, domain_id, key_id, requester, requester_operator, required, created_at, expires_at, nonce, hash, status, result, decided_at, mac";
+fn pending_row(r: &dyn Row) -> Result<PendingRecord, CoreError> {
+    Ok(PendingRecord {
+        id: PendingId::from_bytes(arr(r, 0)?),
+        op: req_text(r, 1)?
+            .parse::<GatedOp>()
+            .map_err(|_| CoreError::Corrupt("request operation"))?,
+        params: req_text(r, 2)?,
+        domain: opt_id(r, 3, DomainId::from_bytes)?,
+        key: opt_id(r, 4, KeyId::from_bytes)?,
+        requester: req_text(r, 5)?,
+        requester_operator: opt_id(r, 6, OperatorId::from_bytes)?,
+        required: small(r, 7, "required approvals")?,
+        created_at: millis(r, 8)?,
+        expires_at: millis(r, 9)?,
+        nonce: arr(r, 10)?,
+        hash: arr(r, 11)?,
+        status: RequestStatus::parse(&req_text(r, 12)?)
+            .ok_or(CoreError::Corrupt("request status"))?,
+        result: r.text(13)?,
+        decided_at: opt_millis(r, 14)?,
+        mac: arr(r, 15)?,
+    })
+}
+fn pending_params(p: &PendingRecord) -> Result<Vec<Param>, CoreError> {
+    Ok(vec![
+        bytes(p.id.as_bytes()),
+        text(p.op.as_str()),
+        text(&p.params),
+        opt_id_param(p.domain.as_ref().map(DomainId::as_bytes)),
+        opt_id_param(p.key.as_ref().map(KeyId::as_bytes)),
+        text(&p.requester),
+        opt_id_param(p.requester_operator.as_ref().map(OperatorId::as_bytes)),
+        int(i64::from(p.required)),
+        millis_param(p.created_at)?,
+        millis_param(p.expires_at)?,
+        bytes(&p.nonce),
+        bytes(&p.hash),
+        text(p.status.as_str()),
+        Param::Text(p.result.clone()),
+        opt_millis_param(p.decided_at)?,
+        bytes(&p.mac),
+    ])
+}
+
+const AUDIT_COLS: &str = "seq, prev_hash, hash, time, request_id, actor, source, operation, domain, key, outcome, code, count";
+fn audit_row(r: &dyn Row) -> Result<AuditRecord, CoreError> {
+    Ok(AuditRecord {
+        seq: small(r, 0, "seq")?,
+        prev_hash: arr(r, 1)?,
+        hash: arr(r, 2)?,
+        event: AuditEvent {
+            time: millis(r, 3)?,
+            request_id: RequestId::from_bytes(arr(r, 4)?),
+            actor: req_text(r, 5)?,
+            source: r.text(6)?,
+            operation: req_text(r, 7)?,
+            domain: r.text(8)?,
+            key: r.text(9)?,
+            outcome: u8::try_from(req_int(r, 10)?)
+                .ok()
+                .and_then(Outcome::from_code)
+                .ok_or(CoreError::Corrupt("outcome"))?,
+            code: r.text(11)?,
+            count: small(r, 12, "count")?,
+        },
+    })
+}
+
+// ---- Reads --------------------------------------------------------------------------------
+
+pub(crate) fn vault(db: &mut dyn Db) -> Result<VaultMeta, CoreError> {
+    need(one(
+        db,
+        "SELECT vault_id, created_at, seal_config, root_check, audit_public_key, initialized_at
+         FROM vault WHERE id = 1",
+        &[],
+        |r| {
+            let init = match opt_millis(r, 5)? {
+                None => None,
+                Some(at) => Some(InitRecord {
+                    seal_config: r.bytes(2)?.ok_or(CoreError::Corrupt("seal config"))?,
+                    root_check: arr(r, 3)?,
+                    audit_public_key: arr(r, 4)?,
+                    initialized_at: at,
+                }),
+            };
+            Ok(VaultMeta {
+                vault_id: VaultId::from_bytes(arr(r, 0)?),
+                created_at: millis(r, 1)?,
+                init,
+            })
+        },
+    )?)
+}
+
+/// Writes the installation row of a new database.
+pub(crate) fn create_vault(
+    db: &mut dyn Db,
+    vault_id: VaultId,
+    now: UnixMillis,
+) -> Result<(), CoreError> {
+    db.execute(
+        "INSERT INTO vault (id, vault_id, created_at) VALUES (1, $1, $2)",
+        &[bytes(vault_id.as_bytes()), millis_param(now)?],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn domain_by_name(
+    db: &mut dyn Db,
+    name: &DomainName,
+) -> Result<Option<DomainRecord>, CoreError> {
+    one(
+        db,
+        &format!("SELECT {DOMAIN_COLS} FROM domains WHERE name = $1"),
+        &[text(name.as_str())],
+        domain_row,
+    )
+}
+
+pub(crate) fn domain(db: &mut dyn Db, id: DomainId) -> Result<Option<DomainRecord>, CoreError> {
+    one(
+        db,
+        &format!("SELECT {DOMAIN_COLS} FROM domains WHERE id = $1"),
+        &[bytes(id.as_bytes())],
+        domain_row,
+    )
+}
+
+pub(crate) fn domains(db: &mut dyn Db) -> Result<Vec<DomainRecord>, CoreError> {
+    all(
+        db,
+        &format!("SELECT {DOMAIN_COLS} FROM domains ORDER BY name"),
+        &[],
+        domain_row,
+    )
+}
+
+pub(crate) fn key(db: &mut dyn Db, id: KeyId) -> Result<Option<KeyRecord>, CoreError> {
+    one(
+        db,
+        &format!("SELECT {KEY_COLS} FROM keys WHERE id = $1"),
+        &[bytes(id.as_bytes())],
+        key_row,
+    )
+}
+
+pub(crate) fn key_with_domain(
+    db: &mut dyn Db,
+    id: KeyId,
+) -> Result<Option<(KeyRecord, DomainRecord)>, CoreError> {
+    one(
+        db,
+        "SELECT k.id, k.domain_id, k.version, k.algorithm, k.label, k.public_key, k.created_at,
+                k.destroyed_at, k.sealed_secret, k.temperature, k.temperature_mac,
+                k.temperature_since, k.hot_idle_secs,
+                d.id, d.name, d.wrapped_key, d.created_at, d.new_keys, d.destroyed_at
+         FROM keys k JOIN domains d ON d.id = k.domain_id WHERE k.id = $1",
+        &[bytes(id.as_bytes())],
+        |r| Ok((key_row(r)?, domain_at(r, 13)?)),
+    )
+}
+
+pub(crate) fn keys(db: &mut dyn Db, domain: DomainId) -> Result<Vec<KeyRecord>, CoreError> {
+    all(
+        db,
+        &format!("SELECT {KEY_COLS} FROM keys WHERE domain_id = $1 ORDER BY created_at, id"),
+        &[bytes(domain.as_bytes())],
+        key_row,
+    )
+}
+
+pub(crate) fn idle_limited_keys(db: &mut dyn Db) -> Result<Vec<KeyRecord>, CoreError> {
+    all(
+        db,
+        &format!(
+            "SELECT {KEY_COLS} FROM keys
+             WHERE temperature = 'hot' AND hot_idle_secs IS NOT NULL AND destroyed_at IS NULL
+             ORDER BY id"
+        ),
+        &[],
+        key_row,
+    )
+}
+
+pub(crate) fn last_signature(db: &mut dyn Db, key: KeyId) -> Result<Option<UnixMillis>, CoreError> {
+    // Served by the partial index `audit_signatures`.
+    one(
+        db,
+        "SELECT time FROM audit
+         WHERE key = $1 AND operation = 'key.sign' AND outcome = 1
+         ORDER BY seq DESC LIMIT 1",
+        &[text(&key.to_string())],
+        |r| millis(r, 0),
+    )
+}
+
+pub(crate) fn operator_by_name(
+    db: &mut dyn Db,
+    name: &OperatorName,
+) -> Result<Option<OperatorRecord>, CoreError> {
+    one(
+        db,
+        &format!("SELECT {OPERATOR_COLS} FROM operators WHERE name = $1"),
+        &[text(name.as_str())],
+        operator_row,
+    )
+}
+
+pub(crate) fn operator(
+    db: &mut dyn Db,
+    id: OperatorId,
+) -> Result<Option<OperatorRecord>, CoreError> {
+    one(
+        db,
+        &format!("SELECT {OPERATOR_COLS} FROM operators WHERE id = $1"),
+        &[bytes(id.as_bytes())],
+        operator_row,
+    )
+}
+
+pub(crate) fn operators(db: &mut dyn Db) -> Result<Vec<OperatorRecord>, CoreError> {
+    all(
+        db,
+        &format!("SELECT {OPERATOR_COLS} FROM operators ORDER BY name"),
+        &[],
+        operator_row,
+    )
+}
+
+pub(crate) fn pending(db: &mut dyn Db, id: PendingId) -> Result<Option<PendingRecord>, CoreError> {
+    one(
+        db,
+        &format!("SELECT {PENDING_COLS} FROM pending WHERE id = $1"),
+        &[bytes(id.as_bytes())],
+        pending_row,
+    )
+}
+
+pub(crate) fn pendings(
+    db: &mut dyn Db,
+    status: Option<RequestStatus>,
+) -> Result<Vec<PendingRecord>, CoreError> {
+    match status {
+        Some(st) => all(
+            db,
+            &format!(
+                "SELECT {PENDING_COLS} FROM pending WHERE status = $1 ORDER BY created_at DESC, id"
+            ),
+            &[text(st.as_str())],
+            pending_row,
+        ),
+        None => all(
+            db,
+            &format!("SELECT {PENDING_COLS} FROM pending ORDER BY created_at DESC, id"),
+            &[],
+            pending_row,
+        ),
+    }
+}
+
+pub(crate) fn approvals(db: &mut dyn Db, id: PendingId) -> Result<Vec<ApprovalRecord>, CoreError> {
+    all(
+        db,
+        "SELECT request_id, approver_id, signature, at FROM approvals
+         WHERE request_id = $1 ORDER BY at, approver_id",
+        &[bytes(id.as_bytes())],
+        |r| {
+            Ok(ApprovalRecord {
+                request: PendingId::from_bytes(arr(r, 0)?),
+                approver: OperatorId::from_bytes(arr(r, 1)?),
+                signature: arr(r, 2)?,
+                at: millis(r, 3)?,
+            })
+        },
+    )
+}
+
+pub(crate) fn quorum_rules(db: &mut dyn Db) -> Result<Vec<QuorumRule>, CoreError> {
+    all(
+        db,
+        "SELECT scope, op, approvals FROM quorum_rules ORDER BY op, scope",
+        &[],
+        |r| {
+            let scope: [u8; 16] = arr(r, 0)?;
+            Ok(QuorumRule {
+                domain: (scope != [0; 16]).then(|| DomainId::from_bytes(scope)),
+                op: req_text(r, 1)?
+                    .parse()
+                    .map_err(|_| CoreError::Corrupt("quorum operation"))?,
+                approvals: small(r, 2, "approvals")?,
+            })
+        },
+    )
+}
+
+pub(crate) fn token_by_hash(
+    db: &mut dyn Db,
+    hash: &[u8; 32],
+) -> Result<Option<TokenRecord>, CoreError> {
+    one(
+        db,
+        &format!("SELECT {TOKEN_COLS} FROM tokens WHERE hash = $1"),
+        &[bytes(hash)],
+        token_row,
+    )
+}
+
+pub(crate) fn tokens(db: &mut dyn Db) -> Result<Vec<TokenRecord>, CoreError> {
+    all(
+        db,
+        &format!("SELECT {TOKEN_COLS} FROM tokens ORDER BY created_at, id"),
+        &[],
+        token_row,
+    )
+}
+
+pub(crate) fn token(db: &mut dyn Db, id: TokenId) -> Result<Option<TokenRecord>, CoreError> {
+    one(
+        db,
+        &format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = $1"),
+        &[bytes(id.as_bytes())],
+        token_row,
+    )
+}
+
+pub(crate) fn audit_tail(db: &mut dyn Db) -> Result<Option<(u64, [u8; 32])>, CoreError> {
+    one(
+        db,
+        "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+        &[],
+        |r| Ok((small(r, 0, "seq")?, arr(r, 1)?)),
+    )
+}
+
+pub(crate) fn audit_records(
+    db: &mut dyn Db,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<AuditRecord>, CoreError> {
+    all(
+        db,
+        &format!("SELECT {AUDIT_COLS} FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2"),
+        &[
+            int(to_i64(from)?),
+            int(i64::try_from(limit).unwrap_or(i64::MAX)),
+        ],
+        audit_row,
+    )
+}
+
+pub(crate) fn audit_heads(db: &mut dyn Db) -> Result<Vec<SignedHead>, CoreError> {
+    let vault_id = vault(db)?.vault_id;
+    all(
+        db,
+        "SELECT seq, hash, time, signature FROM audit_heads ORDER BY seq",
+        &[],
+        |r| {
+            Ok(SignedHead {
+                vault_id,
+                seq: small(r, 0, "seq")?,
+                hash: arr(r, 1)?,
+                time: millis(r, 2)?,
+                signature: arr(r, 3)?,
+            })
+        },
+    )
+}
+
+// ---- Writes -------------------------------------------------------------------------------
+
+/// A write transaction over either backend. `shredded` tells the backend that a secret was
+/// erased, so it can purge old copies (SQLite's WAL) after the commit.
+pub(crate) struct Txn<'a> {
+    pub(crate) db: &'a mut dyn Db,
+    pub(crate) shredded: bool,
+}
+
+fn constrained(what: &'static str) -> impl Fn(DbError) -> CoreError {
+    move |e| match e {
+        DbError::Constraint { foreign_key: true } => CoreError::NotFound("domain"),
+        DbError::Constraint { foreign_key: false } => CoreError::Conflict(what),
+        DbError::Other(e) => e,
+    }
+}
+
+impl Txn<'_> {
+    /// Runs a compare-and-swap style update: exactly one row must change.
+    fn update_one(
+        &mut self,
+        sql: &str,
+        params: &[Param],
+        otherwise: CoreError,
+    ) -> Result<(), CoreError> {
+        if self.db.execute(sql, params)? == 1 {
+            Ok(())
+        } else {
+            Err(otherwise)
+        }
+    }
+
+    fn apply_one(&mut self, m: &Mutation) -> Result<(), CoreError> {
+        match m {
+            Mutation::Initialize(init) => self.update_one(
+                "UPDATE vault SET seal_config = $1, root_check = $2, audit_public_key = $3,
+                        initialized_at = $4
+                 WHERE id = 1 AND initialized_at IS NULL",
+                &[
+                    bytes(&init.seal_config),
+                    bytes(&init.root_check),
+                    bytes(&init.audit_public_key),
+                    millis_param(init.initialized_at)?,
+                ],
+                CoreError::Conflict("vault initialisation"),
+            ),
+            Mutation::CreateDomain(d) => {
+                self.db
+                    .execute(
+                        "INSERT INTO domains (id, name, wrapped_key, created_at, new_keys)
+                         VALUES ($1, $2, $3, $4, $5)",
+                        &[
+                            bytes(d.id.as_bytes()),
+                            text(d.name.as_str()),
+                            bytes(&d.wrapped_key),
+                            millis_param(d.created_at)?,
+                            text(d.new_key_temperature.as_str()),
+                        ],
+                    )
+                    .map_err(constrained("domain"))?;
+                Ok(())
+            }
+            Mutation::CreateKey(k) => {
+                self.db
+                    .execute(
+                        &format!(
+                            "INSERT INTO keys ({KEY_COLS})
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                        ),
+                        &[
+                            bytes(k.id.as_bytes()),
+                            bytes(k.domain.as_bytes()),
+                            int(i64::from(k.version)),
+                            text(k.algorithm.as_str()),
+                            Param::Text(k.label.clone()),
+                            bytes(&k.public_key),
+                            millis_param(k.created_at)?,
+                            opt_millis_param(k.destroyed_at)?,
+                            Param::Bytes(k.sealed_secret.clone()),
+                            text(k.temperature.as_str()),
+                            bytes(&k.temperature_mac),
+                            millis_param(k.temperature_since)?,
+                            Param::Int(k.hot_idle_secs.map(i64::from)),
+                        ],
+                    )
+                    .map_err(constrained("key"))?;
+                Ok(())
+            }
+            Mutation::DestroyKey { id, at } => {
+                self.update_one(
+                    "UPDATE keys SET sealed_secret = NULL, destroyed_at = $2
+                     WHERE id = $1 AND destroyed_at IS NULL",
+                    &[bytes(id.as_bytes()), millis_param(*at)?],
+                    CoreError::NotFound("key"),
+                )?;
+                self.shredded = true;
+                Ok(())
+            }
+            Mutation::CreateToken(t) => {
+                let (kind, domain, operator) = match t.kind {
+                    TokenKind::Root => ("root", None, None),
+                    TokenKind::Bootstrap => ("bootstrap", None, None),
+                    TokenKind::Application(d) => ("app", Some(*d.as_bytes()), None),
+                    TokenKind::Session(o) => ("session", None, Some(*o.as_bytes())),
+                    _ => {
+                        return Err(CoreError::Storage(
+                            "token kind not supported by this backend".into(),
+                        ));
+                    }
+                };
+                self.db
+                    .execute(
+                        &format!(
+                            "INSERT INTO tokens ({TOKEN_COLS})
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                        ),
+                        &[
+                            bytes(t.id.as_bytes()),
+                            bytes(&t.hash),
+                            text(kind),
+                            opt_id_param(domain.as_ref()),
+                            millis_param(t.created_at)?,
+                            opt_millis_param(t.expires_at)?,
+                            opt_millis_param(t.revoked_at)?,
+                            bytes(&t.mac),
+                            opt_id_param(operator.as_ref()),
+                        ],
+                    )
+                    .map_err(constrained("token"))?;
+                Ok(())
+            }
+            Mutation::CreateOperator(o) => {
+                self.db
+                    .execute(
+                        &format!(
+                            "INSERT INTO operators ({OPERATOR_COLS})
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                        ),
+                        &operator_params(o)?,
+                    )
+                    .map_err(constrained("operator"))?;
+                Ok(())
+            }
+            Mutation::UpdateOperator {
+                expected_mac,
+                record,
+            } => {
+                let mut values = operator_params(record)?;
+                values.push(bytes(expected_mac));
+                let n = self
+                    .db
+                    .execute(
+                        "UPDATE operators SET name = $2, roles = $3, domain_id = $4,
+                            password_hash = $5, must_change_password = $6, totp_sealed = $7,
+                            totp_last_step = $8, failed_logins = $9, locked_until = $10,
+                            approval_key = $11, created_at = $12, disabled_at = $13, mac = $14
+                         WHERE id = $1 AND mac = $15",
+                        &values,
+                    )
+                    .map_err(constrained("operator"))?;
+                if n != 1 {
+                    // Changed since it was read (a concurrent login, say): refuse.
+                    return Err(CoreError::Conflict("operator update"));
+                }
+                Ok(())
+            }
+            Mutation::CreatePending(p) => {
+                self.db
+                    .execute(
+                        &format!(
+                            "INSERT INTO pending ({PENDING_COLS}) VALUES ($1, $2, $3, $4, $5, $6,
+                             $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+                        ),
+                        &pending_params(p)?,
+                    )
+                    .map_err(constrained("request"))?;
+                Ok(())
+            }
+            Mutation::UpdatePending {
+                expected_mac,
+                record,
+            } => {
+                let mut values = pending_params(record)?;
+                values.push(bytes(expected_mac));
+                self.update_one(
+                    "UPDATE pending SET op = $2, params = $3, domain_id = $4, key_id = $5,
+                        requester = $6, requester_operator = $7, required = $8, created_at = $9,
+                        expires_at = $10, nonce = $11, hash = $12, status = $13, result = $14,
+                        decided_at = $15, mac = $16
+                     WHERE id = $1 AND mac = $17",
+                    &values,
+                    CoreError::Conflict("request update"),
+                )
+            }
+            Mutation::AddApproval(a) => {
+                self.db
+                    .execute(
+                        "INSERT INTO approvals (request_id, approver_id, signature, at)
+                         VALUES ($1, $2, $3, $4)",
+                        &[
+                            bytes(a.request.as_bytes()),
+                            bytes(a.approver.as_bytes()),
+                            bytes(&a.signature),
+                            millis_param(a.at)?,
+                        ],
+                    )
+                    .map_err(constrained("approval"))?;
+                Ok(())
+            }
+            Mutation::SetTemperature {
+                id,
+                temperature,
+                since,
+                hot_idle_secs,
+                mac,
+                expected_mac,
+            } => self.update_one(
+                "UPDATE keys SET temperature = $2, temperature_mac = $3, temperature_since = $5,
+                        hot_idle_secs = $6
+                 WHERE id = $1 AND temperature_mac = $4 AND destroyed_at IS NULL",
+                &[
+                    bytes(id.as_bytes()),
+                    text(temperature.as_str()),
+                    bytes(mac),
+                    bytes(expected_mac),
+                    millis_param(*since)?,
+                    Param::Int(hot_idle_secs.map(i64::from)),
+                ],
+                CoreError::Conflict("key temperature"),
+            ),
+            Mutation::DestroyDomain { id, at } => {
+                // Erase the master key: every key sealed under it is unrecoverable from here on.
+                self.update_one(
+                    "UPDATE domains SET wrapped_key = $3, destroyed_at = $2
+                     WHERE id = $1 AND destroyed_at IS NULL",
+                    &[bytes(id.as_bytes()), millis_param(*at)?, bytes(&[])],
+                    CoreError::NotFound("domain"),
+                )?;
+                self.db.execute(
+                    "UPDATE keys SET sealed_secret = NULL, destroyed_at = $2
+                     WHERE domain_id = $1 AND destroyed_at IS NULL",
+                    &[bytes(id.as_bytes()), millis_param(*at)?],
+                )?;
+                self.shredded = true;
+                Ok(())
+            }
+            Mutation::TakeOffline { id } => {
+                self.update_one(
+                    "UPDATE keys SET sealed_secret = NULL
+                     WHERE id = $1 AND temperature = 'cold' AND sealed_secret IS NOT NULL
+                           AND destroyed_at IS NULL",
+                    &[bytes(id.as_bytes())],
+                    CoreError::Conflict("key not cold and online"),
+                )?;
+                self.shredded = true;
+                Ok(())
+            }
+            Mutation::RestoreSecret { id, sealed_secret } => self.update_one(
+                "UPDATE keys SET sealed_secret = $2
+                 WHERE id = $1 AND sealed_secret IS NULL AND destroyed_at IS NULL",
+                &[bytes(id.as_bytes()), bytes(sealed_secret)],
+                CoreError::Conflict("key not offline"),
+            ),
+            Mutation::SetQuorum(rule) => {
+                let scope = rule.domain.map_or([0u8; 16], |d| *d.as_bytes());
+                self.db.execute(
+                    "INSERT INTO quorum_rules (scope, op, approvals) VALUES ($1, $2, $3)
+                     ON CONFLICT (scope, op) DO UPDATE SET approvals = excluded.approvals",
+                    &[
+                        bytes(&scope),
+                        text(rule.op.as_str()),
+                        int(i64::from(rule.approvals)),
+                    ],
+                )?;
+                Ok(())
+            }
+            Mutation::RevokeToken { id, at, mac } => self.update_one(
+                "UPDATE tokens SET revoked_at = $2, mac = $3 WHERE id = $1 AND revoked_at IS NULL",
+                &[bytes(id.as_bytes()), millis_param(*at)?, bytes(mac)],
+                CoreError::NotFound("token"),
+            ),
+            _ => Err(CoreError::Storage(
+                "mutation not supported by this backend".into(),
+            )),
+        }
+    }
+}
+
+impl WriteTxn for Txn<'_> {
+    fn apply(&mut self, mutations: &[Mutation]) -> Result<(), CoreError> {
+        self.db.execute("SAVEPOINT mutation", &[])?;
+        match mutations.iter().try_for_each(|m| self.apply_one(m)) {
+            Ok(()) => {
+                self.db.execute("RELEASE SAVEPOINT mutation", &[])?;
+                Ok(())
+            }
+            Err(e) => {
+                self.db.execute("ROLLBACK TO SAVEPOINT mutation", &[])?;
+                self.db.execute("RELEASE SAVEPOINT mutation", &[])?;
+                Err(e)
+            }
+        }
+    }
+
+    fn append_audit(&mut self, r: &AuditRecord) -> Result<(), CoreError> {
+        let e = &r.event;
+        self.db.execute(
+            "INSERT INTO audit (seq, prev_hash, hash, time, request_id, actor, source, operation,
+                                domain, key, outcome, code, count)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            &[
+                int(to_i64(r.seq)?),
+                bytes(&r.prev_hash),
+                bytes(&r.hash),
+                millis_param(e.time)?,
+                bytes(e.request_id.as_bytes()),
+                text(&e.actor),
+                Param::Text(e.source.clone()),
+                text(&e.operation),
+                Param::Text(e.domain.clone()),
+                Param::Text(e.key.clone()),
+                int(i64::from(e.outcome.code())),
+                Param::Text(e.code.clone()),
+                int(i64::from(e.count)),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn put_head(&mut self, h: &SignedHead) -> Result<(), CoreError> {
+        self.db.execute(
+            "INSERT INTO audit_heads (seq, hash, time, signature) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (seq) DO UPDATE SET hash = excluded.hash, time = excluded.time,
+                                             signature = excluded.signature",
+            &[
+                int(to_i64(h.seq)?),
+                bytes(&h.hash),
+                millis_param(h.time)?,
+                bytes(&h.signature),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn audit_tail(&mut self) -> Result<Option<(u64, [u8; 32])>, CoreError> {
+        audit_tail(self.db)
+    }
+}
+
+/// `impl Storage` for a backend that offers `read(|db| ...)` and `write_batch(batch)`: every
+/// method is the shared SQL above.
+macro_rules! storage_over_sql {
+    ($store:ty) => {
+        impl strongroom_core::storage::Storage for $store {
+            fn vault(&self) -> Result<VaultMeta, CoreError> {
+                self.read(crate::sql::vault)
+            }
+            fn domain_by_name(&self, name: &DomainName) -> Result<Option<DomainRecord>, CoreError> {
+                self.read(|db| crate::sql::domain_by_name(db, name))
+            }
+            fn domain(&self, id: DomainId) -> Result<Option<DomainRecord>, CoreError> {
+                self.read(|db| crate::sql::domain(db, id))
+            }
+            fn domains(&self) -> Result<Vec<DomainRecord>, CoreError> {
+                self.read(crate::sql::domains)
+            }
+            fn key(&self, id: KeyId) -> Result<Option<KeyRecord>, CoreError> {
+                self.read(|db| crate::sql::key(db, id))
+            }
+            fn key_with_domain(
+                &self,
+                id: KeyId,
+            ) -> Result<Option<(KeyRecord, DomainRecord)>, CoreError> {
+                self.read(|db| crate::sql::key_with_domain(db, id))
+            }
+            fn keys(&self, domain: DomainId) -> Result<Vec<KeyRecord>, CoreError> {
+                self.read(|db| crate::sql::keys(db, domain))
+            }
+            fn idle_limited_keys(&self) -> Result<Vec<KeyRecord>, CoreError> {
+                self.read(crate::sql::idle_limited_keys)
+            }
+            fn last_signature(&self, key: KeyId) -> Result<Option<UnixMillis>, CoreError> {
+                self.read(|db| crate::sql::last_signature(db, key))
+            }
+            fn operator_by_name(
+                &self,
+                name: &OperatorName,
+            ) -> Result<Option<OperatorRecord>, CoreError> {
+                self.read(|db| crate::sql::operator_by_name(db, name))
+            }
+            fn operator(&self, id: OperatorId) -> Result<Option<OperatorRecord>, CoreError> {
+                self.read(|db| crate::sql::operator(db, id))
+            }
+            fn operators(&self) -> Result<Vec<OperatorRecord>, CoreError> {
+                self.read(crate::sql::operators)
+            }
+            fn pending(&self, id: PendingId) -> Result<Option<PendingRecord>, CoreError> {
+                self.read(|db| crate::sql::pending(db, id))
+            }
+            fn pendings(
+                &self,
+                status: Option<RequestStatus>,
+            ) -> Result<Vec<PendingRecord>, CoreError> {
+                self.read(|db| crate::sql::pendings(db, status))
+            }
+            fn approvals(&self, id: PendingId) -> Result<Vec<ApprovalRecord>, CoreError> {
+                self.read(|db| crate::sql::approvals(db, id))
+            }
+            fn quorum_rules(&self) -> Result<Vec<QuorumRule>, CoreError> {
+                self.read(crate::sql::quorum_rules)
+            }
+            fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenRecord>, CoreError> {
+                self.read(|db| crate::sql::token_by_hash(db, hash))
+            }
+            fn tokens(&self) -> Result<Vec<TokenRecord>, CoreError> {
+                self.read(crate::sql::tokens)
+            }
+            fn token(&self, id: TokenId) -> Result<Option<TokenRecord>, CoreError> {
+                self.read(|db| crate::sql::token(db, id))
+            }
+            fn audit_tail(&self) -> Result<Option<(u64, [u8; 32])>, CoreError> {
+                self.read(crate::sql::audit_tail)
+            }
+            fn audit_records(
+                &self,
+                from: u64,
+                limit: usize,
+            ) -> Result<Vec<AuditRecord>, CoreError> {
+                self.read(|db| crate::sql::audit_records(db, from, limit))
+            }
+            fn audit_heads(&self) -> Result<Vec<SignedHead>, CoreError> {
+                self.read(crate::sql::audit_heads)
+            }
+            fn write(&self, batch: WriteBatch<'_>) -> Result<(), CoreError> {
+                self.write_batch(batch)
+            }
+        }
+    };
+}
+pub(crate) use storage_over_sql;
