@@ -5,10 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System tools the integration tests drive: OpenSSL (the independent signature verifier),
-# curl (raw HTTP), age (share decryption) and libfaketime (clock jumps).
+# curl (raw HTTP), age (share decryption), libfaketime (clock jumps) and PostgreSQL.
 need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
+# PostgreSQL: the storage conformance suite and the multi-node tests start throwaway servers
+# (scripts/pg.sh).
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+command -v psql >/dev/null || need+=(postgresql-client)
 # age (the reference implementation) decrypts shares encrypted to custodians' keys.
 command -v age >/dev/null || need+=(age)
 # libfaketime moves a running node's clock in the clock-jump test.

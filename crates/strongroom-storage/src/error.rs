@@ -30,6 +30,12 @@ pub enum Error {
     /// SQLite failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed or could not be reached.
+    #[error("postgres: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// The storage configuration is unusable.
+    #[error("storage configuration: {0}")]
+    Config(&'static str),
     /// A storage-port error.
     #[error(transparent)]
     Core(#[from] strongroom_core::Error),

@@ -9,10 +9,12 @@
 mod data_dir;
 mod error;
 mod head_file;
+mod postgres;
 mod sql;
 mod sqlite;
 
 pub use data_dir::{DataDir, Opened};
 pub use error::Error;
 pub use head_file::HeadFile;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

@@ -557,3 +557,46 @@ fn sqlite_meets_the_storage_contract() {
             .unwrap();
     conformance(&store, vault_id);
 }
+
+#[path = "support/pg.rs"]
+mod pg;
+
+/// The same contract against a real PostgreSQL server, plus what only a shared database
+/// has to get right: migrations that run once, a foreign database refused.
+#[test]
+fn postgres_meets_the_storage_contract() {
+    let server = pg::PgServer::start();
+    let vault_id = VaultId::from_random([43; 16]);
+    let (store, fresh) =
+        strongroom_storage::PgStore::open(&server.url, || vault_id, UnixMillis(1)).unwrap();
+    assert!(fresh);
+    conformance(&store, vault_id);
+    // A second node opening the same database finds the vault, not a new one.
+    let (again, fresh) = strongroom_storage::PgStore::open(
+        &server.url,
+        || VaultId::from_random([44; 16]),
+        UnixMillis(2),
+    )
+    .unwrap();
+    assert!(!fresh);
+    assert_eq!(again.vault().unwrap().vault_id, vault_id);
+    assert_eq!(
+        server.psql(&server.url, "SELECT count(*) FROM strongroom_schema"),
+        "1\n"
+    );
+    // A database with someone else's tables is never written to.
+    let foreign = server.another_database("someone_else");
+    server.psql(&foreign, "CREATE TABLE payroll (id int)");
+    assert!(matches!(
+        strongroom_storage::PgStore::open(&foreign, || vault_id, UnixMillis(1)),
+        Err(strongroom_storage::Error::Corrupt(_))
+    ));
+    assert_eq!(
+        server.psql(
+            &foreign,
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ),
+        "1\n"
+    );
+    assert!(strongroom_storage::PgStore::open_existing(&foreign).is_err());
+}

@@ -1,0 +1,117 @@
+-- strongroom PostgreSQL schema, version 1 (the same tables as sqlite_001_init.sql, in PostgreSQL types). Secrets appear only as AEAD blobs (see docs/formats.md).
+CREATE TABLE vault (
+    id               BIGINT PRIMARY KEY CHECK (id = 1),
+    vault_id         BYTEA    NOT NULL CHECK (octet_length(vault_id) = 16),
+    created_at       BIGINT NOT NULL,
+    seal_config      BYTEA,
+    root_check       BYTEA,
+    audit_public_key BYTEA,
+    initialized_at   BIGINT
+);
+CREATE TABLE domains (
+    id          BYTEA PRIMARY KEY CHECK (octet_length(id) = 16),
+    name        TEXT NOT NULL UNIQUE,
+    wrapped_key BYTEA NOT NULL,
+    created_at  BIGINT NOT NULL,
+    new_keys    TEXT NOT NULL,
+    destroyed_at BIGINT
+);
+CREATE TABLE keys (
+    id            BYTEA PRIMARY KEY CHECK (octet_length(id) = 16),
+    domain_id     BYTEA    NOT NULL REFERENCES domains (id),
+    version       BIGINT NOT NULL,
+    algorithm     TEXT    NOT NULL,
+    label         TEXT,
+    public_key    BYTEA    NOT NULL,
+    created_at    BIGINT NOT NULL,
+    destroyed_at  BIGINT,
+    sealed_secret BYTEA,
+    temperature   TEXT    NOT NULL,
+    temperature_mac BYTEA  NOT NULL CHECK (octet_length(temperature_mac) = 32),
+    temperature_since BIGINT NOT NULL,
+    hot_idle_secs BIGINT CHECK (hot_idle_secs > 0)
+);
+CREATE INDEX keys_by_domain ON keys (domain_id, created_at);
+CREATE TABLE operators (
+    id                   BYTEA PRIMARY KEY CHECK (octet_length(id) = 16),
+    name                 TEXT    NOT NULL UNIQUE,
+    roles                BIGINT NOT NULL,
+    domain_id            BYTEA REFERENCES domains (id),
+    password_hash        TEXT    NOT NULL,
+    must_change_password BIGINT NOT NULL,
+    totp_sealed          BYTEA    NOT NULL,
+    totp_last_step       BIGINT,
+    failed_logins        BIGINT NOT NULL,
+    locked_until         BIGINT,
+    approval_key         BYTEA,
+    created_at           BIGINT NOT NULL,
+    disabled_at          BIGINT,
+    mac                  BYTEA    NOT NULL CHECK (octet_length(mac) = 32)
+);
+CREATE TABLE tokens (
+    id          BYTEA PRIMARY KEY CHECK (octet_length(id) = 16),
+    hash        BYTEA NOT NULL UNIQUE CHECK (octet_length(hash) = 32),
+    kind        TEXT NOT NULL,
+    domain_id   BYTEA REFERENCES domains (id),
+    operator_id BYTEA REFERENCES operators (id),
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT,
+    revoked_at BIGINT,
+    mac        BYTEA NOT NULL CHECK (octet_length(mac) = 32)
+);
+CREATE TABLE pending (
+    id                 BYTEA PRIMARY KEY CHECK (octet_length(id) = 16),
+    op                 TEXT    NOT NULL,
+    params             TEXT    NOT NULL,
+    domain_id          BYTEA,
+    key_id             BYTEA,
+    requester          TEXT    NOT NULL,
+    requester_operator BYTEA,
+    required           BIGINT NOT NULL,
+    created_at         BIGINT NOT NULL,
+    expires_at         BIGINT NOT NULL,
+    nonce              BYTEA    NOT NULL CHECK (octet_length(nonce) = 32),
+    hash               BYTEA    NOT NULL CHECK (octet_length(hash) = 32),
+    status             TEXT    NOT NULL,
+    result             TEXT,
+    decided_at         BIGINT,
+    mac                BYTEA    NOT NULL CHECK (octet_length(mac) = 32)
+);
+CREATE INDEX pending_by_status ON pending (status, created_at);
+CREATE TABLE approvals (
+    request_id  BYTEA    NOT NULL REFERENCES pending (id),
+    approver_id BYTEA    NOT NULL REFERENCES operators (id),
+    signature   BYTEA    NOT NULL CHECK (octet_length(signature) = 64),
+    at          BIGINT NOT NULL,
+    PRIMARY KEY (request_id, approver_id)
+);
+-- scope: a domain id, or 16 zero bytes for the vault-wide rule.
+CREATE TABLE quorum_rules (
+    scope     BYTEA    NOT NULL CHECK (octet_length(scope) = 16),
+    op        TEXT    NOT NULL,
+    approvals BIGINT NOT NULL,
+    PRIMARY KEY (scope, op)
+);
+CREATE TABLE audit (
+    seq        BIGINT PRIMARY KEY,
+    prev_hash  BYTEA    NOT NULL,
+    hash       BYTEA    NOT NULL,
+    time       BIGINT NOT NULL,
+    request_id BYTEA    NOT NULL,
+    actor      TEXT    NOT NULL,
+    source     TEXT,
+    operation  TEXT    NOT NULL,
+    domain     TEXT,
+    key        TEXT,
+    outcome    BIGINT NOT NULL,
+    code       TEXT,
+    count      BIGINT NOT NULL
+);
+-- When each key last signed (idle demotion of hot keys), without scanning the chain.
+CREATE INDEX audit_signatures ON audit (key, seq) WHERE operation = 'key.sign' AND outcome = 1;
+CREATE TABLE audit_heads (
+    seq       BIGINT PRIMARY KEY,
+    hash      BYTEA    NOT NULL,
+    time      BIGINT NOT NULL,
+    signature BYTEA    NOT NULL
+);
