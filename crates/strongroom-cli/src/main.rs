@@ -407,9 +407,12 @@ enum AuditCmd {
     },
     /// Verify the audit chain offline, without the server. Exits 1 on any tampering.
     Verify {
-        /// The node's data directory.
-        #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+        /// The node's data directory (SQLite).
+        #[arg(long, required_unless_present_any = ["file", "config"], conflicts_with_all = ["file", "config"])]
         data: Option<PathBuf>,
+        /// A node's configuration file: its database (SQLite or PostgreSQL) and head file.
+        #[arg(long, conflicts_with = "file")]
+        config: Option<PathBuf>,
         /// An export written by `audit export` (also checks every approval).
         #[arg(long)]
         file: Option<PathBuf>,
@@ -704,10 +707,25 @@ fn run(cli: Cli) -> Result<(), CliError> {
             ..
         }) => verify::run_file(&out, &file, audit_key.as_deref()),
         Command::Audit(AuditCmd::Verify {
+            config: Some(config),
+            audit_key,
+            ..
+        }) => {
+            let cfg = strongroom_server::Config::load(&config)
+                .map_err(|e| CliError::Input(e.to_string()))?;
+            verify::run(
+                &out,
+                &cfg.data_dir,
+                cfg.storage.postgres.as_deref(),
+                audit_key.as_deref(),
+            )
+        }
+        Command::Audit(AuditCmd::Verify {
             data, audit_key, ..
         }) => {
-            let data = data.ok_or_else(|| CliError::Input("give --data or --file".into()))?;
-            verify::run(&out, &data, audit_key.as_deref())
+            let data =
+                data.ok_or_else(|| CliError::Input("give --data, --config or --file".into()))?;
+            verify::run(&out, &data, None, audit_key.as_deref())
         }
         Command::Bench(a) => bench::run(&out, &a),
     }
@@ -917,6 +935,7 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
             dev: true,
             listen: a.listen,
             tls: None,
+            storage: strongroom_server::StorageConfig::default(),
             data_dir: a.data,
         }
     } else {
@@ -929,6 +948,7 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
             dev: false,
             listen: cfg.listen,
             tls: cfg.tls,
+            storage: cfg.storage,
             data_dir: Some(cfg.data_dir),
         }
     };

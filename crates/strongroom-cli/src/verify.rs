@@ -1,5 +1,6 @@
-//! `strongroom audit verify --data DIR`: checks the audit chain offline, straight from the
-//! database file and the signed-head file, without the server or any secret.
+//! `strongroom audit verify --data DIR | --config FILE`: checks the audit chain offline,
+//! straight from the database (SQLite file or PostgreSQL) and the signed-head file, without
+//! the server or any secret.
 
 use std::path::Path;
 
@@ -11,14 +12,20 @@ use strongroom_core::record::{
     AuditEvent, AuditRecord, Outcome, PendingRecord, RequestStatus, SignedHead,
 };
 use strongroom_core::storage::Storage;
-use strongroom_storage::{HeadFile, SqliteStore};
+use strongroom_storage::{HeadFile, PgStore, SqliteStore};
 
 use crate::client::CliError;
 use crate::output::Output;
 
 const PAGE: usize = 10_000;
 
-pub(crate) fn run(out: &Output, data: &Path, pinned: Option<&str>) -> Result<(), CliError> {
+/// Verifies the chain in `data` (SQLite) or at `postgres`, with `data`'s signed-head file.
+pub(crate) fn run(
+    out: &Output,
+    data: &Path,
+    postgres: Option<&str>,
+    pinned: Option<&str>,
+) -> Result<(), CliError> {
     // Read the head file before the database: the server writes the database first, so the
     // database we then read is at least as new as the head.
     let file_heads =
@@ -34,8 +41,16 @@ pub(crate) fn run(out: &Output, data: &Path, pinned: Option<&str>) -> Result<(),
             CliError::Tampered(format!("audit log TAMPERED: {m}"))
         }
     };
-    let store = SqliteStore::open_read_only(&data.join("vault.db"))
-        .map_err(|e| fail(format!("cannot open the database: {e}")))?;
+    let store: Box<dyn Storage> = match postgres {
+        None => Box::new(
+            SqliteStore::open_read_only(&data.join("vault.db"))
+                .map_err(|e| fail(format!("cannot open the database: {e}")))?,
+        ),
+        Some(url) => Box::new(
+            PgStore::open_existing(url)
+                .map_err(|e| fail(format!("cannot open the database: {e}")))?,
+        ),
+    };
     let meta = store
         .vault()
         .map_err(|e| fail(format!("vault row unreadable: {e}")))?;

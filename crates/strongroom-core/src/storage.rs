@@ -130,6 +130,21 @@ pub trait WriteTxn {
     fn audit_tail(&mut self) -> Result<Option<(u64, [u8; 32])>, Error>;
 }
 
+/// A change another node made, for this node's caches to forget what they hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Change {
+    /// A key's record changed (temperature, destruction, offline).
+    Key(KeyId),
+    /// A token was revoked.
+    Token(TokenId),
+    /// Anything may have changed (a domain destroyed, or changes were missed).
+    Everything,
+}
+
+/// Called with each [`Change`]; must be quick (it runs on the storage's listener thread).
+pub type ChangeListener = Box<dyn Fn(Change) + Send + Sync + 'static>;
+
 /// A write batch: runs inside one transaction.
 pub type WriteBatch<'a> = &'a mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), Error>;
 
@@ -140,6 +155,16 @@ pub trait Storage: Send + Sync + 'static {
     /// # Errors
     /// Storage failure or corrupt data.
     fn vault(&self) -> Result<VaultMeta, Error>;
+    /// Tells `listener` about changes other processes make to the shared database, so that
+    /// caches never act on a revoked token or a frozen key for longer than the notification
+    /// takes. A backend only one process can open (SQLite) has nothing to report.
+    ///
+    /// # Errors
+    /// The backend could not start listening.
+    fn watch(&self, listener: ChangeListener) -> Result<(), Error> {
+        let _ = listener;
+        Ok(())
+    }
     /// A domain by name.
     ///
     /// # Errors

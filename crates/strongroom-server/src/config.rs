@@ -5,6 +5,7 @@
 //! data_dir = "/var/lib/strongroom"
 //! [storage]
 //! sqlite = "vault.db"            # relative to data_dir; the default
+//! # postgres = "postgres://strongroom@db.internal/strongroom"   # several nodes, one database
 //! [tls]                          # required unless `listen` is a loopback address
 //! cert = "/etc/strongroom/tls.crt"
 //! key = "/etc/strongroom/tls.key"
@@ -38,12 +39,24 @@ pub struct Config {
     pub seal: SealConfig,
 }
 
-/// `[storage]`: SQLite in the data directory (the default).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `[storage]`: SQLite in the data directory (the default), or PostgreSQL.
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     /// SQLite database file name inside `data_dir` (only `vault.db` for now).
     pub sqlite: Option<PathBuf>,
+    /// PostgreSQL connection URL, shared by every node of the vault.
+    pub postgres: Option<String>,
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("StorageConfig")
+            .field("sqlite", &self.sqlite)
+            .field("postgres", &self.postgres.as_ref().map(|_| "<set>"))
+            .finish()
+    }
 }
 
 /// `[tls]`: certificate chain and key (PEM), and optionally the CA that client certificates
@@ -89,6 +102,11 @@ impl Config {
         let cfg: Config = toml::from_str(&text)
             .map_err(|e| ServeError::Config(format!("{}: {}", path.display(), e.message())))?;
         check_listen(cfg.listen, cfg.tls.is_some())?;
+        if cfg.storage.sqlite.is_some() && cfg.storage.postgres.is_some() {
+            return Err(ServeError::Config(
+                "[storage]: give sqlite or postgres, not both".into(),
+            ));
+        }
         if let Some(db) = &cfg.storage.sqlite
             && db != Path::new("vault.db")
         {
@@ -162,6 +180,18 @@ mod tests {
         assert!(
             parse(&format!(
                 "listen = \"127.0.0.1:8200\"\n{base}[storage]\nsqlite = \"other.db\"\n"
+            ))
+            .is_err()
+        );
+        let pg = "[storage]\npostgres = \"postgres://u:secret@db/x\"\n";
+        let cfg = parse(&format!("listen = \"127.0.0.1:8200\"\n{base}{pg}")).unwrap();
+        assert!(
+            !format!("{cfg:?}").contains("secret"),
+            "the URL's password leaked"
+        );
+        assert!(
+            parse(&format!(
+                "listen = \"127.0.0.1:8200\"\n{base}{pg}sqlite = \"vault.db\"\n"
             ))
             .is_err()
         );

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use strongroom_core::record::Outcome;
-use strongroom_core::storage::Storage;
+use strongroom_core::storage::{Change, Storage};
 use strongroom_core::{Clock, EntropySource, Principal, SystemClock};
 use strongroom_crypto::OsEntropy;
 use strongroom_keystore::Keystore;
@@ -30,6 +30,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// TLS for the API.
     pub tls: Option<crate::config::TlsConfig>,
+    /// Where vault state lives (SQLite in the data directory unless PostgreSQL is given).
+    pub storage: crate::config::StorageConfig,
     /// Data directory; dev mode makes a fresh temporary one when `None`.
     pub data_dir: Option<PathBuf>,
 }
@@ -192,10 +194,20 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
     entropy
         .fill(&mut vid)
         .map_err(|_| ServeError::Io("entropy source failed".into()))?;
-    let store: Arc<dyn Storage> =
-        match dir.open_store(|| strongroom_core::VaultId::from_random(vid), clock.now())? {
+    let store: Arc<dyn Storage> = match &opts.storage.postgres {
+        None => match dir.open_store(|| strongroom_core::VaultId::from_random(vid), clock.now())? {
             Opened::Existing(s) | Opened::Fresh(s) => Arc::new(s),
-        };
+        },
+        Some(url) => {
+            dir.expect_external_database()?;
+            let (s, _) = strongroom_storage::PgStore::open(
+                url,
+                || strongroom_core::VaultId::from_random(vid),
+                clock.now(),
+            )?;
+            Arc::new(s)
+        }
+    };
     let meta = store.vault().map_err(strongroom_storage::Error::from)?;
     // The clock must not read earlier than the newest audit record (see TimeGuard).
     let newest_audited = match store
@@ -236,6 +248,22 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         ),
         last_use: crate::idle::LastUse::default(),
     });
+    // Other nodes on the same database: forget what they change (see docs/architecture.md).
+    let weak = Arc::downgrade(&vault);
+    vault
+        .store
+        .watch(Box::new(move |change| {
+            let Some(v) = weak.upgrade() else { return };
+            match change {
+                Change::Key(id) => v.keys.forget(id),
+                Change::Token(id) => v.tokens.forget(id),
+                _ => {
+                    v.keys.clear();
+                    v.tokens.clear();
+                }
+            }
+        }))
+        .map_err(|e| ServeError::Api(e.into()))?;
     let lifecycle = |op: &'static str| -> Result<_, ServeError> {
         let ctx = vault
             .system_ctx(Principal::Anonymous)

@@ -123,6 +123,9 @@ pub struct Vault {
 #[derive(Default)]
 pub(crate) struct KeyCache {
     map: std::sync::RwLock<std::collections::HashMap<KeyId, Arc<(KeyRecord, DomainRecord)>>>,
+    /// Bumped by every forget: a record read from the database before a forget that raced
+    /// with the read is not cached (it may be the very row the forget was about).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl KeyCache {
@@ -139,32 +142,42 @@ impl KeyCache {
         {
             return Ok(Some(Arc::clone(hit)));
         }
+        let before = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         let Some(found) = store.key_with_domain(id)? else {
             return Ok(None);
         };
-        // Never overwrite: a record put by this node (say, a destroy) since our read is newer.
         let mut map = self
             .map
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.generation.load(std::sync::atomic::Ordering::SeqCst) != before {
+            return Ok(Some(Arc::new(found)));
+        }
+        // Never overwrite: a record put by this node (say, a destroy) since our read is newer.
         let entry = map.entry(id).or_insert_with(|| Arc::new(found));
         Ok(Some(Arc::clone(entry)))
     }
 
     /// Forgets every record, so keys are read from the database again at next use.
-    fn clear(&self) {
-        self.map
+    pub(crate) fn clear(&self) {
+        let mut map = self
+            .map
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        map.clear();
     }
 
     /// Forgets one key, so it is read from the database again at next use.
     pub(crate) fn forget(&self, id: KeyId) {
-        self.map
+        let mut map = self
+            .map
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&id);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        map.remove(&id);
     }
 
     pub(crate) fn put(&self, key: KeyRecord, domain: DomainRecord) {
@@ -404,8 +417,22 @@ impl Vault {
         }
     }
 
+    /// Another node sharing the database may have initialised the vault since this one
+    /// started: pick that up (only ever from uninitialised to sealed).
+    fn refresh_if_uninitialized(&self) -> Result<(), ApiError> {
+        if !self.keystore.status().initialized {
+            let meta = self.store.vault()?;
+            if meta.init.is_some() {
+                self.keystore.load(&meta)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Seal status.
     pub(crate) fn status(&self) -> StatusView {
+        // Best effort: a status answer must not fail because the database is briefly away.
+        let _ = self.refresh_if_uninitialized();
         let s: SealStatus = self.keystore.status();
         StatusView {
             initialized: s.initialized,
@@ -491,6 +518,7 @@ impl Vault {
 
     pub(crate) fn unseal(&self, ctx: &RequestCtx, share: &str) -> Result<StatusView, ApiError> {
         allow(ctx, &Operation::Unseal)?;
+        self.refresh_if_uninitialized()?;
         self.keystore.submit_share(share)?;
         Ok(self.status())
     }

@@ -96,6 +96,9 @@ pub(crate) struct Tokens {
     // Revoked here, checked on every use: a lookup racing with a revocation may cache the old
     // row, but it can never be used again.
     revoked: RwLock<std::collections::HashSet<TokenId>>,
+    /// Bumped by [`Tokens::clear`]: a row read before a clear that raced with the read is not
+    /// cached.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Tokens {
@@ -128,6 +131,7 @@ impl Tokens {
                 if !may_look_up() {
                     return Err(ApiError::RateLimited);
                 }
+                let before = self.generation.load(std::sync::atomic::Ordering::SeqCst);
                 let r = store.token_by_hash(&h)?.ok_or(ApiError::InvalidToken)?;
                 if !keystore
                     .verify_record_mac(&binding(vault_id, &r), &r.mac)
@@ -136,10 +140,13 @@ impl Tokens {
                     tracing::warn!(token = %r.id, "token row failed its MAC check (forged or edited row)");
                     return Err(ApiError::InvalidToken);
                 }
-                self.cache
+                let mut cache = self
+                    .cache
                     .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(h, r.clone());
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if self.generation.load(std::sync::atomic::Ordering::SeqCst) == before {
+                    cache.insert(h, r.clone());
+                }
                 r
             }
         };
@@ -182,6 +189,17 @@ impl Tokens {
             }
             _ => Err(ApiError::InvalidToken),
         }
+    }
+
+    /// Forgets every cached row (changes may have been missed); revocations stay.
+    pub(crate) fn clear(&self) {
+        let mut cache = self
+            .cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        cache.clear();
     }
 
     /// Forgets a revoked token.

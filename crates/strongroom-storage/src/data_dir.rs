@@ -89,6 +89,21 @@ impl DataDir {
         self.path.join("audit-head")
     }
 
+    /// For a node whose database is elsewhere (PostgreSQL): the directory keeps only the lock
+    /// and this node's signed-head file, and must not hold a SQLite vault (two databases for
+    /// one data directory would be one too many).
+    ///
+    /// # Errors
+    /// [`Error::Config`] if a SQLite database is present.
+    pub fn expect_external_database(&self) -> Result<(), Error> {
+        if self.db_path().exists() {
+            return Err(Error::Config(
+                "data_dir holds a SQLite vault; a PostgreSQL node needs a data directory of its own",
+            ));
+        }
+        Ok(())
+    }
+
     /// Opens the database, or creates one only if the directory holds no trace of a vault.
     ///
     /// # Errors

@@ -23,7 +23,7 @@ use strongroom_core::record::{
     ApprovalRecord, AuditRecord, DomainRecord, KeyRecord, OperatorRecord, PendingRecord,
     RequestStatus, SignedHead, TokenRecord, VaultMeta,
 };
-use strongroom_core::storage::WriteBatch;
+use strongroom_core::storage::{Change, ChangeListener, WriteBatch};
 use strongroom_core::{
     DomainId, Error as CoreError, KeyId, OperatorId, PendingId, TokenId, UnixMillis, VaultId,
 };
@@ -37,6 +37,8 @@ const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres_00
 const LOCK_MIGRATE: i64 = 0x7374_726f_6e67_0001;
 const LOCK_WRITE: i64 = 0x7374_726f_6e67_0002;
 const MAX_IDLE: usize = 8;
+/// The notification channel for [`Change`]s.
+const CHANNEL: &str = "strongroom_changes";
 
 /// A strongroom database in PostgreSQL.
 pub struct PgStore {
@@ -277,22 +279,54 @@ impl PgStore {
                 // One writer at a time across all nodes: the chain stays one chain.
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_WRITE])
                     .map_err(pg_err)?;
-                {
+                let changes = {
                     let mut db = PgDb {
                         client: &mut tx,
                         statements: &mut *statements,
                     };
-                    let mut txn = Txn {
-                        db: &mut db,
-                        shredded: false,
-                    };
+                    let mut txn = Txn::new(&mut db);
                     batch(&mut txn)?;
+                    txn.changes
+                };
+                if !changes.is_empty() {
+                    // Delivered to every listening node when (and only if) this commits.
+                    let payload = sql::encode_changes(&changes);
+                    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+                        .map_err(pg_err)?;
                 }
                 tx.commit().map_err(pg_err)
             })();
             self.give_back(conn);
             result
         })
+    }
+}
+
+/// Listens for other nodes' changes until the process ends, reconnecting after failures.
+/// Whenever the connection is (re)made, notifications may have been missed: everything is
+/// reported changed.
+fn listen(config: &postgres::Config, listener: &ChangeListener) {
+    loop {
+        match config.connect(NoTls) {
+            Ok(mut client) => {
+                if client.batch_execute(&format!("LISTEN {CHANNEL}")).is_ok() {
+                    listener(Change::Everything);
+                    let mut notifications = client.notifications();
+                    let mut it = notifications.blocking_iter();
+                    while let Ok(Some(n)) =
+                        postgres::fallible_iterator::FallibleIterator::next(&mut it)
+                    {
+                        for c in sql::decode_changes(n.payload()) {
+                            listener(c);
+                        }
+                    }
+                }
+                tracing::warn!("lost the change-notification connection; reconnecting");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot listen for changes; retrying"),
+        }
+        listener(Change::Everything);
+        std::thread::sleep(std::time::Duration::from_secs(1));
     }
 }
 
@@ -360,4 +394,15 @@ fn migrate(
     Ok(fresh)
 }
 
-storage_over_sql!(PgStore);
+impl PgStore {
+    fn start_listening(&self, listener: ChangeListener) -> Result<(), CoreError> {
+        let config = self.config.clone();
+        std::thread::Builder::new()
+            .name("pg-changes".into())
+            .spawn(move || listen(&config, &listener))
+            .map(|_| ())
+            .map_err(|e| CoreError::Storage(Box::new(e)))
+    }
+}
+
+storage_over_sql!(PgStore, watch = PgStore::start_listening);

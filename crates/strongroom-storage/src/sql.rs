@@ -10,7 +10,7 @@ use strongroom_core::record::{
     ApprovalRecord, AuditEvent, AuditRecord, DomainRecord, InitRecord, KeyRecord, OperatorRecord,
     Outcome, PendingRecord, RequestStatus, SignedHead, TokenKind, TokenRecord, VaultMeta,
 };
-use strongroom_core::storage::{Mutation, WriteTxn};
+use strongroom_core::storage::{Change, Mutation, WriteTxn};
 use strongroom_core::temperature::Temperature;
 use strongroom_core::{
     Algorithm, DomainId, Error as CoreError, KeyId, OperatorId, PendingId, RequestId, TokenId,
@@ -654,6 +654,55 @@ pub(crate) fn audit_heads(db: &mut dyn Db) -> Result<Vec<SignedHead>, CoreError>
 pub(crate) struct Txn<'a> {
     pub(crate) db: &'a mut dyn Db,
     pub(crate) shredded: bool,
+    /// What other nodes' caches must forget once this commits.
+    pub(crate) changes: Vec<Change>,
+}
+
+impl<'a> Txn<'a> {
+    pub(crate) fn new(db: &'a mut dyn Db) -> Self {
+        Self {
+            db,
+            shredded: false,
+            changes: Vec::new(),
+        }
+    }
+}
+
+/// The payload of a change notification: `k:<key id>`, `t:<token id>` or `*`, comma-separated;
+/// `*` alone when the list would not fit a notification.
+pub(crate) fn encode_changes(changes: &[Change]) -> String {
+    let items: Vec<String> = changes
+        .iter()
+        .map(|c| match c {
+            Change::Key(id) => format!("k:{id}"),
+            Change::Token(id) => format!("t:{id}"),
+            _ => "*".to_owned(),
+        })
+        .collect();
+    let joined = items.join(",");
+    // PostgreSQL notification payloads must stay under 8000 bytes.
+    if joined.len() > 7000 || items.iter().any(|i| i == "*") {
+        "*".to_owned()
+    } else {
+        joined
+    }
+}
+
+/// The inverse of [`encode_changes`]; anything unreadable means everything.
+pub(crate) fn decode_changes(payload: &str) -> Vec<Change> {
+    let mut out = Vec::new();
+    for item in payload.split(',') {
+        let parsed = match item.split_once(':') {
+            Some(("k", id)) => id.parse().ok().map(Change::Key),
+            Some(("t", id)) => id.parse().ok().map(Change::Token),
+            _ => None,
+        };
+        match parsed {
+            Some(c) => out.push(c),
+            None => return vec![Change::Everything],
+        }
+    }
+    out
 }
 
 fn constrained(what: &'static str) -> impl Fn(DbError) -> CoreError {
@@ -680,6 +729,15 @@ impl Txn<'_> {
     }
 
     fn apply_one(&mut self, m: &Mutation) -> Result<(), CoreError> {
+        match m {
+            Mutation::DestroyKey { id, .. }
+            | Mutation::SetTemperature { id, .. }
+            | Mutation::TakeOffline { id }
+            | Mutation::RestoreSecret { id, .. } => self.changes.push(Change::Key(*id)),
+            Mutation::RevokeToken { id, .. } => self.changes.push(Change::Token(*id)),
+            Mutation::DestroyDomain { .. } => self.changes.push(Change::Everything),
+            _ => {}
+        }
         match m {
             Mutation::Initialize(init) => self.update_one(
                 "UPDATE vault SET seal_config = $1, root_check = $2, audit_public_key = $3,
@@ -1000,7 +1058,20 @@ impl WriteTxn for Txn<'_> {
 /// method is the shared SQL above.
 macro_rules! storage_over_sql {
     ($store:ty) => {
+        storage_over_sql!($store, watch = |_: &$store, _| Ok(()));
+    };
+    ($store:ty, watch = $watch:expr) => {
         impl strongroom_core::storage::Storage for $store {
+            fn watch(
+                &self,
+                listener: strongroom_core::storage::ChangeListener,
+            ) -> Result<(), CoreError> {
+                let watch: fn(
+                    &$store,
+                    strongroom_core::storage::ChangeListener,
+                ) -> Result<(), CoreError> = $watch;
+                watch(self, listener)
+            }
             fn vault(&self) -> Result<VaultMeta, CoreError> {
                 self.read(crate::sql::vault)
             }
@@ -1087,3 +1158,26 @@ macro_rules! storage_over_sql {
     };
 }
 pub(crate) use storage_over_sql;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_payloads_round_trip_and_fail_towards_everything() {
+        let k = KeyId::from_random([1; 16]);
+        let t = TokenId::from_random([2; 16]);
+        let changes = [Change::Key(k), Change::Token(t)];
+        assert_eq!(decode_changes(&encode_changes(&changes)), changes);
+        assert_eq!(encode_changes(&[Change::Key(k), Change::Everything]), "*");
+        let many = vec![Change::Key(k); 500];
+        assert_eq!(encode_changes(&many), "*", "too long for a notification");
+        for garbage in ["*", "", "k:nope", "x:1", "k"] {
+            assert_eq!(
+                decode_changes(garbage),
+                vec![Change::Everything],
+                "{garbage}"
+            );
+        }
+    }
+}

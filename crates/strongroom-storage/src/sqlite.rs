@@ -284,10 +284,8 @@ impl SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(store_err)?;
-            let mut txn = Txn {
-                db: &mut Lite(&tx),
-                shredded: false,
-            };
+            let mut db = Lite(&tx);
+            let mut txn = Txn::new(&mut db);
             batch(&mut txn)?;
             let shredded = txn.shredded;
             tx.commit().map_err(store_err)?;

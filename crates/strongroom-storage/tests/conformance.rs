@@ -9,7 +9,7 @@ use strongroom_core::record::{
     ApprovalRecord, AuditEvent, DomainRecord, InitRecord, KeyRecord, OperatorRecord, Outcome,
     PendingRecord, RequestStatus, SignedHead, TokenKind, TokenRecord,
 };
-use strongroom_core::storage::{Mutation, Storage};
+use strongroom_core::storage::{Change, Mutation, Storage};
 use strongroom_core::temperature::Temperature;
 use strongroom_core::{
     Algorithm, DomainId, Error, KeyId, OperatorId, PendingId, RequestId, TokenId, UnixMillis,
@@ -580,6 +580,55 @@ fn postgres_meets_the_storage_contract() {
     .unwrap();
     assert!(!fresh);
     assert_eq!(again.vault().unwrap().vault_id, vault_id);
+    // Another node hears about changes that its caches must forget, once they commit.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    again
+        .watch(Box::new(move |c| {
+            let _ = tx.lock().unwrap().send(c);
+        }))
+        .unwrap();
+    let wait = std::time::Duration::from_secs(10);
+    assert_eq!(rx.recv_timeout(wait).unwrap(), Change::Everything);
+    let d = domain(60, "watched");
+    let t = TokenRecord {
+        id: TokenId::from_random([61; 16]),
+        hash: [61; 32],
+        kind: TokenKind::Application(d.id),
+        created_at: UnixMillis(1),
+        expires_at: None,
+        revoked_at: None,
+        mac: [61; 32],
+    };
+    apply(
+        &store,
+        vec![Mutation::CreateDomain(d), Mutation::CreateToken(t.clone())],
+    )
+    .unwrap();
+    apply(
+        &store,
+        vec![Mutation::RevokeToken {
+            id: t.id,
+            at: UnixMillis(5),
+            mac: [62; 32],
+        }],
+    )
+    .unwrap();
+    assert_eq!(rx.recv_timeout(wait).unwrap(), Change::Token(t.id));
+    // A refused batch notifies nothing.
+    let failed = store.write(&mut |txn| {
+        txn.apply(&[Mutation::RevokeToken {
+            id: t.id,
+            at: UnixMillis(6),
+            mac: [63; 32],
+        }])?;
+        Err(Error::Entropy)
+    });
+    assert!(failed.is_err());
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_millis(500))
+            .is_err()
+    );
     assert_eq!(
         server.psql(&server.url, "SELECT count(*) FROM strongroom_schema"),
         "1\n"
