@@ -18,6 +18,9 @@ command -v age >/dev/null || need+=(age)
 # libfaketime moves a running node's clock in the clock-jump test.
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || need+=(faketime)
 command -v cc >/dev/null || need+=(gcc libc6-dev)
+# SoftHSM2 is the PKCS#11 token the seal tests create; OpenSC's pkcs11-tool inspects it.
+[ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null || need+=(softhsm2)
+command -v pkcs11-tool >/dev/null || need+=(opensc)
 if ((${#need[@]})); then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq

@@ -100,10 +100,11 @@ fn keystore_rate(alg: Algorithm, seconds: u64, threads: usize) -> Result<f64, Cl
     let init = ks
         .initialize(
             vault_id,
-            &ShamirSeal {
+            ShamirSeal {
                 shares: 1,
                 threshold: 1,
             },
+            None,
             UnixMillis(0),
             b"bench",
         )

@@ -134,6 +134,11 @@ enum OperatorCmd {
     },
     /// Seal: wipe all key material from the server's memory.
     Seal,
+    /// Protect the root key as this node's `[seal]` says (needs approval: seal.migrate):
+    /// from Shamir shares to the PKCS#11 token, back to shares alone, or to another token
+    /// key. The unseal shares stay valid either way. Run on an unsealed node configured for
+    /// the target.
+    SealMigrate,
     /// Add an operator (a person). Prints their one-time password and TOTP enrolment URI.
     Add {
         /// Login name: 1-64 characters from a-z, 0-9, '.', '_' and '-'.
@@ -237,7 +242,7 @@ enum DomainCmd {
 #[derive(Subcommand)]
 enum QuorumCmd {
     /// Set the vault-wide number of approvals for an operation. Operations: domain.create,
-    /// domain.destroy, operator.add, operator.roles, quorum.set, key.destroy, key.warm, key.sign, key.export.
+    /// domain.destroy, operator.add, operator.roles, quorum.set, key.destroy, key.warm, key.sign, key.export, seal.migrate.
     /// Without a rule, one approval is needed.
     Set {
         /// Operation.
@@ -494,6 +499,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Operator(OperatorCmd::Seal) => {
             out.status(&client()?.post("/v1/sys/seal", &json!({}))?)
+        }
+        Command::Operator(OperatorCmd::SealMigrate) => {
+            out.object(&client()?.post("/v1/sys/seal/migrate", &json!({}))?)
         }
         Command::Operator(OperatorCmd::Add {
             name,
@@ -937,6 +945,7 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
             tls: None,
             storage: strongroom_server::StorageConfig::default(),
             data_dir: a.data,
+            seal: strongroom_server::SealConfig::default(),
         }
     } else {
         let path = a
@@ -950,6 +959,7 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
             tls: cfg.tls,
             storage: cfg.storage,
             data_dir: Some(cfg.data_dir),
+            seal: cfg.seal,
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

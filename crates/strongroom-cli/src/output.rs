@@ -61,6 +61,22 @@ impl Output {
             scalar(&v["progress"]),
             scalar(&v["threshold"])
         );
+        if !v["seal"].is_null() {
+            println!("seal: {}", scalar(&v["seal"]));
+        }
+        if v["node_seal"] != v["seal"] && !v["node_seal"].is_null() {
+            println!(
+                "this node's [seal]: {} (run `strongroom operator seal-migrate` once unsealed)",
+                scalar(&v["node_seal"])
+            );
+        }
+        if let Some(e) = v["seal_error"].as_object() {
+            println!(
+                "seal error: {} ({})",
+                scalar(&e["message"]),
+                scalar(&e["code"])
+            );
+        }
         println!("version: {}", scalar(&v["version"]));
         Ok(())
     }
@@ -92,10 +108,19 @@ impl Output {
         }
         println!("\nroot token: {}", field(v, "root_token"));
         println!("audit public key: {}", field(v, "audit_public_key"));
-        println!(
-            "\nThe vault is sealed: run `strongroom operator unseal` with {} shares.",
-            scalar(&v["threshold"])
-        );
+        if field(v, "seal") == "pkcs11" {
+            println!(
+                "\nThe root key is also wrapped by the PKCS#11 token: nodes unseal themselves at start.\n\
+                 The shares are the recovery path (and the way back to Shamir sealing): keep them\n\
+                 as safe as the token, since any {} of them unseal the vault without it.",
+                scalar(&v["threshold"])
+            );
+        } else {
+            println!(
+                "\nThe vault is sealed: run `strongroom operator unseal` with {} shares.",
+                scalar(&v["threshold"])
+            );
+        }
         Ok(())
     }
 

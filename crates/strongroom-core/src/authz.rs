@@ -75,6 +75,8 @@ pub enum Operation {
     CreateDomain,
     /// Destroy a cryptographic domain and every key in it.
     DestroyDomain,
+    /// Move the root key's protection between Shamir shares and a hardware token.
+    MigrateSeal,
     /// List domains.
     ListDomains,
     /// Issue an application token for a domain.
@@ -202,12 +204,17 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
     {
         return Decision::Deny(DenyReason::OutOfScope);
     }
+    // The root key's protection is the whole vault's: no domain-scoped officer touches it.
+    if matches!(op, Operation::MigrateSeal) && scope.is_some() {
+        return Decision::Deny(DenyReason::NotPermitted);
+    }
     let allowed = |role: Role| -> bool {
         match (role, op) {
             (
                 Role::SecurityOfficer,
                 Operation::CreateDomain
                 | Operation::DestroyDomain
+                | Operation::MigrateSeal
                 | Operation::ListDomains
                 | Operation::CreateToken
                 | Operation::RevokeToken
@@ -271,6 +278,7 @@ mod tests {
             Operation::Seal,
             Operation::CreateDomain,
             Operation::DestroyDomain,
+            Operation::MigrateSeal,
             Operation::ListDomains,
             Operation::CreateToken,
             Operation::RevokeToken,
@@ -377,6 +385,11 @@ mod tests {
             (&auditor, Operation::CreateOperator, no),
             (&so, Operation::ChangeRoles, allow),
             (&so, Operation::DestroyDomain, allow),
+            (&so, Operation::MigrateSeal, allow),
+            (&scoped, Operation::MigrateSeal, no),
+            (&custodian, Operation::MigrateSeal, no),
+            (&approver, Operation::MigrateSeal, no),
+            (&auditor, Operation::MigrateSeal, no),
             (&custodian, Operation::DestroyDomain, no),
             (&approver, Operation::DestroyDomain, no),
             (&so, Operation::ExportKey(mine), allow),

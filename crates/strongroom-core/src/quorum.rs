@@ -35,11 +35,14 @@ pub enum GatedOp {
     SignWarm,
     /// Export a cold key as a cold-storage bundle (rule of the key's domain, else vault-wide).
     ExportKey,
+    /// Move the root key's protection between Shamir shares and a PKCS#11 token (vault-wide
+    /// rule).
+    MigrateSeal,
 }
 
 impl GatedOp {
     /// Every gated operation.
-    pub const ALL: [GatedOp; 9] = [
+    pub const ALL: [GatedOp; 10] = [
         GatedOp::CreateDomain,
         GatedOp::DestroyDomain,
         GatedOp::AddOperator,
@@ -49,6 +52,7 @@ impl GatedOp {
         GatedOp::WarmKey,
         GatedOp::SignWarm,
         GatedOp::ExportKey,
+        GatedOp::MigrateSeal,
     ];
 
     /// The name used by the API, the CLI and audit records.
@@ -64,6 +68,7 @@ impl GatedOp {
             GatedOp::WarmKey => "key.warm",
             GatedOp::SignWarm => "key.sign",
             GatedOp::ExportKey => "key.export",
+            GatedOp::MigrateSeal => "seal.migrate",
         }
     }
 
@@ -77,6 +82,7 @@ impl GatedOp {
                 | GatedOp::AddOperator
                 | GatedOp::ChangeRoles
                 | GatedOp::SetQuorum
+                | GatedOp::MigrateSeal
         )
     }
 
@@ -90,6 +96,7 @@ impl GatedOp {
                 | GatedOp::AddOperator
                 | GatedOp::ChangeRoles
                 | GatedOp::SetQuorum
+                | GatedOp::MigrateSeal
         )
     }
 }
@@ -204,8 +211,9 @@ mod tests {
             GatedOp::ChangeRoles => 6,
             GatedOp::ExportKey => 7,
             GatedOp::DestroyDomain => 8,
+            GatedOp::MigrateSeal => 9,
         };
-        let mut seen = [false; 9];
+        let mut seen = [false; 10];
         for op in GatedOp::ALL {
             seen[position(op)] = true;
             assert_eq!(op.as_str().parse::<GatedOp>().unwrap(), op);

@@ -20,6 +20,14 @@ use crate::{DomainId, Error, KeyId, OperatorId, PendingId, TokenId, UnixMillis};
 pub enum Mutation {
     /// Record initialisation; fails with [`Error::Conflict`] if already initialised.
     Initialize(InitRecord),
+    /// Replace the seal configuration (a seal migration); fails with [`Error::Conflict`]
+    /// unless the stored configuration is still `from`.
+    ChangeSeal {
+        /// The configuration the change was made from.
+        from: Vec<u8>,
+        /// The new configuration.
+        to: Vec<u8>,
+    },
     /// Add a domain; names are unique.
     CreateDomain(DomainRecord),
     /// Add a key.

@@ -35,6 +35,21 @@ impl RootKey {
         &self.bytes
     }
 
+    /// The raw root key, for a seal that must hand it to a hardware token to be wrapped. The
+    /// only caller outside this crate is the PKCS#11 seal; anything else reading these bytes
+    /// is a bug.
+    #[must_use]
+    pub fn danger_expose_bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
+    /// A root key from raw bytes a hardware token unwrapped. The caller must check the result
+    /// against the vault's stored check value before trusting it.
+    #[must_use]
+    pub fn danger_from_bytes(bytes: &Zeroizing<[u8; 32]>) -> Self {
+        Self { bytes: **bytes }
+    }
+
     fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
         let hk = Hkdf::<Sha256>::new(Some(b"strongroom/v1"), &self.bytes);
         let mut out = Zeroizing::new([0u8; 32]);

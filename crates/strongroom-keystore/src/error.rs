@@ -47,6 +47,12 @@ pub enum Error {
     /// The seal configuration stored in the database does not parse.
     #[error("seal configuration is corrupt")]
     CorruptSealConfig,
+    /// The hardware token could not wrap or unwrap the root key.
+    #[error(transparent)]
+    Hsm(#[from] crate::seal::HsmError),
+    /// The vault's root key is not wrapped by a token (its seal is Shamir only).
+    #[error("the vault is not sealed by a hardware token")]
+    NotHsmSealed,
     /// A cryptographic operation failed (entropy, self-check, wrong payload kind, ...).
     #[error(transparent)]
     Crypto(#[from] strongroom_crypto::Error),

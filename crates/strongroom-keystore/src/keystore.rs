@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::Error;
 use crate::binding::{domain_aad, key_aad, operator_aad, request_result_aad, temperature_binding};
-use crate::seal::{Seal, ShamirConfig};
+use crate::seal::{HsmWrap, RootWrapper, SealKind, ShamirSeal, StoredSeal, hsm_aad};
 
 /// Seal status, as reported by `status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +57,7 @@ enum State {
 
 struct Sealed {
     vault_id: VaultId,
-    config: ShamirConfig,
+    config: StoredSeal,
     root_check: [u8; 32],
     audit_public_key: [u8; 32],
     pending: Vec<Share>,
@@ -67,7 +67,8 @@ struct Unsealed {
     vault_id: VaultId,
     // Kept for what later issues derive from it (storage key, rotation); zeroized on drop.
     _root: RootKey,
-    sealed: Sealed,
+    // What sealing returns to; its configuration changes with a seal migration.
+    sealed: RwLock<Sealed>,
     domain_kek: AeadKey,
     audit: AuditSigningKey,
     record_mac: RecordMacKey,
@@ -143,7 +144,7 @@ impl Keystore {
             None => State::Uninitialized,
             Some(init) => State::Sealed(Sealed {
                 vault_id: meta.vault_id,
-                config: ShamirConfig::decode(&init.seal_config)?,
+                config: StoredSeal::decode(&init.seal_config)?,
                 root_check: init.root_check,
                 audit_public_key: init.audit_public_key,
                 pending: vec![],
@@ -167,26 +168,38 @@ impl Keystore {
                 initialized: true,
                 sealed: true,
                 progress: u8::try_from(s.pending.len()).unwrap_or(u8::MAX),
-                threshold: s.config.threshold,
+                threshold: s.config.shamir.threshold,
             },
             State::Unsealed(u) => SealStatus {
                 initialized: true,
                 sealed: false,
                 progress: 0,
-                threshold: u.sealed.config.threshold,
+                threshold: u.sealed().config.shamir.threshold,
             },
         }
     }
 
-    /// Generates a root key and protects it with `seal`. Nothing changes in the keystore until
-    /// the returned record is persisted and passed back through [`Keystore::load`].
+    /// Which seal protects the root key at rest (`None` before initialisation).
+    #[must_use]
+    pub fn seal_kind(&self) -> Option<SealKind> {
+        match &*self.read() {
+            State::Uninitialized => None,
+            State::Sealed(s) => Some(s.config.kind()),
+            State::Unsealed(u) => Some(u.sealed().config.kind()),
+        }
+    }
+
+    /// Generates a root key, splits it into shares and, when `hsm` is given, wraps a copy
+    /// under the token's key. Nothing changes in the keystore until the returned record is
+    /// persisted and passed back through [`Keystore::load`].
     ///
     /// # Errors
-    /// [`Error::AlreadyInitialized`], parameter or entropy failures.
+    /// [`Error::AlreadyInitialized`], parameter, entropy or token failures.
     pub fn initialize(
         &self,
         vault_id: VaultId,
-        seal: &dyn Seal,
+        shamir: ShamirSeal,
+        hsm: Option<&dyn RootWrapper>,
         now: UnixMillis,
         root_token_binding: &[u8],
     ) -> Result<Initialized, Error> {
@@ -194,10 +207,14 @@ impl Keystore {
             return Err(Error::AlreadyInitialized);
         }
         let root = RootKey::generate(self.entropy.as_ref())?;
-        let (seal_config, shares) = seal.seal_root(&vault_id, &root, self.entropy.as_ref())?;
+        let (config, shares) = shamir.split(&vault_id, &root, self.entropy.as_ref())?;
+        let config = StoredSeal {
+            shamir: config,
+            hsm: hsm.map(|h| wrap_root(h, &vault_id, &root)).transpose()?,
+        };
         Ok(Initialized {
             record: InitRecord {
-                seal_config,
+                seal_config: config.encode(),
                 root_check: root.check_value(),
                 audit_public_key: root.audit_signing_key().public_key(),
                 initialized_at: now,
@@ -221,12 +238,12 @@ impl Keystore {
             State::Unsealed(_) => return Err(Error::AlreadyUnsealed),
             State::Sealed(s) => s,
         };
-        let share = sealed.config.check_share(&sealed.vault_id, text)?;
+        let share = sealed.config.shamir.check_share(&sealed.vault_id, text)?;
         if sealed.pending.iter().any(|p| p.index() == share.index()) {
             return Err(Error::DuplicateShare);
         }
         sealed.pending.push(share);
-        let threshold = sealed.config.threshold;
+        let threshold = sealed.config.shamir.threshold;
         if sealed.pending.len() < usize::from(threshold) {
             let progress = u8::try_from(sealed.pending.len()).unwrap_or(u8::MAX);
             return Ok(SealStatus {
@@ -240,30 +257,7 @@ impl Keystore {
         let root =
             strongroom_crypto::combine(threshold, &pending).map_err(|_| Error::UnsealFailed)?;
         drop(pending);
-        let audit = root.audit_signing_key();
-        if !root.matches_check(&sealed.root_check) || audit.public_key() != sealed.audit_public_key
-        {
-            return Err(Error::UnsealFailed);
-        }
-        let unsealed = Unsealed {
-            vault_id: sealed.vault_id,
-            domain_kek: root.domain_wrapping_key(),
-            audit,
-            record_mac: root.record_mac_key(),
-            operator_kek: root.operator_wrapping_key(),
-            _root: root,
-            sealed: Sealed {
-                vault_id: sealed.vault_id,
-                config: sealed.config.clone(),
-                root_check: sealed.root_check,
-                audit_public_key: sealed.audit_public_key,
-                pending: vec![],
-            },
-            domain_keys: RwLock::new(HashMap::new()),
-            keys: RwLock::new(HashMap::new()),
-            destroyed: RwLock::new(std::collections::HashSet::new()),
-        };
-        *state = State::Unsealed(Arc::new(unsealed));
+        *state = State::Unsealed(Arc::new(Self::open(sealed, root)?));
         Ok(SealStatus {
             initialized: true,
             sealed: false,
@@ -272,12 +266,120 @@ impl Keystore {
         })
     }
 
+    /// Unseals with the root key wrapped by a hardware token. Nothing changes on failure.
+    ///
+    /// # Errors
+    /// [`Error::NotInitialized`], [`Error::AlreadyUnsealed`], [`Error::NotHsmSealed`],
+    /// [`Error::Hsm`] for token failures (or a wrapping key with another label), and
+    /// [`Error::UnsealFailed`] if what the token returns is not this vault's root key.
+    pub fn unseal_with(&self, hsm: &dyn RootWrapper) -> Result<SealStatus, Error> {
+        let mut state = self.write();
+        let sealed = match &mut *state {
+            State::Uninitialized => return Err(Error::NotInitialized),
+            State::Unsealed(_) => return Err(Error::AlreadyUnsealed),
+            State::Sealed(s) => s,
+        };
+        let wrap = sealed.config.hsm.as_ref().ok_or(Error::NotHsmSealed)?;
+        if wrap.key_label != hsm.key_label() {
+            return Err(crate::HsmError::KeyLabelMismatch {
+                stored: wrap.key_label.clone(),
+                configured: hsm.key_label().to_owned(),
+            }
+            .into());
+        }
+        let root = hsm.unwrap(&hsm_aad(&sealed.vault_id, &wrap.key_label), &wrap.wrapped)?;
+        let threshold = sealed.config.shamir.threshold;
+        sealed.pending.clear();
+        *state = State::Unsealed(Arc::new(Self::open(sealed, root)?));
+        Ok(SealStatus {
+            initialized: true,
+            sealed: false,
+            progress: 0,
+            threshold,
+        })
+    }
+
+    /// The seal configuration that protects this vault's root key under `hsm` (or, with
+    /// `None`, by its shares alone). The shares stay as they are. Needs the vault unsealed;
+    /// persist the result, then [`Keystore::load`] it when next sealed.
+    ///
+    /// # Errors
+    /// [`Error::Sealed`], token failures.
+    pub fn reseal(&self, hsm: Option<&dyn RootWrapper>) -> Result<Vec<u8>, Error> {
+        let u = self.unsealed()?;
+        let config = StoredSeal {
+            shamir: u.sealed().config.shamir.clone(),
+            hsm: hsm
+                .map(|h| wrap_root(h, &u.vault_id, &u._root))
+                .transpose()?,
+        };
+        Ok(config.encode())
+    }
+
+    /// The wrapping key label recorded in the vault, when a token seals it.
+    #[must_use]
+    pub fn hsm_key_label(&self) -> Option<String> {
+        let label = |s: &Sealed| s.config.hsm.as_ref().map(|h| h.key_label.clone());
+        match &*self.read() {
+            State::Uninitialized => None,
+            State::Sealed(s) => label(s),
+            State::Unsealed(u) => label(&u.sealed()),
+        }
+    }
+
+    /// Takes a seal configuration persisted by a migration (made by [`Keystore::reseal`]).
+    ///
+    /// # Errors
+    /// [`Error::NotInitialized`], [`Error::CorruptSealConfig`].
+    pub fn adopt_seal(&self, config: &[u8]) -> Result<(), Error> {
+        let config = StoredSeal::decode(config)?;
+        match &mut *self.write() {
+            State::Uninitialized => return Err(Error::NotInitialized),
+            State::Sealed(s) => s.config = config,
+            State::Unsealed(u) => {
+                u.sealed
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .config = config;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a reconstructed root key against the stored check values and derives the
+    /// unsealed state from it.
+    fn open(sealed: &Sealed, root: RootKey) -> Result<Unsealed, Error> {
+        let audit = root.audit_signing_key();
+        if !root.matches_check(&sealed.root_check) || audit.public_key() != sealed.audit_public_key
+        {
+            return Err(Error::UnsealFailed);
+        }
+        Ok(Unsealed {
+            vault_id: sealed.vault_id,
+            domain_kek: root.domain_wrapping_key(),
+            audit,
+            record_mac: root.record_mac_key(),
+            operator_kek: root.operator_wrapping_key(),
+            _root: root,
+            sealed: RwLock::new(Sealed {
+                vault_id: sealed.vault_id,
+                config: sealed.config.clone(),
+                root_check: sealed.root_check,
+                audit_public_key: sealed.audit_public_key,
+                pending: vec![],
+            }),
+            domain_keys: RwLock::new(HashMap::new()),
+            keys: RwLock::new(HashMap::new()),
+            destroyed: RwLock::new(std::collections::HashSet::new()),
+        })
+    }
+
     /// Seals: drops the root key and every loaded key (each zeroizes itself). Operations
     /// already signing finish with the key they hold; no new one starts.
     pub fn seal(&self) {
         let mut state = self.write();
         if let State::Unsealed(u) = &*state {
-            let s = &u.sealed;
+            let s = u.sealed();
             let next = State::Sealed(Sealed {
                 vault_id: s.vault_id,
                 config: s.config.clone(),
@@ -285,6 +387,7 @@ impl Keystore {
                 audit_public_key: s.audit_public_key,
                 pending: vec![],
             });
+            drop(s);
             *state = next;
         } else if let State::Sealed(s) = &mut *state {
             s.pending.clear();
@@ -640,6 +743,20 @@ impl Keystore {
     }
 }
 
+impl Unsealed {
+    fn sealed(&self) -> RwLockReadGuard<'_, Sealed> {
+        self.sealed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn wrap_root(hsm: &dyn RootWrapper, vault_id: &VaultId, root: &RootKey) -> Result<HsmWrap, Error> {
+    let key_label = hsm.key_label().to_owned();
+    let wrapped = hsm.wrap(&hsm_aad(vault_id, &key_label), root)?;
+    Ok(HsmWrap { key_label, wrapped })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -660,7 +777,8 @@ mod tests {
         let init = ks
             .initialize(
                 vault_id,
-                &ShamirSeal { shares, threshold },
+                ShamirSeal { shares, threshold },
+                None,
                 UnixMillis(5),
                 b"t",
             )
@@ -676,6 +794,132 @@ mod tests {
             meta,
             shares: init.shares,
         }
+    }
+
+    /// A software stand-in for a token key, to test the keystore's side of a hardware seal
+    /// (the real token is tested in strongroom-pkcs11 and end to end).
+    struct SoftWrapper {
+        label: &'static str,
+        key: AeadKey,
+    }
+
+    impl SoftWrapper {
+        fn new(label: &'static str) -> Self {
+            Self {
+                label,
+                key: AeadKey::generate(&OsEntropy).unwrap(),
+            }
+        }
+    }
+
+    impl RootWrapper for SoftWrapper {
+        fn key_label(&self) -> &str {
+            self.label
+        }
+        fn wrap(&self, aad: &[u8], root: &RootKey) -> Result<Vec<u8>, crate::HsmError> {
+            Ok(self
+                .key
+                .seal_secret_bytes(aad, root.danger_expose_bytes(), &OsEntropy)
+                .unwrap())
+        }
+        fn unwrap(&self, aad: &[u8], wrapped: &[u8]) -> Result<RootKey, crate::HsmError> {
+            let b = self
+                .key
+                .open_secret_bytes(aad, wrapped)
+                .map_err(|_| crate::HsmError::UnwrapFailed)?;
+            let mut a = Zeroizing::new([0u8; 32]);
+            a.copy_from_slice(&b);
+            Ok(RootKey::danger_from_bytes(&a))
+        }
+    }
+
+    fn meta_with(vault_id: VaultId, record: InitRecord) -> VaultMeta {
+        VaultMeta {
+            vault_id,
+            created_at: UnixMillis(1),
+            init: Some(record),
+        }
+    }
+
+    #[test]
+    fn a_token_wrapped_root_unseals_only_with_its_key_and_vault() {
+        let hsm = SoftWrapper::new("root");
+        let ks = Keystore::new(Arc::new(OsEntropy));
+        let vault_id = VaultId::from_random([3; 16]);
+        let seal = ShamirSeal {
+            shares: 3,
+            threshold: 2,
+        };
+        let init = ks
+            .initialize(vault_id, seal, Some(&hsm), UnixMillis(5), b"t")
+            .unwrap();
+        let meta = meta_with(vault_id, init.record.clone());
+        ks.load(&meta).unwrap();
+        assert_eq!(ks.seal_kind(), Some(SealKind::Pkcs11));
+        assert_eq!(ks.hsm_key_label().as_deref(), Some("root"));
+
+        // Another key with the same label cannot open it; nor can a key with another label.
+        let impostor = SoftWrapper::new("root");
+        assert_eq!(
+            ks.unseal_with(&impostor).unwrap_err(),
+            Error::Hsm(crate::HsmError::UnwrapFailed)
+        );
+        let relabelled = SoftWrapper::new("other");
+        assert!(matches!(
+            ks.unseal_with(&relabelled).unwrap_err(),
+            Error::Hsm(crate::HsmError::KeyLabelMismatch { .. })
+        ));
+        assert!(ks.status().sealed);
+
+        // The same configuration under another vault id does not open.
+        let moved = Keystore::new(Arc::new(OsEntropy));
+        moved
+            .load(&meta_with(
+                VaultId::from_random([4; 16]),
+                init.record.clone(),
+            ))
+            .unwrap();
+        assert_eq!(
+            moved.unseal_with(&hsm).unwrap_err(),
+            Error::Hsm(crate::HsmError::UnwrapFailed)
+        );
+
+        // The right key unseals; the recovery shares still unseal too.
+        assert!(!ks.unseal_with(&hsm).unwrap().sealed);
+        assert_eq!(ks.unseal_with(&hsm).unwrap_err(), Error::AlreadyUnsealed);
+        let by_shares = Keystore::new(Arc::new(OsEntropy));
+        by_shares.load(&meta).unwrap();
+        by_shares.submit_share(&init.shares[0]).unwrap();
+        assert!(!by_shares.submit_share(&init.shares[2]).unwrap().sealed);
+    }
+
+    #[test]
+    fn resealing_moves_between_shamir_and_a_token_keeping_the_shares() {
+        let v = vault(2, 2);
+        v.ks.submit_share(&v.shares[0]).unwrap();
+        v.ks.submit_share(&v.shares[1]).unwrap();
+        assert_eq!(v.ks.seal_kind(), Some(SealKind::Shamir));
+        let hsm = SoftWrapper::new("root");
+        let to_hsm = v.ks.reseal(Some(&hsm)).unwrap();
+        let mut record = v.meta.init.clone().unwrap();
+        v.ks.adopt_seal(&to_hsm).unwrap();
+        assert_eq!(v.ks.seal_kind(), Some(SealKind::Pkcs11));
+        record.seal_config = to_hsm;
+        let ks = Keystore::new(Arc::new(OsEntropy));
+        ks.load(&meta_with(v.meta.vault_id, record.clone()))
+            .unwrap();
+        assert_eq!(ks.seal_kind(), Some(SealKind::Pkcs11));
+        assert!(!ks.unseal_with(&hsm).unwrap().sealed);
+
+        // And back: the shares are what opens it, the token no longer does.
+        record.seal_config = ks.reseal(None).unwrap();
+        let back = Keystore::new(Arc::new(OsEntropy));
+        back.load(&meta_with(v.meta.vault_id, record)).unwrap();
+        assert_eq!(back.seal_kind(), Some(SealKind::Shamir));
+        assert_eq!(back.unseal_with(&hsm).unwrap_err(), Error::NotHsmSealed);
+        back.submit_share(&v.shares[1]).unwrap();
+        assert!(!back.submit_share(&v.shares[0]).unwrap().sealed);
+        assert_eq!(v.ks.status().threshold, 2);
     }
 
     #[test]
@@ -714,10 +958,11 @@ mod tests {
             let ks = Keystore::new(Arc::new(OsEntropy));
             ks.initialize(
                 v.meta.vault_id,
-                &ShamirSeal {
+                ShamirSeal {
                     shares: 3,
                     threshold: 2,
                 },
+                None,
                 UnixMillis(5),
                 b"t",
             )

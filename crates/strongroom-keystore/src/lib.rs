@@ -3,7 +3,8 @@
 //!
 //! Callers hand it records and get back records, public keys and signatures: no private key,
 //! root key or domain key ever leaves this crate (unseal shares leave once, at
-//! initialisation, as strings for their holders). It does no I/O: the server persists what
+//! initialisation, as strings for their holders; a hardware seal sees the root key only to
+//! wrap it inside its token). It does no I/O: the server persists what
 //! it returns, and the keystore only changes seal state from persisted records
 //! ([`Keystore::load`]).
 //!
@@ -18,4 +19,6 @@ mod seal;
 
 pub use error::Error;
 pub use keystore::{Initialized, Keystore, SealStatus};
-pub use seal::{Seal, SealKind, ShamirConfig, ShamirSeal};
+pub use seal::{
+    HsmError, HsmWrap, RootWrapper, SealKind, ShamirConfig, ShamirSeal, StoredSeal, hsm_aad,
+};

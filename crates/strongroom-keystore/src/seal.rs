@@ -1,44 +1,228 @@
-//! Seals: what protects the root key at rest. Shamir shares held by operators today; a
-//! PKCS#11 token later. The seal's public configuration is stored in the database; the
-//! secret part is never stored anywhere by strongroom.
+//! Seals: what protects the root key at rest.
+//!
+//! Every vault has M-of-N Shamir shares held by operators. A vault may also keep a copy of
+//! the root key wrapped by a key inside a hardware token (PKCS#11), so a node can unseal on
+//! its own at start; the shares then remain the recovery path and the way to migrate back.
+//! The seal's public configuration is stored in the database; the secret part is never
+//! stored anywhere by strongroom. This module does no I/O: the token sits behind
+//! [`RootWrapper`], implemented at the edge.
 
-use strongroom_core::{EntropySource, VaultId};
+use strongroom_core::VaultId;
 use strongroom_crypto::{RootKey, Share};
 use zeroize::Zeroizing;
 
 use crate::Error;
 
-/// Which seal protects a vault. The code is the first byte of the stored seal configuration.
+/// Which seal protects a vault's root key at rest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SealKind {
     /// M-of-N Shamir shares held by operators.
     Shamir,
+    /// A non-extractable key in a PKCS#11 token (with Shamir shares for recovery).
+    Pkcs11,
 }
 
-/// A way of protecting the root key.
-pub trait Seal: Send + Sync {
+impl SealKind {
+    /// The name used in configuration, the API and audit records.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SealKind::Shamir => "shamir",
+            SealKind::Pkcs11 => "pkcs11",
+        }
+    }
+}
+
+/// Why a hardware token could not wrap or unwrap the root key. Each has a stable code: the
+/// vault stays sealed and says which.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HsmError {
+    /// The PKCS#11 module could not be loaded or initialised.
+    #[error("PKCS#11 module unavailable: {0}")]
+    ModuleUnavailable(String),
+    /// The PIN file could not be read, or is readable by others.
+    #[error("PIN file unusable: {0}")]
+    PinFile(String),
+    /// No token has the configured label.
+    #[error("no token labelled \"{0}\"")]
+    TokenNotFound(String),
+    /// The token refused the PIN.
+    #[error("the token refused the PIN")]
+    PinIncorrect,
+    /// The token has locked the PIN after too many failures.
+    #[error("the token's user PIN is locked")]
+    PinLocked,
+    /// No AES secret key has the configured label.
+    #[error("no AES key labelled \"{0}\" on the token")]
+    KeyNotFound(String),
+    /// Several keys share the label, so which one wraps the root is ambiguous.
+    #[error("several keys are labelled \"{0}\"")]
+    KeyAmbiguous(String),
+    /// The key can leave the token (extractable or not sensitive): refused as a root of trust.
+    #[error("key \"{0}\" is extractable or not sensitive; refusing it")]
+    KeyNotProtected(String),
+    /// The vault was wrapped under a key with another label than the one configured.
+    #[error(
+        "the vault is wrapped under key \"{stored}\", but this node is configured with \"{configured}\""
+    )]
+    KeyLabelMismatch {
+        /// Label recorded in the vault.
+        stored: String,
+        /// Label in this node's configuration.
+        configured: String,
+    },
+    /// The token could not unwrap the stored root key (another key, or the blob was edited).
+    #[error("the token could not unwrap the root key")]
+    UnwrapFailed,
+    /// Any other token failure.
+    #[error("token error: {0}")]
+    Device(String),
+}
+
+impl HsmError {
+    /// Stable code for the API and audit records.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            HsmError::ModuleUnavailable(_) => "hsm_module_unavailable",
+            HsmError::PinFile(_) => "hsm_pin_file",
+            HsmError::TokenNotFound(_) => "hsm_token_not_found",
+            HsmError::PinIncorrect => "hsm_pin_incorrect",
+            HsmError::PinLocked => "hsm_pin_locked",
+            HsmError::KeyNotFound(_) => "hsm_key_not_found",
+            HsmError::KeyAmbiguous(_) => "hsm_key_ambiguous",
+            HsmError::KeyNotProtected(_) => "hsm_key_not_protected",
+            HsmError::KeyLabelMismatch { .. } => "hsm_key_label_mismatch",
+            HsmError::UnwrapFailed => "hsm_unwrap_failed",
+            HsmError::Device(_) => "hsm_device_error",
+        }
+    }
+}
+
+/// A key inside a hardware token that encrypts the root key (AEAD with associated data).
+pub trait RootWrapper: Send + Sync {
+    /// The label of the wrapping key, recorded with the wrapped root.
+    fn key_label(&self) -> &str;
+
+    /// Encrypts the root key, creating the wrapping key first if the token has none.
+    ///
+    /// # Errors
+    /// Token failures.
+    fn wrap(&self, aad: &[u8], root: &RootKey) -> Result<Vec<u8>, HsmError>;
+
+    /// Decrypts a wrapped root key.
+    ///
+    /// # Errors
+    /// Token failures; [`HsmError::UnwrapFailed`] if the blob does not open.
+    fn unwrap(&self, aad: &[u8], wrapped: &[u8]) -> Result<RootKey, HsmError>;
+}
+
+/// The stored seal configuration: the recovery (Shamir) parameters, and the token-wrapped
+/// root key when the vault is sealed by PKCS#11.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSeal {
+    /// Share count, threshold and commitments.
+    pub shamir: ShamirConfig,
+    /// The root key wrapped by a token key, if any.
+    pub hsm: Option<HsmWrap>,
+}
+
+/// The root key as wrapped by a token key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HsmWrap {
+    /// Label of the wrapping key in the token.
+    pub key_label: String,
+    /// What the token returned (IV, ciphertext and tag).
+    pub wrapped: Vec<u8>,
+}
+
+const PKCS11_CODE: u8 = 2;
+
+impl StoredSeal {
     /// Which seal this is.
-    fn kind(&self) -> SealKind;
+    #[must_use]
+    pub fn kind(&self) -> SealKind {
+        if self.hsm.is_some() {
+            SealKind::Pkcs11
+        } else {
+            SealKind::Shamir
+        }
+    }
 
-    /// Protects a new root key. Returns the public configuration to store and the material
-    /// handed to operators once (for Shamir: the share strings).
+    /// Encodes: the Shamir encoding alone, or `0x02 || u16 len || shamir || u8 len ||
+    /// key_label || u16 len || wrapped` (big-endian lengths).
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let shamir = self.shamir.encode();
+        let Some(hsm) = &self.hsm else {
+            return shamir;
+        };
+        let mut out = vec![PKCS11_CODE];
+        put16(&mut out, &shamir);
+        let label = hsm.key_label.as_bytes();
+        out.push(u8::try_from(label.len()).unwrap_or(u8::MAX));
+        out.extend_from_slice(&label[..label.len().min(255)]);
+        put16(&mut out, &hsm.wrapped);
+        out
+    }
+
+    /// Parses a stored configuration.
     ///
     /// # Errors
-    /// Parameter or entropy failures.
-    fn seal_root(
-        &self,
-        vault_id: &VaultId,
-        root: &RootKey,
-        entropy: &dyn EntropySource,
-    ) -> Result<(Vec<u8>, Vec<Zeroizing<String>>), Error>;
+    /// [`Error::CorruptSealConfig`].
+    pub fn decode(b: &[u8]) -> Result<Self, Error> {
+        match b.first() {
+            Some(&SHAMIR_CODE) => Ok(Self {
+                shamir: ShamirConfig::decode(b)?,
+                hsm: None,
+            }),
+            Some(&PKCS11_CODE) => {
+                let rest = &b[1..];
+                let (shamir, rest) = take16(rest)?;
+                let (&n, rest) = rest.split_first().ok_or(Error::CorruptSealConfig)?;
+                let (label, rest) = rest
+                    .split_at_checked(usize::from(n))
+                    .ok_or(Error::CorruptSealConfig)?;
+                let (wrapped, rest) = take16(rest)?;
+                if !rest.is_empty() || label.is_empty() || wrapped.is_empty() {
+                    return Err(Error::CorruptSealConfig);
+                }
+                Ok(Self {
+                    shamir: ShamirConfig::decode(shamir)?,
+                    hsm: Some(HsmWrap {
+                        key_label: String::from_utf8(label.to_vec())
+                            .map_err(|_| Error::CorruptSealConfig)?,
+                        wrapped: wrapped.to_vec(),
+                    }),
+                })
+            }
+            _ => Err(Error::CorruptSealConfig),
+        }
+    }
+}
 
-    /// Recovers the root key without operators, where the seal can (an HSM). Shamir cannot
-    /// and returns `None`.
-    ///
-    /// # Errors
-    /// Seal failures.
-    fn auto_unseal(&self, vault_id: &VaultId, config: &[u8]) -> Result<Option<RootKey>, Error>;
+fn put16(out: &mut Vec<u8>, b: &[u8]) {
+    let n = u16::try_from(b.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&n.to_be_bytes());
+    out.extend_from_slice(&b[..usize::from(n)]);
+}
+
+fn take16(b: &[u8]) -> Result<(&[u8], &[u8]), Error> {
+    let (n, rest) = b.split_first_chunk::<2>().ok_or(Error::CorruptSealConfig)?;
+    rest.split_at_checked(usize::from(u16::from_be_bytes(*n)))
+        .ok_or(Error::CorruptSealConfig)
+}
+
+/// Associated data binding a token-wrapped root key to its vault and wrapping key label, so
+/// a wrapped root copied into another vault's configuration does not open there.
+#[must_use]
+pub fn hsm_aad(vault_id: &VaultId, key_label: &str) -> Vec<u8> {
+    let mut aad = b"strongroom/v1/pkcs11-root\0".to_vec();
+    aad.extend_from_slice(vault_id.as_bytes());
+    aad.extend_from_slice(key_label.as_bytes());
+    aad
 }
 
 /// Public Shamir configuration: share count, threshold and one commitment per share.
@@ -125,17 +309,18 @@ pub struct ShamirSeal {
     pub threshold: u8,
 }
 
-impl Seal for ShamirSeal {
-    fn kind(&self) -> SealKind {
-        SealKind::Shamir
-    }
-
-    fn seal_root(
+impl ShamirSeal {
+    /// Splits a new root key into shares. Returns the public configuration and the share
+    /// strings, handed to operators once.
+    ///
+    /// # Errors
+    /// Parameter or entropy failures.
+    pub fn split(
         &self,
         vault_id: &VaultId,
         root: &RootKey,
-        entropy: &dyn EntropySource,
-    ) -> Result<(Vec<u8>, Vec<Zeroizing<String>>), Error> {
+        entropy: &dyn strongroom_core::EntropySource,
+    ) -> Result<(ShamirConfig, Vec<Zeroizing<String>>), Error> {
         let shares =
             strongroom_crypto::split(root, self.threshold, self.shares, entropy).map_err(|e| {
                 match e {
@@ -155,10 +340,58 @@ impl Seal for ShamirSeal {
             .iter()
             .map(|s| s.encode(vault_id.as_bytes(), self.threshold))
             .collect();
-        Ok((config.encode(), strings))
+        Ok((config, strings))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shamir() -> ShamirConfig {
+        ShamirConfig {
+            shares: 2,
+            threshold: 2,
+            commitments: vec![[1; 32], [2; 32]],
+        }
     }
 
-    fn auto_unseal(&self, _vault_id: &VaultId, _config: &[u8]) -> Result<Option<RootKey>, Error> {
-        Ok(None)
+    #[test]
+    fn stored_seal_round_trips_and_rejects_damage() {
+        let plain = StoredSeal {
+            shamir: shamir(),
+            hsm: None,
+        };
+        assert_eq!(StoredSeal::decode(&plain.encode()).unwrap(), plain);
+        assert_eq!(plain.kind(), SealKind::Shamir);
+        let wrapped = StoredSeal {
+            shamir: shamir(),
+            hsm: Some(HsmWrap {
+                key_label: "strongroom-root".into(),
+                wrapped: vec![7; 60],
+            }),
+        };
+        let bytes = wrapped.encode();
+        assert_eq!(StoredSeal::decode(&bytes).unwrap(), wrapped);
+        assert_eq!(wrapped.kind(), SealKind::Pkcs11);
+        // Every truncation and any trailing byte is refused.
+        for n in 0..bytes.len() {
+            assert_eq!(
+                StoredSeal::decode(&bytes[..n]),
+                Err(Error::CorruptSealConfig),
+                "{n}"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(StoredSeal::decode(&longer), Err(Error::CorruptSealConfig));
+    }
+
+    #[test]
+    fn hsm_aad_binds_vault_and_label() {
+        let a = VaultId::from_random([1; 16]);
+        let b = VaultId::from_random([2; 16]);
+        assert_ne!(hsm_aad(&a, "k"), hsm_aad(&b, "k"));
+        assert_ne!(hsm_aad(&a, "k"), hsm_aad(&a, "k2"));
     }
 }

@@ -11,7 +11,11 @@
 //! key = "/etc/strongroom/tls.key"
 //! client_ca = "/etc/strongroom/clients.pem"   # optional: require client certificates
 //! [seal]
-//! kind = "shamir"
+//! kind = "shamir"                # or "pkcs11" with the four keys below
+//! # module = "/usr/lib/softhsm/libsofthsm2.so"
+//! # token_label = "strongroom"
+//! # pin_file = "/etc/strongroom/hsm.pin"
+//! # key_label = "strongroom-root"
 //! ```
 
 use std::net::SocketAddr;
@@ -76,9 +80,18 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SealConfig {
-    /// `shamir` (the default): M-of-N operator shares.
+    /// `shamir` (the default): M-of-N operator shares. `pkcs11`: also wrapped by a key in a
+    /// hardware token, so the node unseals itself at start.
     #[serde(default)]
     pub kind: SealKind,
+    /// PKCS#11 module (shared library) path.
+    pub module: Option<PathBuf>,
+    /// Label of the token.
+    pub token_label: Option<String>,
+    /// File holding the token's user PIN (mode 0600).
+    pub pin_file: Option<PathBuf>,
+    /// Label of the AES wrapping key in the token (created at `operator init` if absent).
+    pub key_label: Option<String>,
 }
 
 /// Root-key protection.
@@ -89,6 +102,54 @@ pub enum SealKind {
     /// Shamir shares held by custodians.
     #[default]
     Shamir,
+    /// A non-extractable AES key in a PKCS#11 token (shares remain the recovery path).
+    Pkcs11,
+}
+
+impl SealConfig {
+    /// The token parameters for a `pkcs11` seal, `None` for `shamir`.
+    ///
+    /// # Errors
+    /// [`ServeError::Config`] when a `pkcs11` key is missing, or given for `shamir`.
+    pub fn pkcs11(&self) -> Result<Option<strongroom_pkcs11::Pkcs11Params>, ServeError> {
+        let given = [
+            self.module.is_some(),
+            self.token_label.is_some(),
+            self.pin_file.is_some(),
+            self.key_label.is_some(),
+        ];
+        match self.kind {
+            SealKind::Shamir if given.iter().any(|g| *g) => Err(ServeError::Config(
+                "[seal]: module, token_label, pin_file and key_label belong to kind = \"pkcs11\""
+                    .into(),
+            )),
+            SealKind::Shamir => Ok(None),
+            SealKind::Pkcs11 => {
+                let (Some(module), Some(token_label), Some(pin_file), Some(key_label)) = (
+                    self.module.clone(),
+                    self.token_label.clone(),
+                    self.pin_file.clone(),
+                    self.key_label.clone(),
+                ) else {
+                    return Err(ServeError::Config(
+                        "[seal] kind = \"pkcs11\" needs module, token_label, pin_file and key_label"
+                            .into(),
+                    ));
+                };
+                if key_label.is_empty() || key_label.len() > 64 || token_label.is_empty() {
+                    return Err(ServeError::Config(
+                        "[seal]: token_label must be set and key_label be 1 to 64 bytes".into(),
+                    ));
+                }
+                Ok(Some(strongroom_pkcs11::Pkcs11Params {
+                    module,
+                    token_label,
+                    pin_file,
+                    key_label,
+                }))
+            }
+        }
+    }
 }
 
 impl Config {
@@ -102,6 +163,7 @@ impl Config {
         let cfg: Config = toml::from_str(&text)
             .map_err(|e| ServeError::Config(format!("{}: {}", path.display(), e.message())))?;
         check_listen(cfg.listen, cfg.tls.is_some())?;
+        cfg.seal.pkcs11()?;
         if cfg.storage.sqlite.is_some() && cfg.storage.postgres.is_some() {
             return Err(ServeError::Config(
                 "[storage]: give sqlite or postgres, not both".into(),
@@ -168,6 +230,29 @@ mod tests {
         assert!(
             parse(&format!(
                 "listen = \"127.0.0.1:8200\"\n{base}[seal]\nkind = \"magic\"\n"
+            ))
+            .is_err()
+        );
+        let hsm = "module = \"/m.so\"\ntoken_label = \"t\"\npin_file = \"/p\"\nkey_label = \"k\"\n";
+        let cfg = parse(&format!(
+            "listen = \"127.0.0.1:8200\"\n{base}[seal]\nkind = \"pkcs11\"\n{hsm}"
+        ))
+        .unwrap();
+        assert_eq!(cfg.seal.pkcs11().unwrap().unwrap().key_label, "k");
+        // Every key is needed; none belongs to a Shamir seal.
+        for line in hsm.lines() {
+            let partial = hsm.replace(&format!("{line}\n"), "");
+            assert!(
+                parse(&format!(
+                    "listen = \"127.0.0.1:8200\"\n{base}[seal]\nkind = \"pkcs11\"\n{partial}"
+                ))
+                .is_err(),
+                "{line}"
+            );
+        }
+        assert!(
+            parse(&format!(
+                "listen = \"127.0.0.1:8200\"\n{base}[seal]\nkind = \"shamir\"\n{hsm}"
             ))
             .is_err()
         );

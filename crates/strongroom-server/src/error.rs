@@ -55,6 +55,9 @@ pub enum ApiError {
     /// The wall clock moved backwards: time-dependent operations wait for a security
     /// officer's acknowledgement (503).
     ClockUntrusted,
+    /// The PKCS#11 token could not wrap or unwrap the root key (503); the code names why
+    /// (`hsm_pin_incorrect`, `hsm_token_not_found`, `hsm_key_not_found`, ...).
+    Hsm(strongroom_keystore::HsmError),
     /// A sealed key failed to open: tampered, moved or edited (500).
     KeyUnavailable,
     /// Anything else (500). Details go to the server log with the request id, never to the
@@ -95,7 +98,8 @@ impl ApiError {
             ApiError::Sealed
             | ApiError::NotInitialized
             | ApiError::AuditUnavailable
-            | ApiError::ClockUntrusted => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::ClockUntrusted
+            | ApiError::Hsm(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::KeyUnavailable | ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -121,6 +125,7 @@ impl ApiError {
             ApiError::AuditUnavailable => "audit_unavailable",
             ApiError::ClockUntrusted => "clock_untrusted",
             ApiError::KeyUnavailable => "key_unavailable",
+            ApiError::Hsm(e) => e.code(),
             ApiError::Internal => "internal_error",
         }
     }
@@ -166,6 +171,8 @@ impl ApiError {
                 "the audit log cannot be written; nothing was done".into()
             }
             ApiError::KeyUnavailable => "key unavailable".into(),
+            // Names paths and labels from the node's own configuration, never the PIN.
+            ApiError::Hsm(e) => e.to_string(),
             ApiError::Internal => "internal error".into(),
         }
     }
@@ -196,6 +203,12 @@ impl IntoResponse for ApiError {
         let mut resp = (self.status(), axum::Json(body)).into_response();
         resp.extensions_mut().insert(self);
         resp
+    }
+}
+
+impl From<strongroom_keystore::HsmError> for ApiError {
+    fn from(e: strongroom_keystore::HsmError) -> Self {
+        ApiError::Hsm(e)
     }
 }
 
@@ -235,6 +248,11 @@ impl From<strongroom_keystore::Error> for ApiError {
                 ApiError::bad("invalid_parameters", "need 1 <= threshold <= shares <= 255")
             }
             K::KeyUnavailable => ApiError::KeyUnavailable,
+            K::Hsm(e) => ApiError::Hsm(e),
+            K::NotHsmSealed => ApiError::conflict(
+                "not_hsm_sealed",
+                "the vault is sealed by shares only: unseal with shares, then migrate (operator seal-migrate)",
+            ),
             K::KeyDestroyed => ApiError::conflict("key_destroyed", "the key has been destroyed"),
             K::KeyCold => ApiError::conflict(
                 "key_cold",

@@ -102,6 +102,14 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "POST",
+        "/v1/sys/seal/migrate",
+        "seal.migrate",
+        "Protect the root key as this node's [seal] says: move between Shamir shares and a PKCS#11 token (gated: seal.migrate)",
+        true,
+        false,
+    ),
+    route(
+        "POST",
         "/v1/sys/clock/acknowledge",
         "clock.acknowledge",
         "Accept the wall clock after it moved backwards (security officers)",
@@ -341,6 +349,7 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/sys/init", post(init))
         .route("/v1/sys/unseal", post(unseal))
         .route("/v1/sys/seal", post(seal))
+        .route("/v1/sys/seal/migrate", post(migrate_seal))
         .route("/v1/sys/clock/acknowledge", post(acknowledge_clock))
         .route("/v1/domains", post(create_domain).get(list_domains))
         .route("/v1/tokens", post(create_token))
@@ -638,6 +647,13 @@ async fn unseal(
 
 async fn seal(State(v): State<Arc<Vault>>, ctx: Ctx) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(v.seal(&ctx)?))
+}
+
+async fn migrate_seal(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+) -> Result<impl IntoResponse, ApiError> {
+    v.migrate_seal(&ctx).await
 }
 
 #[derive(Deserialize)]

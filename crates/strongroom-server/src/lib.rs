@@ -13,6 +13,7 @@ mod http;
 mod idle;
 mod limiter;
 mod listener;
+mod node_seal;
 mod openapi;
 mod operators;
 mod requests;

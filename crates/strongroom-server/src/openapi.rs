@@ -114,6 +114,9 @@ fn response_schema(operation: &str) -> Value {
                 "age": {"type": "string", "description": "ASCII-armored age v1 file"}}}},
             "threshold": {"type": "integer"}, "root_token": {"type": "string"},
             "audit_public_key": {"type": "string"}}}),
+        "seal.migrate" => json!({"type": "object", "properties": {
+            "seal": {"type": "string", "enum": ["shamir", "pkcs11"]},
+            "key_label": {"type": ["string", "null"]}}}),
         "token.create" => json!({"type": "object", "properties": {"id": {"type": "string"},
             "token": {"type": "string"}, "domain": {"type": "string"},
             "expires_at": {"type": ["string", "null"]}}}),
@@ -168,6 +171,7 @@ pub fn document() -> Value {
                 | "quorum.set"
                 | "key.temperature"
                 | "key.sign"
+                | "seal.migrate"
         ) {
             op["responses"]["202"] = json!({"description": "waiting for approvals: a pending request",
                 "content": {"application/json": {"schema": {"type": "object", "required": ["request_id", "status"]}}}});
@@ -192,7 +196,11 @@ pub fn document() -> Value {
                 "Hex": {"type": "string", "pattern": "^(0x|0X)?([0-9a-fA-F]{2})*$"},
                 "Status": {"type": "object", "properties": {"initialized": {"type": "boolean"}, "sealed": {"type": "boolean"},
                     "progress": {"type": "integer"}, "threshold": {"type": "integer"}, "version": {"type": "string"},
-                    "vault_id": {"type": "string"}}},
+                    "vault_id": {"type": "string"},
+                    "seal": {"type": "string", "enum": ["shamir", "pkcs11"], "description": "what protects the root key at rest"},
+                    "node_seal": {"type": "string", "enum": ["shamir", "pkcs11"], "description": "what this node's [seal] names"},
+                    "seal_error": {"type": "object", "description": "why this node's token did not unseal the vault",
+                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
                 "Domain": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"},
                     "new_keys": {"type": "string", "enum": ["cold", "warm", "hot"]},
                     "created_at": {"type": "string", "format": "date-time"},
@@ -246,7 +254,11 @@ mod tests {
             if r.method == "POST"
                 && !matches!(
                     r.operation,
-                    "operator.seal" | "operator.disable" | "request.reject" | "clock.acknowledge"
+                    "operator.seal"
+                        | "operator.disable"
+                        | "request.reject"
+                        | "clock.acknowledge"
+                        | "seal.migrate"
                 )
             {
                 assert!(

@@ -220,6 +220,19 @@ fn describe(op: GatedOp, p: &Value) -> String {
                 roles.join(", ")
             )
         }
+        GatedOp::MigrateSeal => format!(
+            "protect the vault's root key by {}{} instead of {}{} (the unseal shares stay valid)",
+            param(p, "to"),
+            p.get("to_key_label")
+                .and_then(Value::as_str)
+                .map(|l| format!(" (token key \"{l}\")"))
+                .unwrap_or_default(),
+            param(p, "from"),
+            p.get("from_key_label")
+                .and_then(Value::as_str)
+                .map(|l| format!(" (token key \"{l}\")"))
+                .unwrap_or_default(),
+        ),
         GatedOp::DestroyDomain => format!(
             "destroy the domain \"{}\" ({}) and its {} live key(s): its master key is erased and every key in it is gone for good",
             param(p, "name"),
@@ -601,6 +614,13 @@ impl Vault {
                 .await
                 .map(|_| ())
             }
+            GatedOp::MigrateSeal => self
+                .migrate_seal_prepared(ctx, p, |v| {
+                    self.decide(rec, RequestStatus::Executed, Some(v), ctx.time)
+                        .map(Some)
+                })
+                .await
+                .map(|_| ()),
             GatedOp::DestroyDomain => {
                 let id = rec.domain.ok_or(ApiError::NotFound)?;
                 self.destroy_domain_prepared(ctx, id, |v| {

@@ -34,6 +34,8 @@ pub struct ServeOptions {
     pub storage: crate::config::StorageConfig,
     /// Data directory; dev mode makes a fresh temporary one when `None`.
     pub data_dir: Option<PathBuf>,
+    /// How the root key is protected (`[seal]`).
+    pub seal: crate::config::SealConfig,
 }
 
 /// What a started node tells its operator.
@@ -173,6 +175,12 @@ async fn shutdown_signal() {
 /// Configuration, storage, bootstrap or listener failures.
 pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Result<(), ServeError> {
     crate::config::check_listen(opts.listen, opts.tls.is_some())?;
+    let pkcs11 = opts.seal.pkcs11()?;
+    if opts.dev && pkcs11.is_some() {
+        return Err(ServeError::Config(
+            "dev mode keeps its share in the data directory; it takes no [seal]".into(),
+        ));
+    }
     // Certificates are checked before anything else is touched.
     let tls = opts.tls.as_ref().map(crate::tls::acceptor).transpose()?;
     let data_dir = match (&opts.data_dir, opts.dev) {
@@ -247,6 +255,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
             strongroom_core::TimeGuard::DEFAULT_SKEW_MS,
         ),
         last_use: crate::idle::LastUse::default(),
+        seal: crate::node_seal::NodeSeal::new(pkcs11),
     });
     // Other nodes on the same database: forget what they change (see docs/architecture.md).
     let weak = Arc::downgrade(&vault);
@@ -260,6 +269,12 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
                 _ => {
                     v.keys.clear();
                     v.tokens.clear();
+                    // Perhaps a seal migration on another node.
+                    if let Ok(meta) = v.store.vault()
+                        && let Some(init) = meta.init
+                    {
+                        let _ = v.keystore.adopt_seal(&init.seal_config);
+                    }
                 }
             }
         }))
@@ -275,6 +290,8 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         .submit(vec![], lifecycle("server.start")?)
         .await
         .map_err(|_| ServeError::Api(crate::ApiError::AuditUnavailable))?;
+    // A vault sealed by a PKCS#11 token unseals itself here, or stays sealed and says why.
+    vault.auto_unseal();
 
     let dev_token = if opts.dev {
         Some(dev_bootstrap(&vault, dir.path()).await?)

@@ -115,6 +115,8 @@ pub struct Vault {
     pub(crate) time: strongroom_core::TimeGuard,
     /// Last signatures of idle-limited hot keys on this node.
     pub(crate) last_use: crate::idle::LastUse,
+    /// The seal this node's configuration names (and its PKCS#11 token).
+    pub(crate) seal: crate::node_seal::NodeSeal,
 }
 
 /// Key records with their domains, so the signing path does not read the database. This node
@@ -212,6 +214,21 @@ pub struct StatusView {
     threshold: u8,
     version: &'static str,
     vault_id: String,
+    /// How the vault's root key is protected at rest (`shamir` or `pkcs11`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seal: Option<&'static str>,
+    /// What this node's configuration asks for (differs from `seal` until a migration).
+    node_seal: &'static str,
+    /// Why this node's token last failed, while it matters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seal_error: Option<SealErrorView>,
+}
+
+/// A token failure as the status shows it.
+#[derive(Serialize)]
+pub struct SealErrorView {
+    code: &'static str,
+    message: String,
 }
 
 /// A domain.
@@ -302,6 +319,8 @@ pub struct SignView {
 /// Initialisation output: shown once, never stored.
 #[derive(Serialize)]
 pub struct InitView {
+    /// `shamir`, or `pkcs11` (the shares are then for recovery and migration).
+    seal: &'static str,
     vault_id: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     shares: Vec<String>,
@@ -418,15 +437,61 @@ impl Vault {
     }
 
     /// Another node sharing the database may have initialised the vault since this one
-    /// started: pick that up (only ever from uninitialised to sealed).
+    /// started: pick that up (only ever from uninitialised to sealed, then unsealed by the
+    /// token where this node has one).
     fn refresh_if_uninitialized(&self) -> Result<(), ApiError> {
         if !self.keystore.status().initialized {
             let meta = self.store.vault()?;
             if meta.init.is_some() {
                 self.keystore.load(&meta)?;
+                self.auto_unseal();
             }
         }
         Ok(())
+    }
+
+    /// Unseals through this node's PKCS#11 token when the vault is sealed by one, auditing
+    /// the attempt. Does nothing on a Shamir node, an uninitialised or unsealed vault, or a
+    /// vault still sealed by shares only. A failure leaves the vault sealed, never falls back
+    /// to anything else, and is what `status` reports.
+    pub(crate) fn auto_unseal(&self) {
+        let s = self.keystore.status();
+        if !s.initialized
+            || !s.sealed
+            || self.keystore.seal_kind() != Some(strongroom_keystore::SealKind::Pkcs11)
+        {
+            return;
+        }
+        let Some(token) = self.seal.token(&self.entropy) else {
+            return;
+        };
+        let outcome: Result<(), ApiError> = token
+            .map_err(ApiError::from)
+            .and_then(|t| Ok(self.keystore.unseal_with(t.as_ref()).map(|_| ())?));
+        match &outcome {
+            Err(ApiError::Hsm(e)) => self.seal.note(Err(e)),
+            // The token decrypted something that is not this vault's root key: the stored
+            // check values or wrapped key were edited.
+            Err(e) if e.code() == "unseal_failed" => {
+                self.seal
+                    .note(Err(&strongroom_keystore::HsmError::UnwrapFailed));
+            }
+            _ => self.seal.note(Ok(())),
+        }
+        let Ok(ctx) = self.system_ctx(Principal::System) else {
+            return;
+        };
+        let event = match &outcome {
+            Ok(()) => {
+                tracing::info!("unsealed by the PKCS#11 token");
+                ctx.event("operator.unseal", Outcome::Granted, None)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the PKCS#11 token did not unseal the vault; it stays sealed");
+                ctx.event("operator.unseal", e.outcome(), Some(e.code()))
+            }
+        };
+        self.writer.submit_detached(event);
     }
 
     /// Seal status.
@@ -434,6 +499,14 @@ impl Vault {
         // Best effort: a status answer must not fail because the database is briefly away.
         let _ = self.refresh_if_uninitialized();
         let s: SealStatus = self.keystore.status();
+        let seal_error = if s.sealed {
+            self.seal.last_error().map(|e| SealErrorView {
+                code: e.code(),
+                message: e.to_string(),
+            })
+        } else {
+            None
+        };
         StatusView {
             initialized: s.initialized,
             sealed: s.sealed,
@@ -441,6 +514,9 @@ impl Vault {
             threshold: s.threshold,
             version: env!("CARGO_PKG_VERSION"),
             vault_id: self.vault_id.to_string(),
+            seal: self.keystore.seal_kind().map(|k| k.as_str()),
+            node_seal: self.seal.kind().as_str(),
+            seal_error,
         }
     }
 
@@ -461,9 +537,14 @@ impl Vault {
             TokenKind::Bootstrap
         };
         let mut root = token::issue(self.entropy.as_ref(), kind, ctx.time, None)?;
+        // A PKCS#11 node wraps the new root key in its token (making the key if the token has
+        // none); the shares are then the recovery path.
+        let hsm = self.seal.token(&self.entropy).transpose()?;
         let init = self.keystore.initialize(
             self.vault_id,
-            &ShamirSeal { shares, threshold },
+            ShamirSeal { shares, threshold },
+            hsm.as_deref()
+                .map(|t| t as &dyn strongroom_keystore::RootWrapper),
             ctx.time,
             &token::binding(&self.vault_id, &root.record),
         )?;
@@ -506,7 +587,9 @@ impl Vault {
             other => other,
         })?;
         self.keystore.load(&self.store.vault()?)?;
+        self.auto_unseal();
         Ok(InitView {
+            seal: self.seal.kind().as_str(),
             vault_id: self.vault_id.to_string(),
             shares,
             encrypted_shares,
@@ -551,6 +634,101 @@ impl Vault {
         self.keystore.seal();
         self.keys.clear();
         Ok(self.status())
+    }
+
+    /// Moves the root key's protection to what this node's `[seal]` names: from shares to
+    /// the PKCS#11 token (the shares stay valid for recovery), from the token back to shares
+    /// alone, or to another wrapping key. Gated by the vault-wide `seal.migrate` rule.
+    pub(crate) async fn migrate_seal(
+        &self,
+        ctx: &RequestCtx,
+    ) -> Result<Gated<serde_json::Value>, ApiError> {
+        allow(ctx, &Operation::MigrateSeal)?;
+        let params = self.seal_migration()?;
+        if let Some(p) = self
+            .gate(ctx, GatedOp::MigrateSeal, params.clone(), None, None)
+            .await?
+        {
+            return Ok(Gated::Pending(p));
+        }
+        Ok(Gated::Done(
+            self.migrate_seal_prepared(ctx, &params, |_| Ok(None))
+                .await?,
+        ))
+    }
+
+    /// What a migration on this node would do, checked now: the vault unsealed, the target
+    /// different from what protects it, and the token usable.
+    fn seal_migration(&self) -> Result<serde_json::Value, ApiError> {
+        let from = self.keystore.seal_kind().ok_or(ApiError::NotInitialized)?;
+        if self.keystore.status().sealed {
+            return Err(ApiError::Sealed);
+        }
+        let stored_label = self.keystore.hsm_key_label();
+        if from == self.seal.kind() && stored_label.as_deref() == self.seal.key_label() {
+            return Err(ApiError::conflict(
+                "seal_unchanged",
+                "the vault is already sealed as this node's [seal] says; change the configuration first",
+            ));
+        }
+        if let Some(t) = self.seal.token(&self.entropy) {
+            t?.has_key()?;
+        }
+        Ok(serde_json::json!({
+            "from": from.as_str(),
+            "from_key_label": stored_label,
+            "to": self.seal.kind().as_str(),
+            "to_key_label": self.seal.key_label(),
+        }))
+    }
+
+    /// Runs a seal migration (at once, or once approved) on this node, whose configuration
+    /// must still be what the request named.
+    pub(crate) async fn migrate_seal_prepared(
+        &self,
+        ctx: &RequestCtx,
+        params: &serde_json::Value,
+        finish: impl FnOnce(serde_json::Value) -> Result<Option<Mutation>, ApiError>,
+    ) -> Result<serde_json::Value, ApiError> {
+        let now = self.seal_migration()?;
+        if now != *params {
+            return Err(ApiError::conflict(
+                "seal_config_mismatch",
+                "this node's [seal] or the vault's seal differs from what the request named; run it on a node configured as requested",
+            ));
+        }
+        let from = self
+            .store
+            .vault()?
+            .init
+            .ok_or(ApiError::NotInitialized)?
+            .seal_config;
+        let token = self.seal.token(&self.entropy).transpose()?;
+        let to = self.keystore.reseal(
+            token
+                .as_deref()
+                .map(|t| t as &dyn strongroom_keystore::RootWrapper),
+        )?;
+        let view = serde_json::json!({
+            "seal": self.seal.kind().as_str(),
+            "key_label": self.seal.key_label(),
+        });
+        let mut mutations = vec![Mutation::ChangeSeal {
+            from,
+            to: to.clone(),
+        }];
+        mutations.extend(finish(view.clone())?);
+        self.commit(ctx, "seal.migrate", mutations)
+            .await
+            .map_err(|e| match e {
+                ApiError::Conflict { .. } => ApiError::conflict(
+                    "seal_changed",
+                    "the seal changed while this migration ran; check status and try again",
+                ),
+                other => other,
+            })?;
+        self.keystore.adopt_seal(&to)?;
+        Ok(view)
     }
 
     pub(crate) async fn create_domain(

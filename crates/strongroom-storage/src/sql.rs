@@ -735,7 +735,9 @@ impl Txn<'_> {
             | Mutation::TakeOffline { id }
             | Mutation::RestoreSecret { id, .. } => self.changes.push(Change::Key(*id)),
             Mutation::RevokeToken { id, .. } => self.changes.push(Change::Token(*id)),
-            Mutation::DestroyDomain { .. } => self.changes.push(Change::Everything),
+            Mutation::DestroyDomain { .. } | Mutation::ChangeSeal { .. } => {
+                self.changes.push(Change::Everything);
+            }
             _ => {}
         }
         match m {
@@ -750,6 +752,12 @@ impl Txn<'_> {
                     millis_param(init.initialized_at)?,
                 ],
                 CoreError::Conflict("vault initialisation"),
+            ),
+            Mutation::ChangeSeal { from, to } => self.update_one(
+                "UPDATE vault SET seal_config = $1
+                 WHERE id = 1 AND initialized_at IS NOT NULL AND seal_config = $2",
+                &[bytes(to), bytes(from)],
+                CoreError::Conflict("seal configuration"),
             ),
             Mutation::CreateDomain(d) => {
                 self.db

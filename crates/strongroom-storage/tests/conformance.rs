@@ -84,9 +84,32 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
     apply(store, vec![Mutation::Initialize(init.clone())]).unwrap();
     assert_eq!(store.vault().unwrap().init, Some(init.clone()));
     assert!(matches!(
-        apply(store, vec![Mutation::Initialize(init)]),
+        apply(store, vec![Mutation::Initialize(init.clone())]),
         Err(Error::Conflict(_))
     ));
+    // A seal change applies only over the configuration it was made from.
+    let resealed = vec![2, 0, 3, 1, 1, 1];
+    apply(
+        store,
+        vec![Mutation::ChangeSeal {
+            from: init.seal_config.clone(),
+            to: resealed.clone(),
+        }],
+    )
+    .unwrap();
+    assert!(matches!(
+        apply(
+            store,
+            vec![Mutation::ChangeSeal {
+                from: init.seal_config.clone(),
+                to: vec![1, 2, 2],
+            }],
+        ),
+        Err(Error::Conflict(_))
+    ));
+    let now = store.vault().unwrap().init.unwrap();
+    assert_eq!(now.seal_config, resealed);
+    assert_eq!(now.root_check, init.root_check);
 
     // Domains: unique names.
     let a = domain(1, "alpha");

@@ -1,0 +1,287 @@
+//! The PKCS#11 seal: the vault's root key encrypted (AES-256-GCM, with the vault id and key
+//! label as associated data) by a non-extractable AES key that lives inside a hardware token,
+//! so a node can unseal itself at start while the token is present.
+//!
+//! This crate is the I/O edge between the keystore and a vendor's PKCS#11 module. It must
+//! not: create or accept a wrapping key that can leave the token (extractable or not
+//! sensitive), keep the PIN anywhere but in the token handle (zeroized on drop), retry a
+//! refused PIN (tokens lock after a few failures), or hand back anything but what the token
+//! decrypted (the keystore checks it against the vault's check value).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use strongroom_core::EntropySource;
+use strongroom_crypto::RootKey;
+use strongroom_keystore::{HsmError, RootWrapper};
+use zeroize::Zeroizing;
+
+const IV_LEN: usize = 12;
+const TAG_BITS: u64 = 128;
+
+/// Where the token and its key are (the `[seal]` section of a node's configuration).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pkcs11Params {
+    /// Path of the vendor's PKCS#11 module (a shared library).
+    pub module: PathBuf,
+    /// Label of the token holding the wrapping key.
+    pub token_label: String,
+    /// File holding the token's user PIN (only its owner may read it).
+    pub pin_file: PathBuf,
+    /// Label of the AES wrapping key in the token.
+    pub key_label: String,
+}
+
+/// An open PKCS#11 module with the slot of the configured token. Each operation opens a
+/// session, logs in, works, and closes it (which logs out), one at a time.
+pub struct Token {
+    ctx: Pkcs11,
+    slot: Slot,
+    pin: AuthPin,
+    key_label: String,
+    entropy: std::sync::Arc<dyn EntropySource>,
+    busy: Mutex<()>,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("key_label", &self.key_label)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Token {
+    /// Loads the module, finds the token by label and checks the PIN with one login.
+    ///
+    /// # Errors
+    /// [`HsmError::PinFile`], [`HsmError::ModuleUnavailable`], [`HsmError::TokenNotFound`],
+    /// [`HsmError::PinIncorrect`], [`HsmError::PinLocked`] or [`HsmError::Device`].
+    pub fn open(
+        params: &Pkcs11Params,
+        entropy: std::sync::Arc<dyn EntropySource>,
+    ) -> Result<Self, HsmError> {
+        let pin = read_pin(&params.pin_file)?;
+        let module =
+            |e: CkError| HsmError::ModuleUnavailable(format!("{}: {e}", params.module.display()));
+        let ctx = Pkcs11::new(&params.module).map_err(module)?;
+        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .map_err(module)?;
+        let mut found = Vec::new();
+        for slot in ctx.get_slots_with_token().map_err(device)? {
+            let info = ctx.get_token_info(slot).map_err(device)?;
+            if info.label().trim_end() == params.token_label {
+                found.push(slot);
+            }
+        }
+        let slot = match found.as_slice() {
+            [one] => *one,
+            [] => return Err(HsmError::TokenNotFound(params.token_label.clone())),
+            _ => {
+                return Err(HsmError::Device(format!(
+                    "several tokens are labelled \"{}\"",
+                    params.token_label
+                )));
+            }
+        };
+        let token = Self {
+            ctx,
+            slot,
+            pin,
+            key_label: params.key_label.clone(),
+            entropy,
+            busy: Mutex::new(()),
+        };
+        drop(token.session()?);
+        Ok(token)
+    }
+
+    /// Whether the wrapping key exists (and is protected) on the token.
+    ///
+    /// # Errors
+    /// Token failures, [`HsmError::KeyAmbiguous`], [`HsmError::KeyNotProtected`].
+    pub fn has_key(&self) -> Result<bool, HsmError> {
+        let _busy = self.lock();
+        let session = self.session()?;
+        Ok(self.find_key(&session)?.is_some())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn session(&self) -> Result<Session, HsmError> {
+        let session = self.ctx.open_rw_session(self.slot).map_err(device)?;
+        match session.login(UserType::User, Some(&self.pin)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
+            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(HsmError::PinIncorrect),
+            Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(HsmError::PinLocked),
+            Err(e) => Err(device(e)),
+        }
+    }
+
+    /// The wrapping key, checked to be a sensitive, non-extractable AES key.
+    fn find_key(&self, session: &Session) -> Result<Option<ObjectHandle>, HsmError> {
+        let template = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::Label(self.key_label.as_bytes().to_vec()),
+        ];
+        let found = session.find_objects(&template).map_err(device)?;
+        let key = match found.as_slice() {
+            [] => return Ok(None),
+            [one] => *one,
+            _ => return Err(HsmError::KeyAmbiguous(self.key_label.clone())),
+        };
+        let attrs = session
+            .get_attributes(
+                key,
+                &[
+                    AttributeType::KeyType,
+                    AttributeType::Sensitive,
+                    AttributeType::Extractable,
+                ],
+            )
+            .map_err(device)?;
+        let mut aes = false;
+        let mut sensitive = false;
+        let mut extractable = true;
+        for a in attrs {
+            match a {
+                Attribute::KeyType(t) => aes = t == KeyType::AES,
+                Attribute::Sensitive(s) => sensitive = s,
+                Attribute::Extractable(e) => extractable = e,
+                _ => {}
+            }
+        }
+        if !aes {
+            return Err(HsmError::KeyNotFound(self.key_label.clone()));
+        }
+        if !sensitive || extractable {
+            return Err(HsmError::KeyNotProtected(self.key_label.clone()));
+        }
+        Ok(Some(key))
+    }
+
+    /// Generates the wrapping key inside the token: AES-256, persistent, private, sensitive,
+    /// never extractable, usable only to encrypt and decrypt.
+    fn generate_key(&self, session: &Session) -> Result<ObjectHandle, HsmError> {
+        let template = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen(32.into()),
+            Attribute::Label(self.key_label.as_bytes().to_vec()),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Modifiable(false),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+            Attribute::Wrap(false),
+            Attribute::Unwrap(false),
+            Attribute::Sign(false),
+            Attribute::Verify(false),
+            Attribute::Derive(false),
+        ];
+        session
+            .generate_key(&Mechanism::AesKeyGen, &template)
+            .map_err(device)
+    }
+}
+
+impl RootWrapper for Token {
+    fn key_label(&self) -> &str {
+        &self.key_label
+    }
+
+    fn wrap(&self, aad: &[u8], root: &RootKey) -> Result<Vec<u8>, HsmError> {
+        let _busy = self.lock();
+        let session = self.session()?;
+        let key = match self.find_key(&session)? {
+            Some(k) => k,
+            None => self.generate_key(&session)?,
+        };
+        let mut iv = [0u8; IV_LEN];
+        self.entropy
+            .fill(&mut iv)
+            .map_err(|_| HsmError::Device("entropy source failed".into()))?;
+        let mut iv_param = iv;
+        let params = GcmParams::new(&mut iv_param, aad, TAG_BITS.into()).map_err(device)?;
+        let ct = session
+            .encrypt(&Mechanism::AesGcm(params), key, root.danger_expose_bytes())
+            .map_err(device)?;
+        let mut out = Vec::with_capacity(IV_LEN + ct.len());
+        out.extend_from_slice(&iv);
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    fn unwrap(&self, aad: &[u8], wrapped: &[u8]) -> Result<RootKey, HsmError> {
+        let _busy = self.lock();
+        let session = self.session()?;
+        let key = self
+            .find_key(&session)?
+            .ok_or_else(|| HsmError::KeyNotFound(self.key_label.clone()))?;
+        let (iv, ct) = wrapped
+            .split_first_chunk::<IV_LEN>()
+            .ok_or(HsmError::UnwrapFailed)?;
+        let mut iv = *iv;
+        let params = GcmParams::new(&mut iv, aad, TAG_BITS.into()).map_err(device)?;
+        let plain = Zeroizing::new(
+            session
+                .decrypt(&Mechanism::AesGcm(params), key, ct)
+                .map_err(|e| match e {
+                    // SoftHSM (and some vendors) report a failed GCM tag as a general error.
+                    CkError::Pkcs11(
+                        RvError::GeneralError
+                        | RvError::EncryptedDataInvalid
+                        | RvError::EncryptedDataLenRange
+                        | RvError::DataInvalid
+                        | RvError::DataLenRange,
+                        _,
+                    ) => HsmError::UnwrapFailed,
+                    other => device(other),
+                })?,
+        );
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        if plain.len() != bytes.len() {
+            return Err(HsmError::UnwrapFailed);
+        }
+        bytes.copy_from_slice(&plain);
+        Ok(RootKey::danger_from_bytes(&bytes))
+    }
+}
+
+fn device(e: CkError) -> HsmError {
+    HsmError::Device(e.to_string())
+}
+
+/// Reads the PIN, refusing a file that anyone but its owner can read or write.
+fn read_pin(path: &Path) -> Result<AuthPin, HsmError> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| HsmError::PinFile(format!("{shown}: {e}")))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(HsmError::PinFile(format!(
+            "{shown} is readable or writable by others; chmod 600 it"
+        )));
+    }
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| HsmError::PinFile(format!("{shown}: {e}")))?,
+    );
+    let pin = text.trim_end_matches(['\n', '\r']);
+    if pin.is_empty() {
+        return Err(HsmError::PinFile(format!("{shown} is empty")));
+    }
+    Ok(AuthPin::from(pin))
+}
