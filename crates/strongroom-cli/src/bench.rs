@@ -1,6 +1,8 @@
 //! `strongroom bench`: signing throughput of the raw libraries (one core), through the
-//! keystore (one core, with verify-before-release), and end to end over HTTP against a real
-//! dev node with the durable audit log, from concurrent clients on the same machine.
+//! keystore (one core, with verify-before-release), and end to end over HTTP against real dev
+//! nodes with the durable audit log, from concurrent clients on the same machine: one node on
+//! SQLite and, with `--postgres`, several nodes sharing one PostgreSQL database; then audit
+//! appends alone (audited reads) on each.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -26,9 +28,16 @@ pub(crate) struct BenchArgs {
     /// Concurrent HTTP clients for the end-to-end run.
     #[arg(long, default_value_t = 32)]
     clients: usize,
-    /// Skip the end-to-end run.
+    /// Skip the end-to-end runs.
     #[arg(long)]
     no_http: bool,
+    /// Also run several nodes on this PostgreSQL database (an empty one; it is initialised as
+    /// a dev vault) and compare them with one node on SQLite.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Nodes on PostgreSQL.
+    #[arg(long, default_value_t = 2, requires = "postgres")]
+    nodes: usize,
 }
 
 fn rate(n: u64, d: Duration) -> f64 {
@@ -163,6 +172,8 @@ fn keystore_rate(alg: Algorithm, seconds: u64, threads: usize) -> Result<f64, Cl
 }
 
 struct Http {
+    /// Requests answered with success.
+    requests: u64,
     ops_per_sec: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -178,52 +189,142 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
-/// Starts a dev node as a child process on a free port and measures signing through it.
-fn http_rate(alg: Algorithm, seconds: u64, clients: usize) -> Result<Http, CliError> {
-    let dir = tempfile::tempdir().map_err(|e| CliError::Server(format!("temp dir: {e}")))?;
-    let exe = std::env::current_exe().map_err(|e| CliError::Server(format!("own path: {e}")))?;
-    let mut child = Command::new(exe)
-        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| CliError::Server(format!("start node: {e}")))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| CliError::Server("no stdout".into()))?;
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        match lines.next() {
-            Some(Ok(l)) => {
-                if let Some(a) = l.split("listening on ").nth(1) {
-                    break a.trim().to_owned();
+/// What the clients ask for.
+#[derive(Clone, Copy)]
+enum Workload {
+    /// Sign fresh digests (ECDSA) or messages (Ed25519) with one hot key.
+    Sign(Algorithm),
+    /// Read one key's record: no cryptography, but every read is an audit record, so this
+    /// measures the audit log's appends under concurrency.
+    Audited,
+}
+
+/// Dev nodes as child processes on free ports: one on SQLite, or several on one PostgreSQL
+/// database (the first initialises it; the others get copies of its dev files).
+struct Cluster {
+    children: Vec<std::process::Child>,
+    addrs: Vec<String>,
+    token: String,
+    postgres: Option<String>,
+    sqlite: Option<std::path::PathBuf>,
+    dirs: Vec<tempfile::TempDir>,
+}
+
+impl Cluster {
+    fn start(postgres: Option<&str>, nodes: usize) -> Result<Self, CliError> {
+        let exe =
+            std::env::current_exe().map_err(|e| CliError::Server(format!("own path: {e}")))?;
+        let mut c = Cluster {
+            children: vec![],
+            addrs: vec![],
+            token: String::new(),
+            postgres: postgres.map(str::to_owned),
+            sqlite: None,
+            dirs: vec![],
+        };
+        for n in 0..nodes {
+            let dir =
+                tempfile::tempdir().map_err(|e| CliError::Server(format!("temp dir: {e}")))?;
+            if let Some(first) = c.dirs.first() {
+                for f in ["dev-unseal-share", "dev-token"] {
+                    std::fs::copy(first.path().join(f), dir.path().join(f))
+                        .map_err(|e| CliError::Server(format!("copy {f}: {e}")))?;
                 }
             }
-            _ => {
-                let _ = child.kill();
-                return Err(CliError::Server("node did not start".into()));
+            let mut cmd = Command::new(&exe);
+            cmd.args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data"])
+                .arg(dir.path());
+            if let Some(url) = postgres {
+                cmd.args(["--postgres", url]);
             }
+            let mut child = cmd
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .map_err(|e| CliError::Server(format!("start node: {e}")))?;
+            let stdout = child
+                .stdout
+                .take()
+                .ok_or_else(|| CliError::Server("no stdout".into()))?;
+            c.children.push(child);
+            let mut lines = BufReader::new(stdout).lines();
+            let addr = loop {
+                match lines.next() {
+                    Some(Ok(l)) => {
+                        if let Some(a) = l.split("listening on ").nth(1) {
+                            break a.trim().to_owned();
+                        }
+                    }
+                    _ => return Err(CliError::Server(format!("node {n} did not start"))),
+                }
+            };
+            std::thread::spawn(move || for _ in lines {});
+            c.addrs.push(addr);
+            if n == 0 {
+                c.token = std::fs::read_to_string(dir.path().join("dev-token"))
+                    .map_err(|e| CliError::Server(format!("dev token: {e}")))?
+                    .trim()
+                    .to_owned();
+                c.sqlite = postgres.is_none().then(|| dir.path().join("vault.db"));
+            }
+            c.dirs.push(dir);
         }
-    };
-    let token = std::fs::read_to_string(dir.path().join("dev-token"))
-        .map_err(|e| CliError::Server(format!("dev token: {e}")))?
-        .trim()
-        .to_owned();
-    let result = drive(&addr, &token, alg, seconds, clients);
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-    let mut r = result?;
-    // Every request must be in the audit log: count the chain after the node stopped.
-    let store = strongroom_storage::SqliteStore::open_read_only(&dir.path().join("vault.db"))
-        .map_err(|e| CliError::Server(e.to_string()))?;
-    r.records = strongroom_core::storage::Storage::audit_tail(&store)
-        .map_err(|e| CliError::Server(e.to_string()))?
-        .map_or(0, |(seq, _)| seq);
-    Ok(r)
+        Ok(c)
+    }
+
+    /// The length of the audit chain, read from the database as an auditor would.
+    fn records(&self) -> Result<u64, CliError> {
+        let err = |e: strongroom_storage::Error| CliError::Server(e.to_string());
+        let tail = match (&self.postgres, &self.sqlite) {
+            (Some(url), _) => strongroom_core::storage::Storage::audit_tail(
+                &strongroom_storage::PgStore::open_existing(url).map_err(err)?,
+            ),
+            (None, Some(db)) => strongroom_core::storage::Storage::audit_tail(
+                &strongroom_storage::SqliteStore::open_read_only(db).map_err(err)?,
+            ),
+            (None, None) => return Err(CliError::Server("no database".into())),
+        };
+        Ok(tail
+            .map_err(|e| CliError::Server(e.to_string()))?
+            .map_or(0, |(seq, _)| seq))
+    }
+
+    /// Drives `workload` from `clients` connections spread over the nodes; counts the audit
+    /// records it added.
+    fn measure(&self, w: Workload, seconds: u64, clients: usize) -> Result<Http, CliError> {
+        let alg = match w {
+            Workload::Sign(a) => a,
+            Workload::Audited => Algorithm::Ed25519,
+        };
+        let key = crate::client::Client::new(&self.addrs[0], Some(self.token.clone()))?.post(
+            "/v1/keys",
+            &json!({"algorithm": alg.as_str(), "label": "bench"}),
+        )?;
+        let before = self.records()?;
+        let mut r = drive(
+            &self.addrs,
+            &self.token,
+            crate::field(&key, "id"),
+            w,
+            seconds,
+            clients,
+        )?;
+        r.records = self.records()? - before;
+        Ok(r)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+        }
+        for c in &mut self.children {
+            let _ = c.wait();
+        }
+    }
 }
 
 /// One HTTP/1.1 keep-alive connection per client, driven with hyper's connection API so that
@@ -244,23 +345,22 @@ async fn connect(authority: &str) -> Result<Sender, CliError> {
 type Sender = hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>;
 
 fn drive(
-    addr: &str,
+    addrs: &[String],
     token: &str,
-    alg: Algorithm,
+    key: &str,
+    w: Workload,
     seconds: u64,
     clients: usize,
 ) -> Result<Http, CliError> {
-    let key = crate::client::Client::new(addr, Some(token.to_owned()))?.post(
-        "/v1/keys",
-        &json!({"algorithm": alg.as_str(), "label": "bench"}),
-    )?;
-    let path = format!("/v1/keys/{}/sign", crate::field(&key, "id"));
-    let authority = addr.trim_start_matches("http://").to_owned();
-    let field = if alg == Algorithm::Ed25519 {
-        "message"
-    } else {
-        "digest"
+    let (path, field) = match w {
+        Workload::Sign(Algorithm::Ed25519) => (format!("/v1/keys/{key}/sign"), Some("message")),
+        Workload::Sign(_) => (format!("/v1/keys/{key}/sign"), Some("digest")),
+        Workload::Audited => (format!("/v1/keys/{key}"), None),
     };
+    let authorities: Vec<String> = addrs
+        .iter()
+        .map(|a| a.trim_start_matches("http://").to_owned())
+        .collect();
     let auth = format!("Bearer {token}");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -271,8 +371,9 @@ fn drive(
         let start = Instant::now();
         let mut tasks = vec![];
         for c in 0..clients {
+            let authority = authorities[c % authorities.len()].clone();
             let sender = connect(&authority).await?;
-            let (path, auth, authority) = (path.clone(), auth.clone(), authority.clone());
+            let (path, auth) = (path.clone(), auth.clone());
             tasks.push(tokio::spawn(client_loop(
                 sender, path, auth, authority, field, c as u64, deadline,
             )));
@@ -287,6 +388,7 @@ fn drive(
         let elapsed = start.elapsed();
         all.sort_unstable();
         Ok(Http {
+            requests: all.len() as u64,
             ops_per_sec: rate(all.len() as u64, elapsed),
             p50_ms: percentile(&all, 0.50),
             p99_ms: percentile(&all, 0.99),
@@ -301,7 +403,7 @@ async fn client_loop(
     path: String,
     auth: String,
     authority: String,
-    field: &'static str,
+    field: Option<&'static str>,
     client: u64,
     deadline: Instant,
 ) -> (Vec<Duration>, u64) {
@@ -310,9 +412,17 @@ async fn client_loop(
     let mut errors = 0u64;
     let mut n = client * 1_000_000_000;
     while Instant::now() < deadline {
-        let body = format!(r#"{{"{field}":"{}"}}"#, hex::encode(digest(n)));
+        let (method, body) = match field {
+            Some(f) => (
+                hyper::Method::POST,
+                format!(r#"{{"{f}":"{}"}}"#, hex::encode(digest(n))),
+            ),
+            None => (hyper::Method::GET, String::new()),
+        };
         n += 1;
-        let req = hyper::Request::post(path.as_str())
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path.as_str())
             .header("host", authority.as_str())
             .header("authorization", auth.as_str())
             .header("content-type", "application/json")
@@ -344,7 +454,31 @@ async fn client_loop(
     (lat, errors)
 }
 
+fn http_line(label: &str, h: &Http, raw: Option<f64>) {
+    let ratio = raw.map(|r| format!("  ({:.2}x raw)", h.ops_per_sec / r));
+    println!(
+        "  {label:<30}{:>10.0} op/s{}  p50 {:.2} ms  p99 {:.2} ms  errors {}  audit records {}",
+        h.ops_per_sec,
+        ratio.unwrap_or_default(),
+        h.p50_ms,
+        h.p99_ms,
+        h.errors,
+        h.records
+    );
+}
+
+fn http_json(h: &Http, clients: usize, raw: Option<f64>) -> serde_json::Value {
+    json!({"clients": clients, "requests": h.requests, "per_sec": h.ops_per_sec, "ratio": raw.map(|r| h.ops_per_sec / r),
+        "p50_ms": h.p50_ms, "p99_ms": h.p99_ms, "errors": h.errors, "audit_records": h.records})
+}
+
 pub(crate) fn run(out: &Output, a: &BenchArgs) -> Result<(), CliError> {
+    let sqlite = (!a.no_http).then(|| Cluster::start(None, 1)).transpose()?;
+    let pg = match (&a.postgres, a.no_http) {
+        (Some(url), false) => Some(Cluster::start(Some(url), a.nodes.max(1))?),
+        _ => None,
+    };
+    let pg_label = format!("{} nodes, PostgreSQL", a.nodes);
     let mut report = vec![];
     for alg in [Algorithm::Secp256k1, Algorithm::Ed25519] {
         let (raw, raw_verify) = if alg == Algorithm::Ed25519 {
@@ -357,16 +491,19 @@ pub(crate) fn run(out: &Output, a: &BenchArgs) -> Result<(), CliError> {
         // Both cores doing nothing but keystore signing: the most any end-to-end path could
         // reach on this machine (the cores do not scale 2x under load).
         let ceiling = keystore_rate(alg, a.seconds, 2)?;
-        let http = if a.no_http {
-            None
-        } else {
-            Some(http_rate(alg, a.seconds, a.clients)?)
-        };
+        let sign = Workload::Sign(alg);
+        let http = sqlite
+            .as_ref()
+            .map(|c| c.measure(sign, a.seconds, a.clients))
+            .transpose()?;
+        let http_pg = pg
+            .as_ref()
+            .map(|c| c.measure(sign, a.seconds, a.clients))
+            .transpose()?;
         if !out.json {
             println!("{alg}:");
             println!("  raw library, 1 core:          {raw:>10.0} sign/s");
             println!("  raw library verify, 1 core:   {raw_verify:>10.0} verify/s");
-
             println!(
                 "  keystore (+verify), 1 core:   {ks:>10.0} sign/s  ({:.2}x raw)",
                 ks / raw
@@ -375,17 +512,12 @@ pub(crate) fn run(out: &Output, a: &BenchArgs) -> Result<(), CliError> {
                 "  keystore, 2 threads (ceiling):{ceiling:>10.0} sign/s  ({:.2}x raw)",
                 ceiling / raw
             );
+            println!("  HTTP end to end, {} clients:", a.clients);
             if let Some(h) = &http {
-                println!(
-                    "  HTTP end to end, {} clients: {:>10.0} sign/s  ({:.2}x raw)  p50 {:.2} ms  p99 {:.2} ms  errors {}  audit records {}",
-                    a.clients,
-                    h.ops_per_sec,
-                    h.ops_per_sec / raw,
-                    h.p50_ms,
-                    h.p99_ms,
-                    h.errors,
-                    h.records
-                );
+                http_line("1 node, SQLite", h, Some(raw));
+            }
+            if let Some(h) = &http_pg {
+                http_line(&pg_label, h, Some(raw));
             }
         }
         report.push(json!({
@@ -395,10 +527,32 @@ pub(crate) fn run(out: &Output, a: &BenchArgs) -> Result<(), CliError> {
             "keystore_two_threads_per_sec": ceiling,
             "keystore_sign_per_sec": ks,
             "keystore_ratio": ks / raw,
-            "http": http.map(|h| json!({"clients": a.clients, "sign_per_sec": h.ops_per_sec, "ratio": h.ops_per_sec / raw,
-                "p50_ms": h.p50_ms, "p99_ms": h.p99_ms, "errors": h.errors, "audit_records": h.records})),
+            "http": http.map(|h| http_json(&h, a.clients, Some(raw))),
+            "http_postgres": http_pg.map(|h| json!({"nodes": a.nodes, "run": http_json(&h, a.clients, Some(raw))})),
         }));
     }
+    // The audit log alone: every authenticated read is one durable audit record.
+    let audited = sqlite
+        .as_ref()
+        .map(|c| c.measure(Workload::Audited, a.seconds, a.clients))
+        .transpose()?;
+    let audited_pg = pg
+        .as_ref()
+        .map(|c| c.measure(Workload::Audited, a.seconds, a.clients))
+        .transpose()?;
+    if !out.json && (audited.is_some() || audited_pg.is_some()) {
+        println!("audit appends (audited key reads), {} clients:", a.clients);
+        if let Some(h) = &audited {
+            http_line("1 node, SQLite", h, None);
+        }
+        if let Some(h) = &audited_pg {
+            http_line(&pg_label, h, None);
+        }
+    }
+    report.push(json!({
+        "audit_appends": audited.map(|h| http_json(&h, a.clients, None)),
+        "audit_appends_postgres": audited_pg.map(|h| json!({"nodes": a.nodes, "run": http_json(&h, a.clients, None)})),
+    }));
     if out.json {
         println!("{}", serde_json::Value::Array(report));
     }

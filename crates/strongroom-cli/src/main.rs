@@ -100,6 +100,10 @@ struct ServeArgs {
     /// Listen address (dev mode).
     #[arg(long, requires = "dev", default_value = "127.0.0.1:8200")]
     listen: SocketAddr,
+    /// Dev mode on a PostgreSQL database instead of SQLite (for trials and `bench
+    /// --postgres`); a second dev node joins with a copy of the first one's dev files.
+    #[arg(long, requires = "dev")]
+    postgres: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -943,7 +947,10 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
             dev: true,
             listen: a.listen,
             tls: None,
-            storage: strongroom_server::StorageConfig::default(),
+            storage: strongroom_server::StorageConfig {
+                sqlite: None,
+                postgres: a.postgres,
+            },
             data_dir: a.data,
             seal: strongroom_server::SealConfig::default(),
         }

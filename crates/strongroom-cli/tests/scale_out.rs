@@ -274,3 +274,52 @@ fn two_nodes_one_database() {
     let v = verify_config(dir.path(), &data_a, &server.url);
     assert_eq!(v.code, 1, "{}{}", v.stdout, v.stderr);
 }
+
+/// `strongroom bench --postgres`: two dev nodes on one database against one on SQLite. Not a
+/// timing test: it checks the benchmark runs cleanly and that every request it counted as
+/// answered is in the audit chain (nothing acknowledged without its record).
+#[test]
+fn the_scale_out_benchmark_accounts_for_every_request() {
+    let server = pg::PgServer::start();
+    let url = server.another_database("bench");
+    let r = cli(
+        "http://unused",
+        None,
+        &[
+            "--json",
+            "bench",
+            "--seconds",
+            "1",
+            "--clients",
+            "4",
+            "--postgres",
+            &url,
+        ],
+        None,
+    )
+    .ok();
+    let report = r.json();
+    let runs: Vec<&serde_json::Value> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|v| {
+            [
+                &v["http"],
+                &v["http_postgres"]["run"],
+                &v["audit_appends"],
+                &v["audit_appends_postgres"]["run"],
+            ]
+        })
+        .filter(|v| !v.is_null())
+        .collect();
+    assert_eq!(runs.len(), 6, "{report}");
+    for run in runs {
+        let requests = run["requests"].as_u64().unwrap();
+        assert!(requests > 0, "{run}");
+        assert_eq!(run["errors"], 0, "{run}");
+        // One record per answered request; refused ones would be recorded too, and there are
+        // none.
+        assert_eq!(run["audit_records"].as_u64().unwrap(), requests, "{run}");
+    }
+}

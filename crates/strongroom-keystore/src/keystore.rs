@@ -289,7 +289,6 @@ impl Keystore {
         }
         let root = hsm.unwrap(&hsm_aad(&sealed.vault_id, &wrap.key_label), &wrap.wrapped)?;
         let threshold = sealed.config.shamir.threshold;
-        sealed.pending.clear();
         *state = State::Unsealed(Arc::new(Self::open(sealed, root)?));
         Ok(SealStatus {
             initialized: true,
@@ -753,7 +752,15 @@ impl Unsealed {
 
 fn wrap_root(hsm: &dyn RootWrapper, vault_id: &VaultId, root: &RootKey) -> Result<HsmWrap, Error> {
     let key_label = hsm.key_label().to_owned();
-    let wrapped = hsm.wrap(&hsm_aad(vault_id, &key_label), root)?;
+    let aad = hsm_aad(vault_id, &key_label);
+    let wrapped = hsm.wrap(&aad, root)?;
+    // Nothing is persisted that the token cannot open again.
+    if !hsm
+        .unwrap(&aad, &wrapped)?
+        .matches_check(&root.check_value())
+    {
+        return Err(crate::HsmError::UnwrapFailed.into());
+    }
     Ok(HsmWrap { key_label, wrapped })
 }
 

@@ -82,6 +82,29 @@ pub enum HsmError {
 }
 
 impl HsmError {
+    /// A fixed description of the code, for places that must not show paths or labels (the
+    /// unauthenticated status).
+    #[must_use]
+    pub fn summary(&self) -> &'static str {
+        match self {
+            HsmError::ModuleUnavailable(_) => "the PKCS#11 module could not be loaded",
+            HsmError::PinFile(_) => "the PIN file is missing, empty or readable by others",
+            HsmError::TokenNotFound(_) => "the configured token is not present",
+            HsmError::PinIncorrect => "the token refused the PIN; fix pin_file and restart",
+            HsmError::PinLocked => "the token's user PIN is locked",
+            HsmError::KeyNotFound(_) => "the wrapping key is not on the token",
+            HsmError::KeyAmbiguous(_) => "several keys on the token carry the wrapping key's label",
+            HsmError::KeyNotProtected(_) => {
+                "the wrapping key is not a local, never-extractable AES-256 key"
+            }
+            HsmError::KeyLabelMismatch { .. } => {
+                "the vault is wrapped under another key label than configured"
+            }
+            HsmError::UnwrapFailed => "the token could not unwrap the root key",
+            HsmError::Device(_) => "the token reported an error",
+        }
+    }
+
     /// Stable code for the API and audit records.
     #[must_use]
     pub fn code(&self) -> &'static str {

@@ -45,10 +45,12 @@ pub struct Pkcs11Params {
 pub struct Token {
     ctx: Pkcs11,
     slot: Slot,
+    serial: String,
     pin: AuthPin,
     key_label: String,
     entropy: std::sync::Arc<dyn EntropySource>,
-    busy: Mutex<()>,
+    // Held for each operation; holds the PIN refusal that stops every later login.
+    busy: Mutex<Option<HsmError>>,
 }
 
 impl std::fmt::Debug for Token {
@@ -73,17 +75,21 @@ impl Token {
         let module =
             |e: CkError| HsmError::ModuleUnavailable(format!("{}: {e}", params.module.display()));
         let ctx = Pkcs11::new(&params.module).map_err(module)?;
-        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-            .map_err(module)?;
+        // cryptoki does not finalize a module on drop, so an earlier failed open in this
+        // process may have left it initialised.
+        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => return Err(module(e)),
+        }
         let mut found = Vec::new();
         for slot in ctx.get_slots_with_token().map_err(device)? {
             let info = ctx.get_token_info(slot).map_err(device)?;
             if info.label().trim_end() == params.token_label {
-                found.push(slot);
+                found.push((slot, info.serial_number().trim_end().to_owned()));
             }
         }
-        let slot = match found.as_slice() {
-            [one] => *one,
+        let (slot, serial) = match found.as_slice() {
+            [one] => one.clone(),
             [] => return Err(HsmError::TokenNotFound(params.token_label.clone())),
             _ => {
                 return Err(HsmError::Device(format!(
@@ -95,13 +101,20 @@ impl Token {
         let token = Self {
             ctx,
             slot,
+            serial,
             pin,
             key_label: params.key_label.clone(),
             entropy,
-            busy: Mutex::new(()),
+            busy: Mutex::new(None),
         };
-        drop(token.session()?);
+        drop(token.session(&mut token.lock())?);
         Ok(token)
+    }
+
+    /// The token's serial number, as it reports it (bound into seal-migration requests).
+    #[must_use]
+    pub fn serial(&self) -> &str {
+        &self.serial
     }
 
     /// Whether the wrapping key exists (and is protected) on the token.
@@ -109,28 +122,45 @@ impl Token {
     /// # Errors
     /// Token failures, [`HsmError::KeyAmbiguous`], [`HsmError::KeyNotProtected`].
     pub fn has_key(&self) -> Result<bool, HsmError> {
-        let _busy = self.lock();
-        let session = self.session()?;
+        let mut busy = self.lock();
+        let session = self.session(&mut busy)?;
         Ok(self.find_key(&session)?.is_some())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<HsmError>> {
         self.busy
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn session(&self) -> Result<Session, HsmError> {
-        let session = self.ctx.open_rw_session(self.slot).map_err(device)?;
-        match session.login(UserType::User, Some(&self.pin)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
-            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(HsmError::PinIncorrect),
-            Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(HsmError::PinLocked),
-            Err(e) => Err(device(e)),
+    /// A logged-in session. Once the token has refused the PIN, it is never offered again by
+    /// this handle: tokens lock the PIN after a few failures, and only a restart (with a
+    /// corrected PIN file) tries again.
+    fn session(&self, refused: &mut Option<HsmError>) -> Result<Session, HsmError> {
+        if let Some(e) = refused {
+            return Err(e.clone());
         }
+        let session = self.ctx.open_rw_session(self.slot).map_err(device)?;
+        let e = match session.login(UserType::User, Some(&self.pin)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => return Ok(session),
+            Err(CkError::Pkcs11(RvError::PinLocked, _)) => HsmError::PinLocked,
+            Err(CkError::Pkcs11(
+                RvError::PinIncorrect
+                | RvError::PinInvalid
+                | RvError::PinLenRange
+                | RvError::PinExpired,
+                _,
+            )) => HsmError::PinIncorrect,
+            Err(e) => return Err(device(e)),
+        };
+        *refused = Some(e.clone());
+        Err(e)
     }
 
-    /// The wrapping key, checked to be a sensitive, non-extractable AES key.
+    /// The wrapping key, checked to be a 256-bit AES key made inside the token that has never
+    /// been readable: local, sensitive and always so, not extractable and never so. A key
+    /// imported with a known value (not local) is refused, since the wrapped root would then
+    /// be open to whoever knew it.
     fn find_key(&self, session: &Session) -> Result<Option<ObjectHandle>, HsmError> {
         let template = [
             Attribute::Class(ObjectClass::SECRET_KEY),
@@ -147,26 +177,33 @@ impl Token {
                 key,
                 &[
                     AttributeType::KeyType,
+                    AttributeType::ValueLen,
                     AttributeType::Sensitive,
+                    AttributeType::AlwaysSensitive,
                     AttributeType::Extractable,
+                    AttributeType::NeverExtractable,
+                    AttributeType::Local,
                 ],
             )
             .map_err(device)?;
-        let mut aes = false;
-        let mut sensitive = false;
-        let mut extractable = true;
+        let (mut aes, mut len) = (false, 0u64);
+        let mut protected = [false; 5];
         for a in attrs {
             match a {
                 Attribute::KeyType(t) => aes = t == KeyType::AES,
-                Attribute::Sensitive(s) => sensitive = s,
-                Attribute::Extractable(e) => extractable = e,
+                Attribute::ValueLen(n) => len = n.into(),
+                Attribute::Sensitive(s) => protected[0] = s,
+                Attribute::AlwaysSensitive(s) => protected[1] = s,
+                Attribute::Extractable(e) => protected[2] = !e,
+                Attribute::NeverExtractable(e) => protected[3] = e,
+                Attribute::Local(l) => protected[4] = l,
                 _ => {}
             }
         }
         if !aes {
             return Err(HsmError::KeyNotFound(self.key_label.clone()));
         }
-        if !sensitive || extractable {
+        if len != 32 || protected.contains(&false) {
             return Err(HsmError::KeyNotProtected(self.key_label.clone()));
         }
         Ok(Some(key))
@@ -205,8 +242,8 @@ impl RootWrapper for Token {
     }
 
     fn wrap(&self, aad: &[u8], root: &RootKey) -> Result<Vec<u8>, HsmError> {
-        let _busy = self.lock();
-        let session = self.session()?;
+        let mut busy = self.lock();
+        let session = self.session(&mut busy)?;
         let key = match self.find_key(&session)? {
             Some(k) => k,
             None => self.generate_key(&session)?,
@@ -215,11 +252,11 @@ impl RootWrapper for Token {
         self.entropy
             .fill(&mut iv)
             .map_err(|_| HsmError::Device("entropy source failed".into()))?;
-        let mut iv_param = iv;
-        let params = GcmParams::new(&mut iv_param, aad, TAG_BITS.into()).map_err(device)?;
+        let params = GcmParams::new(&mut iv, aad, TAG_BITS.into()).map_err(device)?;
         let ct = session
             .encrypt(&Mechanism::AesGcm(params), key, root.danger_expose_bytes())
             .map_err(device)?;
+        // Stored as the token left it: a token that makes its own IVs writes it back here.
         let mut out = Vec::with_capacity(IV_LEN + ct.len());
         out.extend_from_slice(&iv);
         out.extend_from_slice(&ct);
@@ -227,8 +264,8 @@ impl RootWrapper for Token {
     }
 
     fn unwrap(&self, aad: &[u8], wrapped: &[u8]) -> Result<RootKey, HsmError> {
-        let _busy = self.lock();
-        let session = self.session()?;
+        let mut busy = self.lock();
+        let session = self.session(&mut busy)?;
         let key = self
             .find_key(&session)?
             .ok_or_else(|| HsmError::KeyNotFound(self.key_label.clone()))?;

@@ -27,6 +27,23 @@ fn wrapping_the_root_key_in_softhsm() {
         "vault",
         &["--keygen", "--key-type", "AES:32", "--label", "weak"],
     );
+    // A sensitive AES key imported with a value someone knows (not made in the token).
+    let known = hsm.conf().with_file_name("known-key.bin");
+    std::fs::write(&known, [0x11u8; 32]).unwrap();
+    hsm.tool(
+        "vault",
+        &[
+            "--write-object",
+            known.to_str().unwrap(),
+            "--type",
+            "secrkey",
+            "--key-type",
+            "AES:32",
+            "--label",
+            "imported",
+            "--sensitive",
+        ],
+    );
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "in_child", "--ignored", "--nocapture"])
         .env("SOFTHSM2_CONF", hsm.conf())
@@ -120,6 +137,16 @@ fn in_child() {
         HsmError::KeyNotProtected("weak".into())
     );
     drop(weak);
+    let imported = open(&Pkcs11Params {
+        key_label: "imported".into(),
+        ..good.clone()
+    })
+    .unwrap();
+    assert_eq!(
+        imported.wrap(&aad, &root).unwrap_err(),
+        HsmError::KeyNotProtected("imported".into())
+    );
+    drop(imported);
 
     // The real thing: the key is made on first use, and only it opens what it wrapped.
     let token = open(&good).unwrap();
@@ -159,7 +186,41 @@ fn in_child() {
         token.unwrap(&aad, &wrapped[..10]).unwrap_err(),
         HsmError::UnwrapFailed
     );
+
+    // The PIN changed under a running node: refused once, and then never offered again by
+    // this handle, even after the PIN is changed back (a token would lock it otherwise).
+    // (Through the same loaded module: SoftHSM keeps the token's PIN in memory per process.)
+    let module = cryptoki::context::Pkcs11::new(MODULE).unwrap();
+    let slot = module
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| module.get_token_info(*s).unwrap().label().trim_end() == "vault")
+        .unwrap();
+    let change = |old: &str, new: &str| {
+        let s = module.open_rw_session(slot).unwrap();
+        s.set_pin(&old.into(), &new.into()).unwrap();
+    };
+    change(PIN, "9999-changed");
+    assert_eq!(
+        token.unwrap(&aad, &wrapped).unwrap_err(),
+        HsmError::PinIncorrect
+    );
+    change("9999-changed", PIN);
+    assert_eq!(
+        token.unwrap(&aad, &wrapped).unwrap_err(),
+        HsmError::PinIncorrect
+    );
+    assert_eq!(token.has_key().unwrap_err(), HsmError::PinIncorrect);
     drop(token);
+    // A fresh handle (a restart) with the right PIN works again.
+    assert!(
+        open(&good)
+            .unwrap()
+            .unwrap(&aad, &wrapped)
+            .unwrap()
+            .matches_check(&root.check_value())
+    );
 
     // The same label on another token is another key.
     let elsewhere = open(&Pkcs11Params {

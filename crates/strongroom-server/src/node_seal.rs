@@ -41,6 +41,11 @@ impl NodeSeal {
         }
     }
 
+    /// The configured token's label.
+    pub(crate) fn token_label(&self) -> Option<&str> {
+        self.params.as_ref().map(|p| p.token_label.as_str())
+    }
+
     /// The configured wrapping key's label.
     pub(crate) fn key_label(&self) -> Option<&str> {
         self.params.as_ref().map(|p| p.key_label.as_str())

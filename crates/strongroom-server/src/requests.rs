@@ -225,7 +225,14 @@ fn describe(op: GatedOp, p: &Value) -> String {
             param(p, "to"),
             p.get("to_key_label")
                 .and_then(Value::as_str)
-                .map(|l| format!(" (token key \"{l}\")"))
+                .map(|l| {
+                    let t = &p["to_token"];
+                    format!(
+                        " (key \"{l}\" on token \"{}\", serial {})",
+                        t["label"].as_str().unwrap_or("?"),
+                        t["serial"].as_str().unwrap_or("?")
+                    )
+                })
                 .unwrap_or_default(),
             param(p, "from"),
             p.get("from_key_label")

@@ -228,7 +228,7 @@ pub struct StatusView {
 #[derive(Serialize)]
 pub struct SealErrorView {
     code: &'static str,
-    message: String,
+    message: &'static str,
 }
 
 /// A domain.
@@ -500,9 +500,10 @@ impl Vault {
         let _ = self.refresh_if_uninitialized();
         let s: SealStatus = self.keystore.status();
         let seal_error = if s.sealed {
+            // Status is unauthenticated: a fixed description, the details are in the log.
             self.seal.last_error().map(|e| SealErrorView {
                 code: e.code(),
-                message: e.to_string(),
+                message: e.summary(),
             })
         } else {
             None
@@ -644,7 +645,7 @@ impl Vault {
         ctx: &RequestCtx,
     ) -> Result<Gated<serde_json::Value>, ApiError> {
         allow(ctx, &Operation::MigrateSeal)?;
-        let params = self.seal_migration()?;
+        let (params, _) = self.seal_migration()?;
         if let Some(p) = self
             .gate(ctx, GatedOp::MigrateSeal, params.clone(), None, None)
             .await?
@@ -657,29 +658,50 @@ impl Vault {
         ))
     }
 
-    /// What a migration on this node would do, checked now: the vault unsealed, the target
-    /// different from what protects it, and the token usable.
-    fn seal_migration(&self) -> Result<serde_json::Value, ApiError> {
-        let from = self.keystore.seal_kind().ok_or(ApiError::NotInitialized)?;
-        if self.keystore.status().sealed {
+    /// What a migration on this node would do, checked now against the stored seal: the
+    /// vault unsealed, the target different from what protects it, and the token usable.
+    /// Returns the request parameters (binding the stored configuration's hash and the target
+    /// token's label and serial) and the stored configuration they were made from.
+    fn seal_migration(&self) -> Result<(serde_json::Value, Vec<u8>), ApiError> {
+        use sha2::Digest as _;
+        let s = self.keystore.status();
+        if !s.initialized {
+            return Err(ApiError::NotInitialized);
+        }
+        if s.sealed {
             return Err(ApiError::Sealed);
         }
-        let stored_label = self.keystore.hsm_key_label();
-        if from == self.seal.kind() && stored_label.as_deref() == self.seal.key_label() {
+        let stored = self
+            .store
+            .vault()?
+            .init
+            .ok_or(ApiError::NotInitialized)?
+            .seal_config;
+        let current = strongroom_keystore::StoredSeal::decode(&stored)?;
+        let stored_label = current.hsm.as_ref().map(|h| h.key_label.clone());
+        if current.kind() == self.seal.kind() && stored_label.as_deref() == self.seal.key_label() {
             return Err(ApiError::conflict(
                 "seal_unchanged",
                 "the vault is already sealed as this node's [seal] says; change the configuration first",
             ));
         }
-        if let Some(t) = self.seal.token(&self.entropy) {
-            t?.has_key()?;
-        }
-        Ok(serde_json::json!({
-            "from": from.as_str(),
+        let token = match self.seal.token(&self.entropy) {
+            Some(t) => {
+                let t = t?;
+                t.has_key()?;
+                Some(serde_json::json!({"label": self.seal.token_label(), "serial": t.serial()}))
+            }
+            None => None,
+        };
+        let params = serde_json::json!({
+            "from": current.kind().as_str(),
             "from_key_label": stored_label,
+            "from_config_sha256": hex::encode(sha2::Sha256::digest(&stored)),
             "to": self.seal.kind().as_str(),
             "to_key_label": self.seal.key_label(),
-        }))
+            "to_token": token,
+        });
+        Ok((params, stored))
     }
 
     /// Runs a seal migration (at once, or once approved) on this node, whose configuration
@@ -690,19 +712,19 @@ impl Vault {
         params: &serde_json::Value,
         finish: impl FnOnce(serde_json::Value) -> Result<Option<Mutation>, ApiError>,
     ) -> Result<serde_json::Value, ApiError> {
-        let now = self.seal_migration()?;
+        let (now, from) = self.seal_migration()?;
+        if now["from_config_sha256"] != params["from_config_sha256"] {
+            return Err(ApiError::conflict(
+                "seal_changed",
+                "the vault's seal changed since this migration was requested",
+            ));
+        }
         if now != *params {
             return Err(ApiError::conflict(
                 "seal_config_mismatch",
-                "this node's [seal] or the vault's seal differs from what the request named; run it on a node configured as requested",
+                "this node's [seal] (token, serial or key) differs from what the request named; run it on a node configured as requested",
             ));
         }
-        let from = self
-            .store
-            .vault()?
-            .init
-            .ok_or(ApiError::NotInitialized)?
-            .seal_config;
         let token = self.seal.token(&self.entropy).transpose()?;
         let to = self.keystore.reseal(
             token
@@ -723,7 +745,7 @@ impl Vault {
             .map_err(|e| match e {
                 ApiError::Conflict { .. } => ApiError::conflict(
                     "seal_changed",
-                    "the seal changed while this migration ran; check status and try again",
+                    "the seal or this request changed while the migration ran; check status and the request",
                 ),
                 other => other,
             })?;
