@@ -8,7 +8,9 @@
 //! Rules this crate keeps, and callers may rely on:
 //! - Secret types have private fields, zeroize on drop, print as `..` in `Debug`, and implement
 //!   neither `Clone` nor `Serialize`. Secret bytes never leave the crate except as an unseal
-//!   share string, which is the credential a human is meant to hold.
+//!   share string, which is the credential a human is meant to hold, and through
+//!   `RootKey::danger_expose_bytes`, which only the PKCS#11 seal calls, to have the token
+//!   encrypt the root key.
 //! - [`SigningKey::sign`] never returns a signature it has not verified against the key's own
 //!   public key (the defence against fault attacks on deterministic signatures).
 //! - Errors about secrets are opaque: a failed unseal says only that it failed.
