@@ -95,27 +95,7 @@ fn requests_expire_when_their_time_is_up() {
     let clock = FakeClock::new(dir.path());
     let data = dir.path().join("prod");
     let node = Node::production_with_env(&data, &clock.env());
-    let init = node
-        .cli(
-            None,
-            &[
-                "--json",
-                "operator",
-                "init",
-                "--shares",
-                "1",
-                "--threshold",
-                "1",
-            ],
-        )
-        .ok()
-        .json();
-    node.cli_stdin(
-        None,
-        &["operator", "unseal"],
-        init["shares"][0].as_str().unwrap(),
-    )
-    .ok();
+    let init = init_unsealed(&node);
     let boot = init["root_token"].as_str().unwrap().to_owned();
     let alice_e = enrol(&node, &boot, "alice", &["security-officer"]);
     let bob_e = enrol(&node, &boot, "bob", &["security-officer"]);

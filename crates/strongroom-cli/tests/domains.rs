@@ -11,23 +11,8 @@ fn destroying_a_domain_shreds_its_keys() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("prod");
     let node = Node::production(&data);
-    let init = node
-        .cli(
-            None,
-            &[
-                "--json",
-                "operator",
-                "init",
-                "--shares",
-                "1",
-                "--threshold",
-                "1",
-            ],
-        )
-        .ok()
-        .json();
+    let init = init_unsealed(&node);
     let share = init["shares"][0].as_str().unwrap().to_owned();
-    node.cli_stdin(None, &["operator", "unseal"], &share).ok();
     let boot = init["root_token"].as_str().unwrap().to_owned();
     let enrolled: Vec<Enrolled> = [("alice", "security-officer"), ("bob", "security-officer")]
         .iter()

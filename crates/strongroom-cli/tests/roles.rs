@@ -30,27 +30,7 @@ fn role_changes_are_approved_bound_and_safe() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("prod");
     let node = Node::production(&data);
-    let init = node
-        .cli(
-            None,
-            &[
-                "--json",
-                "operator",
-                "init",
-                "--shares",
-                "1",
-                "--threshold",
-                "1",
-            ],
-        )
-        .ok()
-        .json();
-    node.cli_stdin(
-        None,
-        &["operator", "unseal"],
-        init["shares"][0].as_str().unwrap(),
-    )
-    .ok();
+    let init = init_unsealed(&node);
     let boot = init["root_token"].as_str().unwrap().to_owned();
     let ann_e = enrol(&node, &boot, "ann", &["approver"]);
     let dave_e = enrol(&node, &boot, "dave", &["auditor"]);

@@ -213,27 +213,7 @@ fn idle_hot_keys_demote_themselves() {
     let clock = FakeClock::new(dir.path());
     let data = dir.path().join("prod");
     let node = Node::production_with_env(&data, &clock.env());
-    let init = node
-        .cli(
-            None,
-            &[
-                "--json",
-                "operator",
-                "init",
-                "--shares",
-                "1",
-                "--threshold",
-                "1",
-            ],
-        )
-        .ok()
-        .json();
-    node.cli_stdin(
-        None,
-        &["operator", "unseal"],
-        init["shares"][0].as_str().unwrap(),
-    )
-    .ok();
+    let init = init_unsealed(&node);
     let boot = init["root_token"].as_str().unwrap().to_owned();
     let enrolled: Vec<Enrolled> = [
         ("alice", "security-officer"),

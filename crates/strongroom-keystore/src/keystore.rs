@@ -989,25 +989,26 @@ mod tests {
         v
     }
 
+    fn domain(v: &Vault, n: u8, name: &str, t: Temperature) -> DomainRecord {
+        v.ks.create_domain(
+            DomainId::from_random([n; 16]),
+            name.parse().unwrap(),
+            t,
+            UnixMillis(9),
+        )
+        .unwrap()
+    }
+
+    fn key(v: &Vault, d: &DomainRecord, n: u8, alg: Algorithm) -> KeyRecord {
+        v.ks.create_key(d, KeyId::from_random([n; 16]), alg, None, UnixMillis(10))
+            .unwrap()
+    }
+
     #[test]
     fn keys_sign_and_blobs_are_bound_to_their_identity() {
         let v = unsealed();
-        let d1 =
-            v.ks.create_domain(
-                DomainId::from_random([2; 16]),
-                "a".parse().unwrap(),
-                Temperature::Hot,
-                UnixMillis(9),
-            )
-            .unwrap();
-        let d2 =
-            v.ks.create_domain(
-                DomainId::from_random([3; 16]),
-                "b".parse().unwrap(),
-                Temperature::Hot,
-                UnixMillis(9),
-            )
-            .unwrap();
+        let d1 = domain(&v, 2, "a", Temperature::Hot);
+        let d2 = domain(&v, 3, "b", Temperature::Hot);
         let k1 =
             v.ks.create_key(
                 &d1,
@@ -1017,15 +1018,7 @@ mod tests {
                 UnixMillis(10),
             )
             .unwrap();
-        let k2 =
-            v.ks.create_key(
-                &d1,
-                KeyId::from_random([5; 16]),
-                Algorithm::Secp256k1,
-                None,
-                UnixMillis(10),
-            )
-            .unwrap();
+        let k2 = key(&v, &d1, 5, Algorithm::Secp256k1);
         let digest = [7u8; 32];
         let sig = v.ks.sign(&d1, &k1, Payload::Digest(&digest)).unwrap();
         strongroom_crypto::verify(
@@ -1160,23 +1153,8 @@ mod tests {
     #[test]
     fn a_destroyed_key_never_signs_again_even_with_a_stale_record() {
         let v = unsealed();
-        let d =
-            v.ks.create_domain(
-                DomainId::from_random([2; 16]),
-                "a".parse().unwrap(),
-                Temperature::Hot,
-                UnixMillis(9),
-            )
-            .unwrap();
-        let k =
-            v.ks.create_key(
-                &d,
-                KeyId::from_random([4; 16]),
-                Algorithm::Ed25519,
-                None,
-                UnixMillis(10),
-            )
-            .unwrap();
+        let d = domain(&v, 2, "a", Temperature::Hot);
+        let k = key(&v, &d, 4, Algorithm::Ed25519);
         v.ks.sign(&d, &k, Payload::Message(b"m")).unwrap();
         v.ks.forget_key(k.id);
         // `k` still looks live (the caller read it before the destroy committed).
@@ -1189,23 +1167,8 @@ mod tests {
     #[test]
     fn cold_keys_do_not_sign_and_temperatures_cannot_be_forged() {
         let v = unsealed();
-        let d =
-            v.ks.create_domain(
-                DomainId::from_random([2; 16]),
-                "a".parse().unwrap(),
-                Temperature::Cold,
-                UnixMillis(9),
-            )
-            .unwrap();
-        let k =
-            v.ks.create_key(
-                &d,
-                KeyId::from_random([4; 16]),
-                Algorithm::Ed25519,
-                None,
-                UnixMillis(10),
-            )
-            .unwrap();
+        let d = domain(&v, 2, "a", Temperature::Cold);
+        let k = key(&v, &d, 4, Algorithm::Ed25519);
         assert_eq!(k.temperature, Temperature::Cold);
         assert_eq!(
             v.ks.sign(&d, &k, Payload::Message(b"m")).unwrap_err(),

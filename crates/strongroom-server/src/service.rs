@@ -465,19 +465,18 @@ impl Vault {
         let Some(token) = self.seal.token(&self.entropy) else {
             return;
         };
-        let outcome: Result<(), ApiError> = token
-            .map_err(ApiError::from)
-            .and_then(|t| Ok(self.keystore.unseal_with(t.as_ref()).map(|_| ())?));
-        match &outcome {
-            Err(ApiError::Hsm(e)) => self.seal.note(Err(e)),
+        use strongroom_keystore::{Error as K, HsmError};
+        let unsealed = token
+            .map_err(K::Hsm)
+            .and_then(|t| self.keystore.unseal_with(t.as_ref()).map(|_| ()));
+        match &unsealed {
+            Err(K::Hsm(e)) => self.seal.note(Err(e)),
             // The token decrypted something that is not this vault's root key: the stored
             // check values or wrapped key were edited.
-            Err(e) if e.code() == "unseal_failed" => {
-                self.seal
-                    .note(Err(&strongroom_keystore::HsmError::UnwrapFailed));
-            }
+            Err(K::UnsealFailed) => self.seal.note(Err(&HsmError::UnwrapFailed)),
             _ => self.seal.note(Ok(())),
         }
+        let outcome = unsealed.map_err(ApiError::from);
         let Ok(ctx) = self.system_ctx(Principal::System) else {
             return;
         };

@@ -404,6 +404,29 @@ pub fn base32(s: &str) -> Vec<u8> {
     out
 }
 
+/// `operator init --shares 1 --threshold 1` on a production node, then unseal with the one
+/// share; returns what init printed.
+pub fn init_unsealed(node: &Node) -> Value {
+    let init = node
+        .cli(
+            None,
+            &[
+                "--json",
+                "operator",
+                "init",
+                "--shares",
+                "1",
+                "--threshold",
+                "1",
+            ],
+        )
+        .ok()
+        .json();
+    let share = init["shares"][0].as_str().unwrap();
+    node.cli_stdin(None, &["operator", "unseal"], share).ok();
+    init
+}
+
 pub struct Enrolled {
     pub password: String,
     pub totp: TotpSecret,
