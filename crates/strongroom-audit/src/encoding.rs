@@ -2,11 +2,12 @@
 //! label instead.
 
 use sha2::{Digest, Sha256};
-use strongroom_core::record::{AuditEvent, AuditRecord, SignedHead};
-use strongroom_core::{UnixMillis, VaultId};
+use strongroom_core::record::{AuditBody, AuditEvent, AuditRecord, Outcome, SignedHead};
+use strongroom_core::{RequestId, UnixMillis, VaultId};
 
 const GENESIS_LABEL: &[u8] = b"strongroom/audit/genesis/v1";
-const RECORD_LABEL: &[u8] = b"strongroom/audit/record/v1";
+const RECORD_LABEL: &[u8] = b"strongroom/audit/record/v2";
+const EVENT_LABEL: &[u8] = b"strongroom/audit/event/v1";
 const HEAD_LABEL: &[u8] = b"strongroom/audit/head/v1";
 const SLOT_MAGIC: &[u8; 8] = b"SRHEAD01";
 
@@ -22,40 +23,127 @@ pub fn genesis_hash(vault_id: &VaultId) -> [u8; 32] {
     h.finalize().into()
 }
 
-fn put_str(h: &mut Sha256, s: &str) {
-    // Lengths are u32; audit strings are short, and anything longer is cut by the server first.
-    let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
-    h.update(len.to_be_bytes());
-    h.update(s.as_bytes());
+/// Longest string an event field may carry: longer ones are cut by the server first, and a
+/// stored body claiming more is corrupt.
+const MAX_FIELD: usize = 4096;
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let s = &s.as_bytes()[..s.len().min(MAX_FIELD)];
+    // `s.len() <= MAX_FIELD`, so the cast is exact.
+    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    out.extend_from_slice(s);
 }
 
-fn put_opt(h: &mut Sha256, s: Option<&str>) {
+fn put_opt(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
-        None => h.update([0u8]),
+        None => out.push(0),
         Some(s) => {
-            h.update([1u8]);
-            put_str(h, s);
+            out.push(1);
+            put_str(out, s);
         }
     }
 }
 
-/// The hash of a record at `seq` following `prev_hash`.
+/// The canonical bytes of an event, without its time (which the record carries in the
+/// clear). This is what the database stores sealed, and what the event digest covers.
 #[must_use]
-pub fn record_hash(seq: u64, prev_hash: &[u8; 32], e: &AuditEvent) -> [u8; 32] {
+pub fn encode_event(e: &AuditEvent) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96);
+    out.extend_from_slice(e.request_id.as_bytes());
+    put_str(&mut out, &e.actor);
+    put_opt(&mut out, e.source.as_deref());
+    put_str(&mut out, &e.operation);
+    put_opt(&mut out, e.domain.as_deref());
+    put_opt(&mut out, e.key.as_deref());
+    out.push(e.outcome.code());
+    put_opt(&mut out, e.code.as_deref());
+    out.extend_from_slice(&e.count.to_be_bytes());
+    out
+}
+
+/// Reads [`encode_event`]'s bytes back; `None` unless they are exactly one canonical event.
+#[must_use]
+pub fn decode_event(time: UnixMillis, bytes: &[u8]) -> Option<AuditEvent> {
+    let mut r = Reader(bytes);
+    let event = AuditEvent {
+        time,
+        request_id: RequestId::from_bytes(r.take()?),
+        actor: r.str()?,
+        source: r.opt()?,
+        operation: r.str()?,
+        domain: r.opt()?,
+        key: r.opt()?,
+        outcome: Outcome::from_code(r.take::<1>()?[0])?,
+        code: r.opt()?,
+        count: u32::from_be_bytes(r.take()?),
+    };
+    // Trailing bytes would let two encodings mean one event.
+    r.0.is_empty().then_some(event)
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*head)
+    }
+
+    fn str(&mut self) -> Option<String> {
+        let len = usize::try_from(u32::from_be_bytes(self.take()?)).ok()?;
+        if len > MAX_FIELD || len > self.0.len() {
+            return None;
+        }
+        let (s, rest) = self.0.split_at(len);
+        self.0 = rest;
+        String::from_utf8(s.to_vec()).ok()
+    }
+
+    fn opt(&mut self) -> Option<Option<String>> {
+        match self.take::<1>()?[0] {
+            0 => Some(None),
+            1 => self.str().map(Some),
+            _ => None,
+        }
+    }
+}
+
+/// The digest the chain commits to for an event: SHA-256 over a label and
+/// [`encode_event`]. It reveals nothing practical about the event, because the event holds
+/// its random request id (122 random bits).
+#[must_use]
+pub fn event_digest(e: &AuditEvent) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(EVENT_LABEL);
+    h.update(encode_event(e));
+    h.finalize().into()
+}
+
+/// The digest of a body: computed from the event when it is open, as stored otherwise.
+#[must_use]
+pub fn body_digest(body: &AuditBody) -> [u8; 32] {
+    match body {
+        AuditBody::Open(e) => event_digest(e),
+        AuditBody::Sealed { digest, .. } => *digest,
+    }
+}
+
+/// The hash of a record at `seq` following `prev_hash`, made at `time`, whose event has
+/// `digest`.
+#[must_use]
+pub fn record_hash(
+    seq: u64,
+    prev_hash: &[u8; 32],
+    time: UnixMillis,
+    digest: &[u8; 32],
+) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(RECORD_LABEL);
     h.update(seq.to_be_bytes());
     h.update(prev_hash);
-    h.update(e.time.0.to_be_bytes());
-    h.update(e.request_id.as_bytes());
-    put_str(&mut h, &e.actor);
-    put_opt(&mut h, e.source.as_deref());
-    put_str(&mut h, &e.operation);
-    put_opt(&mut h, e.domain.as_deref());
-    put_opt(&mut h, e.key.as_deref());
-    h.update([e.outcome.code()]);
-    put_opt(&mut h, e.code.as_deref());
-    h.update(e.count.to_be_bytes());
+    h.update(time.0.to_be_bytes());
+    h.update(digest);
     h.finalize().into()
 }
 
@@ -138,11 +226,11 @@ impl Chain {
     /// Places `event` after the current tail and advances the tail.
     pub fn append(&mut self, event: AuditEvent) -> AuditRecord {
         let seq = self.seq + 1;
-        let hash = record_hash(seq, &self.hash, &event);
+        let hash = record_hash(seq, &self.hash, event.time, &event_digest(&event));
         let record = AuditRecord {
             seq,
             prev_hash: self.hash,
-            event,
+            body: AuditBody::Open(event),
             hash,
         };
         self.seq = seq;

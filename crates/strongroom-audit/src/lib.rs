@@ -10,7 +10,7 @@ mod encoding;
 mod verify;
 
 pub use encoding::{
-    Chain, HEAD_SLOT_LEN, decode_head_slot, encode_head_slot, genesis_hash, head_message,
-    record_hash,
+    Chain, HEAD_SLOT_LEN, body_digest, decode_event, decode_head_slot, encode_event,
+    encode_head_slot, event_digest, genesis_hash, head_message, record_hash,
 };
 pub use verify::{Report, Verifier, VerifyError, verify_head_signature};

@@ -4,7 +4,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use strongroom_core::VaultId;
 use strongroom_core::record::{AuditRecord, SignedHead};
 
-use crate::encoding::{genesis_hash, head_message, record_hash};
+use crate::encoding::{body_digest, genesis_hash, head_message, record_hash};
 
 /// Why a chain failed verification. `seq` always names the first record that is wrong or
 /// missing.
@@ -51,6 +51,12 @@ pub enum VerifyError {
         /// The head's sequence number.
         seq: u64,
     },
+    /// A record's event could not be opened where every event must be readable (an export).
+    #[error("record {seq}: its event is sealed or could not be opened")]
+    Unopened {
+        /// The record.
+        seq: u64,
+    },
     /// The audit public key is not a valid Ed25519 key.
     #[error("the audit public key is invalid")]
     BadAuditKey,
@@ -66,7 +72,8 @@ impl VerifyError {
             | VerifyError::Edited { seq }
             | VerifyError::HeadMismatch { seq }
             | VerifyError::Truncated { seq, .. }
-            | VerifyError::BadHeadSignature { seq } => Some(*seq),
+            | VerifyError::BadHeadSignature { seq }
+            | VerifyError::Unopened { seq } => Some(*seq),
             VerifyError::BadAuditKey => None,
         }
     }
@@ -92,6 +99,9 @@ pub fn verify_head_signature(head: &SignedHead, vault_id: &VaultId, audit_key: &
 pub struct Report {
     /// Number of records checked.
     pub records: u64,
+    /// How many of them were checked through their stored digest only, because their events
+    /// are sealed under the storage key (layered encryption): `audit export` opens them.
+    pub sealed: u64,
     /// Number of signed heads checked.
     pub heads: u64,
     /// The newest record covered by a signed head (0 if none).
@@ -107,6 +117,8 @@ pub struct Verifier {
     prev_hash: [u8; 32],
     // Hashes of the records that signed heads refer to, checked as records stream past.
     wanted: std::collections::BTreeMap<u64, [u8; 32]>,
+    sealed: u64,
+    require_open: bool,
 }
 
 impl Verifier {
@@ -144,7 +156,17 @@ impl Verifier {
             expected_seq: 1,
             prev_hash: genesis_hash(&vault_id),
             wanted,
+            sealed: 0,
+            require_open: false,
         })
+    }
+
+    /// Refuses records whose events are not open ([`VerifyError::Unopened`]): for exports,
+    /// which must show the auditor every event.
+    #[must_use]
+    pub fn require_open(mut self) -> Self {
+        self.require_open = true;
+        self
     }
 
     /// Checks the next record.
@@ -159,7 +181,13 @@ impl Verifier {
         if r.prev_hash != self.prev_hash {
             return Err(VerifyError::BrokenLink { seq });
         }
-        let computed = record_hash(seq, &self.prev_hash, &r.event);
+        if r.body.event().is_none() {
+            if self.require_open {
+                return Err(VerifyError::Unopened { seq });
+            }
+            self.sealed += 1;
+        }
+        let computed = record_hash(seq, &self.prev_hash, r.body.time(), &body_digest(&r.body));
         if computed != r.hash {
             return Err(VerifyError::Edited { seq });
         }
@@ -190,6 +218,7 @@ impl Verifier {
         Ok(Report {
             newest_head_hash: newest.map(|(_, h)| h),
             records: last,
+            sealed: self.sealed,
             heads: u64::try_from(self.wanted.len()).unwrap_or(u64::MAX),
             signed_through,
         })
@@ -201,7 +230,7 @@ mod tests {
     use super::*;
     use crate::Chain;
     use ed25519_dalek::Signer;
-    use strongroom_core::record::{AuditEvent, Outcome};
+    use strongroom_core::record::{AuditBody, AuditEvent, Outcome};
     use strongroom_core::{RequestId, UnixMillis};
 
     fn event(i: u8) -> AuditEvent {
@@ -276,6 +305,7 @@ mod tests {
             report,
             Report {
                 records: 10,
+                sealed: 0,
                 heads: 4,
                 signed_through: 10,
                 newest_head_hash: Some(f.records[9].hash),
@@ -287,15 +317,27 @@ mod tests {
     fn edit_delete_reorder_truncate_are_named() {
         let f = fixture(10);
         let mut edited = f.records.clone();
-        edited[4].event.outcome = Outcome::Denied;
+        edited[4].body = AuditBody::Open(AuditEvent {
+            outcome: Outcome::Denied,
+            ..event(5)
+        });
         assert_eq!(
             check(&f, &edited, &f.heads),
             Err(VerifyError::Edited { seq: 5 })
         );
 
         let mut rehashed = f.records.clone();
-        rehashed[4].event.key = None;
-        rehashed[4].hash = record_hash(5, &rehashed[4].prev_hash, &rehashed[4].event);
+        let changed = AuditEvent {
+            key: None,
+            ..event(5)
+        };
+        rehashed[4].hash = record_hash(
+            5,
+            &rehashed[4].prev_hash,
+            changed.time,
+            &crate::event_digest(&changed),
+        );
+        rehashed[4].body = AuditBody::Open(changed);
         assert_eq!(
             check(&f, &rehashed, &f.heads),
             Err(VerifyError::BrokenLink { seq: 6 })
@@ -330,6 +372,84 @@ mod tests {
             check(&f, cut, &f.heads[..2]).is_ok(),
             "without a newer head the cut is invisible"
         );
+    }
+
+    fn sealed(r: &AuditRecord) -> AuditRecord {
+        AuditRecord {
+            body: AuditBody::Sealed {
+                time: r.body.time(),
+                digest: body_digest(&r.body),
+            },
+            ..r.clone()
+        }
+    }
+
+    #[test]
+    fn sealed_events_verify_through_their_digests_but_not_in_an_export() {
+        let f = fixture(6);
+        let mut mixed: Vec<_> = f.records.clone();
+        for r in mixed.iter_mut().skip(1).step_by(2) {
+            *r = sealed(r);
+        }
+        let report = check(&f, &mixed, &f.heads).unwrap();
+        assert_eq!((report.records, report.sealed), (6, 3));
+
+        let mut v = Verifier::new(f.vid, Some(f.key.verifying_key().to_bytes()), &f.heads)
+            .unwrap()
+            .require_open();
+        v.record(&mixed[0]).unwrap();
+        assert_eq!(v.record(&mixed[1]), Err(VerifyError::Unopened { seq: 2 }));
+
+        // The digest and the clear time are both under the hash.
+        let mut bad_digest = mixed.clone();
+        if let AuditBody::Sealed { digest, .. } = &mut bad_digest[3].body {
+            digest[0] ^= 1;
+        }
+        assert_eq!(
+            check(&f, &bad_digest, &f.heads),
+            Err(VerifyError::Edited { seq: 4 })
+        );
+        let mut bad_time = mixed;
+        if let AuditBody::Sealed { time, .. } = &mut bad_time[3].body {
+            time.0 += 1;
+        }
+        assert_eq!(
+            check(&f, &bad_time, &f.heads),
+            Err(VerifyError::Edited { seq: 4 })
+        );
+    }
+
+    #[test]
+    fn events_encode_canonically() {
+        let e = AuditEvent {
+            domain: Some("d".into()),
+            code: Some("quorum_required".into()),
+            source: None,
+            count: 7,
+            ..event(4)
+        };
+        let bytes = crate::encode_event(&e);
+        assert_eq!(crate::decode_event(e.time, &bytes), Some(e.clone()));
+        // Trailing bytes, truncation, a bad option tag and a bad outcome are all refused.
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(crate::decode_event(e.time, &longer), None);
+        for cut in 0..bytes.len() {
+            assert_eq!(
+                crate::decode_event(e.time, &bytes[..cut]),
+                None,
+                "cut at {cut}"
+            );
+        }
+        let mut bad_tag = bytes.clone();
+        bad_tag[16 + 4 + e.actor.len()] = 2;
+        assert_eq!(crate::decode_event(e.time, &bad_tag), None);
+        // The digest separates events that differ anywhere.
+        let other = AuditEvent {
+            count: 8,
+            ..e.clone()
+        };
+        assert_ne!(crate::event_digest(&e), crate::event_digest(&other));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::json;
 use strongroom_audit::{Verifier, verify_head_signature};
 use strongroom_core::UnixMillis;
 use strongroom_core::record::{
-    AuditEvent, AuditRecord, Outcome, PendingRecord, RequestStatus, SignedHead,
+    AuditBody, AuditEvent, AuditRecord, Outcome, PendingRecord, RequestStatus, SignedHead,
 };
 use strongroom_core::storage::Storage;
 use strongroom_storage::{HeadFile, PgStore, SqliteStore};
@@ -125,7 +125,7 @@ fn print_report(
     if out.json {
         println!(
             "{}",
-            json!({"ok": true, "records": rep.records, "signed_heads": rep.heads, "signed_through": rep.signed_through,
+            json!({"ok": true, "records": rep.records, "sealed_records": rep.sealed, "signed_heads": rep.heads, "signed_through": rep.signed_through,
                    "newest_head_hash": rep.newest_head_hash.map(hex::encode),
                    "audit_public_key": key.map(hex::encode), "vault_id": vault_id.to_string(),
                    "requests": evidence.map(|e| e.requests), "approvals_verified": evidence.map(|e| e.approvals)})
@@ -136,6 +136,12 @@ fn print_report(
         "audit log OK: {} records, {} signed heads, signed through record {}",
         rep.records, rep.heads, rep.signed_through
     );
+    if rep.sealed > 0 {
+        println!(
+            "{} of them sealed under the storage key: checked through their digests (`audit export` shows their events)",
+            rep.sealed
+        );
+    }
     if let Some(e) = evidence {
         println!(
             "approval evidence OK: {} requests, {} approvals verified",
@@ -170,24 +176,37 @@ fn opt_str(v: &Value, name: &str) -> Option<String> {
 }
 
 fn record_from(v: &Value) -> Option<AuditRecord> {
+    let time = UnixMillis(v["time_ms"].as_u64()?);
+    let body = if v["sealed"] == true {
+        AuditBody::Sealed {
+            time,
+            digest: hex_n(v, "digest")?,
+        }
+    } else {
+        AuditBody::Open(event_from(v, time)?)
+    };
     Some(AuditRecord {
         seq: v["seq"].as_u64()?,
         prev_hash: hex_n(v, "prev_hash")?,
         hash: hex_n(v, "hash")?,
-        event: AuditEvent {
-            time: UnixMillis(v["time_ms"].as_u64()?),
-            request_id: v["request_id"].as_str()?.parse().ok()?,
-            actor: v["actor"].as_str()?.to_owned(),
-            source: opt_str(v, "source"),
-            operation: v["operation"].as_str()?.to_owned(),
-            domain: opt_str(v, "domain"),
-            key: opt_str(v, "key"),
-            outcome: u8::try_from(v["outcome"].as_u64()?)
-                .ok()
-                .and_then(Outcome::from_code)?,
-            code: opt_str(v, "code"),
-            count: u32::try_from(v["count"].as_u64()?).ok()?,
-        },
+        body,
+    })
+}
+
+fn event_from(v: &Value, time: UnixMillis) -> Option<AuditEvent> {
+    Some(AuditEvent {
+        time,
+        request_id: v["request_id"].as_str()?.parse().ok()?,
+        actor: v["actor"].as_str()?.to_owned(),
+        source: opt_str(v, "source"),
+        operation: v["operation"].as_str()?.to_owned(),
+        domain: opt_str(v, "domain"),
+        key: opt_str(v, "key"),
+        outcome: u8::try_from(v["outcome"].as_u64()?)
+            .ok()
+            .and_then(Outcome::from_code)?,
+        code: opt_str(v, "code"),
+        count: u32::try_from(v["count"].as_u64()?).ok()?,
     })
 }
 
@@ -337,8 +356,12 @@ pub(crate) fn run_file(out: &Output, file: &Path, pinned: Option<&str>) -> Resul
             }
             Some("record") => {
                 if verifier.is_none() {
-                    verifier =
-                        Some(Verifier::new(vault_id, key, &heads).map_err(|e| report(out, &e))?);
+                    // An export must show every event: a sealed one is a finding.
+                    verifier = Some(
+                        Verifier::new(vault_id, key, &heads)
+                            .map_err(|e| report(out, &e))?
+                            .require_open(),
+                    );
                 }
                 let r = record_from(&v)
                     .ok_or_else(|| fail(format!("line {} is a malformed record", n + 2)))?;

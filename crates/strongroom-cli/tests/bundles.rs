@@ -229,7 +229,7 @@ fn export_offline_and_import_back() {
     )
     .unwrap();
     node.stop();
-    let conn = db(&data);
+    let conn = audit_events(&data, &shares_of(&init));
     for op in ["key.export", "key.import"] {
         let n: i64 = conn
             .query_row(

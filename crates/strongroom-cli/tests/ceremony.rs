@@ -274,7 +274,9 @@ fn init_and_unseal_ceremony() {
 
     // Refused shares were recorded, and the records written while sealed are covered by the
     // signed heads written after unsealing.
-    let refused: Vec<String> = db(&data)
+    let shares: Vec<&str> = shares.iter().map(String::as_str).collect();
+    let events = audit_events(&data, &shares);
+    let refused: Vec<String> = events
         .prepare("SELECT code FROM audit WHERE operation = 'operator.unseal' AND outcome = 2 ORDER BY seq")
         .unwrap()
         .query_map([], |r| r.get(0))
@@ -285,7 +287,7 @@ fn init_and_unseal_ceremony() {
         refused,
         ["duplicate_share", "foreign_share", "malformed_share"]
     );
-    let revokes: i64 = db(&data)
+    let revokes: i64 = events
         .query_row(
             "SELECT count(*) FROM audit WHERE operation = 'bootstrap.revoke' AND outcome = 1",
             [],

@@ -66,7 +66,7 @@ fn backwards_clock_fails_closed_until_acknowledged() {
     node.cli(r, &["--json", "token", "create"]).ok();
     node.stop();
 
-    let conn = db(&data);
+    let conn = dev_audit_events(&data);
     let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert_eq!(
         count(
@@ -148,7 +148,7 @@ fn requests_expire_when_their_time_is_up() {
     assert_eq!(r.error_code(), "request_not_pending");
     node.stop();
 
-    let conn = db(&data);
+    let conn = audit_events(&data, &shares_of(&init));
     let expired: i64 = conn
         .query_row(
             "SELECT count(*) FROM audit WHERE operation = 'request.expire' AND code = 'request_expired'",

@@ -39,7 +39,7 @@ fn walkthrough_signs_verifiably_with_every_algorithm_and_survives_restart() {
                     "--algorithm",
                     alg,
                     "--label",
-                    "walk",
+                    "walkthrough-ledger-label",
                 ],
             )
             .ok()
@@ -161,8 +161,8 @@ fn walkthrough_signs_verifiably_with_every_algorithm_and_survives_restart() {
 
     let secret_blob: Option<Vec<u8>> = db(&data)
         .query_row(
-            "SELECT sealed_secret FROM keys WHERE label = 'walk' AND algorithm = 'secp256k1'",
-            [],
+            "SELECT sealed_secret FROM keys WHERE id = ?1",
+            [hex::decode(k1.replace('-', "")).unwrap()],
             |r| r.get(0),
         )
         .unwrap();
@@ -181,6 +181,26 @@ fn walkthrough_signs_verifiably_with_every_algorithm_and_survives_restart() {
     assert_eq!(v["ok"], true);
     assert!(v["records"].as_u64().unwrap() >= 20);
     assert_eq!(v["signed_through"], v["records"]);
+    // Layered encryption: the database shows neither the key label nor what was audited.
+    let mut stored = std::fs::read(data.join("vault.db")).unwrap();
+    stored.extend(std::fs::read(data.join("vault.db-wal")).unwrap_or_default());
+    for private in ["walkthrough-ledger-label", "key.sign", "key.create"] {
+        assert!(
+            !stored
+                .windows(private.len())
+                .any(|w| w == private.as_bytes()),
+            "{private} is readable in vault.db"
+        );
+    }
+    let events = dev_audit_events(&data);
+    let signed: i64 = events
+        .query_row(
+            "SELECT count(*) FROM audit WHERE operation = 'key.sign' AND outcome = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(signed >= 4, "{signed}");
 }
 
 #[test]

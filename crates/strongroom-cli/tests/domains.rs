@@ -121,8 +121,8 @@ fn destroying_a_domain_shreds_its_keys() {
     let (wrapped, secret): (Vec<u8>, Option<Vec<u8>>) = db(&data)
         .query_row(
             "SELECT d.wrapped_key, k.sealed_secret FROM domains d JOIN keys k ON k.domain_id = d.id
-             WHERE d.name = 'doomed'",
-            [],
+             WHERE k.id = ?1",
+            [hex::decode(doomed_key.replace('-', "")).unwrap()],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();

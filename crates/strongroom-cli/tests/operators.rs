@@ -286,9 +286,20 @@ fn login_roles_lockout_and_disable() {
         node.cli(d, &["--json", "operator", "list"]).error_code(),
         "invalid_token"
     );
+    let listed = node
+        .cli(Some(&root), &["--json", "operator", "list"])
+        .ok()
+        .json();
+    let alice_id = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "alice")
+        .map(|o| hex::decode(o["id"].as_str().unwrap().replace('-', "")).unwrap())
+        .unwrap();
     node.stop();
 
-    let conn = db(&data);
+    let conn = dev_audit_events(&data);
     let lockouts: i64 = conn
         .query_row("SELECT count(*) FROM audit WHERE operation = 'operator.lockout' AND code = 'locked_out'", [], |r| r.get(0))
         .unwrap();
@@ -305,12 +316,12 @@ fn login_roles_lockout_and_disable() {
     let fake =
         strongroom_crypto::hash_password("attacker chosen pw", &strongroom_crypto::OsEntropy)
             .unwrap();
-    conn.execute(
-        "UPDATE operators SET password_hash = ?1 WHERE name = 'alice'",
-        [fake],
-    )
-    .unwrap();
-    drop(conn);
+    db(&data)
+        .execute(
+            "UPDATE operators SET password_hash = ?1 WHERE id = ?2",
+            rusqlite::params![fake, alice_id],
+        )
+        .unwrap();
     let node = Node::dev(&data);
     let r = login(
         &node,

@@ -210,7 +210,8 @@ fn a_pkcs11_vault_unseals_itself_and_stays_sealed_when_the_token_fails() {
     // Every unseal attempt, refused or not, is in the verified audit chain.
     let v = audit_verify(&data);
     assert_eq!(v.code, 0, "{}", v.stdout);
-    let log = export_operations(&data);
+    let shares: Vec<&str> = shares.iter().map(String::as_str).collect();
+    let log = export_operations(&data, &shares);
     for code in [
         "hsm_pin_incorrect",
         "hsm_token_not_found",
@@ -221,8 +222,8 @@ fn a_pkcs11_vault_unseals_itself_and_stays_sealed_when_the_token_fails() {
 }
 
 /// Every audited operation with its code, one `operation code` line each.
-fn export_operations(data: &Path) -> String {
-    let conn = db(data);
+fn export_operations(data: &Path, shares: &[&str]) -> String {
+    let conn = audit_events(data, shares);
     let mut stmt = conn
         .prepare("SELECT operation, coalesce(code, '') FROM audit ORDER BY seq")
         .unwrap();

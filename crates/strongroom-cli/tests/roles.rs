@@ -138,7 +138,7 @@ fn role_changes_are_approved_bound_and_safe() {
     );
     node.stop();
     audit_verify(&data).ok();
-    let conn = db(&data);
+    let conn = audit_events(&data, &shares_of(&init));
     let changes: i64 = conn
         .query_row(
             "SELECT count(*) FROM audit WHERE operation = 'operator.roles' AND outcome = 1",

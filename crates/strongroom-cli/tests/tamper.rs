@@ -45,10 +45,13 @@ fn moved_or_copied_blobs_fail_to_open_and_the_failure_is_audited() {
         b["id"].as_str().unwrap(),
         c["id"].as_str().unwrap(),
     );
-    let other_domain: Vec<u8> = db(&data)
-        .query_row("SELECT id FROM domains WHERE name = 'other'", [], |r| {
-            r.get(0)
-        })
+    let domains = node.cli(t, &["--json", "domain", "list"]).ok().json();
+    let other_domain = domains
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "other")
+        .map(|d| hex::decode(d["id"].as_str().unwrap().replace('-', "")).unwrap())
         .unwrap();
     let digest = sha256_hex(b"m");
     // Use every key once so that the node holds them in memory.
@@ -98,10 +101,11 @@ fn moved_or_copied_blobs_fail_to_open_and_the_failure_is_audited() {
     let e = e["id"].as_str().unwrap();
     node.cli(t, &["--json", "sign", "--key", e, "--digest", &digest])
         .ok();
+    // Its (sealed) label replaced by another key's.
     db(&data)
         .execute(
-            "UPDATE keys SET label = 'edited' WHERE id = ?1",
-            rusqlite::params![uuid(e)],
+            "UPDATE keys SET label = (SELECT label FROM keys WHERE id = ?1) WHERE id = ?2",
+            rusqlite::params![uuid(c), uuid(e)],
         )
         .unwrap();
     node.cli(t, &["--json", "operator", "seal"]).ok();
@@ -120,7 +124,7 @@ fn moved_or_copied_blobs_fail_to_open_and_the_failure_is_audited() {
     let r = node.cli(t, &["--json", "sign", "--key", e, "--digest", &digest]);
     assert_eq!(
         r.error_code(),
-        "key_unavailable",
+        "stored_data_corrupt",
         "edited label after seal/unseal"
     );
 
@@ -129,10 +133,17 @@ fn moved_or_copied_blobs_fail_to_open_and_the_failure_is_audited() {
         .ok();
     node.stop();
 
-    let failures: i64 = db(&data)
-        .query_row("SELECT count(*) FROM audit WHERE operation = 'key.sign' AND outcome = 3 AND code = 'key_unavailable'", [], |r| r.get(0))
+    let failures: Vec<String> = dev_audit_events(&data)
+        .prepare("SELECT code FROM audit WHERE operation = 'key.sign' AND outcome = 3 ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(failures, 3);
+    assert_eq!(
+        failures,
+        ["key_unavailable", "key_unavailable", "stored_data_corrupt"]
+    );
     audit_verify(&data).ok();
 }
 
@@ -180,20 +191,22 @@ fn audit_verify_names_the_first_bad_record() {
     let v = audit_verify(&orig).ok().json();
     let n = v["records"].as_u64().unwrap();
     assert!(n > 15);
+    // Without keys, sealed events are checked through their digests.
+    assert!(v["sealed_records"].as_u64().unwrap() > 10, "{v}");
 
     let (code, v) = tampered(
         dir.path(),
         &orig,
         "edited",
-        "UPDATE audit SET outcome = 2 WHERE seq = 9;",
+        "UPDATE audit SET time = time + 1 WHERE seq = 9;",
     );
     assert_eq!((code, v["first_bad_record"].as_u64()), (1, Some(9)), "{v}");
 
     let (code, v) = tampered(
         dir.path(),
         &orig,
-        "actor",
-        "UPDATE audit SET actor = 'someone-else' WHERE seq = 4;",
+        "digest",
+        "UPDATE audit SET digest = zeroblob(32) WHERE seq = 4 AND sealed = 1;",
     );
     assert_eq!((code, v["first_bad_record"].as_u64()), (1, Some(4)), "{v}");
 
@@ -208,11 +221,11 @@ fn audit_verify_names_the_first_bad_record() {
     // Swap the contents of records 5 and 6 (keeping their sequence numbers).
     let swap = "CREATE TEMP TABLE t AS SELECT * FROM audit WHERE seq IN (5, 6);
         UPDATE audit SET prev_hash = (SELECT prev_hash FROM t WHERE seq = 6), hash = (SELECT hash FROM t WHERE seq = 6),
-            time = (SELECT time FROM t WHERE seq = 6), request_id = (SELECT request_id FROM t WHERE seq = 6),
-            operation = (SELECT operation FROM t WHERE seq = 6), key = (SELECT key FROM t WHERE seq = 6) WHERE seq = 5;
+            time = (SELECT time FROM t WHERE seq = 6), digest = (SELECT digest FROM t WHERE seq = 6),
+            sealed = (SELECT sealed FROM t WHERE seq = 6), event = (SELECT event FROM t WHERE seq = 6) WHERE seq = 5;
         UPDATE audit SET prev_hash = (SELECT prev_hash FROM t WHERE seq = 5), hash = (SELECT hash FROM t WHERE seq = 5),
-            time = (SELECT time FROM t WHERE seq = 5), request_id = (SELECT request_id FROM t WHERE seq = 5),
-            operation = (SELECT operation FROM t WHERE seq = 5), key = (SELECT key FROM t WHERE seq = 5) WHERE seq = 6;";
+            time = (SELECT time FROM t WHERE seq = 5), digest = (SELECT digest FROM t WHERE seq = 5),
+            sealed = (SELECT sealed FROM t WHERE seq = 5), event = (SELECT event FROM t WHERE seq = 5) WHERE seq = 6;";
     let (code, v) = tampered(dir.path(), &orig, "reordered", swap);
     assert_eq!((code, v["first_bad_record"].as_u64()), (1, Some(5)), "{v}");
 
@@ -237,6 +250,48 @@ fn audit_verify_names_the_first_bad_record() {
         "UPDATE audit SET hash = zeroblob(32) WHERE seq = 3;",
     );
     assert_eq!(code, 1);
+
+    // An edited sealed event: the chain commits to its digest, so only the auditor's export
+    // (where the node opens every event) can tell, and it names the record.
+    let copy = dir.path().join("ciphertext");
+    copy_dir(&orig, &copy);
+    db(&copy)
+        .execute_batch(
+            "UPDATE audit SET event = zeroblob(length(event)) WHERE seq = 4 AND sealed = 1;",
+        )
+        .unwrap();
+    let node = Node::dev(&copy);
+    let export = dir.path().join("ciphertext.ndjson");
+    node.cli(
+        Some(&node.dev_token()),
+        &[
+            "--json",
+            "audit",
+            "export",
+            "--out",
+            export.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    node.stop();
+    let r = cli(
+        "http://127.0.0.1:1",
+        None,
+        &[
+            "--json",
+            "audit",
+            "verify",
+            "--file",
+            export.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(
+        (r.code, r.json()["first_bad_record"].as_u64()),
+        (1, Some(4)),
+        "{}",
+        r.stdout
+    );
 
     // Removing the head file while the database has heads is itself tampering.
     let copy = dir.path().join("nohead");
@@ -296,7 +351,7 @@ fn unauthenticated_floods_are_rate_limited_and_aggregated() {
     node.stop();
 
     // Few records, but they account for every request.
-    let conn = db(&data);
+    let conn = dev_audit_events(&data);
     let (records, total): (i64, i64) = conn
         .query_row("SELECT count(*), sum(count) FROM audit WHERE operation = 'key.list' AND actor = 'anonymous'", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap();
@@ -353,7 +408,7 @@ fn acknowledged_writes_survive_kill_9() {
     }
     node.stop();
     let v = audit_verify(&data).ok().json();
-    let creates: i64 = db(&data)
+    let creates: i64 = dev_audit_events(&data)
         .query_row(
             "SELECT count(*) FROM audit WHERE operation = 'key.create' AND outcome = 1",
             [],
@@ -449,7 +504,8 @@ fn token_rows_forged_or_edited_in_the_database_are_refused() {
     conn.execute("UPDATE tokens SET revoked_at = NULL", [])
         .unwrap();
     conn.execute(
-        "UPDATE tokens SET domain_id = (SELECT id FROM domains WHERE name = 'other') WHERE hash = ?1",
+        "UPDATE tokens SET domain_id = (SELECT id FROM domains ORDER BY created_at DESC LIMIT 1)
+         WHERE hash = ?1",
         [hex::decode(sha256_hex(app_token.as_bytes())).unwrap()],
     )
     .unwrap();

@@ -182,7 +182,7 @@ fn cold_warm_hot() {
     assert_eq!(r.error_code(), "key_unavailable");
     node.stop();
 
-    let conn = db(&data);
+    let conn = audit_events(&data, &[&share]);
     let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert_eq!(
         count("SELECT count(*) FROM audit WHERE operation = 'key.freeze' AND outcome = 1"),
@@ -339,7 +339,7 @@ fn idle_hot_keys_demote_themselves() {
     node.stop();
 
     // Two demotions, both by the node itself, both in the verified chain.
-    let conn = db(&data);
+    let conn = audit_events(&data, &shares_of(&init));
     let demotions: Vec<(String, i64)> = conn
         .prepare("SELECT actor, outcome FROM audit WHERE operation = 'key.demote'")
         .unwrap()

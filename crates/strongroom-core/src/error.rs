@@ -42,4 +42,8 @@ pub enum Error {
     /// The entropy source failed or failed its health test; nothing random was produced.
     #[error("entropy source failure")]
     Entropy,
+    /// Private stored data was read or written while the vault is sealed: the storage key
+    /// that seals it exists only in an unsealed vault's memory.
+    #[error("the vault is sealed")]
+    Sealed,
 }

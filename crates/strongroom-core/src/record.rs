@@ -232,10 +232,48 @@ pub struct AuditRecord {
     pub seq: u64,
     /// Hash of the previous record (or the genesis value for seq 1).
     pub prev_hash: [u8; 32],
-    /// The event.
-    pub event: AuditEvent,
-    /// This record's hash, over `seq`, `prev_hash` and the event.
+    /// The event, or what a reader without the storage key knows of it.
+    pub body: AuditBody,
+    /// This record's hash, over `seq`, `prev_hash`, the time and the event's digest.
     pub hash: [u8; 32],
+}
+
+/// A record's event as a reader sees it. The database holds most events sealed under the
+/// storage key (layered encryption); the chain commits to each event through its digest, so
+/// a reader without the key still verifies the chain. Exhaustive on purpose: a verifier must
+/// know every form a body can take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditBody {
+    /// The event, readable.
+    Open(AuditEvent),
+    /// The event could not be opened here (no storage key, or its ciphertext was altered):
+    /// only its time and its digest are known.
+    Sealed {
+        /// When the request arrived.
+        time: UnixMillis,
+        /// The event's digest as stored.
+        digest: [u8; 32],
+    },
+}
+
+impl AuditBody {
+    /// When the request arrived.
+    #[must_use]
+    pub fn time(&self) -> UnixMillis {
+        match self {
+            AuditBody::Open(e) => e.time,
+            AuditBody::Sealed { time, .. } => *time,
+        }
+    }
+
+    /// The event, if it could be opened.
+    #[must_use]
+    pub fn event(&self) -> Option<&AuditEvent> {
+        match self {
+            AuditBody::Open(e) => Some(e),
+            AuditBody::Sealed { .. } => None,
+        }
+    }
 }
 
 /// A chain head signed by the audit key.

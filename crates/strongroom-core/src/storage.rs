@@ -1,4 +1,6 @@
-//! The storage port. SQLite implements it today and PostgreSQL next; the server only sees this.
+//! The storage port, which SQLite and PostgreSQL implement; the server only sees this. Also
+//! the layered-encryption port ([`FieldCipher`]) through which storage seals private columns
+//! without holding any key.
 //!
 //! Reads are independent short transactions. Writes go through [`Storage::write`], which runs
 //! one transaction: the server's single writer batches many requests' mutations and audit
@@ -150,6 +152,31 @@ pub enum Change {
     Everything,
 }
 
+/// Layered encryption: seals private columns (names, labels, policies, request parameters,
+/// audit payloads) before they reach the database, and computes the keyed hashes (blind
+/// indexes) that look them up, so a database administrator sees ciphertext, row counts and
+/// sizes. The keystore implements it with keys derived from the root key: it works only
+/// while the vault is unsealed.
+pub trait FieldCipher: Send + Sync {
+    /// Seals `plaintext`, bound to `aad` (which column of which row), under a fresh nonce.
+    ///
+    /// # Errors
+    /// [`Error::Sealed`] while the vault is sealed; [`Error::Entropy`].
+    fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error>;
+    /// Opens what [`FieldCipher::seal`] made with the same `aad`.
+    ///
+    /// # Errors
+    /// [`Error::Sealed`] while the vault is sealed; [`Error::Corrupt`] if the blob was altered
+    /// or moved to another row or column.
+    fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Error>;
+    /// The blind index of `value` for `purpose`: equal inputs give equal outputs, and nobody
+    /// without the root key can compute or invert it.
+    ///
+    /// # Errors
+    /// [`Error::Sealed`] while the vault is sealed.
+    fn blind_index(&self, purpose: &[u8], value: &[u8]) -> Result<[u8; 32], Error>;
+}
+
 /// Called with each [`Change`]; must be quick (it runs on the storage's listener thread).
 pub type ChangeListener = Box<dyn Fn(Change) + Send + Sync + 'static>;
 
@@ -173,6 +200,13 @@ pub trait Storage: Send + Sync + 'static {
         let _ = listener;
         Ok(())
     }
+    /// Seals private columns with `cipher` from now on (see [`FieldCipher`]); set once, at
+    /// start. Until then, reading or writing a private column fails with [`Error::Sealed`],
+    /// and audit records are stored in the clear.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] if a cipher was already set.
+    fn use_field_cipher(&self, cipher: std::sync::Arc<dyn FieldCipher>) -> Result<(), Error>;
     /// A domain by name.
     ///
     /// # Errors

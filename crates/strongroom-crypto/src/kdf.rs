@@ -92,6 +92,15 @@ impl RootKey {
         }
     }
 
+    /// The keys of layered encryption: the storage key and the blind-index key.
+    #[must_use]
+    pub fn storage_keys(&self) -> crate::StorageKeys {
+        crate::StorageKeys::from_parts(
+            self.derive(b"storage-key"),
+            self.derive(b"storage-index-key"),
+        )
+    }
+
     /// The Ed25519 key that signs audit chain heads.
     #[must_use]
     pub fn audit_signing_key(&self) -> AuditSigningKey {

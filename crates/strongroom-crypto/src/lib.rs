@@ -29,6 +29,7 @@ mod password;
 mod shamir;
 mod signing;
 mod spki;
+mod storage_key;
 
 pub use aead::{AeadKey, SEALED_BLOB_VERSION};
 pub use age::{AgeRecipient, age_encrypt};
@@ -42,3 +43,4 @@ pub use password::{generate_password, hash_password, verify_password};
 pub use shamir::{Share, ShareHeader, combine, split};
 pub use signing::{Payload, Signature, SigningKey, verify};
 pub use spki::spki_der;
+pub use storage_key::{SEALED_FIELD_VERSION, StorageKeys};

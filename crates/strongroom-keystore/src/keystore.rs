@@ -5,13 +5,15 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use strongroom_core::id::DomainName;
 use strongroom_core::record::{DomainRecord, InitRecord, KeyRecord, SignedHead, VaultMeta};
+use strongroom_core::storage::FieldCipher;
 use strongroom_core::temperature::Temperature;
 use strongroom_core::{
-    Algorithm, DomainId, EntropySource, KeyId, OperatorId, PendingId, UnixMillis, VaultId,
+    Algorithm, DomainId, EntropySource, Error as CoreError, KeyId, OperatorId, PendingId,
+    UnixMillis, VaultId,
 };
 use strongroom_crypto::{
     AeadKey, AuditSigningKey, Payload, RecordMacKey, RootKey, Share, Signature, SigningKey,
-    TotpSecret,
+    StorageKeys, TotpSecret,
 };
 use zeroize::Zeroizing;
 
@@ -73,6 +75,7 @@ struct Unsealed {
     audit: AuditSigningKey,
     record_mac: RecordMacKey,
     operator_kek: AeadKey,
+    storage: StorageKeys,
     domain_keys: RwLock<HashMap<DomainId, OpenedDomainKey>>,
     keys: RwLock<HashMap<KeyId, Arc<LoadedKey>>>,
     // Keys destroyed while unsealed: never loaded again, whatever record a caller holds.
@@ -359,6 +362,7 @@ impl Keystore {
             audit,
             record_mac: root.record_mac_key(),
             operator_kek: root.operator_wrapping_key(),
+            storage: root.storage_keys(),
             _root: root,
             sealed: RwLock::new(Sealed {
                 vault_id: sealed.vault_id,
@@ -739,6 +743,29 @@ impl Keystore {
             time,
             signature: u.audit.sign(&msg),
         })
+    }
+}
+
+/// Layered encryption with the keys of the unsealed vault: fails with
+/// [`CoreError::Sealed`] from the moment the vault seals.
+impl FieldCipher for Keystore {
+    fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CoreError> {
+        let u = self.unsealed().map_err(|_| CoreError::Sealed)?;
+        u.storage
+            .seal(aad, plaintext, self.entropy.as_ref())
+            .map_err(|_| CoreError::Entropy)
+    }
+
+    fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CoreError> {
+        let u = self.unsealed().map_err(|_| CoreError::Sealed)?;
+        u.storage
+            .open(aad, sealed)
+            .map_err(|_| CoreError::Corrupt("sealed field"))
+    }
+
+    fn blind_index(&self, purpose: &[u8], value: &[u8]) -> Result<[u8; 32], CoreError> {
+        let u = self.unsealed().map_err(|_| CoreError::Sealed)?;
+        Ok(u.storage.blind_index(purpose, value))
     }
 }
 

@@ -60,6 +60,9 @@ pub enum ApiError {
     Hsm(strongroom_keystore::HsmError),
     /// A sealed key failed to open: tampered, moved or edited (500).
     KeyUnavailable,
+    /// Stored data failed its integrity check: a sealed column that does not open, or a row
+    /// that does not parse. The database was edited or damaged (500).
+    StoredDataCorrupt,
     /// Anything else (500). Details go to the server log with the request id, never to the
     /// client.
     Internal,
@@ -100,7 +103,9 @@ impl ApiError {
             | ApiError::AuditUnavailable
             | ApiError::ClockUntrusted
             | ApiError::Hsm(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::KeyUnavailable | ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::KeyUnavailable | ApiError::StoredDataCorrupt | ApiError::Internal => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -125,6 +130,7 @@ impl ApiError {
             ApiError::AuditUnavailable => "audit_unavailable",
             ApiError::ClockUntrusted => "clock_untrusted",
             ApiError::KeyUnavailable => "key_unavailable",
+            ApiError::StoredDataCorrupt => "stored_data_corrupt",
             ApiError::Hsm(e) => e.code(),
             ApiError::Internal => "internal_error",
         }
@@ -171,6 +177,9 @@ impl ApiError {
                 "the audit log cannot be written; nothing was done".into()
             }
             ApiError::KeyUnavailable => "key unavailable".into(),
+            ApiError::StoredDataCorrupt => {
+                "stored data failed its integrity check (edited or damaged database)".into()
+            }
             // Names paths and labels from the node's own configuration, never the PIN.
             ApiError::Hsm(e) => e.to_string(),
             ApiError::Internal => "internal error".into(),
@@ -308,6 +317,11 @@ impl From<strongroom_core::Error> for ApiError {
             ),
             C::Conflict(what) => ApiError::conflict("conflict", format!("{what} already exists")),
             C::NotFound(_) => ApiError::NotFound,
+            C::Corrupt(what) => {
+                tracing::error!(what, "stored data failed its integrity check");
+                ApiError::StoredDataCorrupt
+            }
+            C::Sealed => ApiError::Sealed,
             other => {
                 tracing::error!(error = %other, "storage failure");
                 ApiError::Internal

@@ -226,13 +226,18 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
             .audit_records(seq, 1)
             .map_err(strongroom_storage::Error::from)?
             .first()
-            .map_or(meta.created_at, |r| r.event.time),
+            .map_or(meta.created_at, |r| r.body.time()),
         None => meta.created_at,
     };
     let keystore = Arc::new(Keystore::new(Arc::clone(&entropy)));
     keystore
         .load(&meta)
         .map_err(|e| ServeError::Api(e.into()))?;
+    // Layered encryption: private columns are sealed with keys that exist only while the
+    // keystore is unsealed.
+    store
+        .use_field_cipher(keystore.clone())
+        .map_err(strongroom_storage::Error::from)?;
     let (writer, _thread) = Writer::start(
         Arc::clone(&store),
         Arc::clone(&keystore),

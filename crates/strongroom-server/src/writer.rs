@@ -241,6 +241,12 @@ mod tests {
         fn vault(&self) -> Result<VaultMeta, CoreError> {
             self.inner.vault()
         }
+        fn use_field_cipher(
+            &self,
+            cipher: Arc<dyn strongroom_core::storage::FieldCipher>,
+        ) -> Result<(), CoreError> {
+            self.inner.use_field_cipher(cipher)
+        }
         fn domain_by_name(&self, n: &DomainName) -> Result<Option<DomainRecord>, CoreError> {
             self.inner.domain_by_name(n)
         }

@@ -1,4 +1,6 @@
--- strongroom PostgreSQL schema, version 1 (the same tables as sqlite_001_init.sql, in PostgreSQL types). Secrets appear only as AEAD blobs (see docs/formats.md).
+-- strongroom PostgreSQL schema, version 1 (the same tables as sqlite_001_init.sql, in PostgreSQL types). Secrets appear only as AEAD blobs, and private metadata (names,
+-- labels, policies, request parameters, audit events) only sealed under the storage key, with
+-- blind indexes for lookups (see docs/formats.md).
 CREATE TABLE vault (
     id               BIGINT PRIMARY KEY CHECK (id = 1),
     vault_id         BYTEA    NOT NULL CHECK (octet_length(vault_id) = 16),
@@ -10,10 +12,11 @@ CREATE TABLE vault (
 );
 CREATE TABLE domains (
     id          BYTEA PRIMARY KEY CHECK (octet_length(id) = 16),
-    name        TEXT NOT NULL UNIQUE,
+    name_index  BYTEA NOT NULL UNIQUE CHECK (octet_length(name_index) = 32),
+    name        BYTEA NOT NULL,
     wrapped_key BYTEA NOT NULL,
     created_at  BIGINT NOT NULL,
-    new_keys    TEXT NOT NULL,
+    new_keys    BYTEA NOT NULL,
     destroyed_at BIGINT
 );
 CREATE TABLE keys (
@@ -21,7 +24,7 @@ CREATE TABLE keys (
     domain_id     BYTEA    NOT NULL REFERENCES domains (id),
     version       BIGINT NOT NULL,
     algorithm     TEXT    NOT NULL,
-    label         TEXT,
+    label         BYTEA    NOT NULL,
     public_key    BYTEA    NOT NULL,
     created_at    BIGINT NOT NULL,
     destroyed_at  BIGINT,
@@ -34,7 +37,8 @@ CREATE TABLE keys (
 CREATE INDEX keys_by_domain ON keys (domain_id, created_at);
 CREATE TABLE operators (
     id                   BYTEA PRIMARY KEY CHECK (octet_length(id) = 16),
-    name                 TEXT    NOT NULL UNIQUE,
+    name_index           BYTEA    NOT NULL UNIQUE CHECK (octet_length(name_index) = 32),
+    name                 BYTEA    NOT NULL,
     roles                BIGINT NOT NULL,
     domain_id            BYTEA REFERENCES domains (id),
     password_hash        TEXT    NOT NULL,
@@ -62,10 +66,10 @@ CREATE TABLE tokens (
 CREATE TABLE pending (
     id                 BYTEA PRIMARY KEY CHECK (octet_length(id) = 16),
     op                 TEXT    NOT NULL,
-    params             TEXT    NOT NULL,
+    params             BYTEA    NOT NULL,
     domain_id          BYTEA,
     key_id             BYTEA,
-    requester          TEXT    NOT NULL,
+    requester          BYTEA    NOT NULL,
     requester_operator BYTEA,
     required           BIGINT NOT NULL,
     created_at         BIGINT NOT NULL,
@@ -73,7 +77,7 @@ CREATE TABLE pending (
     nonce              BYTEA    NOT NULL CHECK (octet_length(nonce) = 32),
     hash               BYTEA    NOT NULL CHECK (octet_length(hash) = 32),
     status             TEXT    NOT NULL,
-    result             TEXT,
+    result             BYTEA,
     decided_at         BIGINT,
     mac                BYTEA    NOT NULL CHECK (octet_length(mac) = 32)
 );
@@ -85,30 +89,26 @@ CREATE TABLE approvals (
     at          BIGINT NOT NULL,
     PRIMARY KEY (request_id, approver_id)
 );
--- scope: a domain id, or 16 zero bytes for the vault-wide rule.
+-- rule_index: blind index of (scope, operation); rule: the sealed rule (see docs/formats.md).
 CREATE TABLE quorum_rules (
-    scope     BYTEA    NOT NULL CHECK (octet_length(scope) = 16),
-    op        TEXT    NOT NULL,
-    approvals BIGINT NOT NULL,
-    PRIMARY KEY (scope, op)
+    rule_index BYTEA PRIMARY KEY CHECK (octet_length(rule_index) = 32),
+    rule       BYTEA NOT NULL
 );
+-- event: the canonical event bytes, sealed under the storage key unless `sealed` is 0
+-- (records written while the vault was sealed). digest: what the chain commits to.
 CREATE TABLE audit (
     seq        BIGINT PRIMARY KEY,
-    prev_hash  BYTEA    NOT NULL,
-    hash       BYTEA    NOT NULL,
+    prev_hash  BYTEA NOT NULL CHECK (octet_length(prev_hash) = 32),
+    hash       BYTEA NOT NULL CHECK (octet_length(hash) = 32),
     time       BIGINT NOT NULL,
-    request_id BYTEA    NOT NULL,
-    actor      TEXT    NOT NULL,
-    source     TEXT,
-    operation  TEXT    NOT NULL,
-    domain     TEXT,
-    key        TEXT,
-    outcome    BIGINT NOT NULL,
-    code       TEXT,
-    count      BIGINT NOT NULL
+    digest     BYTEA NOT NULL CHECK (octet_length(digest) = 32),
+    sealed     BIGINT NOT NULL CHECK (sealed IN (0, 1)),
+    event      BYTEA NOT NULL,
+    sign_index BYTEA CHECK (octet_length(sign_index) = 32)
 );
--- When each key last signed (idle demotion of hot keys), without scanning the chain.
-CREATE INDEX audit_signatures ON audit (key, seq) WHERE operation = 'key.sign' AND outcome = 1;
+-- When each key last signed (idle demotion of hot keys), without scanning the chain:
+-- sign_index is the blind index of the key id on granted key.sign records.
+CREATE INDEX audit_signatures ON audit (sign_index, seq) WHERE sign_index IS NOT NULL;
 CREATE TABLE audit_heads (
     seq       BIGINT PRIMARY KEY,
     hash      BYTEA    NOT NULL,

@@ -1,4 +1,6 @@
--- strongroom SQLite schema, version 1. Secrets appear only as AEAD blobs (see docs/formats.md).
+-- strongroom SQLite schema, version 1. Secrets appear only as AEAD blobs, and private metadata (names,
+-- labels, policies, request parameters, audit events) only sealed under the storage key, with
+-- blind indexes for lookups (see docs/formats.md).
 CREATE TABLE vault (
     id               INTEGER PRIMARY KEY CHECK (id = 1),
     vault_id         BLOB    NOT NULL CHECK (length(vault_id) = 16),
@@ -10,10 +12,11 @@ CREATE TABLE vault (
 );
 CREATE TABLE domains (
     id          BLOB PRIMARY KEY CHECK (length(id) = 16),
-    name        TEXT NOT NULL UNIQUE,
+    name_index  BLOB NOT NULL UNIQUE CHECK (length(name_index) = 32),
+    name        BLOB NOT NULL,
     wrapped_key BLOB NOT NULL,
     created_at  INTEGER NOT NULL,
-    new_keys    TEXT NOT NULL,
+    new_keys    BLOB NOT NULL,
     destroyed_at INTEGER
 );
 CREATE TABLE keys (
@@ -21,7 +24,7 @@ CREATE TABLE keys (
     domain_id     BLOB    NOT NULL REFERENCES domains (id),
     version       INTEGER NOT NULL,
     algorithm     TEXT    NOT NULL,
-    label         TEXT,
+    label         BLOB    NOT NULL,
     public_key    BLOB    NOT NULL,
     created_at    INTEGER NOT NULL,
     destroyed_at  INTEGER,
@@ -34,7 +37,8 @@ CREATE TABLE keys (
 CREATE INDEX keys_by_domain ON keys (domain_id, created_at);
 CREATE TABLE operators (
     id                   BLOB PRIMARY KEY CHECK (length(id) = 16),
-    name                 TEXT    NOT NULL UNIQUE,
+    name_index           BLOB    NOT NULL UNIQUE CHECK (length(name_index) = 32),
+    name                 BLOB    NOT NULL,
     roles                INTEGER NOT NULL,
     domain_id            BLOB REFERENCES domains (id),
     password_hash        TEXT    NOT NULL,
@@ -62,10 +66,10 @@ CREATE TABLE tokens (
 CREATE TABLE pending (
     id                 BLOB PRIMARY KEY CHECK (length(id) = 16),
     op                 TEXT    NOT NULL,
-    params             TEXT    NOT NULL,
+    params             BLOB    NOT NULL,
     domain_id          BLOB,
     key_id             BLOB,
-    requester          TEXT    NOT NULL,
+    requester          BLOB    NOT NULL,
     requester_operator BLOB,
     required           INTEGER NOT NULL,
     created_at         INTEGER NOT NULL,
@@ -73,7 +77,7 @@ CREATE TABLE pending (
     nonce              BLOB    NOT NULL CHECK (length(nonce) = 32),
     hash               BLOB    NOT NULL CHECK (length(hash) = 32),
     status             TEXT    NOT NULL,
-    result             TEXT,
+    result             BLOB,
     decided_at         INTEGER,
     mac                BLOB    NOT NULL CHECK (length(mac) = 32)
 );
@@ -85,30 +89,26 @@ CREATE TABLE approvals (
     at          INTEGER NOT NULL,
     PRIMARY KEY (request_id, approver_id)
 );
--- scope: a domain id, or 16 zero bytes for the vault-wide rule.
+-- rule_index: blind index of (scope, operation); rule: the sealed rule (see docs/formats.md).
 CREATE TABLE quorum_rules (
-    scope     BLOB    NOT NULL CHECK (length(scope) = 16),
-    op        TEXT    NOT NULL,
-    approvals INTEGER NOT NULL,
-    PRIMARY KEY (scope, op)
+    rule_index BLOB PRIMARY KEY CHECK (length(rule_index) = 32),
+    rule       BLOB NOT NULL
 );
+-- event: the canonical event bytes, sealed under the storage key unless `sealed` is 0
+-- (records written while the vault was sealed). digest: what the chain commits to.
 CREATE TABLE audit (
     seq        INTEGER PRIMARY KEY,
-    prev_hash  BLOB    NOT NULL,
-    hash       BLOB    NOT NULL,
+    prev_hash  BLOB NOT NULL CHECK (length(prev_hash) = 32),
+    hash       BLOB NOT NULL CHECK (length(hash) = 32),
     time       INTEGER NOT NULL,
-    request_id BLOB    NOT NULL,
-    actor      TEXT    NOT NULL,
-    source     TEXT,
-    operation  TEXT    NOT NULL,
-    domain     TEXT,
-    key        TEXT,
-    outcome    INTEGER NOT NULL,
-    code       TEXT,
-    count      INTEGER NOT NULL
+    digest     BLOB NOT NULL CHECK (length(digest) = 32),
+    sealed     INTEGER NOT NULL CHECK (sealed IN (0, 1)),
+    event      BLOB NOT NULL,
+    sign_index BLOB CHECK (length(sign_index) = 32)
 );
--- When each key last signed (idle demotion of hot keys), without scanning the chain.
-CREATE INDEX audit_signatures ON audit (key, seq) WHERE operation = 'key.sign' AND outcome = 1;
+-- When each key last signed (idle demotion of hot keys), without scanning the chain:
+-- sign_index is the blind index of the key id on granted key.sign records.
+CREATE INDEX audit_signatures ON audit (sign_index, seq) WHERE sign_index IS NOT NULL;
 CREATE TABLE audit_heads (
     seq       INTEGER PRIMARY KEY,
     hash      BLOB    NOT NULL,

@@ -29,7 +29,7 @@ use strongroom_core::{
 };
 
 use crate::error::Error;
-use crate::sql::{self, Db, DbError, Param, Txn, storage_over_sql};
+use crate::sql::{self, Db, DbError, Fields, Param, Txn, storage_over_sql};
 
 /// Schema migrations, applied in order at start; each runs once per database.
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres_001_init.sql"))];
@@ -44,6 +44,7 @@ const CHANNEL: &str = "strongroom_changes";
 pub struct PgStore {
     config: postgres::Config,
     pool: Mutex<Vec<Conn>>,
+    fields: Fields,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -196,6 +197,7 @@ impl PgStore {
                     client,
                     statements: HashMap::new(),
                 }]),
+                fields: Fields::default(),
             };
             Ok((store, fresh))
         })
@@ -230,6 +232,7 @@ impl PgStore {
                     client,
                     statements: HashMap::new(),
                 }]),
+                fields: Fields::default(),
             })
         })
     }
@@ -284,7 +287,7 @@ impl PgStore {
                         client: &mut tx,
                         statements: &mut *statements,
                     };
-                    let mut txn = Txn::new(&mut db);
+                    let mut txn = Txn::new(&mut db, &self.fields);
                     batch(&mut txn)?;
                     txn.changes
                 };

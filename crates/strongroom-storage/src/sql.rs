@@ -3,18 +3,21 @@
 //! one decoder per record type. The backends differ only in connections, transactions,
 //! locking and their schema files, so they cannot drift apart in what they store.
 
+use std::sync::{Arc, OnceLock};
 use strongroom_core::id::DomainName;
 use strongroom_core::operator::{OperatorName, Roles};
 use strongroom_core::quorum::{GatedOp, QuorumRule};
+
+use strongroom_audit::{decode_event, encode_event, event_digest};
 use strongroom_core::record::{
-    ApprovalRecord, AuditEvent, AuditRecord, DomainRecord, InitRecord, KeyRecord, OperatorRecord,
+    ApprovalRecord, AuditBody, AuditRecord, DomainRecord, InitRecord, KeyRecord, OperatorRecord,
     Outcome, PendingRecord, RequestStatus, SignedHead, TokenKind, TokenRecord, VaultMeta,
 };
-use strongroom_core::storage::{Change, Mutation, WriteTxn};
+use strongroom_core::storage::{Change, FieldCipher, Mutation, WriteTxn};
 use strongroom_core::temperature::Temperature;
 use strongroom_core::{
-    Algorithm, DomainId, Error as CoreError, KeyId, OperatorId, PendingId, RequestId, TokenId,
-    UnixMillis, VaultId,
+    Algorithm, DomainId, Error as CoreError, KeyId, OperatorId, PendingId, TokenId, UnixMillis,
+    VaultId,
 };
 
 /// A statement parameter. Each carries its type even when null, because PostgreSQL checks
@@ -159,35 +162,168 @@ fn temperature(r: &dyn Row, i: usize) -> Result<Temperature, CoreError> {
         .map_err(|_| CoreError::Corrupt("temperature"))
 }
 
+// ---- Layered encryption -------------------------------------------------------------------
+
+/// The private columns' cipher, handed over once at start ([`FieldCipher`]). Until then (and
+/// whenever the vault is sealed) private columns can be neither read nor written.
+#[derive(Default)]
+pub(crate) struct Fields(OnceLock<Arc<dyn FieldCipher>>);
+
+impl std::fmt::Debug for Fields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Fields")
+            .field(&self.0.get().is_some())
+            .finish()
+    }
+}
+
+/// Associated data of a sealed column: which column of which row, so that a value moved to
+/// another row or column does not open.
+fn field_aad(column: &str, row: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(column.len() + 1 + row.len());
+    aad.extend_from_slice(column.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(row);
+    aad
+}
+
+impl Fields {
+    pub(crate) fn set(&self, cipher: Arc<dyn FieldCipher>) -> Result<(), CoreError> {
+        self.0
+            .set(cipher)
+            .map_err(|_| CoreError::Conflict("field cipher"))
+    }
+
+    fn cipher(&self) -> Result<&dyn FieldCipher, CoreError> {
+        self.0.get().map(AsRef::as_ref).ok_or(CoreError::Sealed)
+    }
+
+    fn seal(&self, column: &'static str, row: &[u8], value: &[u8]) -> Result<Param, CoreError> {
+        Ok(Param::Bytes(Some(self.seal_bytes(column, row, value)?)))
+    }
+
+    fn seal_bytes(
+        &self,
+        column: &'static str,
+        row: &[u8],
+        value: &[u8],
+    ) -> Result<Vec<u8>, CoreError> {
+        self.cipher()?.seal(&field_aad(column, row), value)
+    }
+
+    fn open(&self, column: &'static str, row: &[u8], blob: &[u8]) -> Result<Vec<u8>, CoreError> {
+        self.cipher()?
+            .open(&field_aad(column, row), blob)
+            .map_err(|e| match e {
+                CoreError::Sealed => CoreError::Sealed,
+                _ => CoreError::Corrupt(column),
+            })
+    }
+
+    fn open_text(
+        &self,
+        column: &'static str,
+        row: &[u8],
+        blob: &[u8],
+    ) -> Result<String, CoreError> {
+        String::from_utf8(self.open(column, row, blob)?).map_err(|_| CoreError::Corrupt(column))
+    }
+
+    fn index(&self, purpose: &'static str, value: &[u8]) -> Result<Param, CoreError> {
+        Ok(bytes(
+            &self.cipher()?.blind_index(purpose.as_bytes(), value)?,
+        ))
+    }
+
+    /// A key label, `None` included, so that the database cannot tell which keys have one.
+    fn seal_label(&self, key: KeyId, label: Option<&str>) -> Result<Param, CoreError> {
+        let mut plain = vec![u8::from(label.is_some())];
+        plain.extend_from_slice(label.unwrap_or_default().as_bytes());
+        self.seal("keys.label", key.as_bytes(), &plain)
+    }
+
+    fn open_label(&self, key: KeyId, blob: &[u8]) -> Result<Option<String>, CoreError> {
+        let plain = self.open("keys.label", key.as_bytes(), blob)?;
+        match plain.split_first() {
+            Some((0, [])) => Ok(None),
+            Some((1, text)) => String::from_utf8(text.to_vec())
+                .map(Some)
+                .map_err(|_| CoreError::Corrupt("keys.label")),
+            _ => Err(CoreError::Corrupt("keys.label")),
+        }
+    }
+
+    /// A quorum rule sealed whole: `scope (16) || approvals (1) || operation`.
+    fn seal_rule(&self, index: &[u8; 32], rule: &QuorumRule) -> Result<Param, CoreError> {
+        let mut plain = rule_scope(rule).to_vec();
+        plain.push(rule.approvals);
+        plain.extend_from_slice(rule.op.as_str().as_bytes());
+        self.seal("quorum_rules.rule", index, &plain)
+    }
+
+    fn open_rule(&self, index: &[u8; 32], blob: &[u8]) -> Result<QuorumRule, CoreError> {
+        let bad = || CoreError::Corrupt("quorum_rules.rule");
+        let plain = self.open("quorum_rules.rule", index, blob)?;
+        let (scope, rest) = plain.split_first_chunk::<16>().ok_or_else(bad)?;
+        let (approvals, op) = rest.split_first().ok_or_else(bad)?;
+        let rule = QuorumRule {
+            domain: (*scope != [0; 16]).then(|| DomainId::from_bytes(*scope)),
+            op: std::str::from_utf8(op)
+                .ok()
+                .and_then(|op| op.parse().ok())
+                .ok_or_else(bad)?,
+            approvals: *approvals,
+        };
+        // The index names the rule's position: a rule copied under another index is refused.
+        if self.rule_index(&rule)? != *index {
+            return Err(bad());
+        }
+        Ok(rule)
+    }
+
+    fn rule_index(&self, rule: &QuorumRule) -> Result<[u8; 32], CoreError> {
+        let mut value = rule_scope(rule).to_vec();
+        value.extend_from_slice(rule.op.as_str().as_bytes());
+        self.cipher()?.blind_index(b"quorum-rule", &value)
+    }
+}
+
+fn rule_scope(rule: &QuorumRule) -> [u8; 16] {
+    rule.domain.map_or([0u8; 16], |d| *d.as_bytes())
+}
+
 // ---- Records -----------------------------------------------------------------------------
 
 const DOMAIN_COLS: &str = "id, name, wrapped_key, created_at, new_keys, destroyed_at";
-fn domain_at(r: &dyn Row, o: usize) -> Result<DomainRecord, CoreError> {
+fn domain_at(r: &dyn Row, o: usize, f: &Fields) -> Result<DomainRecord, CoreError> {
+    let id = DomainId::from_bytes(arr(r, o)?);
     Ok(DomainRecord {
-        id: DomainId::from_bytes(arr(r, o)?),
-        name: req_text(r, o + 1)?
+        id,
+        name: f
+            .open_text("domains.name", id.as_bytes(), &req_bytes(r, o + 1)?)?
             .parse::<DomainName>()
             .map_err(|_| CoreError::Corrupt("domain name"))?,
         wrapped_key: req_bytes(r, o + 2)?,
         created_at: millis(r, o + 3)?,
-        new_key_temperature: temperature(r, o + 4)?,
+        new_key_temperature: f
+            .open_text("domains.new_keys", id.as_bytes(), &req_bytes(r, o + 4)?)?
+            .parse()
+            .map_err(|_| CoreError::Corrupt("temperature"))?,
         destroyed_at: opt_millis(r, o + 5)?,
     })
 }
-fn domain_row(r: &dyn Row) -> Result<DomainRecord, CoreError> {
-    domain_at(r, 0)
-}
 
 const KEY_COLS: &str = "id, domain_id, version, algorithm, label, public_key, created_at, destroyed_at, sealed_secret, temperature, temperature_mac, temperature_since, hot_idle_secs";
-fn key_row(r: &dyn Row) -> Result<KeyRecord, CoreError> {
+fn key_row(r: &dyn Row, f: &Fields) -> Result<KeyRecord, CoreError> {
+    let id = KeyId::from_bytes(arr(r, 0)?);
     Ok(KeyRecord {
-        id: KeyId::from_bytes(arr(r, 0)?),
+        id,
         domain: DomainId::from_bytes(arr(r, 1)?),
         version: small(r, 2, "key version")?,
         algorithm: req_text(r, 3)?
             .parse::<Algorithm>()
             .map_err(|_| CoreError::Corrupt("algorithm"))?,
-        label: r.text(4)?,
+        label: f.open_label(id, &req_bytes(r, 4)?)?,
         public_key: req_bytes(r, 5)?,
         created_at: millis(r, 6)?,
         destroyed_at: opt_millis(r, 7)?,
@@ -228,40 +364,48 @@ fn token_row(r: &dyn Row) -> Result<TokenRecord, CoreError> {
     })
 }
 
-const OPERATOR_COLS: &str = "id, name, roles, domain_id, password_hash, must_change_password, totp_sealed, totp_last_step, failed_logins, locked_until, approval_key, created_at, disabled_at, mac";
-fn operator_row(r: &dyn Row) -> Result<OperatorRecord, CoreError> {
+const OPERATOR_COLS: &str = "id, name_index, name, roles, domain_id, password_hash, must_change_password, totp_sealed, totp_last_step, failed_logins, locked_until, approval_key, created_at, disabled_at, mac";
+fn operator_row(r: &dyn Row, f: &Fields) -> Result<OperatorRecord, CoreError> {
+    let id = OperatorId::from_bytes(arr(r, 0)?);
     Ok(OperatorRecord {
-        id: OperatorId::from_bytes(arr(r, 0)?),
-        name: req_text(r, 1)?
+        id,
+        // Column 1 is the name's blind index: only for lookups.
+        name: f
+            .open_text("operators.name", id.as_bytes(), &req_bytes(r, 2)?)?
             .parse::<OperatorName>()
             .map_err(|_| CoreError::Corrupt("operator name"))?,
-        roles: u8::try_from(req_int(r, 2)?)
+        roles: u8::try_from(req_int(r, 3)?)
             .ok()
             .and_then(|b| Roles::from_bits(b).ok())
             .ok_or(CoreError::Corrupt("operator roles"))?,
-        domain: opt_id(r, 3, DomainId::from_bytes)?,
-        password_hash: req_text(r, 4)?,
-        must_change_password: req_int(r, 5)? != 0,
-        totp_sealed: req_bytes(r, 6)?,
+        domain: opt_id(r, 4, DomainId::from_bytes)?,
+        password_hash: req_text(r, 5)?,
+        must_change_password: req_int(r, 6)? != 0,
+        totp_sealed: req_bytes(r, 7)?,
         totp_last_step: r
-            .int(7)?
+            .int(8)?
             .map(|v| u64::try_from(v).map_err(|_| CoreError::Corrupt("totp step")))
             .transpose()?,
-        failed_logins: small(r, 8, "failed logins")?,
-        locked_until: opt_millis(r, 9)?,
+        failed_logins: small(r, 9, "failed logins")?,
+        locked_until: opt_millis(r, 10)?,
         approval_key: r
-            .bytes(10)?
+            .bytes(11)?
             .map(|k| k.try_into().map_err(|_| CoreError::Corrupt("approval key")))
             .transpose()?,
-        created_at: millis(r, 11)?,
-        disabled_at: opt_millis(r, 12)?,
-        mac: arr(r, 13)?,
+        created_at: millis(r, 12)?,
+        disabled_at: opt_millis(r, 13)?,
+        mac: arr(r, 14)?,
     })
 }
-fn operator_params(o: &OperatorRecord) -> Result<Vec<Param>, CoreError> {
+fn operator_params(o: &OperatorRecord, f: &Fields) -> Result<Vec<Param>, CoreError> {
     Ok(vec![
         bytes(o.id.as_bytes()),
-        text(o.name.as_str()),
+        f.index("operator-name", o.name.as_str().as_bytes())?,
+        f.seal(
+            "operators.name",
+            o.id.as_bytes(),
+            o.name.as_str().as_bytes(),
+        )?,
         int(i64::from(o.roles.bits())),
         opt_id_param(o.domain.as_ref().map(DomainId::as_bytes)),
         text(&o.password_hash),
@@ -278,16 +422,17 @@ fn operator_params(o: &OperatorRecord) -> Result<Vec<Param>, CoreError> {
 }
 
 const PENDING_COLS: &str = "id, op, params, domain_id, key_id, requester, requester_operator, required, created_at, expires_at, nonce, hash, status, result, decided_at, mac";
-fn pending_row(r: &dyn Row) -> Result<PendingRecord, CoreError> {
+fn pending_row(r: &dyn Row, f: &Fields) -> Result<PendingRecord, CoreError> {
+    let id = PendingId::from_bytes(arr(r, 0)?);
     Ok(PendingRecord {
-        id: PendingId::from_bytes(arr(r, 0)?),
+        id,
         op: req_text(r, 1)?
             .parse::<GatedOp>()
             .map_err(|_| CoreError::Corrupt("request operation"))?,
-        params: req_text(r, 2)?,
+        params: f.open_text("pending.params", id.as_bytes(), &req_bytes(r, 2)?)?,
         domain: opt_id(r, 3, DomainId::from_bytes)?,
         key: opt_id(r, 4, KeyId::from_bytes)?,
-        requester: req_text(r, 5)?,
+        requester: f.open_text("pending.requester", id.as_bytes(), &req_bytes(r, 5)?)?,
         requester_operator: opt_id(r, 6, OperatorId::from_bytes)?,
         required: small(r, 7, "required approvals")?,
         created_at: millis(r, 8)?,
@@ -296,19 +441,23 @@ fn pending_row(r: &dyn Row) -> Result<PendingRecord, CoreError> {
         hash: arr(r, 11)?,
         status: RequestStatus::parse(&req_text(r, 12)?)
             .ok_or(CoreError::Corrupt("request status"))?,
-        result: r.text(13)?,
+        result: r
+            .bytes(13)?
+            .map(|b| f.open_text("pending.result", id.as_bytes(), &b))
+            .transpose()?,
         decided_at: opt_millis(r, 14)?,
         mac: arr(r, 15)?,
     })
 }
-fn pending_params(p: &PendingRecord) -> Result<Vec<Param>, CoreError> {
+fn pending_params(p: &PendingRecord, f: &Fields) -> Result<Vec<Param>, CoreError> {
+    let row = p.id.as_bytes();
     Ok(vec![
-        bytes(p.id.as_bytes()),
+        bytes(row),
         text(p.op.as_str()),
-        text(&p.params),
+        f.seal("pending.params", row, p.params.as_bytes())?,
         opt_id_param(p.domain.as_ref().map(DomainId::as_bytes)),
         opt_id_param(p.key.as_ref().map(KeyId::as_bytes)),
-        text(&p.requester),
+        f.seal("pending.requester", row, p.requester.as_bytes())?,
         opt_id_param(p.requester_operator.as_ref().map(OperatorId::as_bytes)),
         int(i64::from(p.required)),
         millis_param(p.created_at)?,
@@ -316,33 +465,43 @@ fn pending_params(p: &PendingRecord) -> Result<Vec<Param>, CoreError> {
         bytes(&p.nonce),
         bytes(&p.hash),
         text(p.status.as_str()),
-        Param::Text(p.result.clone()),
+        match &p.result {
+            Some(result) => f.seal("pending.result", row, result.as_bytes())?,
+            None => Param::Bytes(None),
+        },
         opt_millis_param(p.decided_at)?,
         bytes(&p.mac),
     ])
 }
 
-const AUDIT_COLS: &str = "seq, prev_hash, hash, time, request_id, actor, source, operation, domain, key, outcome, code, count";
-fn audit_row(r: &dyn Row) -> Result<AuditRecord, CoreError> {
+const AUDIT_COLS: &str = "seq, prev_hash, hash, time, digest, sealed, event";
+fn audit_row(r: &dyn Row, f: &Fields) -> Result<AuditRecord, CoreError> {
+    let seq: u64 = small(r, 0, "seq")?;
+    let time = millis(r, 3)?;
+    let digest = arr(r, 4)?;
+    let stored = req_bytes(r, 6)?;
+    let plain = match req_int(r, 5)? {
+        0 => Some(stored),
+        1 => match f.open("audit.event", &seq.to_be_bytes(), &stored) {
+            Ok(plain) => Some(plain),
+            // Without the storage key, or with an altered ciphertext, the record still takes
+            // its place in the chain through its digest; verifiers decide what that means.
+            Err(CoreError::Sealed | CoreError::Corrupt(_)) => None,
+            Err(e) => return Err(e),
+        },
+        _ => return Err(CoreError::Corrupt("audit sealed flag")),
+    };
+    let body = match plain {
+        Some(plain) => {
+            AuditBody::Open(decode_event(time, &plain).ok_or(CoreError::Corrupt("audit event"))?)
+        }
+        None => AuditBody::Sealed { time, digest },
+    };
     Ok(AuditRecord {
-        seq: small(r, 0, "seq")?,
+        seq,
         prev_hash: arr(r, 1)?,
         hash: arr(r, 2)?,
-        event: AuditEvent {
-            time: millis(r, 3)?,
-            request_id: RequestId::from_bytes(arr(r, 4)?),
-            actor: req_text(r, 5)?,
-            source: r.text(6)?,
-            operation: req_text(r, 7)?,
-            domain: r.text(8)?,
-            key: r.text(9)?,
-            outcome: u8::try_from(req_int(r, 10)?)
-                .ok()
-                .and_then(Outcome::from_code)
-                .ok_or(CoreError::Corrupt("outcome"))?,
-            code: r.text(11)?,
-            count: small(r, 12, "count")?,
-        },
+        body,
     })
 }
 
@@ -388,45 +547,59 @@ pub(crate) fn create_vault(
 
 pub(crate) fn domain_by_name(
     db: &mut dyn Db,
+    f: &Fields,
     name: &DomainName,
 ) -> Result<Option<DomainRecord>, CoreError> {
-    one(
+    let found = one(
         db,
-        &format!("SELECT {DOMAIN_COLS} FROM domains WHERE name = $1"),
-        &[text(name.as_str())],
-        domain_row,
-    )
+        &format!("SELECT {DOMAIN_COLS} FROM domains WHERE name_index = $1"),
+        &[f.index("domain-name", name.as_str().as_bytes())?],
+        |r| domain_at(r, 0, f),
+    )?;
+    // A row whose sealed name differs from its index was edited in the database.
+    match found {
+        Some(d) if d.name != *name => Err(CoreError::Corrupt("domains.name")),
+        other => Ok(other),
+    }
 }
 
-pub(crate) fn domain(db: &mut dyn Db, id: DomainId) -> Result<Option<DomainRecord>, CoreError> {
+pub(crate) fn domain(
+    db: &mut dyn Db,
+    f: &Fields,
+    id: DomainId,
+) -> Result<Option<DomainRecord>, CoreError> {
     one(
         db,
         &format!("SELECT {DOMAIN_COLS} FROM domains WHERE id = $1"),
         &[bytes(id.as_bytes())],
-        domain_row,
+        |r| domain_at(r, 0, f),
     )
 }
 
-pub(crate) fn domains(db: &mut dyn Db) -> Result<Vec<DomainRecord>, CoreError> {
-    all(
+pub(crate) fn domains(db: &mut dyn Db, f: &Fields) -> Result<Vec<DomainRecord>, CoreError> {
+    // Names are sealed, so the database cannot order by them.
+    let mut out = all(
         db,
-        &format!("SELECT {DOMAIN_COLS} FROM domains ORDER BY name"),
+        &format!("SELECT {DOMAIN_COLS} FROM domains"),
         &[],
-        domain_row,
-    )
+        |r| domain_at(r, 0, f),
+    )?;
+    out.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+    Ok(out)
 }
 
-pub(crate) fn key(db: &mut dyn Db, id: KeyId) -> Result<Option<KeyRecord>, CoreError> {
+pub(crate) fn key(db: &mut dyn Db, f: &Fields, id: KeyId) -> Result<Option<KeyRecord>, CoreError> {
     one(
         db,
         &format!("SELECT {KEY_COLS} FROM keys WHERE id = $1"),
         &[bytes(id.as_bytes())],
-        key_row,
+        |r| key_row(r, f),
     )
 }
 
 pub(crate) fn key_with_domain(
     db: &mut dyn Db,
+    f: &Fields,
     id: KeyId,
 ) -> Result<Option<(KeyRecord, DomainRecord)>, CoreError> {
     one(
@@ -437,20 +610,24 @@ pub(crate) fn key_with_domain(
                 d.id, d.name, d.wrapped_key, d.created_at, d.new_keys, d.destroyed_at
          FROM keys k JOIN domains d ON d.id = k.domain_id WHERE k.id = $1",
         &[bytes(id.as_bytes())],
-        |r| Ok((key_row(r)?, domain_at(r, 13)?)),
+        |r| Ok((key_row(r, f)?, domain_at(r, 13, f)?)),
     )
 }
 
-pub(crate) fn keys(db: &mut dyn Db, domain: DomainId) -> Result<Vec<KeyRecord>, CoreError> {
+pub(crate) fn keys(
+    db: &mut dyn Db,
+    f: &Fields,
+    domain: DomainId,
+) -> Result<Vec<KeyRecord>, CoreError> {
     all(
         db,
         &format!("SELECT {KEY_COLS} FROM keys WHERE domain_id = $1 ORDER BY created_at, id"),
         &[bytes(domain.as_bytes())],
-        key_row,
+        |r| key_row(r, f),
     )
 }
 
-pub(crate) fn idle_limited_keys(db: &mut dyn Db) -> Result<Vec<KeyRecord>, CoreError> {
+pub(crate) fn idle_limited_keys(db: &mut dyn Db, f: &Fields) -> Result<Vec<KeyRecord>, CoreError> {
     all(
         db,
         &format!(
@@ -459,66 +636,88 @@ pub(crate) fn idle_limited_keys(db: &mut dyn Db) -> Result<Vec<KeyRecord>, CoreE
              ORDER BY id"
         ),
         &[],
-        key_row,
+        |r| key_row(r, f),
     )
 }
 
-pub(crate) fn last_signature(db: &mut dyn Db, key: KeyId) -> Result<Option<UnixMillis>, CoreError> {
+/// The blind index that marks a key's granted signatures in the audit table.
+fn sign_index(f: &Fields, key: &str) -> Result<Param, CoreError> {
+    f.index("key-sign", key.as_bytes())
+}
+
+pub(crate) fn last_signature(
+    db: &mut dyn Db,
+    f: &Fields,
+    key: KeyId,
+) -> Result<Option<UnixMillis>, CoreError> {
     // Served by the partial index `audit_signatures`.
     one(
         db,
-        "SELECT time FROM audit
-         WHERE key = $1 AND operation = 'key.sign' AND outcome = 1
-         ORDER BY seq DESC LIMIT 1",
-        &[text(&key.to_string())],
+        "SELECT time FROM audit WHERE sign_index = $1 ORDER BY seq DESC LIMIT 1",
+        &[sign_index(f, &key.to_string())?],
         |r| millis(r, 0),
     )
 }
 
 pub(crate) fn operator_by_name(
     db: &mut dyn Db,
+    f: &Fields,
     name: &OperatorName,
 ) -> Result<Option<OperatorRecord>, CoreError> {
-    one(
+    let found = one(
         db,
-        &format!("SELECT {OPERATOR_COLS} FROM operators WHERE name = $1"),
-        &[text(name.as_str())],
-        operator_row,
-    )
+        &format!("SELECT {OPERATOR_COLS} FROM operators WHERE name_index = $1"),
+        &[f.index("operator-name", name.as_str().as_bytes())?],
+        |r| operator_row(r, f),
+    )?;
+    // A row whose sealed name differs from its index was edited in the database.
+    match found {
+        Some(o) if o.name != *name => Err(CoreError::Corrupt("operators.name")),
+        other => Ok(other),
+    }
 }
 
 pub(crate) fn operator(
     db: &mut dyn Db,
+    f: &Fields,
     id: OperatorId,
 ) -> Result<Option<OperatorRecord>, CoreError> {
     one(
         db,
         &format!("SELECT {OPERATOR_COLS} FROM operators WHERE id = $1"),
         &[bytes(id.as_bytes())],
-        operator_row,
+        |r| operator_row(r, f),
     )
 }
 
-pub(crate) fn operators(db: &mut dyn Db) -> Result<Vec<OperatorRecord>, CoreError> {
-    all(
+pub(crate) fn operators(db: &mut dyn Db, f: &Fields) -> Result<Vec<OperatorRecord>, CoreError> {
+    // Names are sealed, so the database cannot order by them.
+    let mut out = all(
         db,
-        &format!("SELECT {OPERATOR_COLS} FROM operators ORDER BY name"),
+        &format!("SELECT {OPERATOR_COLS} FROM operators"),
         &[],
-        operator_row,
-    )
+        |r| operator_row(r, f),
+    )?;
+    out.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+    Ok(out)
 }
 
-pub(crate) fn pending(db: &mut dyn Db, id: PendingId) -> Result<Option<PendingRecord>, CoreError> {
+pub(crate) fn pending(
+    db: &mut dyn Db,
+    f: &Fields,
+    id: PendingId,
+) -> Result<Option<PendingRecord>, CoreError> {
     one(
         db,
         &format!("SELECT {PENDING_COLS} FROM pending WHERE id = $1"),
         &[bytes(id.as_bytes())],
-        pending_row,
+        |r| pending_row(r, f),
     )
 }
 
 pub(crate) fn pendings(
     db: &mut dyn Db,
+    f: &Fields,
     status: Option<RequestStatus>,
 ) -> Result<Vec<PendingRecord>, CoreError> {
     match status {
@@ -528,13 +727,13 @@ pub(crate) fn pendings(
                 "SELECT {PENDING_COLS} FROM pending WHERE status = $1 ORDER BY created_at DESC, id"
             ),
             &[text(st.as_str())],
-            pending_row,
+            |r| pending_row(r, f),
         ),
         None => all(
             db,
             &format!("SELECT {PENDING_COLS} FROM pending ORDER BY created_at DESC, id"),
             &[],
-            pending_row,
+            |r| pending_row(r, f),
         ),
     }
 }
@@ -556,22 +755,12 @@ pub(crate) fn approvals(db: &mut dyn Db, id: PendingId) -> Result<Vec<ApprovalRe
     )
 }
 
-pub(crate) fn quorum_rules(db: &mut dyn Db) -> Result<Vec<QuorumRule>, CoreError> {
-    all(
-        db,
-        "SELECT scope, op, approvals FROM quorum_rules ORDER BY op, scope",
-        &[],
-        |r| {
-            let scope: [u8; 16] = arr(r, 0)?;
-            Ok(QuorumRule {
-                domain: (scope != [0; 16]).then(|| DomainId::from_bytes(scope)),
-                op: req_text(r, 1)?
-                    .parse()
-                    .map_err(|_| CoreError::Corrupt("quorum operation"))?,
-                approvals: small(r, 2, "approvals")?,
-            })
-        },
-    )
+pub(crate) fn quorum_rules(db: &mut dyn Db, f: &Fields) -> Result<Vec<QuorumRule>, CoreError> {
+    let mut out = all(db, "SELECT rule_index, rule FROM quorum_rules", &[], |r| {
+        f.open_rule(&arr(r, 0)?, &req_bytes(r, 1)?)
+    })?;
+    out.sort_by_key(|rule| (rule.op.as_str(), rule_scope(rule)));
+    Ok(out)
 }
 
 pub(crate) fn token_by_hash(
@@ -615,6 +804,7 @@ pub(crate) fn audit_tail(db: &mut dyn Db) -> Result<Option<(u64, [u8; 32])>, Cor
 
 pub(crate) fn audit_records(
     db: &mut dyn Db,
+    f: &Fields,
     from: u64,
     limit: usize,
 ) -> Result<Vec<AuditRecord>, CoreError> {
@@ -625,7 +815,7 @@ pub(crate) fn audit_records(
             int(to_i64(from)?),
             int(i64::try_from(limit).unwrap_or(i64::MAX)),
         ],
-        audit_row,
+        |r| audit_row(r, f),
     )
 }
 
@@ -653,15 +843,17 @@ pub(crate) fn audit_heads(db: &mut dyn Db) -> Result<Vec<SignedHead>, CoreError>
 /// erased, so it can purge old copies (SQLite's WAL) after the commit.
 pub(crate) struct Txn<'a> {
     pub(crate) db: &'a mut dyn Db,
+    fields: &'a Fields,
     pub(crate) shredded: bool,
     /// What other nodes' caches must forget once this commits.
     pub(crate) changes: Vec<Change>,
 }
 
 impl<'a> Txn<'a> {
-    pub(crate) fn new(db: &'a mut dyn Db) -> Self {
+    pub(crate) fn new(db: &'a mut dyn Db, fields: &'a Fields) -> Self {
         Self {
             db,
+            fields,
             shredded: false,
             changes: Vec::new(),
         }
@@ -760,16 +952,23 @@ impl Txn<'_> {
                 CoreError::Conflict("seal configuration"),
             ),
             Mutation::CreateDomain(d) => {
+                let (f, row) = (self.fields, d.id.as_bytes());
                 self.db
                     .execute(
-                        "INSERT INTO domains (id, name, wrapped_key, created_at, new_keys)
-                         VALUES ($1, $2, $3, $4, $5)",
+                        "INSERT INTO domains (id, name_index, name, wrapped_key, created_at,
+                                              new_keys)
+                         VALUES ($1, $2, $3, $4, $5, $6)",
                         &[
-                            bytes(d.id.as_bytes()),
-                            text(d.name.as_str()),
+                            bytes(row),
+                            f.index("domain-name", d.name.as_str().as_bytes())?,
+                            f.seal("domains.name", row, d.name.as_str().as_bytes())?,
                             bytes(&d.wrapped_key),
                             millis_param(d.created_at)?,
-                            text(d.new_key_temperature.as_str()),
+                            f.seal(
+                                "domains.new_keys",
+                                row,
+                                d.new_key_temperature.as_str().as_bytes(),
+                            )?,
                         ],
                     )
                     .map_err(constrained("domain"))?;
@@ -787,7 +986,7 @@ impl Txn<'_> {
                             bytes(k.domain.as_bytes()),
                             int(i64::from(k.version)),
                             text(k.algorithm.as_str()),
-                            Param::Text(k.label.clone()),
+                            self.fields.seal_label(k.id, k.label.as_deref())?,
                             bytes(&k.public_key),
                             millis_param(k.created_at)?,
                             opt_millis_param(k.destroyed_at)?,
@@ -848,10 +1047,10 @@ impl Txn<'_> {
                 self.db
                     .execute(
                         &format!(
-                            "INSERT INTO operators ({OPERATOR_COLS})
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                            "INSERT INTO operators ({OPERATOR_COLS}) VALUES ($1, $2, $3, $4,
+                             $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
                         ),
-                        &operator_params(o)?,
+                        &operator_params(o, self.fields)?,
                     )
                     .map_err(constrained("operator"))?;
                 Ok(())
@@ -860,16 +1059,17 @@ impl Txn<'_> {
                 expected_mac,
                 record,
             } => {
-                let mut values = operator_params(record)?;
+                let mut values = operator_params(record, self.fields)?;
                 values.push(bytes(expected_mac));
                 let n = self
                     .db
                     .execute(
-                        "UPDATE operators SET name = $2, roles = $3, domain_id = $4,
-                            password_hash = $5, must_change_password = $6, totp_sealed = $7,
-                            totp_last_step = $8, failed_logins = $9, locked_until = $10,
-                            approval_key = $11, created_at = $12, disabled_at = $13, mac = $14
-                         WHERE id = $1 AND mac = $15",
+                        "UPDATE operators SET name_index = $2, name = $3, roles = $4,
+                            domain_id = $5, password_hash = $6, must_change_password = $7,
+                            totp_sealed = $8, totp_last_step = $9, failed_logins = $10,
+                            locked_until = $11, approval_key = $12, created_at = $13,
+                            disabled_at = $14, mac = $15
+                         WHERE id = $1 AND mac = $16",
                         &values,
                     )
                     .map_err(constrained("operator"))?;
@@ -886,7 +1086,7 @@ impl Txn<'_> {
                             "INSERT INTO pending ({PENDING_COLS}) VALUES ($1, $2, $3, $4, $5, $6,
                              $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
                         ),
-                        &pending_params(p)?,
+                        &pending_params(p, self.fields)?,
                     )
                     .map_err(constrained("request"))?;
                 Ok(())
@@ -895,7 +1095,7 @@ impl Txn<'_> {
                 expected_mac,
                 record,
             } => {
-                let mut values = pending_params(record)?;
+                let mut values = pending_params(record, self.fields)?;
                 values.push(bytes(expected_mac));
                 self.update_one(
                     "UPDATE pending SET op = $2, params = $3, domain_id = $4, key_id = $5,
@@ -977,15 +1177,11 @@ impl Txn<'_> {
                 CoreError::Conflict("key not offline"),
             ),
             Mutation::SetQuorum(rule) => {
-                let scope = rule.domain.map_or([0u8; 16], |d| *d.as_bytes());
+                let index = self.fields.rule_index(rule)?;
                 self.db.execute(
-                    "INSERT INTO quorum_rules (scope, op, approvals) VALUES ($1, $2, $3)
-                     ON CONFLICT (scope, op) DO UPDATE SET approvals = excluded.approvals",
-                    &[
-                        bytes(&scope),
-                        text(rule.op.as_str()),
-                        int(i64::from(rule.approvals)),
-                    ],
+                    "INSERT INTO quorum_rules (rule_index, rule) VALUES ($1, $2)
+                     ON CONFLICT (rule_index) DO UPDATE SET rule = excluded.rule",
+                    &[bytes(&index), self.fields.seal_rule(&index, rule)?],
                 )?;
                 Ok(())
             }
@@ -1018,25 +1214,41 @@ impl WriteTxn for Txn<'_> {
     }
 
     fn append_audit(&mut self, r: &AuditRecord) -> Result<(), CoreError> {
-        let e = &r.event;
+        let AuditBody::Open(e) = &r.body else {
+            return Err(CoreError::Storage(
+                "an audit record to append must be open".into(),
+            ));
+        };
+        let plain = encode_event(e);
+        // Sealed whenever the storage key is there. A record written while the vault is
+        // sealed (an unseal attempt) stays clear: the chain must never stop for want of a key,
+        // and such records name only identifiers and operations.
+        let f = self.fields;
+        let (sealed, event) = match f.seal_bytes("audit.event", &r.seq.to_be_bytes(), &plain) {
+            Ok(blob) => (1, blob),
+            Err(CoreError::Sealed) => (0, plain),
+            Err(err) => return Err(err),
+        };
+        // Without the index key (sealed meanwhile) the signature goes unmarked, and an idle
+        // hot key demotes early rather than late.
+        let sign = match (&e.key, e.outcome, e.operation.as_str()) {
+            (Some(key), Outcome::Granted, "key.sign") => {
+                sign_index(f, key).unwrap_or(Param::Bytes(None))
+            }
+            _ => Param::Bytes(None),
+        };
         self.db.execute(
-            "INSERT INTO audit (seq, prev_hash, hash, time, request_id, actor, source, operation,
-                                domain, key, outcome, code, count)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            "INSERT INTO audit (seq, prev_hash, hash, time, digest, sealed, event, sign_index)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 int(to_i64(r.seq)?),
                 bytes(&r.prev_hash),
                 bytes(&r.hash),
                 millis_param(e.time)?,
-                bytes(e.request_id.as_bytes()),
-                text(&e.actor),
-                Param::Text(e.source.clone()),
-                text(&e.operation),
-                Param::Text(e.domain.clone()),
-                Param::Text(e.key.clone()),
-                int(i64::from(e.outcome.code())),
-                Param::Text(e.code.clone()),
-                int(i64::from(e.count)),
+                bytes(&event_digest(e)),
+                int(sealed),
+                bytes(&event),
+                sign,
             ],
         )?;
         Ok(())
@@ -1083,59 +1295,65 @@ macro_rules! storage_over_sql {
             fn vault(&self) -> Result<VaultMeta, CoreError> {
                 self.read(crate::sql::vault)
             }
+            fn use_field_cipher(
+                &self,
+                cipher: std::sync::Arc<dyn strongroom_core::storage::FieldCipher>,
+            ) -> Result<(), CoreError> {
+                self.fields.set(cipher)
+            }
             fn domain_by_name(&self, name: &DomainName) -> Result<Option<DomainRecord>, CoreError> {
-                self.read(|db| crate::sql::domain_by_name(db, name))
+                self.read(|db| crate::sql::domain_by_name(db, &self.fields, name))
             }
             fn domain(&self, id: DomainId) -> Result<Option<DomainRecord>, CoreError> {
-                self.read(|db| crate::sql::domain(db, id))
+                self.read(|db| crate::sql::domain(db, &self.fields, id))
             }
             fn domains(&self) -> Result<Vec<DomainRecord>, CoreError> {
-                self.read(crate::sql::domains)
+                self.read(|db| crate::sql::domains(db, &self.fields))
             }
             fn key(&self, id: KeyId) -> Result<Option<KeyRecord>, CoreError> {
-                self.read(|db| crate::sql::key(db, id))
+                self.read(|db| crate::sql::key(db, &self.fields, id))
             }
             fn key_with_domain(
                 &self,
                 id: KeyId,
             ) -> Result<Option<(KeyRecord, DomainRecord)>, CoreError> {
-                self.read(|db| crate::sql::key_with_domain(db, id))
+                self.read(|db| crate::sql::key_with_domain(db, &self.fields, id))
             }
             fn keys(&self, domain: DomainId) -> Result<Vec<KeyRecord>, CoreError> {
-                self.read(|db| crate::sql::keys(db, domain))
+                self.read(|db| crate::sql::keys(db, &self.fields, domain))
             }
             fn idle_limited_keys(&self) -> Result<Vec<KeyRecord>, CoreError> {
-                self.read(crate::sql::idle_limited_keys)
+                self.read(|db| crate::sql::idle_limited_keys(db, &self.fields))
             }
             fn last_signature(&self, key: KeyId) -> Result<Option<UnixMillis>, CoreError> {
-                self.read(|db| crate::sql::last_signature(db, key))
+                self.read(|db| crate::sql::last_signature(db, &self.fields, key))
             }
             fn operator_by_name(
                 &self,
                 name: &OperatorName,
             ) -> Result<Option<OperatorRecord>, CoreError> {
-                self.read(|db| crate::sql::operator_by_name(db, name))
+                self.read(|db| crate::sql::operator_by_name(db, &self.fields, name))
             }
             fn operator(&self, id: OperatorId) -> Result<Option<OperatorRecord>, CoreError> {
-                self.read(|db| crate::sql::operator(db, id))
+                self.read(|db| crate::sql::operator(db, &self.fields, id))
             }
             fn operators(&self) -> Result<Vec<OperatorRecord>, CoreError> {
-                self.read(crate::sql::operators)
+                self.read(|db| crate::sql::operators(db, &self.fields))
             }
             fn pending(&self, id: PendingId) -> Result<Option<PendingRecord>, CoreError> {
-                self.read(|db| crate::sql::pending(db, id))
+                self.read(|db| crate::sql::pending(db, &self.fields, id))
             }
             fn pendings(
                 &self,
                 status: Option<RequestStatus>,
             ) -> Result<Vec<PendingRecord>, CoreError> {
-                self.read(|db| crate::sql::pendings(db, status))
+                self.read(|db| crate::sql::pendings(db, &self.fields, status))
             }
             fn approvals(&self, id: PendingId) -> Result<Vec<ApprovalRecord>, CoreError> {
                 self.read(|db| crate::sql::approvals(db, id))
             }
             fn quorum_rules(&self) -> Result<Vec<QuorumRule>, CoreError> {
-                self.read(crate::sql::quorum_rules)
+                self.read(|db| crate::sql::quorum_rules(db, &self.fields))
             }
             fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenRecord>, CoreError> {
                 self.read(|db| crate::sql::token_by_hash(db, hash))
@@ -1154,7 +1372,7 @@ macro_rules! storage_over_sql {
                 from: u64,
                 limit: usize,
             ) -> Result<Vec<AuditRecord>, CoreError> {
-                self.read(|db| crate::sql::audit_records(db, from, limit))
+                self.read(|db| crate::sql::audit_records(db, &self.fields, from, limit))
             }
             fn audit_heads(&self) -> Result<Vec<SignedHead>, CoreError> {
                 self.read(crate::sql::audit_heads)

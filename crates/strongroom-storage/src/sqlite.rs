@@ -19,7 +19,7 @@ use strongroom_core::{
 };
 
 use crate::error::{Error, io};
-use crate::sql::{self, Db, DbError, Param, Txn, storage_over_sql};
+use crate::sql::{self, Db, DbError, Fields, Param, Txn, storage_over_sql};
 
 const SCHEMA_VERSION: i64 = 1;
 const MIGRATION_1: &str = include_str!("../migrations/sqlite_001_init.sql");
@@ -31,6 +31,7 @@ pub struct SqliteStore {
     writer: Option<Mutex<Connection>>,
     readers: Mutex<Vec<Connection>>,
     read_only: bool,
+    fields: Fields,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -77,6 +78,7 @@ impl SqliteStore {
             writer: Some(Mutex::new(conn)),
             readers: Mutex::new(vec![]),
             read_only: false,
+            fields: Fields::default(),
         })
     }
 
@@ -137,6 +139,7 @@ impl SqliteStore {
             writer,
             readers: Mutex::new(vec![]),
             read_only,
+            fields: Fields::default(),
         };
         // Fails on a vault row that does not parse.
         store.vault()?;
@@ -285,7 +288,7 @@ impl SqliteStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(store_err)?;
             let mut db = Lite(&tx);
-            let mut txn = Txn::new(&mut db);
+            let mut txn = Txn::new(&mut db, &self.fields);
             batch(&mut txn)?;
             let shredded = txn.shredded;
             tx.commit().map_err(store_err)?;

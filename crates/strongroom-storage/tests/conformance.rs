@@ -2,14 +2,17 @@
 //! PostgreSQL next) must pass it.
 #![allow(clippy::unwrap_used)]
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use strongroom_core::id::DomainName;
 use strongroom_core::operator::{Role, Roles};
 use strongroom_core::quorum::{GatedOp, QuorumRule};
 use strongroom_core::record::{
-    ApprovalRecord, AuditEvent, DomainRecord, InitRecord, KeyRecord, OperatorRecord, Outcome,
-    PendingRecord, RequestStatus, SignedHead, TokenKind, TokenRecord,
+    ApprovalRecord, AuditBody, AuditEvent, DomainRecord, InitRecord, KeyRecord, OperatorRecord,
+    Outcome, PendingRecord, RequestStatus, SignedHead, TokenKind, TokenRecord,
 };
-use strongroom_core::storage::{Change, Mutation, Storage};
+use strongroom_core::storage::{Change, FieldCipher, Mutation, Storage};
 use strongroom_core::temperature::Temperature;
 use strongroom_core::{
     Algorithm, DomainId, Error, KeyId, OperatorId, PendingId, RequestId, TokenId, UnixMillis,
@@ -60,6 +63,46 @@ fn event(i: u64) -> AuditEvent {
     }
 }
 
+fn operator(n: u8) -> OperatorRecord {
+    OperatorRecord {
+        id: OperatorId::from_random([n; 16]),
+        name: "alice".parse().unwrap(),
+        roles: Roles::new(&[Role::SecurityOfficer, Role::Approver]).unwrap(),
+        domain: None,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        must_change_password: true,
+        totp_sealed: vec![5; 50],
+        totp_last_step: None,
+        failed_logins: 0,
+        locked_until: None,
+        approval_key: None,
+        created_at: UnixMillis(7),
+        disabled_at: None,
+        mac: [1; 32],
+    }
+}
+
+fn pending(n: u8, requester: Option<OperatorId>) -> PendingRecord {
+    PendingRecord {
+        id: PendingId::from_random([n; 16]),
+        op: GatedOp::DestroyKey,
+        params: r#"{"key":"k"}"#.into(),
+        domain: None,
+        key: None,
+        requester: "operator:x".into(),
+        requester_operator: requester,
+        required: 2,
+        created_at: UnixMillis(10),
+        expires_at: UnixMillis(20),
+        nonce: [4; 32],
+        hash: [5; 32],
+        status: RequestStatus::Pending,
+        result: None,
+        decided_at: None,
+        mac: [6; 32],
+    }
+}
+
 fn apply(store: &dyn Storage, m: Vec<Mutation>) -> Result<(), Error> {
     let mut result = Ok(());
     store.write(&mut |txn| {
@@ -69,8 +112,228 @@ fn apply(store: &dyn Storage, m: Vec<Mutation>) -> Result<(), Error> {
     result
 }
 
+/// Layered encryption over the real storage keys, with a switch that plays the vault
+/// sealing (as the keystore does).
+struct TestCipher {
+    keys: strongroom_crypto::StorageKeys,
+    unsealed: AtomicBool,
+}
+
+impl TestCipher {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            keys: strongroom_crypto::RootKey::generate(&strongroom_crypto::OsEntropy)
+                .unwrap()
+                .storage_keys(),
+            unsealed: AtomicBool::new(true),
+        })
+    }
+    fn check(&self) -> Result<(), Error> {
+        if self.unsealed.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(Error::Sealed)
+        }
+    }
+}
+
+impl FieldCipher for TestCipher {
+    fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        self.check()?;
+        self.keys
+            .seal(aad, plaintext, &strongroom_crypto::OsEntropy)
+            .map_err(|_| Error::Entropy)
+    }
+    fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Error> {
+        self.check()?;
+        self.keys
+            .open(aad, sealed)
+            .map_err(|_| Error::Corrupt("sealed field"))
+    }
+    fn blind_index(&self, purpose: &[u8], value: &[u8]) -> Result<[u8; 32], Error> {
+        self.check()?;
+        Ok(self.keys.blind_index(purpose, value))
+    }
+}
+
+/// What a test can do to a backend's database behind its back.
+struct Raw<'a> {
+    /// Everything the database holds, as the bytes an administrator could read.
+    dump: &'a dyn Fn() -> Vec<u8>,
+    /// Runs SQL directly (the administrator editing rows).
+    exec: &'a dyn Fn(&str),
+}
+
+/// Whether `needle` appears as text or hex-encoded (how dumps show binary columns).
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    let hexed = hex::encode(needle);
+    [needle.as_bytes(), hexed.as_bytes()]
+        .iter()
+        .any(|n| haystack.windows(n.len()).any(|w| w == *n))
+}
+
+/// Layered encryption, against a fresh database of `vault_id`: a database administrator sees
+/// no private metadata; rows moved or edited in the database are refused; and while the
+/// vault is sealed private data can be neither read nor written, yet the audit chain goes on.
+fn layered(store: &dyn Storage, vault_id: VaultId, raw: &Raw<'_>) {
+    let mut chain = strongroom_audit::Chain::resume(vault_id, None);
+    let marked = |i: u64, what: &str| AuditEvent {
+        actor: format!("operator:actor-{what}"),
+        source: Some("198.51.100.77".into()),
+        operation: format!("op-{what}"),
+        key: Some(format!("key-{what}")),
+        code: Some(format!("code-{what}")),
+        ..event(i)
+    };
+
+    // Before the cipher is handed over: private columns refuse, the chain does not.
+    let d = domain(1, "secret-treasury");
+    assert!(matches!(
+        apply(store, vec![Mutation::CreateDomain(d.clone())]),
+        Err(Error::Sealed)
+    ));
+    store
+        .write(&mut |txn| txn.append_audit(&chain.clone().append(marked(1, "clear"))))
+        .unwrap();
+    chain.append(marked(1, "clear"));
+
+    let cipher = TestCipher::new();
+    store.use_field_cipher(cipher.clone()).unwrap();
+    assert!(matches!(
+        store.use_field_cipher(TestCipher::new()),
+        Err(Error::Conflict(_))
+    ));
+    let mut k = key(2, &d);
+    k.label = Some("secret-cold-label".into());
+    let o = OperatorRecord {
+        name: "secret-alice".parse().unwrap(),
+        ..operator(3)
+    };
+    let p = PendingRecord {
+        params: r#"{"to":"secret-address"}"#.into(),
+        requester: "operator:secret-requester".into(),
+        result: Some("secret-result".into()),
+        ..pending(4, None)
+    };
+    let rule = QuorumRule {
+        domain: Some(d.id),
+        op: GatedOp::DestroyKey,
+        approvals: 3,
+    };
+    apply(
+        store,
+        vec![
+            Mutation::CreateDomain(d.clone()),
+            Mutation::CreateKey(k.clone()),
+            Mutation::CreateOperator(o.clone()),
+            Mutation::CreatePending(p.clone()),
+            Mutation::SetQuorum(rule),
+        ],
+    )
+    .unwrap();
+    store
+        .write(&mut |txn| txn.append_audit(&chain.clone().append(marked(2, "sealed"))))
+        .unwrap();
+    chain.append(marked(2, "sealed"));
+
+    // Everything reads back through the cipher...
+    assert_eq!(store.domain_by_name(&d.name).unwrap(), Some(d.clone()));
+    assert_eq!(store.key(k.id).unwrap(), Some(k.clone()));
+    assert_eq!(store.operator_by_name(&o.name).unwrap(), Some(o.clone()));
+    assert_eq!(store.pending(p.id).unwrap(), Some(p.clone()));
+    assert_eq!(store.quorum_rules().unwrap(), vec![rule]);
+    let records = store.audit_records(1, 10).unwrap();
+    assert_eq!(
+        records.iter().map(|r| r.body.clone()).collect::<Vec<_>>(),
+        vec![
+            AuditBody::Open(marked(1, "clear")),
+            AuditBody::Open(marked(2, "sealed"))
+        ]
+    );
+    // ...and the database holds none of it in the clear, except the record written while
+    // sealed.
+    let dump = (raw.dump)();
+    for secret in [
+        "secret-treasury",
+        "secret-cold-label",
+        "secret-alice",
+        "secret-address",
+        "secret-requester",
+        "secret-result",
+        "actor-sealed",
+        "op-sealed",
+        "key-sealed",
+        "code-sealed",
+    ] {
+        assert!(
+            !contains(&dump, secret),
+            "{secret} is readable in the database"
+        );
+    }
+    assert!(
+        contains(&dump, "op-clear"),
+        "the dump does not show the database"
+    );
+
+    // A sealed value moved to another row does not open: two domains swap names.
+    let e = domain(5, "secret-other");
+    apply(store, vec![Mutation::CreateDomain(e.clone())]).unwrap();
+    // (`domain(n, ..)` is created at time n.)
+    (raw.exec)(
+        "UPDATE domains SET name = (SELECT name FROM domains WHERE created_at = 5)
+         WHERE created_at = 1",
+    );
+    assert!(matches!(store.domain(d.id), Err(Error::Corrupt(_))));
+    assert!(matches!(
+        store.domain_by_name(&d.name),
+        Err(Error::Corrupt(_))
+    ));
+    assert_eq!(store.domain(e.id).unwrap(), Some(e));
+
+    // Sealed: private data neither reads nor writes; the chain still appends (in the clear)
+    // and reads back as digests that verify.
+    cipher.unsealed.store(false, Ordering::SeqCst);
+    assert!(matches!(
+        store.operator_by_name(&o.name),
+        Err(Error::Sealed)
+    ));
+    assert!(matches!(store.key(k.id), Err(Error::Sealed)));
+    assert!(matches!(
+        apply(store, vec![Mutation::SetQuorum(rule)]),
+        Err(Error::Sealed)
+    ));
+    store
+        .write(&mut |txn| txn.append_audit(&chain.clone().append(marked(3, "while-sealed"))))
+        .unwrap();
+    chain.append(marked(3, "while-sealed"));
+    let records = store.audit_records(1, 10).unwrap();
+    assert!(matches!(records[1].body, AuditBody::Sealed { .. }));
+    assert_eq!(records[2].body, AuditBody::Open(marked(3, "while-sealed")));
+    let mut verifier = strongroom_audit::Verifier::new(vault_id, None, &[]).unwrap();
+    for r in &records {
+        verifier.record(r).unwrap();
+    }
+    let report = verifier.finish().unwrap();
+    assert_eq!((report.records, report.sealed), (3, 1));
+
+    // An edited sealed event is caught: by its AEAD tag once unsealed, by the chain anyway.
+    cipher.unsealed.store(true, Ordering::SeqCst);
+    (raw.exec)("UPDATE audit SET digest = prev_hash WHERE seq = 2");
+    let records = store.audit_records(1, 10).unwrap();
+    assert_eq!(records[1].body, AuditBody::Open(marked(2, "sealed")));
+    cipher.unsealed.store(false, Ordering::SeqCst);
+    let mut verifier = strongroom_audit::Verifier::new(vault_id, None, &[]).unwrap();
+    let records = store.audit_records(1, 10).unwrap();
+    verifier.record(&records[0]).unwrap();
+    assert_eq!(
+        verifier.record(&records[1]),
+        Err(strongroom_audit::VerifyError::Edited { seq: 2 })
+    );
+}
+
 /// Runs the whole contract against `store`, a freshly created database of `vault_id`.
 fn conformance(store: &dyn Storage, vault_id: VaultId) {
+    store.use_field_cipher(TestCipher::new()).unwrap();
     // Installation row.
     let meta = store.vault().unwrap();
     assert_eq!(meta.vault_id, vault_id);
@@ -312,20 +575,8 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
 
     // Operators: unique names; updates are compare-and-swap on the row's MAC.
     let op = OperatorRecord {
-        id: OperatorId::from_random([31; 16]),
-        name: "alice".parse().unwrap(),
-        roles: Roles::new(&[Role::SecurityOfficer, Role::Approver]).unwrap(),
         domain: Some(a.id),
-        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
-        must_change_password: true,
-        totp_sealed: vec![5; 50],
-        totp_last_step: None,
-        failed_logins: 0,
-        locked_until: None,
-        approval_key: None,
-        created_at: UnixMillis(7),
-        disabled_at: None,
-        mac: [1; 32],
+        ..operator(31)
     };
     apply(store, vec![Mutation::CreateOperator(op.clone())]).unwrap();
     let twin = OperatorRecord {
@@ -381,22 +632,9 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
 
     // Pending requests, approvals (one per approver) and quorum rules.
     let req = PendingRecord {
-        id: PendingId::from_random([41; 16]),
-        op: GatedOp::DestroyKey,
-        params: r#"{"key":"k"}"#.into(),
         domain: Some(a.id),
         key: Some(k2.id),
-        requester: "operator:x".into(),
-        requester_operator: Some(op.id),
-        required: 2,
-        created_at: UnixMillis(10),
-        expires_at: UnixMillis(20),
-        nonce: [4; 32],
-        hash: [5; 32],
-        status: RequestStatus::Pending,
-        result: None,
-        decided_at: None,
-        mac: [6; 32],
+        ..pending(41, Some(op.id))
     };
     apply(store, vec![Mutation::CreatePending(req.clone())]).unwrap();
     assert_eq!(store.pending(req.id).unwrap(), Some(req.clone()));
@@ -533,7 +771,7 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
     assert_eq!(store.audit_tail().unwrap(), Some((3, chain.hash())));
     let recs = store.audit_records(2, 10).unwrap();
     assert_eq!(recs.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![2, 3]);
-    assert_eq!(recs[1].event, event(3));
+    assert_eq!(recs[1].body, AuditBody::Open(event(3)));
     assert_eq!(store.audit_heads().unwrap().len(), 1);
 
     // The newest granted signature by a key, from the chain; refusals do not count.
@@ -579,6 +817,29 @@ fn sqlite_meets_the_storage_contract() {
         strongroom_storage::SqliteStore::create(&dir.path().join("v.db"), vault_id, UnixMillis(1))
             .unwrap();
     conformance(&store, vault_id);
+
+    let path = dir.path().join("layered.db");
+    let store = strongroom_storage::SqliteStore::create(&path, vault_id, UnixMillis(1)).unwrap();
+    let dump = || {
+        // The database file and its write-ahead log: everything SQLite has written.
+        let mut all = std::fs::read(&path).unwrap();
+        all.extend(std::fs::read(path.with_extension("db-wal")).unwrap_or_default());
+        all
+    };
+    let exec = |sql: &str| {
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+    };
+    layered(
+        &store,
+        vault_id,
+        &Raw {
+            dump: &dump,
+            exec: &exec,
+        },
+    );
 }
 
 #[path = "support/pg.rs"]
@@ -671,4 +932,19 @@ fn postgres_meets_the_storage_contract() {
         "1\n"
     );
     assert!(strongroom_storage::PgStore::open_existing(&foreign).is_err());
+
+    let url = server.another_database("layered");
+    let (store, _) = strongroom_storage::PgStore::open(&url, || vault_id, UnixMillis(1)).unwrap();
+    let dump = || server.dump(&url).into_bytes();
+    let exec = |sql: &str| {
+        server.psql(&url, sql);
+    };
+    layered(
+        &store,
+        vault_id,
+        &Raw {
+            dump: &dump,
+            exec: &exec,
+        },
+    );
 }

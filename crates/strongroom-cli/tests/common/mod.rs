@@ -577,3 +577,89 @@ pub fn approve(node: &Node, p: &Person, id: &str) -> Run {
         ],
     )
 }
+
+/// The audit log as its events read, for assertions: the tests' own reader of the stored
+/// format (`docs/formats.md`), independent of the server. The root key is recombined from
+/// unseal shares, the storage key derived from it, and each sealed event opened (bound to
+/// `audit.event || 0x00 || seq`). `rows` are `(seq, time, sealed, event)` as stored. The
+/// result is an in-memory table `audit (seq, time, actor, source, operation, domain, key,
+/// outcome, code, count)` that tests query with SQL.
+pub fn audit_events_from(
+    rows: Vec<(i64, i64, i64, Vec<u8>)>,
+    shares: &[&str],
+) -> rusqlite::Connection {
+    let decoded: Vec<_> = shares
+        .iter()
+        .map(|s| strongroom_crypto::Share::decode(s).unwrap())
+        .collect();
+    let threshold = decoded[0].0.threshold;
+    let parts: Vec<_> = decoded.into_iter().map(|(_, s)| s).collect();
+    let keys = strongroom_crypto::combine(threshold, &parts)
+        .unwrap()
+        .storage_keys();
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.execute_batch(
+        "CREATE TABLE audit (seq INTEGER PRIMARY KEY, time INTEGER, actor TEXT, source TEXT,
+         operation TEXT, domain TEXT, key TEXT, outcome INTEGER, code TEXT, count INTEGER)",
+    )
+    .unwrap();
+    for (seq, time, sealed, event) in rows {
+        let plain = if sealed == 1 {
+            let mut aad = b"audit.event\0".to_vec();
+            aad.extend_from_slice(&u64::try_from(seq).unwrap().to_be_bytes());
+            keys.open(&aad, &event).unwrap()
+        } else {
+            event
+        };
+        let e = strongroom_audit::decode_event(
+            strongroom_core::UnixMillis(u64::try_from(time).unwrap()),
+            &plain,
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO audit VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            rusqlite::params![
+                seq,
+                time,
+                e.actor,
+                e.source,
+                e.operation,
+                e.domain,
+                e.key,
+                e.outcome.code(),
+                e.code,
+                e.count
+            ],
+        )
+        .unwrap();
+    }
+    conn
+}
+
+/// [`audit_events_from`] over a SQLite data directory.
+pub fn audit_events(data: &Path, shares: &[&str]) -> rusqlite::Connection {
+    let rows = db(data)
+        .prepare("SELECT seq, time, sealed, event FROM audit ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    audit_events_from(rows, shares)
+}
+
+/// [`audit_events`] for a dev vault, whose single share lives in its data directory.
+pub fn dev_audit_events(data: &Path) -> rusqlite::Connection {
+    let share = std::fs::read_to_string(data.join("dev-unseal-share")).unwrap();
+    audit_events(data, &[share.trim()])
+}
+
+/// The shares `operator init --json` printed.
+pub fn shares_of(init: &Value) -> Vec<&str> {
+    init["shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect()
+}

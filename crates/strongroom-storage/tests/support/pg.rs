@@ -55,6 +55,20 @@ impl PgServer {
         format!("{base}/{name}")
     }
 
+    /// Everything a database holds, as its administrator would see it (`pg_dump`).
+    pub fn dump(&self, url: &str) -> String {
+        let out = Command::new("pg_dump")
+            .args(["--data-only", url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// Runs SQL with psql (for tests that tamper with the database).
     pub fn psql(&self, url: &str, sql: &str) -> String {
         let out = Command::new("psql")
