@@ -11,6 +11,7 @@ mod custodian;
 mod output;
 mod qr;
 mod verify;
+mod wallet;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -66,6 +67,9 @@ enum Command {
     /// Manage keys.
     #[command(subcommand)]
     Key(KeyCmd),
+    /// HD wallets: Bitcoin, Ethereum and EOS accounts from one BIP-32 seed.
+    #[command(subcommand)]
+    Wallet(wallet::WalletCmd),
     /// Log in as an operator (password and one-time code) and print a session token.
     Login(LoginArgs),
     /// Manage your approval key.
@@ -705,6 +709,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             out.object(&client()?.delete(&format!("/v1/keys/{}", client::path(&id)))?)
         }
         Command::Sign(a) => sign(&client()?, &out, a),
+        Command::Wallet(cmd) => wallet::run(cmd, &client()?, &out),
         Command::Audit(AuditCmd::Export { out: path }) => {
             let mut f = std::fs::File::create(&path)
                 .map_err(|e| CliError::Input(format!("cannot create {}: {e}", path.display())))?;

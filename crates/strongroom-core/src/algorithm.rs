@@ -16,11 +16,22 @@ pub enum Algorithm {
     Ed25519,
     /// ECDSA over NIST P-256, signing 32-byte prehashes.
     P256,
+    /// A BIP-32 seed: an HD wallet's root, from which secp256k1 signing keys are derived
+    /// (see [`crate::wallet`]). It never signs directly.
+    Bip32Seed,
 }
 
 impl Algorithm {
     /// All supported algorithms.
-    pub const ALL: [Algorithm; 3] = [Algorithm::Secp256k1, Algorithm::Ed25519, Algorithm::P256];
+    pub const ALL: [Algorithm; 4] = [
+        Algorithm::Secp256k1,
+        Algorithm::Ed25519,
+        Algorithm::P256,
+        Algorithm::Bip32Seed,
+    ];
+
+    /// The algorithms of plain keys, which `key create` makes and `sign` uses directly.
+    pub const SIGNING: [Algorithm; 3] = [Algorithm::Secp256k1, Algorithm::Ed25519, Algorithm::P256];
 
     /// The name used in the API, the CLI and the database.
     #[must_use]
@@ -29,6 +40,7 @@ impl Algorithm {
             Algorithm::Secp256k1 => "secp256k1",
             Algorithm::Ed25519 => "ed25519",
             Algorithm::P256 => "p256",
+            Algorithm::Bip32Seed => "bip32-seed",
         }
     }
 
@@ -39,6 +51,7 @@ impl Algorithm {
             Algorithm::Secp256k1 => 1,
             Algorithm::Ed25519 => 2,
             Algorithm::P256 => 3,
+            Algorithm::Bip32Seed => 4,
         }
     }
 
@@ -48,13 +61,21 @@ impl Algorithm {
         matches!(self, Algorithm::Secp256k1 | Algorithm::P256)
     }
 
-    /// Length of the public key as strongroom encodes it (compressed SEC1, or raw Ed25519).
+    /// Length of the public key as strongroom encodes it (compressed SEC1, or raw Ed25519);
+    /// `None` for a wallet seed, whose "public key" is its [`crate::wallet::WalletPublic`].
     #[must_use]
-    pub fn public_key_len(self) -> usize {
+    pub fn public_key_len(self) -> Option<usize> {
         match self {
-            Algorithm::Secp256k1 | Algorithm::P256 => 33,
-            Algorithm::Ed25519 => 32,
+            Algorithm::Secp256k1 | Algorithm::P256 => Some(33),
+            Algorithm::Ed25519 => Some(32),
+            Algorithm::Bip32Seed => None,
         }
+    }
+
+    /// Whether keys of this algorithm sign directly (a wallet seed only derives keys).
+    #[must_use]
+    pub fn is_signing(self) -> bool {
+        Self::SIGNING.contains(&self)
     }
 }
 

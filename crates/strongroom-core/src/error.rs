@@ -46,4 +46,11 @@ pub enum Error {
     /// that seals it exists only in an unsealed vault's memory.
     #[error("the vault is sealed")]
     Sealed,
+    /// A private column was to be written by a store that was given no
+    /// [`crate::storage::FieldCipher`]: refused rather than written in the clear.
+    #[error("layered encryption is not configured on this store")]
+    NoFieldCipher,
+    /// A wallet parameter (chain, network, address type) is not one strongroom knows.
+    #[error("invalid {0}")]
+    InvalidInput(&'static str),
 }

@@ -16,6 +16,7 @@ pub mod record;
 pub mod storage;
 pub mod temperature;
 pub mod time;
+pub mod wallet;
 
 pub use algorithm::Algorithm;
 pub use authz::{Decision, DenyReason, Operation, Principal, authorize};

@@ -164,6 +164,27 @@ impl AeadKey {
         self.open(aad, blob)
     }
 
+    /// Seals an HD wallet's seed, binding `aad` (the wallet's identity, as for a key).
+    ///
+    /// # Errors
+    /// [`Error::Entropy`] if no nonce could be drawn.
+    pub fn seal_seed(
+        &self,
+        aad: &[u8],
+        seed: &crate::HdSeed,
+        entropy: &dyn EntropySource,
+    ) -> Result<Vec<u8>, Error> {
+        self.seal(aad, seed.bytes(), entropy)
+    }
+
+    /// Opens a blob made by [`AeadKey::seal_seed`].
+    ///
+    /// # Errors
+    /// [`Error::Unseal`]; [`Error::InvalidKeyMaterial`] if it holds no seed.
+    pub fn open_seed(&self, aad: &[u8], blob: &[u8]) -> Result<crate::HdSeed, Error> {
+        crate::HdSeed::from_bytes(&self.open(aad, blob)?)
+    }
+
     /// Seals an operator's TOTP secret, binding `aad` (the operator's identity).
     ///
     /// # Errors

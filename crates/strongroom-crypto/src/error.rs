@@ -38,4 +38,7 @@ pub enum Error {
     /// A share string is not well formed (bad prefix, length, hex or checksum).
     #[error("malformed share")]
     MalformedShare,
+    /// A BIP-39 mnemonic has an unknown word, a wrong word count or a bad checksum.
+    #[error("invalid BIP-39 mnemonic")]
+    InvalidMnemonic,
 }

@@ -115,7 +115,7 @@ enum Inner {
     P256(Box<p256::ecdsa::SigningKey>),
 }
 
-fn secp() -> &'static secp256k1::Secp256k1<secp256k1::All> {
+pub(crate) fn secp() -> &'static secp256k1::Secp256k1<secp256k1::All> {
     static CTX: std::sync::OnceLock<secp256k1::Secp256k1<secp256k1::All>> =
         std::sync::OnceLock::new();
     CTX.get_or_init(|| {
@@ -136,6 +136,10 @@ impl SigningKey {
     /// # Errors
     /// [`Error::Entropy`] if the source fails; [`Error::SelfCheck`] if the new key fails its test.
     pub fn generate(algorithm: Algorithm, entropy: &dyn EntropySource) -> Result<Self, Error> {
+        // A wallet seed is not a signing key (see `HdSeed`).
+        if !algorithm.is_signing() {
+            return Err(Error::InvalidKeyMaterial);
+        }
         let mut bytes = Zeroizing::new([0u8; 32]);
         // A uniformly random 32-byte string is a valid secp256k1/P-256 scalar except with
         // probability below 2^-32; rejection sampling keeps the distribution uniform.

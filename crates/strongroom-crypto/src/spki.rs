@@ -25,7 +25,7 @@ const ED25519_PREFIX: &[u8] = &[
 /// # Errors
 /// [`Error::InvalidPublicKey`] if the key has the wrong length for the algorithm.
 pub fn spki_der(algorithm: Algorithm, public_key: &[u8]) -> Result<Vec<u8>, Error> {
-    if public_key.len() != algorithm.public_key_len() {
+    if Some(public_key.len()) != algorithm.public_key_len() {
         return Err(Error::InvalidPublicKey);
     }
     let prefix = match algorithm {

@@ -92,9 +92,11 @@ impl StorageKeys {
     /// HMAC-SHA256 under the index key of `purpose || 0x00 || value`.
     #[must_use]
     pub fn blind_index(&self, purpose: &[u8], value: &[u8]) -> [u8; 32] {
-        // HMAC accepts keys of any length, so this cannot fail.
-        let mut m = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(self.index.as_ref())
-            .unwrap_or_else(|_| <hmac::Hmac<Sha256> as KeyInit>::new(&Default::default()));
+        // HMAC pads a short key with zeros to its 64-byte block, so this is HMAC under the
+        // 32-byte index key, built without a fallible constructor.
+        let mut block = Zeroizing::new([0u8; 64]);
+        block[..32].copy_from_slice(self.index.as_ref());
+        let mut m = <hmac::Hmac<Sha256> as KeyInit>::new(&(*block).into());
         m.update(purpose);
         m.update(&[0]);
         m.update(value);

@@ -160,7 +160,7 @@ fn invalid_scalars_are_refused() {
 #[test]
 fn generated_keys_sign_low_s_and_never_repeat_r() {
     let n_half = h("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0");
-    for alg in Algorithm::ALL {
+    for alg in Algorithm::SIGNING {
         let key = SigningKey::generate(alg, &strongroom_crypto::OsEntropy).unwrap();
         let mut rs = std::collections::HashSet::new();
         for i in 0u32..200 {

@@ -74,12 +74,16 @@ pub(crate) fn request_result_aad(vault: &VaultId, request: PendingId) -> Vec<u8>
 /// What a key's temperature MAC covers: the temperature, when it was set and the idle limit,
 /// so that none of them can be edited in the database.
 pub(crate) fn temperature_binding(vault: &VaultId, key: &KeyRecord) -> Vec<u8> {
-    let mut out = b"strongroom/key-temperature/v1".to_vec();
+    let mut out = b"strongroom/key-temperature/v2".to_vec();
     out.extend_from_slice(vault.as_bytes());
     out.extend_from_slice(key.id.as_bytes());
     put_bytes(&mut out, key.temperature.as_str().as_bytes());
     out.extend_from_slice(&key.temperature_since.0.to_be_bytes());
     // 0 = no idle limit (a limit of 0 seconds is refused by the API).
     out.extend_from_slice(&key.hot_idle_secs.unwrap_or(0).to_be_bytes());
+    // The public part too: what `key show`, `wallet address` and `wallet xpub` hand out
+    // (where funds get sent) must be the vault's, even for a cold key whose blob stays shut.
+    out.push(key.algorithm.code());
+    put_bytes(&mut out, &key.public_key);
     out
 }

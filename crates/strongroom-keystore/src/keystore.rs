@@ -7,12 +7,13 @@ use strongroom_core::id::DomainName;
 use strongroom_core::record::{DomainRecord, InitRecord, KeyRecord, SignedHead, VaultMeta};
 use strongroom_core::storage::FieldCipher;
 use strongroom_core::temperature::Temperature;
+use strongroom_core::wallet::WalletSpec;
 use strongroom_core::{
     Algorithm, DomainId, EntropySource, Error as CoreError, KeyId, OperatorId, PendingId,
     UnixMillis, VaultId,
 };
 use strongroom_crypto::{
-    AeadKey, AuditSigningKey, Payload, RecordMacKey, RootKey, Share, Signature, SigningKey,
+    AeadKey, AuditSigningKey, HdSeed, Payload, RecordMacKey, RootKey, Share, Signature, SigningKey,
     StorageKeys, TotpSecret,
 };
 use zeroize::Zeroizing;
@@ -43,6 +44,28 @@ pub struct Initialized {
     pub shares: Vec<Zeroizing<String>>,
     /// The record MAC of the root token's binding (see [`Keystore::record_mac`]).
     pub root_token_mac: [u8; 32],
+}
+
+/// Where a new wallet's seed comes from.
+pub enum WalletSource<'a> {
+    /// Fresh entropy (a 24-word mnemonic that is never shown).
+    Fresh,
+    /// An imported BIP-39 mnemonic and passphrase.
+    Mnemonic {
+        /// The words.
+        phrase: &'a str,
+        /// The BIP-39 passphrase ("" for none).
+        passphrase: &'a str,
+    },
+}
+
+impl std::fmt::Debug for WalletSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WalletSource::Fresh => "Fresh",
+            WalletSource::Mnemonic { .. } => "Mnemonic(..)",
+        })
+    }
 }
 
 /// The sealed boundary.
@@ -525,6 +548,53 @@ impl Keystore {
         record.temperature_mac = u.record_mac.mac(&temperature_binding(&u.vault_id, &record));
         let blob =
             dk.seal_signing_key(&key_aad(&u.vault_id, &record), &key, self.entropy.as_ref())?;
+        record.sealed_secret = Some(blob);
+        Ok(record)
+    }
+
+    /// Makes an HD wallet in `domain`: a BIP-32 seed (fresh, or from a BIP-39 mnemonic and
+    /// passphrase) stored as a key of algorithm [`Algorithm::Bip32Seed`], whose public key is
+    /// the wallet's [`WalletPublic`] (spec and account extended public key), bound into the
+    /// sealed seed like any key's public key.
+    ///
+    /// # Errors
+    /// [`Error::Sealed`], [`Error::KeyUnavailable`] (domain blob does not open), a bad
+    /// mnemonic, entropy failures.
+    pub fn create_wallet(
+        &self,
+        domain: &DomainRecord,
+        id: KeyId,
+        spec: WalletSpec,
+        source: WalletSource<'_>,
+        label: Option<String>,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        let u = self.unsealed()?;
+        let dk = Self::domain_key(&u, domain)?;
+        let seed = match source {
+            WalletSource::Fresh => HdSeed::generate(self.entropy.as_ref())?,
+            WalletSource::Mnemonic { phrase, passphrase } => {
+                HdSeed::from_mnemonic(phrase, passphrase)?
+            }
+        };
+        let public = seed.wallet_public(spec)?;
+        let mut record = KeyRecord {
+            id,
+            domain: domain.id,
+            version: 1,
+            algorithm: Algorithm::Bip32Seed,
+            label,
+            public_key: public.encode(),
+            created_at: now,
+            destroyed_at: None,
+            sealed_secret: None,
+            temperature: domain.new_key_temperature,
+            temperature_since: now,
+            hot_idle_secs: None,
+            temperature_mac: [0; 32],
+        };
+        record.temperature_mac = u.record_mac.mac(&temperature_binding(&u.vault_id, &record));
+        let blob = dk.seal_seed(&key_aad(&u.vault_id, &record), &seed, self.entropy.as_ref())?;
         record.sealed_secret = Some(blob);
         Ok(record)
     }

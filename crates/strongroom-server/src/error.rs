@@ -164,6 +164,10 @@ impl ApiError {
             ApiError::NotAllowed("outside_your_domain") => {
                 "you manage only operators confined to your own domain".into()
             }
+            ApiError::NotAllowed("blind_signing_refused") => {
+                "a wallet signs only transactions it decodes (eth, btc, eos commands), not raw digests"
+                    .into()
+            }
             ApiError::NotAllowed(_) => "you may not approve this request".into(),
             ApiError::NotFound => "not found".into(),
             ApiError::TooLarge => "request body too large".into(),
@@ -271,6 +275,10 @@ impl From<strongroom_keystore::Error> for ApiError {
                 "wrong_payload",
                 format!("this key signs a {expected}, not a {given}"),
             ),
+            K::Crypto(strongroom_crypto::Error::InvalidMnemonic) => ApiError::bad(
+                "invalid_mnemonic",
+                "the mnemonic is not a valid BIP-39 English phrase (unknown word, word count or checksum)",
+            ),
             K::Crypto(strongroom_crypto::Error::Entropy) => {
                 tracing::error!("entropy source failed");
                 ApiError::Internal
@@ -322,6 +330,7 @@ impl From<strongroom_core::Error> for ApiError {
                 ApiError::StoredDataCorrupt
             }
             C::Sealed => ApiError::Sealed,
+            C::InvalidInput(what) => ApiError::bad("invalid_wallet", format!("invalid {what}")),
             other => {
                 tracing::error!(error = %other, "storage failure");
                 ApiError::Internal

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use strongroom_core::record::Outcome;
 use strongroom_core::{Principal, RequestId};
+use zeroize::Zeroizing;
 
 use crate::error::ApiError;
 use crate::service::{RequestCtx, SignInput, Tags, Vault};
@@ -145,6 +146,46 @@ pub const ROUTES: &[Route] = &[
         "/v1/tokens/{id}",
         "token.revoke",
         "Revoke a token",
+        true,
+        false,
+    ),
+    route(
+        "POST",
+        "/v1/wallets",
+        "wallet.create",
+        "Create an HD wallet (bitcoin, ethereum or eos) from fresh entropy or a BIP-39 mnemonic",
+        true,
+        false,
+    ),
+    route(
+        "GET",
+        "/v1/wallets",
+        "wallet.list",
+        "List a domain's wallets",
+        true,
+        false,
+    ),
+    route(
+        "GET",
+        "/v1/wallets/{id}",
+        "wallet.show",
+        "Show a wallet",
+        true,
+        false,
+    ),
+    route(
+        "GET",
+        "/v1/wallets/{id}/address",
+        "wallet.address",
+        "A wallet's address at ?index=I (&change=true for the change branch)",
+        true,
+        false,
+    ),
+    route(
+        "GET",
+        "/v1/wallets/{id}/xpub",
+        "wallet.xpub",
+        "A wallet's account extended public key, fingerprint and path",
         true,
         false,
     ),
@@ -354,6 +395,10 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/domains", post(create_domain).get(list_domains))
         .route("/v1/tokens", post(create_token))
         .route("/v1/tokens/{id}", delete(revoke_token))
+        .route("/v1/wallets", post(create_wallet).get(list_wallets))
+        .route("/v1/wallets/{id}", get(show_wallet))
+        .route("/v1/wallets/{id}/address", get(wallet_address))
+        .route("/v1/wallets/{id}/xpub", get(wallet_xpub))
         .route("/v1/keys", post(create_key).get(list_keys))
         .route("/v1/keys/{id}", get(show_key).delete(destroy_key))
         .route("/v1/keys/{id}/sign", post(sign))
@@ -635,7 +680,7 @@ async fn unseal(
     ctx: Ctx,
     ApiJson(b): ApiJson<UnsealBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    match (b.share.map(zeroize::Zeroizing::new), b.reset) {
+    match (b.share.map(Zeroizing::new), b.reset) {
         (Some(share), false) => Ok(Json(v.unseal(&ctx, &share)?)),
         (None, true) => Ok(Json(v.reset_unseal(&ctx)?)),
         _ => Err(ApiError::bad(
@@ -755,6 +800,83 @@ async fn destroy_key(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct WalletBody {
+    domain: Option<String>,
+    chain: String,
+    network: Option<String>,
+    address_type: Option<String>,
+    chain_id: Option<u64>,
+    label: Option<String>,
+    mnemonic: Option<Zeroizing<String>>,
+    passphrase: Option<Zeroizing<String>>,
+}
+
+async fn create_wallet(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<WalletBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let w = crate::wallets::NewWallet {
+        domain: b.domain,
+        chain: b.chain,
+        network: b.network,
+        address_type: b.address_type,
+        chain_id: b.chain_id,
+        label: b.label,
+        mnemonic: b.mnemonic,
+        passphrase: b.passphrase,
+    };
+    Ok(Json(v.create_wallet(&ctx, w).await?))
+}
+
+async fn list_wallets(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(q) =
+        q.map_err(|_| ApiError::bad("malformed_query", "unknown or invalid query parameters"))?;
+    Ok(Json(v.list_wallets(&ctx, q.domain.as_deref())?))
+}
+
+async fn show_wallet(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.show_wallet(&ctx, &id)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddressQuery {
+    #[serde(default)]
+    index: u32,
+    #[serde(default)]
+    change: bool,
+}
+
+async fn wallet_address(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    q: Result<Query<AddressQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(q) =
+        q.map_err(|_| ApiError::bad("malformed_query", "unknown or invalid query parameters"))?;
+    Ok(Json(v.wallet_address(&ctx, &id, q.change, q.index)?))
+}
+
+async fn wallet_xpub(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.wallet_xpub(&ctx, &id)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SignBody {
     digest: Option<String>,
     message: Option<String>,
@@ -866,8 +988,8 @@ async fn login(
     ctx: Ctx,
     ApiJson(b): ApiJson<LoginBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let password = zeroize::Zeroizing::new(b.password);
-    let new_password = b.new_password.map(zeroize::Zeroizing::new);
+    let password = Zeroizing::new(b.password);
+    let new_password = b.new_password.map(Zeroizing::new);
     let creds = crate::operators::Credentials {
         name: &b.name,
         password: &password,
@@ -934,8 +1056,7 @@ async fn import_key(
     ctx: Ctx,
     ApiJson(b): ApiJson<ImportBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let shares: Vec<zeroize::Zeroizing<String>> =
-        b.shares.into_iter().map(zeroize::Zeroizing::new).collect();
+    let shares: Vec<Zeroizing<String>> = b.shares.into_iter().map(Zeroizing::new).collect();
     Ok(Json(v.import_key(&ctx, b.bundle, &shares).await?))
 }
 

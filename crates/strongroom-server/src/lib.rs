@@ -21,6 +21,7 @@ mod serve;
 mod service;
 mod tls;
 mod token;
+mod wallets;
 mod writer;
 
 pub use config::{Config, SealConfig, SealKind, StorageConfig, TlsConfig, check_listen};

@@ -39,6 +39,17 @@ fn request_schema(operation: &str) -> Option<Value> {
                            "algorithm": {"type": "string", "enum": ["secp256k1", "ed25519", "p256"]},
                            "label": {"type": "string", "maxLength": 256}}})
         }
+        "wallet.create" => {
+            json!({"type": "object", "required": ["chain"], "additionalProperties": false,
+            "properties": {"domain": {"type": "string"},
+                           "chain": {"type": "string", "enum": ["bitcoin", "ethereum", "eos"]},
+                           "network": {"type": "string", "enum": ["bitcoin", "testnet", "signet", "regtest"], "description": "bitcoin only (default bitcoin)"},
+                           "address_type": {"type": "string", "enum": ["p2wpkh", "p2tr"], "description": "bitcoin only (default p2wpkh: BIP-84; p2tr: BIP-86)"},
+                           "chain_id": {"type": "integer", "minimum": 1, "description": "ethereum only (default 1), pinned to the wallet"},
+                           "label": {"type": "string", "maxLength": 256},
+                           "mnemonic": {"type": "string", "description": "a BIP-39 English mnemonic to import (else fresh entropy)"},
+                           "passphrase": {"type": "string", "description": "the BIP-39 passphrase of an imported mnemonic"}}})
+        }
         "operator.create" => {
             json!({"type": "object", "required": ["name", "roles"], "additionalProperties": false,
             "properties": {"name": {"type": "string", "pattern": "^[a-z0-9._-]{1,64}$"},
@@ -95,6 +106,20 @@ fn response_schema(operation: &str) -> Value {
     match operation {
         "key.create" | "key.show" | "key.destroy" => json!({"$ref": "#/components/schemas/Key"}),
         "key.list" => json!({"type": "array", "items": {"$ref": "#/components/schemas/Key"}}),
+        "wallet.create" | "wallet.show" => json!({"$ref": "#/components/schemas/Wallet"}),
+        "wallet.list" => json!({"type": "array", "items": {"$ref": "#/components/schemas/Wallet"}}),
+        "wallet.address" => {
+            json!({"type": "object", "required": ["address", "path", "public_key"], "properties": {
+            "wallet": {"type": "string"}, "address": {"type": "string", "description": "bech32/bech32m, EIP-55 or EOS..."},
+            "address_k1": {"type": "string", "description": "EOS only: PUB_K1_..."},
+            "index": {"type": "integer"}, "change": {"type": "boolean"}, "path": {"type": "string"},
+            "public_key": {"type": "string", "description": "compressed secp256k1, hex"}}})
+        }
+        "wallet.xpub" => {
+            json!({"type": "object", "required": ["xpub", "master_fingerprint", "path"], "properties": {
+            "wallet": {"type": "string"}, "xpub": {"type": "string"}, "master_fingerprint": {"type": "string"},
+            "path": {"type": "string"}}})
+        }
         "domain.create" | "domain.destroy" => json!({"$ref": "#/components/schemas/Domain"}),
         "domain.list" => json!({"type": "array", "items": {"$ref": "#/components/schemas/Domain"}}),
         "status" | "operator.unseal" | "operator.seal" => {
@@ -208,15 +233,24 @@ pub fn document() -> Value {
                     "destroyed_at": {"type": "string", "format": "date-time"}}},
                 "Key": {"type": "object", "required": ["id", "algorithm", "public_key"], "properties": {
                     "id": {"type": "string"}, "domain": {"type": "string"}, "domain_id": {"type": "string"},
-                    "algorithm": {"type": "string", "enum": ["secp256k1", "ed25519", "p256"]},
+                    "algorithm": {"type": "string", "enum": ["secp256k1", "ed25519", "p256", "bip32-seed"]},
                     "label": {"type": ["string", "null"]},
-                    "public_key": {"type": "string", "description": "compressed SEC1 (33 bytes) or Ed25519 (32 bytes), hex"},
+                    "public_key": {"type": "string", "description": "compressed SEC1 (33 bytes) or Ed25519 (32 bytes), hex; for a wallet (bip32-seed) its public part (docs/formats.md)"},
                     "version": {"type": "integer"}, "state": {"type": "string", "enum": ["active", "offline", "destroyed"]},
                     "temperature": {"type": "string", "enum": ["cold", "warm", "hot"]},
                     "temperature_since": {"type": "string", "format": "date-time"},
                     "hot_idle_seconds": {"type": "integer"},
                     "created_at": {"type": "string", "format": "date-time"},
-                    "destroyed_at": {"type": ["string", "null"]}}}
+                    "destroyed_at": {"type": ["string", "null"]}}},
+                "Wallet": {"type": "object", "required": ["id", "chain", "xpub", "master_fingerprint", "account_path"], "properties": {
+                    "id": {"type": "string"}, "domain": {"type": "string"}, "domain_id": {"type": "string"},
+                    "chain": {"type": "string", "enum": ["bitcoin", "ethereum", "eos"]},
+                    "network": {"type": "string"}, "address_type": {"type": "string"}, "chain_id": {"type": "integer"},
+                    "label": {"type": ["string", "null"]}, "master_fingerprint": {"type": "string"},
+                    "account_path": {"type": "string"}, "xpub": {"type": "string"},
+                    "state": {"type": "string", "enum": ["active", "offline", "destroyed"]},
+                    "temperature": {"type": "string", "enum": ["cold", "warm", "hot"]},
+                    "created_at": {"type": "string", "format": "date-time"}}}
             }
         }
     })

@@ -191,11 +191,22 @@ impl KeyCache {
 }
 
 /// Refuses work in a destroyed domain.
-fn live_domain(d: &DomainRecord) -> Result<(), ApiError> {
+pub(crate) fn live_domain(d: &DomainRecord) -> Result<(), ApiError> {
     if d.destroyed_at.is_some() {
         return Err(ApiError::conflict(
             "domain_destroyed",
             "the domain has been destroyed",
+        ));
+    }
+    Ok(())
+}
+
+/// Labels (of keys and wallets) are short and printable.
+pub(crate) fn check_label(label: Option<&str>) -> Result<(), ApiError> {
+    if label.is_some_and(|l| l.len() > MAX_LABEL || l.chars().any(char::is_control)) {
+        return Err(ApiError::bad(
+            "invalid_label",
+            "labels are at most 256 bytes without control characters",
         ));
     }
     Ok(())
@@ -400,7 +411,7 @@ impl Vault {
         })
     }
 
-    fn random_bytes(&self) -> Result<[u8; 16], ApiError> {
+    pub(crate) fn random_bytes(&self) -> Result<[u8; 16], ApiError> {
         let mut b = [0u8; 16];
         self.entropy.fill(&mut b).map_err(|_| ApiError::Internal)?;
         Ok(b)
@@ -880,7 +891,7 @@ impl Vault {
 
     /// The domain a request names, or the caller's default: an application token's own
     /// domain, otherwise `default`.
-    fn resolve_domain(
+    pub(crate) fn resolve_domain(
         &self,
         ctx: &RequestCtx,
         name: Option<&str>,
@@ -981,15 +992,11 @@ impl Vault {
         label: Option<String>,
     ) -> Result<KeyView, ApiError> {
         let algorithm: Algorithm = algorithm.parse()?;
-        if label
-            .as_ref()
-            .is_some_and(|l| l.len() > MAX_LABEL || l.chars().any(char::is_control))
-        {
-            return Err(ApiError::bad(
-                "invalid_label",
-                "labels are at most 256 bytes without control characters",
-            ));
+        if !algorithm.is_signing() {
+            // A wallet's seed is made by `wallet create`, which binds what it is for.
+            return Err(strongroom_core::Error::UnknownAlgorithm.into());
         }
+        check_label(label.as_deref())?;
         if matches!(ctx.principal, Principal::Anonymous) {
             return Err(ApiError::Unauthenticated);
         }
@@ -1020,12 +1027,14 @@ impl Vault {
         }
         let d = self.resolve_domain(ctx, domain)?;
         allow(ctx, &Operation::ReadKeys(d.id))?;
-        Ok(self
-            .store
+        self.store
             .keys(d.id)?
             .iter()
-            .map(|k| KeyView::new(k, &d))
-            .collect())
+            .map(|k| {
+                self.check_public(k)?;
+                Ok(KeyView::new(k, &d))
+            })
+            .collect()
     }
 
     /// Looks a key up and checks the caller may perform `op` on it; unknown and foreign keys
@@ -1059,7 +1068,19 @@ impl Vault {
 
     pub(crate) fn show_key(&self, ctx: &RequestCtx, id: &str) -> Result<KeyView, ApiError> {
         let found = self.key_for(ctx, id, Operation::ReadKeys)?;
+        self.check_public(&found.0)?;
         Ok(KeyView::new(&found.0, &found.1))
+    }
+
+    /// Refuses a key row whose public part (or temperature) is not the vault's: what we hand
+    /// out is where funds get sent, so an edited row must not reach a caller.
+    pub(crate) fn check_public(&self, k: &KeyRecord) -> Result<(), ApiError> {
+        if self.keystore.verify_temperature(k)? {
+            Ok(())
+        } else {
+            tracing::error!(key = %k.id, "a key row failed its MAC check");
+            Err(ApiError::StoredDataCorrupt)
+        }
     }
 
     pub(crate) async fn destroy_key(
@@ -1143,6 +1164,10 @@ impl Vault {
     ) -> Result<Gated<SignView>, ApiError> {
         let found = self.key_for(ctx, id, Operation::Sign)?;
         let (k, d) = (&found.0, &found.1);
+        // A wallet's seed never signs a caller's digest: it signs what it has decoded.
+        if !k.algorithm.is_signing() {
+            return Err(ApiError::NotAllowed("blind_signing_refused"));
+        }
         // An idle hot key demotes itself before it would sign.
         let demoted = self.demote_if_idle(k, ctx.time).await?;
         let k = demoted.as_ref().unwrap_or(k);

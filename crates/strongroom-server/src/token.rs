@@ -32,7 +32,7 @@ pub(crate) fn issue(
     let mut id = [0u8; 16];
     entropy.fill(raw.as_mut()).map_err(|_| ApiError::Internal)?;
     entropy.fill(&mut id).map_err(|_| ApiError::Internal)?;
-    let value = Zeroizing::new(format!("{PREFIX}{}", hex::encode(raw.as_ref())));
+    let value = Zeroizing::new(format!("{PREFIX}{}", hex::encode(&raw[..])));
     let record = TokenRecord {
         id: TokenId::from_random(id),
         hash: hash(&value),

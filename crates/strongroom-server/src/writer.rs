@@ -362,6 +362,8 @@ mod tests {
         });
         let ks = Arc::new(Keystore::new(Arc::new(strongroom_crypto::OsEntropy)));
         let store: Arc<dyn Storage> = flaky.clone();
+        // As at start: the (here sealed) keystore seals private columns.
+        store.use_field_cipher(ks.clone()).unwrap();
         let (w, _t) = Writer::start(
             store.clone(),
             ks,

@@ -74,7 +74,7 @@ CREATE TABLE pending (
     required           BIGINT NOT NULL,
     created_at         BIGINT NOT NULL,
     expires_at         BIGINT NOT NULL,
-    nonce              BYTEA    NOT NULL CHECK (octet_length(nonce) = 32),
+    nonce              BYTEA    NOT NULL,
     hash               BYTEA    NOT NULL CHECK (octet_length(hash) = 32),
     status             TEXT    NOT NULL,
     result             BYTEA,

@@ -74,7 +74,7 @@ CREATE TABLE pending (
     required           INTEGER NOT NULL,
     created_at         INTEGER NOT NULL,
     expires_at         INTEGER NOT NULL,
-    nonce              BLOB    NOT NULL CHECK (length(nonce) = 32),
+    nonce              BLOB    NOT NULL,
     hash               BLOB    NOT NULL CHECK (length(hash) = 32),
     status             TEXT    NOT NULL,
     result             BLOB,

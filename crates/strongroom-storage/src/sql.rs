@@ -208,7 +208,10 @@ impl Fields {
         row: &[u8],
         value: &[u8],
     ) -> Result<Vec<u8>, CoreError> {
-        self.cipher()?.seal(&field_aad(column, row), value)
+        // A store nobody gave a cipher must not write private values (or audit events) in
+        // the clear: only a configured cipher may say "sealed".
+        let cipher = self.0.get().ok_or(CoreError::NoFieldCipher)?;
+        cipher.seal(&field_aad(column, row), value)
     }
 
     fn open(&self, column: &'static str, row: &[u8], blob: &[u8]) -> Result<Vec<u8>, CoreError> {
@@ -437,7 +440,12 @@ fn pending_row(r: &dyn Row, f: &Fields) -> Result<PendingRecord, CoreError> {
         required: small(r, 7, "required approvals")?,
         created_at: millis(r, 8)?,
         expires_at: millis(r, 9)?,
-        nonce: arr(r, 10)?,
+        // Sealed: with the nonce, every other input of the clear request hash is readable,
+        // and the parameters could be guessed and confirmed offline against it.
+        nonce: f
+            .open("pending.nonce", id.as_bytes(), &req_bytes(r, 10)?)?
+            .try_into()
+            .map_err(|_| CoreError::Corrupt("pending.nonce"))?,
         hash: arr(r, 11)?,
         status: RequestStatus::parse(&req_text(r, 12)?)
             .ok_or(CoreError::Corrupt("request status"))?,
@@ -462,7 +470,7 @@ fn pending_params(p: &PendingRecord, f: &Fields) -> Result<Vec<Param>, CoreError
         int(i64::from(p.required)),
         millis_param(p.created_at)?,
         millis_param(p.expires_at)?,
-        bytes(&p.nonce),
+        f.seal("pending.nonce", row, &p.nonce)?,
         bytes(&p.hash),
         text(p.status.as_str()),
         match &p.result {
@@ -484,9 +492,15 @@ fn audit_row(r: &dyn Row, f: &Fields) -> Result<AuditRecord, CoreError> {
         0 => Some(stored),
         1 => match f.open("audit.event", &seq.to_be_bytes(), &stored) {
             Ok(plain) => Some(plain),
-            // Without the storage key, or with an altered ciphertext, the record still takes
-            // its place in the chain through its digest; verifiers decide what that means.
-            Err(CoreError::Sealed | CoreError::Corrupt(_)) => None,
+            // Without the storage key the record still takes its place in the chain through
+            // its digest; verifiers decide what that means.
+            Err(CoreError::Sealed) => None,
+            // An altered ciphertext: the same, but say so, since keyless verification cannot
+            // see it (its digest is intact) and an export will refuse it.
+            Err(CoreError::Corrupt(_)) => {
+                tracing::error!(seq, "a sealed audit event failed to open: it was altered");
+                None
+            }
             Err(e) => return Err(e),
         },
         _ => return Err(CoreError::Corrupt("audit sealed flag")),
@@ -650,13 +664,37 @@ pub(crate) fn last_signature(
     f: &Fields,
     key: KeyId,
 ) -> Result<Option<UnixMillis>, CoreError> {
-    // Served by the partial index `audit_signatures`.
-    one(
+    // Served by the partial index `audit_signatures`. The index column is outside the record
+    // hash, so the row it marks must open to a granted signature by this key: a marker copied
+    // onto a newer record of anything else would otherwise keep an idle key hot.
+    let key_text = key.to_string();
+    let found = one(
         db,
-        "SELECT time FROM audit WHERE sign_index = $1 ORDER BY seq DESC LIMIT 1",
-        &[sign_index(f, &key.to_string())?],
-        |r| millis(r, 0),
-    )
+        &format!("SELECT {AUDIT_COLS} FROM audit WHERE sign_index = $1 ORDER BY seq DESC LIMIT 1"),
+        &[sign_index(f, &key_text)?],
+        |r| audit_row(r, f),
+    )?;
+    let Some(record) = found else {
+        return Ok(None);
+    };
+    match record.body.event() {
+        Some(e)
+            if e.operation == "key.sign"
+                && e.outcome == Outcome::Granted
+                && e.key.as_deref() == Some(key_text.as_str()) =>
+        {
+            Ok(Some(e.time))
+        }
+        // Unreadable or not this key's signature: no signature counts, so the key demotes
+        // (the safe direction) and the edit shows in the log.
+        _ => {
+            tracing::error!(
+                seq = record.seq,
+                "an audit signature marker does not match its record"
+            );
+            Ok(None)
+        }
+    }
 }
 
 pub(crate) fn operator_by_name(

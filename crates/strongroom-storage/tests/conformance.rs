@@ -186,8 +186,24 @@ fn layered(store: &dyn Storage, vault_id: VaultId, raw: &Raw<'_>) {
         ..event(i)
     };
 
-    // Before the cipher is handed over: private columns refuse, the chain does not.
+    // Before a cipher is handed over, nothing private is written, not even an audit event
+    // in the clear: only a configured cipher may say "sealed".
     let d = domain(1, "secret-treasury");
+    assert!(apply(store, vec![Mutation::CreateDomain(d.clone())]).is_err());
+    assert!(matches!(
+        store.write(&mut |txn| txn.append_audit(&chain.clone().append(marked(1, "clear")))),
+        Err(Error::NoFieldCipher)
+    ));
+    assert!(store.audit_records(1, 10).unwrap().is_empty());
+
+    let cipher = TestCipher::new();
+    store.use_field_cipher(cipher.clone()).unwrap();
+    assert!(matches!(
+        store.use_field_cipher(TestCipher::new()),
+        Err(Error::Conflict(_))
+    ));
+    // While the vault is sealed: private columns refuse, the chain does not (in the clear).
+    cipher.unsealed.store(false, Ordering::SeqCst);
     assert!(matches!(
         apply(store, vec![Mutation::CreateDomain(d.clone())]),
         Err(Error::Sealed)
@@ -196,13 +212,7 @@ fn layered(store: &dyn Storage, vault_id: VaultId, raw: &Raw<'_>) {
         .write(&mut |txn| txn.append_audit(&chain.clone().append(marked(1, "clear"))))
         .unwrap();
     chain.append(marked(1, "clear"));
-
-    let cipher = TestCipher::new();
-    store.use_field_cipher(cipher.clone()).unwrap();
-    assert!(matches!(
-        store.use_field_cipher(TestCipher::new()),
-        Err(Error::Conflict(_))
-    ));
+    cipher.unsealed.store(true, Ordering::SeqCst);
     let mut k = key(2, &d);
     k.label = Some("secret-cold-label".into());
     let o = OperatorRecord {
@@ -274,6 +284,14 @@ fn layered(store: &dyn Storage, vault_id: VaultId, raw: &Raw<'_>) {
         contains(&dump, "op-clear"),
         "the dump does not show the database"
     );
+    // Nor the request's nonce, which with the clear request hash would confirm guesses of the
+    // sealed parameters.
+    let nonce_hex = hex::encode(p.nonce);
+    assert!(
+        !dump.windows(32).any(|w| w == p.nonce)
+            && !dump.windows(64).any(|w| w == nonce_hex.as_bytes()),
+        "the request nonce is readable in the database"
+    );
 
     // A sealed value moved to another row does not open: two domains swap names.
     let e = domain(5, "secret-other");
@@ -329,6 +347,30 @@ fn layered(store: &dyn Storage, vault_id: VaultId, raw: &Raw<'_>) {
         verifier.record(&records[1]),
         Err(strongroom_audit::VerifyError::Edited { seq: 2 })
     );
+
+    // The signature marker is outside the record hash: copied onto a newer record of
+    // something else, it must not make an idle key look used.
+    cipher.unsealed.store(true, Ordering::SeqCst);
+    let signer = KeyId::from_random([78; 16]);
+    store
+        .write(&mut |txn| {
+            for (t, operation) in [(50, "key.sign"), (60, "key.show")] {
+                txn.append_audit(&chain.append(AuditEvent {
+                    time: UnixMillis(t),
+                    operation: operation.into(),
+                    key: Some(signer.to_string()),
+                    ..event(t)
+                }))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(store.last_signature(signer).unwrap(), Some(UnixMillis(50)));
+    (raw.exec)(
+        "UPDATE audit SET sign_index = (SELECT sign_index FROM audit WHERE time = 50)
+         WHERE time = 60",
+    );
+    assert_eq!(store.last_signature(signer).unwrap(), None);
 }
 
 /// Runs the whole contract against `store`, a freshly created database of `vault_id`.

@@ -1,0 +1,15 @@
+//! What strongroom knows about chains: wallet addresses and account extended public keys for
+//! Bitcoin (BIP-84 P2WPKH, BIP-86 P2TR), Ethereum (EIP-55) and EOS (`EOS...`,
+//! `PUB_K1_...`), derived from a wallet's public part.
+//!
+//! This crate must not hold or derive secret keys (signing keys come from
+//! `strongroom-crypto`) and must not do I/O: everything here is a pure function of public
+//! data, so it can be tested and fuzzed alone.
+
+mod address;
+mod error;
+
+pub use address::{
+    WalletAddress, account_xpub, address, bitcoin_address, child_public_key, ethereum_address,
+};
+pub use error::Error;
