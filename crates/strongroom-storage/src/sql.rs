@@ -327,7 +327,9 @@ fn key_row(r: &dyn Row, f: &Fields) -> Result<KeyRecord, CoreError> {
             .parse::<Algorithm>()
             .map_err(|_| CoreError::Corrupt("algorithm"))?,
         label: f.open_label(id, &req_bytes(r, 4)?)?,
-        public_key: req_bytes(r, 5)?,
+        // Sealed: a public key gives away its addresses (and a wallet's account key all of
+        // them), so the database administrator must not see it.
+        public_key: f.open("keys.public_key", id.as_bytes(), &req_bytes(r, 5)?)?,
         created_at: millis(r, 6)?,
         destroyed_at: opt_millis(r, 7)?,
         sealed_secret: r.bytes(8)?,
@@ -1025,7 +1027,8 @@ impl Txn<'_> {
                             int(i64::from(k.version)),
                             text(k.algorithm.as_str()),
                             self.fields.seal_label(k.id, k.label.as_deref())?,
-                            bytes(&k.public_key),
+                            self.fields
+                                .seal("keys.public_key", k.id.as_bytes(), &k.public_key)?,
                             millis_param(k.created_at)?,
                             opt_millis_param(k.destroyed_at)?,
                             Param::Bytes(k.sealed_secret.clone()),

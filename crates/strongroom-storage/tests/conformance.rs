@@ -215,6 +215,8 @@ fn layered(store: &dyn Storage, vault_id: VaultId, raw: &Raw<'_>) {
     cipher.unsealed.store(true, Ordering::SeqCst);
     let mut k = key(2, &d);
     k.label = Some("secret-cold-label".into());
+    // Public keys give away addresses.
+    k.public_key = b"secret-public-key-of-a-wallet".to_vec();
     let o = OperatorRecord {
         name: "secret-alice".parse().unwrap(),
         ..operator(3)
@@ -266,6 +268,7 @@ fn layered(store: &dyn Storage, vault_id: VaultId, raw: &Raw<'_>) {
     for secret in [
         "secret-treasury",
         "secret-cold-label",
+        "secret-public-key-of-a-wallet",
         "secret-alice",
         "secret-address",
         "secret-requester",
