@@ -21,12 +21,18 @@ command -v cc >/dev/null || need+=(gcc libc6-dev)
 # SoftHSM2 is the PKCS#11 token the seal tests create; OpenSC's pkcs11-tool inspects it.
 [ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null || need+=(softhsm2)
 command -v pkcs11-tool >/dev/null || need+=(opensc)
+# Python with venv and pip for the oracles (scripts/oracle.sh).
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3 python3-venv)
 if ((${#need[@]})); then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
 fi
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
+
+# Python oracles (eth-account) that the chain tests cross-check signatures against.
+STRONGROOM_ORACLE_PYTHON="$(./scripts/oracle.sh)"
+export STRONGROOM_ORACLE_PYTHON
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

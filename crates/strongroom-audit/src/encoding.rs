@@ -58,7 +58,22 @@ pub fn encode_event(e: &AuditEvent) -> Vec<u8> {
     out.push(e.outcome.code());
     put_opt(&mut out, e.code.as_deref());
     out.extend_from_slice(&e.count.to_be_bytes());
+    // Appended only when present, so events without one keep their encoding (and digest).
+    if let Some(detail) = &e.detail {
+        out.push(1);
+        put_long(&mut out, detail);
+    }
     out
+}
+
+/// Longest detail an event may carry (a decoded transaction's intent).
+const MAX_DETAIL: usize = 16 * 1024;
+
+fn put_long(out: &mut Vec<u8>, s: &str) {
+    let s = &s.as_bytes()[..s.len().min(MAX_DETAIL)];
+    // `s.len() <= MAX_DETAIL`, so the cast is exact.
+    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    out.extend_from_slice(s);
 }
 
 /// Reads [`encode_event`]'s bytes back; `None` unless they are exactly one canonical event.
@@ -76,6 +91,15 @@ pub fn decode_event(time: UnixMillis, bytes: &[u8]) -> Option<AuditEvent> {
         outcome: Outcome::from_code(r.take::<1>()?[0])?,
         code: r.opt()?,
         count: u32::from_be_bytes(r.take()?),
+        detail: None,
+    };
+    let event = AuditEvent {
+        detail: match r.take::<1>() {
+            None => None,
+            Some([1]) => Some(r.long()?),
+            Some(_) => return None,
+        },
+        ..event
     };
     // Trailing bytes would let two encodings mean one event.
     r.0.is_empty().then_some(event)
@@ -93,6 +117,16 @@ impl Reader<'_> {
     fn str(&mut self) -> Option<String> {
         let len = usize::try_from(u32::from_be_bytes(self.take()?)).ok()?;
         if len > MAX_FIELD || len > self.0.len() {
+            return None;
+        }
+        let (s, rest) = self.0.split_at(len);
+        self.0 = rest;
+        String::from_utf8(s.to_vec()).ok()
+    }
+
+    fn long(&mut self) -> Option<String> {
+        let len = usize::try_from(u32::from_be_bytes(self.take()?)).ok()?;
+        if len > MAX_DETAIL || len > self.0.len() {
             return None;
         }
         let (s, rest) = self.0.split_at(len);

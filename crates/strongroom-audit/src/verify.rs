@@ -245,6 +245,7 @@ mod tests {
             outcome: Outcome::Granted,
             code: None,
             count: 1,
+            detail: None,
         }
     }
 
@@ -428,6 +429,18 @@ mod tests {
             count: 7,
             ..event(4)
         };
+        // A detail is appended, and an event without one keeps its old encoding.
+        let with_detail = AuditEvent {
+            detail: Some(r#"{"rule":"allow-small"}"#.into()),
+            ..e.clone()
+        };
+        let longer = crate::encode_event(&with_detail);
+        assert!(longer.starts_with(&crate::encode_event(&e)));
+        assert_eq!(
+            crate::decode_event(e.time, &longer),
+            Some(with_detail.clone())
+        );
+        assert_ne!(crate::event_digest(&e), crate::event_digest(&with_detail));
         let bytes = crate::encode_event(&e);
         assert_eq!(crate::decode_event(e.time, &bytes), Some(e.clone()));
         // Trailing bytes, truncation, a bad option tag and a bad outcome are all refused.

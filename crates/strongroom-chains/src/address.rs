@@ -150,10 +150,7 @@ pub fn bitcoin_address(
 /// # Errors
 /// [`Error::InvalidPublicKey`].
 pub fn ethereum_address(public_key: &[u8; 33]) -> Result<String, Error> {
-    let pk = PublicKey::from_slice(public_key).map_err(|_| Error::InvalidPublicKey)?;
-    let uncompressed = pk.serialize_uncompressed();
-    let hash = alloy_primitives::keccak256(&uncompressed[1..]);
-    Ok(alloy_primitives::Address::from_slice(&hash[12..]).to_checksum(None))
+    Ok(crate::ethereum::address_of(public_key)?.to_checksum(None))
 }
 
 /// `EOS` + base58(key || first 4 bytes of RIPEMD-160(key)).

@@ -11,4 +11,30 @@ pub enum Error {
     /// A stored public key or extended public key does not decode.
     #[error("invalid public key")]
     InvalidPublicKey,
+    /// A transaction field is missing or malformed (the field is named).
+    #[error("invalid transaction: {0}")]
+    InvalidTransaction(&'static str),
+    /// A transaction object carries a field strongroom does not know.
+    #[error("unknown transaction field {0:?}")]
+    UnknownField(String),
+    /// An address is not 20 hex bytes, or its mixed case is not a valid EIP-55 checksum.
+    #[error("invalid address (20 hex bytes; mixed case must be a valid EIP-55 checksum)")]
+    InvalidAddress,
+    /// The transaction names another chain than the wallet's.
+    #[error("the transaction is for chain {transaction}, the wallet for chain {wallet}")]
+    ChainIdMismatch {
+        /// The wallet's chain id.
+        wallet: u64,
+        /// The transaction's.
+        transaction: u64,
+    },
+    /// `maxPriorityFeePerGas` above `maxFeePerGas`.
+    #[error("maxPriorityFeePerGas is above maxFeePerGas")]
+    FeeCapBelowPriorityFee,
+    /// A transaction type strongroom does not sign (3: blobs).
+    #[error("transaction type {0} is not supported")]
+    UnsupportedTxType(u8),
+    /// EIP-7702 (type 4) delegates the account to code: refused unless policy allows it.
+    #[error("EIP-7702 authorizations are refused")]
+    Eip7702Refused,
 }

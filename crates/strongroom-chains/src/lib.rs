@@ -2,12 +2,16 @@
 //! Bitcoin (BIP-84 P2WPKH, BIP-86 P2TR), Ethereum (EIP-55) and EOS (`EOS...`,
 //! `PUB_K1_...`), derived from a wallet's public part.
 //!
+//! It also parses and decodes Ethereum transactions ([`ethereum`]) so that policy is judged
+//! on what the bytes do.
+//!
 //! This crate must not hold or derive secret keys (signing keys come from
 //! `strongroom-crypto`) and must not do I/O: everything here is a pure function of public
 //! data, so it can be tested and fuzzed alone.
 
 mod address;
 mod error;
+pub mod ethereum;
 
 pub use address::{
     WalletAddress, account_xpub, address, bitcoin_address, child_public_key, ethereum_address,

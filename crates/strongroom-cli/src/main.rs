@@ -8,6 +8,7 @@
 mod bench;
 mod client;
 mod custodian;
+mod eth;
 mod output;
 mod qr;
 mod verify;
@@ -67,6 +68,9 @@ enum Command {
     /// Manage keys.
     #[command(subcommand)]
     Key(KeyCmd),
+    /// Ethereum signing by HD wallets (transactions, ERC-20 transfers, messages).
+    #[command(subcommand)]
+    Eth(eth::EthCmd),
     /// HD wallets: Bitcoin, Ethereum and EOS accounts from one BIP-32 seed.
     #[command(subcommand)]
     Wallet(wallet::WalletCmd),
@@ -710,6 +714,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Sign(a) => sign(&client()?, &out, a),
         Command::Wallet(cmd) => wallet::run(cmd, &client()?, &out),
+        Command::Eth(cmd) => eth::run(cmd, &client()?, &out),
         Command::Audit(AuditCmd::Export { out: path }) => {
             let mut f = std::fs::File::create(&path)
                 .map_err(|e| CliError::Input(format!("cannot create {}: {e}", path.display())))?;

@@ -207,6 +207,7 @@ fn event_from(v: &Value, time: UnixMillis) -> Option<AuditEvent> {
             .and_then(Outcome::from_code)?,
         code: opt_str(v, "code"),
         count: u32::try_from(v["count"].as_u64()?).ok()?,
+        detail: opt_str(v, "detail"),
     })
 }
 

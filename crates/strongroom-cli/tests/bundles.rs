@@ -146,8 +146,8 @@ fn export_offline_and_import_back() {
     // Offline means offline: the secret is gone from the database, and the key cannot warm.
     let in_db: Option<Vec<u8>> = db(&data)
         .query_row(
-            "SELECT sealed_secret FROM keys WHERE public_key = ?1",
-            [&public_key],
+            "SELECT sealed_secret FROM keys WHERE id = ?1",
+            [hex::decode(kid.replace('-', "")).unwrap()],
             |r| r.get(0),
         )
         .unwrap();

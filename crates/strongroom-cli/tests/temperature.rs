@@ -85,6 +85,41 @@ fn cold_warm_hot() {
         .to_owned();
     let t = Some(app.as_str());
 
+    // A production wallet has no policy yet, so it signs no transaction (fail closed), and
+    // the refusal is audited with the decoded intent.
+    let wallet = node
+        .cli(
+            a,
+            &[
+                "--json", "wallet", "create", "--domain", "ops", "--chain", "ethereum",
+            ],
+        )
+        .ok()
+        .json();
+    assert_eq!(wallet["temperature"], "warm");
+    let (status, body) = node.http(
+        "POST",
+        &format!("/v1/wallets/{}/eth/sign-tx", wallet["id"].as_str().unwrap()),
+        t,
+        Some(
+            r#"{"tx": {"nonce": "0x0", "gas": "0x5208", "gasPrice": "0x1", "value": "0x1",
+                       "to": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"}}"#,
+        ),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("policy_denied"))
+    );
+    assert!(
+        node.cli(a, &["--json", "request", "list"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "a refused transaction files no request"
+    );
+
     // Each warm signature waits for an approver; the application reads the result.
     let s1 = pending(&node.cli(
         t,

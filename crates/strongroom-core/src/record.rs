@@ -223,6 +223,9 @@ pub struct AuditEvent {
     /// Number of requests this record stands for (above 1 only for aggregated
     /// unauthenticated traffic).
     pub count: u32,
+    /// What was decided on, where there is more to say than the fields above: for a signed
+    /// transaction, its decoded intent and the policy rule that decided (canonical JSON).
+    pub detail: Option<String>,
 }
 
 /// An event placed in the hash chain.
@@ -384,4 +387,19 @@ pub struct ApprovalRecord {
     pub signature: [u8; 64],
     /// When it was given.
     pub at: UnixMillis,
+}
+
+/// A wallet's policy, as stored: the policy crate's stored form (canonical JSON), sealed in
+/// the database. Versions count up from 1; a change applies only over the version it was
+/// made from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyRecord {
+    /// The wallet (its key id).
+    pub wallet: KeyId,
+    /// 1 for the first policy, then one more per change.
+    pub version: u32,
+    /// The policy (stored form, JSON).
+    pub policy: String,
+    /// When it was set.
+    pub set_at: UnixMillis,
 }

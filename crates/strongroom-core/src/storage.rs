@@ -30,6 +30,27 @@ pub enum Mutation {
         /// The new configuration.
         to: Vec<u8>,
     },
+    /// Set a wallet's policy; fails with [`Error::Conflict`] unless the stored version is
+    /// `record.version - 1` (none stored for version 1).
+    SetPolicy(crate::record::PolicyRecord),
+    /// Count `amount` (256-bit, big-endian) of `asset` as spent by `wallet` at `at`; with a
+    /// `limit`, fails with [`Error::Conflict`] (`daily limit`) if the wallet's spends of the
+    /// asset since `since` plus this one would exceed it. Counted inside the write
+    /// transaction, so concurrent signatures on any node cannot overshoot together.
+    RecordSpend {
+        /// The wallet.
+        wallet: KeyId,
+        /// `native`, or a token's address (lowercase).
+        asset: String,
+        /// Base units, big-endian.
+        amount: [u8; 32],
+        /// When.
+        at: UnixMillis,
+        /// Start of the rolling window.
+        since: UnixMillis,
+        /// The most that may be spent in the window, big-endian.
+        limit: Option<[u8; 32]>,
+    },
     /// Add a domain; names are unique.
     CreateDomain(DomainRecord),
     /// Add a key.
@@ -248,6 +269,17 @@ pub trait Storage: Send + Sync + 'static {
     /// # Errors
     /// Storage failure or corrupt data.
     fn last_signature(&self, key: KeyId) -> Result<Option<UnixMillis>, Error>;
+    /// A wallet's policy, if one was set.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn policy(&self, wallet: KeyId) -> Result<Option<crate::record::PolicyRecord>, Error>;
+    /// What `wallet` has spent of `asset` since `since` (256-bit, big-endian).
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn spent_since(&self, wallet: KeyId, asset: &str, since: UnixMillis)
+    -> Result<[u8; 32], Error>;
     /// An operator by login name.
     ///
     /// # Errors

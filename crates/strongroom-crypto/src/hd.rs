@@ -8,6 +8,7 @@
 
 use bitcoin::NetworkKind;
 use bitcoin::bip32::{ChildNumber, Xpriv, Xpub};
+use bitcoin::secp256k1::SecretKey;
 use strongroom_core::wallet::{ExtendedPublic, WalletPublic, WalletSpec};
 use strongroom_core::{Algorithm, EntropySource};
 use zeroize::{Zeroize, Zeroizing};
@@ -113,6 +114,29 @@ impl HdSeed {
         })
     }
 
+    /// The account's extended private key (at [`WalletSpec::account_path`]) and the wallet's
+    /// public part. Signing keys of the account's addresses come from the former without
+    /// going back to the seed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKeyMaterial`] in the 2^-127 case that a derivation step is invalid.
+    pub fn account(&self, spec: WalletSpec) -> Result<(HdAccount, WalletPublic), Error> {
+        let public = self.wallet_public(spec)?;
+        let (mut account, _) = self.derive(&spec.account_path())?;
+        let key = Zeroizing::new(account.private_key.secret_bytes());
+        account.private_key.non_secure_erase();
+        Ok((
+            HdAccount {
+                key,
+                chain_code: Zeroizing::new(account.chain_code.to_bytes()),
+                depth: account.depth,
+                parent_fingerprint: account.parent_fingerprint.to_bytes(),
+                child_number: u32::from(account.child_number),
+            },
+            public,
+        ))
+    }
+
     /// The secp256k1 signing key at `path` (indices with [`strongroom_core::wallet::HARDENED`]
     /// set are hardened).
     ///
@@ -125,6 +149,56 @@ impl HdSeed {
         SigningKey::from_secret_bytes(Algorithm::Secp256k1, secret.as_ref())
     }
 }
+
+/// An account-level BIP-32 extended private key. Zeroized on drop.
+pub struct HdAccount {
+    key: Zeroizing<[u8; 32]>,
+    chain_code: Zeroizing<[u8; 32]>,
+    depth: u8,
+    parent_fingerprint: [u8; 4],
+    child_number: u32,
+}
+
+impl HdAccount {
+    /// The signing key of address `index` on the receive (`change = false`) or change branch:
+    /// `account/0/index` or `account/1/index`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKeyMaterial`] for an index at or above 2^31 (hardened), or in the
+    /// 2^-127 case that a derivation step is invalid.
+    pub fn signing_key(&self, change: bool, index: u32) -> Result<SigningKey, Error> {
+        if index >= strongroom_core::wallet::HARDENED {
+            return Err(Error::InvalidKeyMaterial);
+        }
+        let mut account = Xpriv {
+            network: NetworkKind::Main,
+            depth: self.depth,
+            parent_fingerprint: self.parent_fingerprint.into(),
+            child_number: ChildNumber::from(self.child_number),
+            private_key: SecretKey::from_slice(self.key.as_ref())
+                .map_err(|_| Error::InvalidKeyMaterial)?,
+            chain_code: (*self.chain_code).into(),
+        };
+        let path = [
+            ChildNumber::from(u32::from(change)),
+            ChildNumber::from(index),
+        ];
+        let derived = account.derive_priv(crate::signing::secp(), &path);
+        account.private_key.non_secure_erase();
+        let mut derived = derived.map_err(|_| Error::InvalidKeyMaterial)?;
+        let secret = Zeroizing::new(derived.private_key.secret_bytes());
+        derived.private_key.non_secure_erase();
+        SigningKey::from_secret_bytes(Algorithm::Secp256k1, secret.as_ref())
+    }
+}
+
+impl std::fmt::Debug for HdAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HdAccount").finish_non_exhaustive()
+    }
+}
+
+impl zeroize::ZeroizeOnDrop for HdAccount {}
 
 impl std::fmt::Debug for HdSeed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,6 +227,27 @@ mod tests {
             hex::encode(key.public_key()),
             "022a471424da5e657499d1ff51cb43c47481a03b1e77f951fe64cec9f5a48f7011"
         );
+    }
+
+    #[test]
+    fn account_keys_match_full_path_derivation() {
+        let seed = HdSeed::from_mnemonic(
+            "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about",
+            "",
+        )
+        .unwrap();
+        let spec = WalletSpec::Ethereum { chain_id: 1 };
+        let (account, public) = seed.account(spec).unwrap();
+        assert_eq!(public, seed.wallet_public(spec).unwrap());
+        for (change, index) in [(false, 0), (false, 7), (true, 3)] {
+            let mut path = spec.account_path().to_vec();
+            path.extend([u32::from(change), index]);
+            assert_eq!(
+                account.signing_key(change, index).unwrap().public_key(),
+                seed.signing_key(&path).unwrap().public_key()
+            );
+        }
+        assert!(account.signing_key(false, HARDENED).is_err());
     }
 
     #[test]

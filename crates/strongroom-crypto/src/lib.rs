@@ -38,7 +38,7 @@ pub use approval::{ApprovalKey, approval_key_is_unusable, request_hash, verify_a
 pub use bundle::{BundleShare, SealedBundle, open_bundle, seal_bundle};
 pub use entropy::OsEntropy;
 pub use error::Error;
-pub use hd::HdSeed;
+pub use hd::{HdAccount, HdSeed};
 pub use kdf::{AuditSigningKey, RecordMacKey, RootKey};
 pub use otp::{DRIFT_STEPS, OtpAlgorithm, OtpRejection, STEP_SECONDS, TotpSecret};
 pub use password::{generate_password, hash_password, verify_password};

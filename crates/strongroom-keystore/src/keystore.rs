@@ -7,14 +7,14 @@ use strongroom_core::id::DomainName;
 use strongroom_core::record::{DomainRecord, InitRecord, KeyRecord, SignedHead, VaultMeta};
 use strongroom_core::storage::FieldCipher;
 use strongroom_core::temperature::Temperature;
-use strongroom_core::wallet::WalletSpec;
+use strongroom_core::wallet::{WalletPublic, WalletSpec};
 use strongroom_core::{
     Algorithm, DomainId, EntropySource, Error as CoreError, KeyId, OperatorId, PendingId,
     UnixMillis, VaultId,
 };
 use strongroom_crypto::{
-    AeadKey, AuditSigningKey, HdSeed, Payload, RecordMacKey, RootKey, Share, Signature, SigningKey,
-    StorageKeys, TotpSecret,
+    AeadKey, AuditSigningKey, HdAccount, HdSeed, Payload, RecordMacKey, RootKey, Share, Signature,
+    SigningKey, StorageKeys, TotpSecret,
 };
 use zeroize::Zeroizing;
 
@@ -117,7 +117,14 @@ struct LoadedKey {
     // restart.
     aad: Vec<u8>,
     blob: Vec<u8>,
-    key: SigningKey,
+    secret: LoadedSecret,
+}
+
+/// What an opened blob holds: a signing key, or a wallet's account key (the seed itself is
+/// dropped once the account key is derived).
+enum LoadedSecret {
+    Key(SigningKey),
+    Wallet(HdAccount),
 }
 
 impl std::fmt::Debug for Keystore {
@@ -633,14 +640,30 @@ impl Keystore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&record.id);
         let dk = Self::domain_key(u, domain)?;
-        let key = dk
-            .open_signing_key(&aad, blob, record.algorithm)
-            .map_err(|_| Error::KeyUnavailable)?;
-        // The public key is bound in the associated data; this also catches a blob that opens
-        // to a different key (it cannot, short of a broken AEAD).
-        if key.public_key() != record.public_key.as_slice() {
-            return Err(Error::KeyUnavailable);
-        }
+        // The public key is bound in the associated data; comparing it with what the secret
+        // derives also catches a blob that opens to a different key (it cannot, short of a
+        // broken AEAD).
+        let secret = if record.algorithm == Algorithm::Bip32Seed {
+            let spec = WalletPublic::decode(&record.public_key)
+                .map_err(|_| Error::KeyUnavailable)?
+                .spec;
+            let seed = dk
+                .open_seed(&aad, blob)
+                .map_err(|_| Error::KeyUnavailable)?;
+            let (account, public) = seed.account(spec)?;
+            if public.encode() != record.public_key {
+                return Err(Error::KeyUnavailable);
+            }
+            LoadedSecret::Wallet(account)
+        } else {
+            let key = dk
+                .open_signing_key(&aad, blob, record.algorithm)
+                .map_err(|_| Error::KeyUnavailable)?;
+            if key.public_key() != record.public_key.as_slice() {
+                return Err(Error::KeyUnavailable);
+            }
+            LoadedSecret::Key(key)
+        };
         if u.destroyed
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -651,7 +674,7 @@ impl Keystore {
         let loaded = Arc::new(LoadedKey {
             aad,
             blob: blob.to_vec(),
-            key,
+            secret,
         });
         u.keys
             .write()
@@ -673,6 +696,46 @@ impl Keystore {
     ) -> Result<Signature, Error> {
         let u = self.unsealed()?;
         // A cold key is never opened; the temperature must be the one the vault set.
+        let loaded = Self::open_for_signing(&u, domain, record)?;
+        drop(u);
+        match &loaded.secret {
+            LoadedSecret::Key(key) => Ok(key.sign(payload)?),
+            // A wallet signs only through `sign_wallet`, for one of its addresses.
+            LoadedSecret::Wallet(_) => Err(Error::KeyUnavailable),
+        }
+    }
+
+    /// Signs `digest` (ECDSA, low-S, with recovery id) with the key of a wallet's address
+    /// `index` on its receive or change branch: only paths under the wallet's own account.
+    /// The signature has been verified before it is returned.
+    ///
+    /// # Errors
+    /// As [`Keystore::sign`]; [`Error::KeyUnavailable`] if the record is not a wallet.
+    pub fn sign_wallet(
+        &self,
+        domain: &DomainRecord,
+        record: &KeyRecord,
+        change: bool,
+        index: u32,
+        digest: &[u8; 32],
+    ) -> Result<Signature, Error> {
+        let u = self.unsealed()?;
+        let loaded = Self::open_for_signing(&u, domain, record)?;
+        drop(u);
+        match &loaded.secret {
+            LoadedSecret::Wallet(account) => Ok(account
+                .signing_key(change, index)?
+                .sign(Payload::Digest(digest))?),
+            LoadedSecret::Key(_) => Err(Error::KeyUnavailable),
+        }
+    }
+
+    /// The checks before any signature: the temperature is the vault's (MAC) and not cold.
+    fn open_for_signing(
+        u: &Unsealed,
+        domain: &DomainRecord,
+        record: &KeyRecord,
+    ) -> Result<Arc<LoadedKey>, Error> {
         if !u.record_mac.verify(
             &temperature_binding(&u.vault_id, record),
             &record.temperature_mac,
@@ -682,9 +745,7 @@ impl Keystore {
         if record.temperature == Temperature::Cold {
             return Err(Error::KeyCold);
         }
-        let loaded = Self::loaded_key(&u, domain, record)?;
-        drop(u);
-        Ok(loaded.key.sign(payload)?)
+        Self::loaded_key(u, domain, record)
     }
 
     /// Drops a key from memory (it was frozen); it is opened again from its blob if it is

@@ -168,6 +168,13 @@ impl ApiError {
                 "a wallet signs only transactions it decodes (eth, btc, eos commands), not raw digests"
                     .into()
             }
+            ApiError::NotAllowed("policy_denied") => {
+                "the wallet's policy does not allow this (a production wallet signs nothing until a policy is set)"
+                    .into()
+            }
+            ApiError::NotAllowed("eip7702_refused") => {
+                "EIP-7702 authorizations (type 4) are refused: they hand the account to code".into()
+            }
             ApiError::NotAllowed(_) => "you may not approve this request".into(),
             ApiError::NotFound => "not found".into(),
             ApiError::TooLarge => "request body too large".into(),
@@ -335,6 +342,28 @@ impl From<strongroom_core::Error> for ApiError {
                 tracing::error!(error = %other, "storage failure");
                 ApiError::Internal
             }
+        }
+    }
+}
+
+impl From<strongroom_chains::Error> for ApiError {
+    fn from(e: strongroom_chains::Error) -> Self {
+        use strongroom_chains::Error as E;
+        match e {
+            E::InvalidIndex => ApiError::bad("invalid_index", "address indices are below 2^31"),
+            E::InvalidPublicKey => {
+                tracing::error!("a stored wallet public key does not decode");
+                ApiError::StoredDataCorrupt
+            }
+            E::InvalidTransaction(_) | E::UnknownField(_) => {
+                ApiError::bad("invalid_transaction", e.to_string())
+            }
+            E::InvalidAddress => ApiError::bad("invalid_address", e.to_string()),
+            E::ChainIdMismatch { .. } => ApiError::bad("chain_id_mismatch", e.to_string()),
+            E::FeeCapBelowPriorityFee => ApiError::bad("fee_invalid", e.to_string()),
+            E::UnsupportedTxType(_) => ApiError::bad("unsupported_transaction_type", e.to_string()),
+            E::Eip7702Refused => ApiError::NotAllowed("eip7702_refused"),
+            _ => ApiError::bad("invalid_transaction", e.to_string()),
         }
     }
 }

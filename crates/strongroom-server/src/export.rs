@@ -55,6 +55,7 @@ fn record_line(r: &AuditRecord) -> Vec<u8> {
         "outcome": e.outcome.code(),
         "code": e.code,
         "count": e.count,
+        "detail": e.detail,
     }))
 }
 

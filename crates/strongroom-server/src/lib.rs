@@ -8,6 +8,7 @@
 mod bundles;
 mod config;
 mod error;
+mod eth;
 mod export;
 mod http;
 mod idle;

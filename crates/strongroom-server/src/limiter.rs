@@ -163,6 +163,7 @@ mod tests {
             outcome: Outcome::Denied,
             code: Some("unauthenticated".into()),
             count: 1,
+            detail: None,
         }
     }
 

@@ -50,6 +50,24 @@ fn request_schema(operation: &str) -> Option<Value> {
                            "mnemonic": {"type": "string", "description": "a BIP-39 English mnemonic to import (else fresh entropy)"},
                            "passphrase": {"type": "string", "description": "the BIP-39 passphrase of an imported mnemonic"}}})
         }
+        "eth.sign_tx" => {
+            json!({"type": "object", "required": ["tx"], "additionalProperties": false,
+            "properties": {"index": {"type": "integer", "minimum": 0, "description": "address index m/44'/60'/0'/0/i (default 0)"},
+                           "tx": {"type": "object", "description": "Ethereum JSON-RPC transaction object: type, chainId, nonce, to, from, value, gas, gasPrice | maxFeePerGas + maxPriorityFeePerGas, data, accessList (hex quantities)"}}})
+        }
+        "eth.erc20_transfer" => {
+            json!({"type": "object", "required": ["token", "to", "amount", "nonce", "gas", "max_fee_per_gas", "max_priority_fee_per_gas"], "additionalProperties": false,
+            "properties": {"index": {"type": "integer", "minimum": 0}, "token": {"type": "string"}, "to": {"type": "string"},
+                           "amount": {"type": "string", "description": "base units, decimal"},
+                           "nonce": {"type": "integer"}, "gas": {"type": "integer"},
+                           "max_fee_per_gas": {"type": "string", "description": "wei, decimal"},
+                           "max_priority_fee_per_gas": {"type": "string", "description": "wei, decimal"}}})
+        }
+        "eth.sign_message" => {
+            json!({"type": "object", "additionalProperties": false,
+            "properties": {"index": {"type": "integer", "minimum": 0}, "message": {"type": "string", "description": "UTF-8 text"},
+                           "message_hex": {"type": "string", "description": "or bytes, hex"}}})
+        }
         "operator.create" => {
             json!({"type": "object", "required": ["name", "roles"], "additionalProperties": false,
             "properties": {"name": {"type": "string", "pattern": "^[a-z0-9._-]{1,64}$"},
@@ -107,6 +125,18 @@ fn response_schema(operation: &str) -> Value {
         "key.create" | "key.show" | "key.destroy" => json!({"$ref": "#/components/schemas/Key"}),
         "key.list" => json!({"type": "array", "items": {"$ref": "#/components/schemas/Key"}}),
         "wallet.create" | "wallet.show" => json!({"$ref": "#/components/schemas/Wallet"}),
+        "eth.sign_tx" | "eth.erc20_transfer" => {
+            json!({"type": "object", "required": ["raw", "hash", "from", "intent"], "properties": {
+            "wallet": {"type": "string"}, "from": {"type": "string"},
+            "raw": {"type": "string", "description": "the signed transaction, 0x hex"},
+            "hash": {"type": "string", "description": "its hash, 0x hex"},
+            "intent": {"type": "object", "description": "what it does, as decoded by the vault"}}})
+        }
+        "eth.sign_message" => {
+            json!({"type": "object", "required": ["signature", "from"], "properties": {
+            "wallet": {"type": "string"}, "from": {"type": "string"},
+            "signature": {"type": "string", "description": "r || s || v (27/28), 0x hex"}}})
+        }
         "wallet.list" => json!({"type": "array", "items": {"$ref": "#/components/schemas/Wallet"}}),
         "wallet.address" => {
             json!({"type": "object", "required": ["address", "path", "public_key"], "properties": {
@@ -196,6 +226,8 @@ pub fn document() -> Value {
                 | "quorum.set"
                 | "key.temperature"
                 | "key.sign"
+                | "eth.sign_tx"
+                | "eth.erc20_transfer"
                 | "seal.migrate"
         ) {
             op["responses"]["202"] = json!({"description": "waiting for approvals: a pending request",
@@ -271,6 +303,8 @@ mod tests {
             ("/v1/quorum", "post"),
             ("/v1/keys/{id}/temperature", "post"),
             ("/v1/keys/{id}/sign", "post"),
+            ("/v1/wallets/{id}/eth/sign-tx", "post"),
+            ("/v1/wallets/{id}/eth/erc20-transfer", "post"),
         ] {
             assert!(
                 doc["paths"][path][method]["responses"]["202"].is_object(),

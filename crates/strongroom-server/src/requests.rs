@@ -166,6 +166,15 @@ fn param<'a>(p: &'a Value, name: &str) -> &'a str {
     p.get(name).and_then(Value::as_str).unwrap_or("")
 }
 
+/// A parameter that may be a number (shown as written) or a string.
+fn scalar(p: &Value, name: &str) -> String {
+    match p.get(name) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
 /// What will happen, in words.
 fn describe(op: GatedOp, p: &Value) -> String {
     match op {
@@ -187,6 +196,42 @@ fn describe(op: GatedOp, p: &Value) -> String {
                 .unwrap_or_default(),
             param(p, "from")
         ),
+        GatedOp::SignWarm if p.get("eth_tx").is_some() => {
+            let intent = &p["intent"];
+            let call = match intent.get("call").and_then(Value::as_str) {
+                Some("erc20.transfer") => format!(
+                    "transfer {} base units of the token {} to {}",
+                    param(intent, "token_amount"),
+                    param(intent, "token"),
+                    param(intent, "token_to")
+                ),
+                Some("transfer") => format!(
+                    "send {} wei to {}",
+                    param(intent, "value_wei"),
+                    param(intent, "to")
+                ),
+                Some(other) => format!(
+                    "make a {other} call to {} with {} wei",
+                    intent
+                        .get("to")
+                        .and_then(Value::as_str)
+                        .unwrap_or("a new contract"),
+                    param(intent, "value_wei")
+                ),
+                None => "nothing".to_owned(),
+            };
+            format!(
+                "sign an Ethereum transaction on chain {} from {} (wallet {}, address {}) in domain \"{}\": {call}, nonce {}, gas limit {}, fee cap {} wei/gas",
+                scalar(p, "chain_id"),
+                param(p, "from"),
+                param(p, "wallet"),
+                scalar(p, "index"),
+                param(p, "domain"),
+                scalar(intent, "nonce"),
+                scalar(intent, "gas_limit"),
+                param(intent, "max_fee_per_gas")
+            )
+        }
         GatedOp::SignWarm => {
             let what = match (
                 p.get("digest").and_then(Value::as_str),
@@ -706,6 +751,21 @@ impl Vault {
                         "key_cold",
                         "the key was frozen after the request was filed",
                     ));
+                }
+                // A wallet's transaction: decoded again from the approved parameters.
+                if p.get("eth_tx").is_some() {
+                    ctx.tag(|t| {
+                        t.key = Some(k.id);
+                        t.domain = Some(d.id);
+                    });
+                    let signed = self.eth_sign_approved(k, d, p)?;
+                    let finish = self.decide(
+                        rec,
+                        RequestStatus::Executed,
+                        Some(serde_json::to_value(&signed).map_err(|_| ApiError::Internal)?),
+                        ctx.time,
+                    )?;
+                    return self.commit(ctx, "key.sign", vec![finish]).await;
                 }
                 let input = match (
                     p.get("digest").and_then(Value::as_str),

@@ -56,6 +56,8 @@ pub(crate) struct Tags {
     pub(crate) key: Option<KeyId>,
     /// Set once the request's record has been handed to the writer by the operation itself.
     pub(crate) audited: bool,
+    /// The decoded intent and deciding rule of a signing decision (see `AuditEvent::detail`).
+    pub(crate) detail: Option<String>,
 }
 
 impl RequestCtx {
@@ -94,6 +96,7 @@ impl RequestCtx {
             outcome,
             code: code.map(str::to_owned),
             count: 1,
+            detail: t.detail,
         }
     }
 }

@@ -348,6 +348,7 @@ mod tests {
             outcome: Outcome::Granted,
             code: None,
             count: 1,
+            detail: None,
         }
     }
 

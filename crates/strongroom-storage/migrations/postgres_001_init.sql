@@ -90,6 +90,22 @@ CREATE TABLE approvals (
     PRIMARY KEY (request_id, approver_id)
 );
 -- rule_index: blind index of (scope, operation); rule: the sealed rule (see docs/formats.md).
+-- policy: the wallet's policy, sealed (row: wallet id || version).
+CREATE TABLE policies (
+    wallet_id BYTEA    PRIMARY KEY CHECK (octet_length(wallet_id) = 16),
+    version   BIGINT   NOT NULL CHECK (version > 0),
+    policy    BYTEA    NOT NULL,
+    set_at    BIGINT   NOT NULL
+);
+-- One row per signature that moved value: asset_index is the blind index of (wallet, asset);
+-- amount is sealed (row: id).
+CREATE TABLE spends (
+    id          BYTEA   PRIMARY KEY CHECK (octet_length(id) = 16),
+    asset_index BYTEA   NOT NULL CHECK (octet_length(asset_index) = 32),
+    at          BIGINT NOT NULL,
+    amount      BYTEA   NOT NULL
+);
+CREATE INDEX spends_window ON spends (asset_index, at);
 CREATE TABLE quorum_rules (
     rule_index BYTEA PRIMARY KEY CHECK (octet_length(rule_index) = 32),
     rule       BYTEA NOT NULL

@@ -90,6 +90,22 @@ CREATE TABLE approvals (
     PRIMARY KEY (request_id, approver_id)
 );
 -- rule_index: blind index of (scope, operation); rule: the sealed rule (see docs/formats.md).
+-- policy: the wallet's policy, sealed (row: wallet id || version).
+CREATE TABLE policies (
+    wallet_id BLOB    PRIMARY KEY CHECK (length(wallet_id) = 16),
+    version   INTEGER  NOT NULL CHECK (version > 0),
+    policy    BLOB    NOT NULL,
+    set_at    INTEGER   NOT NULL
+);
+-- One row per signature that moved value: asset_index is the blind index of (wallet, asset);
+-- amount is sealed (row: id).
+CREATE TABLE spends (
+    id          BLOB   PRIMARY KEY CHECK (length(id) = 16),
+    asset_index BLOB   NOT NULL CHECK (length(asset_index) = 32),
+    at          INTEGER NOT NULL,
+    amount      BLOB   NOT NULL
+);
+CREATE INDEX spends_window ON spends (asset_index, at);
 CREATE TABLE quorum_rules (
     rule_index BLOB PRIMARY KEY CHECK (length(rule_index) = 32),
     rule       BLOB NOT NULL

@@ -11,7 +11,8 @@ use strongroom_core::quorum::{GatedOp, QuorumRule};
 use strongroom_audit::{decode_event, encode_event, event_digest};
 use strongroom_core::record::{
     ApprovalRecord, AuditBody, AuditRecord, DomainRecord, InitRecord, KeyRecord, OperatorRecord,
-    Outcome, PendingRecord, RequestStatus, SignedHead, TokenKind, TokenRecord, VaultMeta,
+    Outcome, PendingRecord, PolicyRecord, RequestStatus, SignedHead, TokenKind, TokenRecord,
+    VaultMeta,
 };
 use strongroom_core::storage::{Change, FieldCipher, Mutation, WriteTxn};
 use strongroom_core::temperature::Temperature;
@@ -778,6 +779,81 @@ pub(crate) fn pendings(
     }
 }
 
+/// Associated-data row of a sealed policy: the wallet and the version it was set as.
+fn policy_row(wallet: KeyId, version: u32) -> Vec<u8> {
+    let mut row = wallet.as_bytes().to_vec();
+    row.extend_from_slice(&version.to_be_bytes());
+    row
+}
+
+pub(crate) fn policy(
+    db: &mut dyn Db,
+    f: &Fields,
+    wallet: KeyId,
+) -> Result<Option<PolicyRecord>, CoreError> {
+    one(
+        db,
+        "SELECT version, policy, set_at FROM policies WHERE wallet_id = $1",
+        &[bytes(wallet.as_bytes())],
+        |r| {
+            let version: u32 = small(r, 0, "policy version")?;
+            Ok(PolicyRecord {
+                wallet,
+                version,
+                policy: f.open_text(
+                    "policies.policy",
+                    &policy_row(wallet, version),
+                    &req_bytes(r, 1)?,
+                )?,
+                set_at: millis(r, 2)?,
+            })
+        },
+    )
+}
+
+/// The blind index of a wallet's spends of one asset.
+fn spend_index(f: &Fields, wallet: KeyId, asset: &str) -> Result<Param, CoreError> {
+    let mut value = wallet.as_bytes().to_vec();
+    value.extend_from_slice(asset.as_bytes());
+    f.index("wallet-spend", &value)
+}
+
+/// 256-bit big-endian addition; `None` on overflow.
+fn add_be(a: &[u8; 32], b: &[u8; 32]) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    let mut carry = 0u16;
+    for i in (0..32).rev() {
+        let sum = u16::from(a[i]) + u16::from(b[i]) + carry;
+        out[i] = (sum & 0xff) as u8;
+        carry = sum >> 8;
+    }
+    (carry == 0).then_some(out)
+}
+
+pub(crate) fn spent_since(
+    db: &mut dyn Db,
+    f: &Fields,
+    wallet: KeyId,
+    asset: &str,
+    since: UnixMillis,
+) -> Result<[u8; 32], CoreError> {
+    let amounts = all(
+        db,
+        "SELECT id, amount FROM spends WHERE asset_index = $1 AND at > $2",
+        &[spend_index(f, wallet, asset)?, millis_param(since)?],
+        |r| {
+            let id: [u8; 16] = arr(r, 0)?;
+            let plain = f.open("spends.amount", &id, &req_bytes(r, 1)?)?;
+            <[u8; 32]>::try_from(plain.as_slice()).map_err(|_| CoreError::Corrupt("spends.amount"))
+        },
+    )?;
+    amounts
+        .iter()
+        .try_fold([0u8; 32], |acc, a| add_be(&acc, a))
+        // 2^256 spent: saturate, which any limit refuses.
+        .map_or(Ok([0xff; 32]), Ok)
+}
+
 pub(crate) fn approvals(db: &mut dyn Db, id: PendingId) -> Result<Vec<ApprovalRecord>, CoreError> {
     all(
         db,
@@ -1226,6 +1302,93 @@ impl Txn<'_> {
                 )?;
                 Ok(())
             }
+            Mutation::SetPolicy(p) => {
+                let sealed = self.fields.seal(
+                    "policies.policy",
+                    &policy_row(p.wallet, p.version),
+                    p.policy.as_bytes(),
+                )?;
+                let changed = if p.version == 1 {
+                    self.db.execute(
+                        "INSERT INTO policies (wallet_id, version, policy, set_at)
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (wallet_id) DO NOTHING",
+                        &[
+                            bytes(p.wallet.as_bytes()),
+                            int(1),
+                            sealed,
+                            millis_param(p.set_at)?,
+                        ],
+                    )?
+                } else {
+                    self.db.execute(
+                        "UPDATE policies SET version = $2, policy = $3, set_at = $4
+                         WHERE wallet_id = $1 AND version = $5",
+                        &[
+                            bytes(p.wallet.as_bytes()),
+                            int(i64::from(p.version)),
+                            sealed,
+                            millis_param(p.set_at)?,
+                            int(i64::from(p.version - 1)),
+                        ],
+                    )?
+                };
+                if changed == 1 {
+                    Ok(())
+                } else {
+                    Err(CoreError::Conflict("policy version"))
+                }
+            }
+            Mutation::RecordSpend {
+                wallet,
+                asset,
+                amount,
+                at,
+                since,
+                limit,
+            } => {
+                if let Some(limit) = limit {
+                    let spent = spent_since(self.db, self.fields, *wallet, asset, *since)?;
+                    // Big-endian byte order is numeric order.
+                    match add_be(&spent, amount) {
+                        Some(total) if total <= *limit => {}
+                        _ => return Err(CoreError::Conflict("daily limit")),
+                    }
+                }
+                // A unique row id without entropy here: time || 6 bytes of the index || a
+                // counter for spends of one asset in the same millisecond.
+                let index = spend_index(self.fields, *wallet, asset)?;
+                let Param::Bytes(Some(ix)) = &index else {
+                    return Err(CoreError::Corrupt("spend index"));
+                };
+                let mut id = [0u8; 16];
+                id[..8].copy_from_slice(&at.0.to_be_bytes());
+                id[8..14].copy_from_slice(&ix[..6]);
+                for n in 0u16.. {
+                    id[14..].copy_from_slice(&n.to_be_bytes());
+                    let taken = one(
+                        self.db,
+                        "SELECT 1 FROM spends WHERE id = $1",
+                        &[bytes(&id)],
+                        |_| Ok(()),
+                    )?;
+                    if taken.is_none() {
+                        break;
+                    }
+                    if n == u16::MAX {
+                        return Err(CoreError::Conflict("spend"));
+                    }
+                }
+                self.db.execute(
+                    "INSERT INTO spends (id, asset_index, at, amount) VALUES ($1, $2, $3, $4)",
+                    &[
+                        bytes(&id),
+                        index,
+                        millis_param(*at)?,
+                        self.fields.seal("spends.amount", &id, amount)?,
+                    ],
+                )?;
+                Ok(())
+            }
             Mutation::RevokeToken { id, at, mac } => self.update_one(
                 "UPDATE tokens SET revoked_at = $2, mac = $3 WHERE id = $1 AND revoked_at IS NULL",
                 &[bytes(id.as_bytes()), millis_param(*at)?, bytes(mac)],
@@ -1368,6 +1531,20 @@ macro_rules! storage_over_sql {
             }
             fn last_signature(&self, key: KeyId) -> Result<Option<UnixMillis>, CoreError> {
                 self.read(|db| crate::sql::last_signature(db, &self.fields, key))
+            }
+            fn policy(
+                &self,
+                wallet: KeyId,
+            ) -> Result<Option<strongroom_core::record::PolicyRecord>, CoreError> {
+                self.read(|db| crate::sql::policy(db, &self.fields, wallet))
+            }
+            fn spent_since(
+                &self,
+                wallet: KeyId,
+                asset: &str,
+                since: UnixMillis,
+            ) -> Result<[u8; 32], CoreError> {
+                self.read(|db| crate::sql::spent_since(db, &self.fields, wallet, asset, since))
             }
             fn operator_by_name(
                 &self,

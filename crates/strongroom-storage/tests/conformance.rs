@@ -60,6 +60,7 @@ fn event(i: u64) -> AuditEvent {
         outcome: Outcome::Granted,
         code: None,
         count: 1,
+        detail: None,
     }
 }
 

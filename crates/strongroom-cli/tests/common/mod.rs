@@ -600,7 +600,8 @@ pub fn audit_events_from(
     let conn = rusqlite::Connection::open_in_memory().unwrap();
     conn.execute_batch(
         "CREATE TABLE audit (seq INTEGER PRIMARY KEY, time INTEGER, actor TEXT, source TEXT,
-         operation TEXT, domain TEXT, key TEXT, outcome INTEGER, code TEXT, count INTEGER)",
+         operation TEXT, domain TEXT, key TEXT, outcome INTEGER, code TEXT, count INTEGER,
+         detail TEXT)",
     )
     .unwrap();
     for (seq, time, sealed, event) in rows {
@@ -617,7 +618,7 @@ pub fn audit_events_from(
         )
         .unwrap();
         conn.execute(
-            "INSERT INTO audit VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO audit VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             rusqlite::params![
                 seq,
                 time,
@@ -628,7 +629,8 @@ pub fn audit_events_from(
                 e.key,
                 e.outcome.code(),
                 e.code,
-                e.count
+                e.count,
+                e.detail
             ],
         )
         .unwrap();

@@ -1,0 +1,265 @@
+//! Ethereum signing by HD wallets: transactions (legacy EIP-155, EIP-2930, EIP-1559), ERC-20
+//! transfers built here, and EIP-191 messages.
+//!
+//! The vault decodes what it signs (`strongroom_chains::ethereum`) and decides on that intent,
+//! never on a client's description: the decision and the intent are audited with the
+//! request. Hot wallets sign at once within policy; warm wallets file a `key.sign` request
+//! that carries the transaction and its decoded intent (so approvers approve exactly it);
+//! cold wallets refuse.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use strongroom_chains::ethereum::{self, EthIntent, EthTx};
+use strongroom_core::quorum::GatedOp;
+use strongroom_core::record::{DomainRecord, KeyRecord};
+use strongroom_core::temperature::{self, Change};
+use strongroom_core::wallet::{WalletPublic, WalletSpec};
+use strongroom_core::{Algorithm, Operation};
+
+use crate::error::ApiError;
+use crate::requests::Gated;
+use crate::service::{RequestCtx, Vault};
+
+/// A signed transaction.
+#[derive(Serialize)]
+pub struct EthSignedView {
+    wallet: String,
+    from: String,
+    /// The signed transaction as broadcast, `0x` hex.
+    raw: String,
+    /// Its hash, `0x` hex.
+    hash: String,
+    /// What it does, as decoded by the vault.
+    intent: Value,
+}
+
+/// A signed EIP-191 message.
+#[derive(Serialize)]
+pub struct EthMessageView {
+    wallet: String,
+    from: String,
+    /// `r || s || v` (v = 27 or 28), `0x` hex: what `personal_sign` returns.
+    signature: String,
+}
+
+/// A wallet's Ethereum account: the wallet record, its domain, chain id and address `index`.
+struct Account {
+    k: KeyRecord,
+    d: DomainRecord,
+    chain_id: u64,
+    index: u32,
+    from: alloy_primitives::Address,
+}
+
+fn hex0x(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+impl Vault {
+    /// The Ethereum wallet `id` that the caller may sign with, and its address `index`.
+    fn eth_account(&self, ctx: &RequestCtx, id: &str, index: u32) -> Result<Account, ApiError> {
+        let found = self.key_for(ctx, id, Operation::Sign)?;
+        let (k, d) = (found.0.clone(), found.1.clone());
+        if k.algorithm != Algorithm::Bip32Seed {
+            return Err(ApiError::NotFound);
+        }
+        self.check_public(&k)?;
+        let w = WalletPublic::decode(&k.public_key)?;
+        let WalletSpec::Ethereum { chain_id } = w.spec else {
+            return Err(ApiError::bad(
+                "wrong_chain",
+                format!(
+                    "this is a {} wallet, not an ethereum one",
+                    w.spec.chain().as_str()
+                ),
+            ));
+        };
+        let public = strongroom_chains::child_public_key(&w.account, false, index)?;
+        let from = ethereum::address_of(&public)?;
+        Ok(Account {
+            k,
+            d,
+            chain_id,
+            index,
+            from,
+        })
+    }
+
+    /// Signs the transaction object `tx` with address `index` of wallet `id`.
+    pub(crate) async fn eth_sign_tx(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+        index: u32,
+        tx: Value,
+    ) -> Result<Gated<EthSignedView>, ApiError> {
+        let a = self.eth_account(ctx, id, index)?;
+        let parsed = ethereum::parse_transaction(&tx, a.chain_id)?;
+        if parsed.from.is_some_and(|f| f != a.from) {
+            return Err(ApiError::bad(
+                "from_mismatch",
+                format!("`from` is not this wallet's address {index} ({})", a.from),
+            ));
+        }
+        let intent = parsed.tx.intent();
+        self.eth_decide(ctx, &a, &intent)?;
+        let a = match self.demote_if_idle(&a.k, ctx.time).await? {
+            Some(k) => Account { k, ..a },
+            None => a,
+        };
+        match temperature::signing(a.k.temperature) {
+            Change::Now => {}
+            Change::NeedsQuorum => {
+                let params = json!({
+                    "key": a.k.id.to_string(),
+                    "wallet": a.k.id.to_string(),
+                    "label": a.k.label,
+                    "domain": a.d.name.as_str(),
+                    "chain": "ethereum",
+                    "chain_id": a.chain_id,
+                    "index": index,
+                    "from": a.from.to_checksum(None),
+                    "eth_tx": tx,
+                    "intent": intent.to_json(),
+                });
+                let params = crate::requests::strip_nulls(params);
+                if let Some(p) = self
+                    .gate(ctx, GatedOp::SignWarm, params, Some(a.d.id), Some(a.k.id))
+                    .await?
+                {
+                    return Ok(Gated::Pending(p));
+                }
+            }
+            _ => {
+                return Err(ApiError::conflict(
+                    "key_cold",
+                    "the wallet is cold: make it warmer (with a quorum) before it can sign",
+                ));
+            }
+        }
+        let signed = self.eth_sign_prepared(&a.k, &a.d, index, &parsed.tx)?;
+        if a.k.hot_idle_secs.is_some() {
+            self.last_use.touch(a.k.id, ctx.time);
+        }
+        Ok(Gated::Done(signed))
+    }
+
+    /// Signs an already-decided transaction (the temperature has been checked by the caller;
+    /// an approved warm request comes here too).
+    pub(crate) fn eth_sign_prepared(
+        &self,
+        k: &KeyRecord,
+        d: &DomainRecord,
+        index: u32,
+        tx: &EthTx,
+    ) -> Result<EthSignedView, ApiError> {
+        let w = WalletPublic::decode(&k.public_key)?;
+        let from = ethereum::address_of(&strongroom_chains::child_public_key(
+            &w.account, false, index,
+        )?)?;
+        let sig = self
+            .keystore
+            .sign_wallet(d, k, false, index, &tx.signing_hash())?;
+        let recovery_id = sig.recovery_id.ok_or(ApiError::Internal)?;
+        let raw = tx.signed_raw(&sig.bytes, recovery_id);
+        Ok(EthSignedView {
+            wallet: k.id.to_string(),
+            from: from.to_checksum(None),
+            hash: hex0x(&ethereum::transaction_hash(&raw)),
+            raw: hex0x(&raw),
+            intent: tx.intent().to_json(),
+        })
+    }
+
+    /// Re-runs an approved warm request's transaction: parsed again from the approved
+    /// parameters, for the wallet's (unchangeable) chain.
+    pub(crate) fn eth_sign_approved(
+        &self,
+        k: &KeyRecord,
+        d: &DomainRecord,
+        params: &Value,
+    ) -> Result<EthSignedView, ApiError> {
+        let w = WalletPublic::decode(&k.public_key)?;
+        let WalletSpec::Ethereum { chain_id } = w.spec else {
+            return Err(ApiError::Internal);
+        };
+        let index = params
+            .get("index")
+            .and_then(Value::as_u64)
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or(ApiError::Internal)?;
+        let tx = params.get("eth_tx").ok_or(ApiError::Internal)?;
+        let parsed = ethereum::parse_transaction(tx, chain_id)?;
+        self.eth_sign_prepared(k, d, index, &parsed.tx)
+    }
+
+    /// Signs an EIP-191 `personal_sign` message with address `index` of wallet `id`.
+    pub(crate) async fn eth_sign_message(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+        index: u32,
+        message: &[u8],
+    ) -> Result<EthMessageView, ApiError> {
+        let a = self.eth_account(ctx, id, index)?;
+        let intent = json!({"kind": "eip191", "message_len": message.len()});
+        self.eth_decide_message(ctx, &a, intent)?;
+        if temperature::signing(a.k.temperature) != Change::Now {
+            // Messages are signed by hot wallets only: a quorum per message is not offered.
+            return Err(ApiError::conflict(
+                "key_not_hot",
+                "only a hot wallet signs messages",
+            ));
+        }
+        let digest = ethereum::personal_message_hash(message);
+        let sig = self
+            .keystore
+            .sign_wallet(&a.d, &a.k, false, index, &digest)?;
+        let recovery_id = sig.recovery_id.ok_or(ApiError::Internal)?;
+        let mut rsv = sig.bytes.to_vec();
+        rsv.push(27 + (recovery_id & 1));
+        Ok(EthMessageView {
+            wallet: a.k.id.to_string(),
+            from: a.from.to_checksum(None),
+            signature: hex0x(&rsv),
+        })
+    }
+
+    /// The policy decision on a transaction's intent, audited with it. Until wallet policies
+    /// exist, a production wallet signs nothing (fail closed); dev mode allows everything and
+    /// says so.
+    fn eth_decide(
+        &self,
+        ctx: &RequestCtx,
+        a: &Account,
+        intent: &EthIntent,
+    ) -> Result<(), ApiError> {
+        self.eth_decide_message(ctx, a, intent.to_json())
+    }
+
+    fn eth_decide_message(
+        &self,
+        ctx: &RequestCtx,
+        a: &Account,
+        intent: Value,
+    ) -> Result<(), ApiError> {
+        let rule = if self.dev {
+            "dev-allow-all"
+        } else {
+            "no-policy"
+        };
+        let detail = json!({
+            "wallet": a.k.id.to_string(),
+            "from": a.from.to_checksum(None),
+            "index": a.index,
+            "intent": intent,
+            "rule": rule,
+        });
+        ctx.tag(|t| t.detail = Some(detail.to_string()));
+        if self.dev {
+            Ok(())
+        } else {
+            Err(ApiError::NotAllowed("policy_denied"))
+        }
+    }
+}
