@@ -197,7 +197,22 @@ enum Workload {
     /// Read one key's record: no cryptography, but every read is an audit record, so this
     /// measures the audit log's appends under concurrency.
     Audited,
+    /// Sign EIP-1559 transfers with a hot Ethereum wallet under a policy with a daily limit:
+    /// parse, decode, policy, HD signing, and the spend counted with the audit record.
+    EthTx,
 }
+
+/// The body each request carries.
+#[derive(Clone, Copy)]
+enum Body {
+    None,
+    Digest,
+    Message,
+    EthTx,
+}
+
+/// The destination of the benchmark's Ethereum transfers.
+const BENCH_PAYEE: &str = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";
 
 /// Dev nodes as child processes on free ports: one on SQLite, or several on one PostgreSQL
 /// database (the first initialises it; the others get copies of its dev files).
@@ -292,14 +307,27 @@ impl Cluster {
     /// Drives `workload` from `clients` connections spread over the nodes; counts the audit
     /// records it added.
     fn measure(&self, w: Workload, seconds: u64, clients: usize) -> Result<Http, CliError> {
-        let alg = match w {
-            Workload::Sign(a) => a,
-            Workload::Audited => Algorithm::Ed25519,
+        let client = crate::client::Client::new(&self.addrs[0], Some(self.token.clone()))?;
+        let key = match w {
+            Workload::Sign(alg) => client.post(
+                "/v1/keys",
+                &json!({"algorithm": alg.as_str(), "label": "bench"}),
+            )?,
+            Workload::Audited => client.post(
+                "/v1/keys",
+                &json!({"algorithm": "ed25519", "label": "bench"}),
+            )?,
+            Workload::EthTx => {
+                let w = client.post("/v1/wallets", &json!({"chain": "ethereum"}))?;
+                client.put(
+                    &format!("/v1/wallets/{}/policy", crate::field(&w, "id")),
+                    &json!({"version": 1, "lists": {"payees": [BENCH_PAYEE]}, "rules": [
+                        {"name": "bench", "effect": "allow", "call": "transfer", "to": "@payees",
+                         "max_amount": "1000000", "daily_limit": "1000000000000000000000000"}]}),
+                )?;
+                w
+            }
         };
-        let key = crate::client::Client::new(&self.addrs[0], Some(self.token.clone()))?.post(
-            "/v1/keys",
-            &json!({"algorithm": alg.as_str(), "label": "bench"}),
-        )?;
         let before = self.records()?;
         let mut r = drive(
             &self.addrs,
@@ -353,9 +381,10 @@ fn drive(
     clients: usize,
 ) -> Result<Http, CliError> {
     let (path, field) = match w {
-        Workload::Sign(Algorithm::Ed25519) => (format!("/v1/keys/{key}/sign"), Some("message")),
-        Workload::Sign(_) => (format!("/v1/keys/{key}/sign"), Some("digest")),
-        Workload::Audited => (format!("/v1/keys/{key}"), None),
+        Workload::Sign(Algorithm::Ed25519) => (format!("/v1/keys/{key}/sign"), Body::Message),
+        Workload::Sign(_) => (format!("/v1/keys/{key}/sign"), Body::Digest),
+        Workload::Audited => (format!("/v1/keys/{key}"), Body::None),
+        Workload::EthTx => (format!("/v1/wallets/{key}/eth/sign-tx"), Body::EthTx),
     };
     let authorities: Vec<String> = addrs
         .iter()
@@ -403,7 +432,7 @@ async fn client_loop(
     path: String,
     auth: String,
     authority: String,
-    field: Option<&'static str>,
+    field: Body,
     client: u64,
     deadline: Instant,
 ) -> (Vec<Duration>, u64) {
@@ -413,11 +442,25 @@ async fn client_loop(
     let mut n = client * 1_000_000_000;
     while Instant::now() < deadline {
         let (method, body) = match field {
-            Some(f) => (
+            Body::Digest | Body::Message => (
                 hyper::Method::POST,
-                format!(r#"{{"{f}":"{}"}}"#, hex::encode(digest(n))),
+                format!(
+                    r#"{{"{}":"{}"}}"#,
+                    if matches!(field, Body::Digest) {
+                        "digest"
+                    } else {
+                        "message"
+                    },
+                    hex::encode(digest(n))
+                ),
             ),
-            None => (hyper::Method::GET, String::new()),
+            Body::EthTx => (
+                hyper::Method::POST,
+                format!(
+                    r#"{{"tx":{{"type":"0x2","chainId":"0x1","nonce":"{n:#x}","gas":"0x5208","maxFeePerGas":"0x77359400","maxPriorityFeePerGas":"0x3b9aca00","to":"{BENCH_PAYEE}","value":"0x1"}}}}"#
+                ),
+            ),
+            Body::None => (hyper::Method::GET, String::new()),
         };
         n += 1;
         let req = hyper::Request::builder()
@@ -529,6 +572,36 @@ pub(crate) fn run(out: &Output, a: &BenchArgs) -> Result<(), CliError> {
             "keystore_ratio": ks / raw,
             "http": http.map(|h| http_json(&h, a.clients, Some(raw))),
             "http_postgres": http_pg.map(|h| json!({"nodes": a.nodes, "run": http_json(&h, a.clients, Some(raw))})),
+        }));
+    }
+    // Ethereum transactions end to end, against raw secp256k1 signing.
+    let eth = sqlite
+        .as_ref()
+        .map(|c| c.measure(Workload::EthTx, a.seconds, a.clients))
+        .transpose()?;
+    let eth_pg = pg
+        .as_ref()
+        .map(|c| c.measure(Workload::EthTx, a.seconds, a.clients))
+        .transpose()?;
+    if eth.is_some() || eth_pg.is_some() {
+        let raw = raw_secp256k1(a.seconds);
+        if !out.json {
+            println!(
+                "ethereum transactions (EIP-1559, policy with a daily limit, hot HD wallet), {} clients:",
+                a.clients
+            );
+            println!("  raw secp256k1 sign, 1 core:   {raw:>10.0} sign/s");
+            if let Some(h) = &eth {
+                http_line("1 node, SQLite", h, Some(raw));
+            }
+            if let Some(h) = &eth_pg {
+                http_line(&pg_label, h, Some(raw));
+            }
+        }
+        report.push(json!({
+            "ethereum_transactions": eth.map(|h| http_json(&h, a.clients, Some(raw))),
+            "ethereum_transactions_postgres": eth_pg.map(|h| json!({"nodes": a.nodes, "run": http_json(&h, a.clients, Some(raw))})),
+            "raw_sign_per_sec": raw,
         }));
     }
     // The audit log alone: every authenticated read is one durable audit record.

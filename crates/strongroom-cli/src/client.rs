@@ -234,6 +234,10 @@ impl Client {
         self.send(Method::POST, path, Some(body))
     }
 
+    pub(crate) fn put(&self, path: &str, body: &Value) -> Result<Value, CliError> {
+        self.send(Method::PUT, path, Some(body))
+    }
+
     pub(crate) fn delete(&self, path: &str) -> Result<Value, CliError> {
         self.send(Method::DELETE, path, None)
     }

@@ -10,6 +10,7 @@ mod client;
 mod custodian;
 mod eth;
 mod output;
+mod policy;
 mod qr;
 mod verify;
 mod wallet;
@@ -71,6 +72,9 @@ enum Command {
     /// Ethereum signing by HD wallets (transactions, ERC-20 transfers, messages).
     #[command(subcommand)]
     Eth(eth::EthCmd),
+    /// Wallet policies: what a wallet may sign, decided on the decoded transaction.
+    #[command(subcommand)]
+    Policy(policy::PolicyCmd),
     /// HD wallets: Bitcoin, Ethereum and EOS accounts from one BIP-32 seed.
     #[command(subcommand)]
     Wallet(wallet::WalletCmd),
@@ -238,11 +242,11 @@ enum DomainCmd {
         name: String,
     },
     /// Set how many approvals an operation needs in this domain. Operations: key.destroy,
-    /// key.warm, key.sign, key.export (the others are vault-wide: `quorum set`).
+    /// key.warm, key.sign, key.export, policy.set (the others are vault-wide: `quorum set`).
     Quorum {
         /// Domain name.
         domain: String,
-        /// Operation: key.destroy, key.warm, key.sign or key.export.
+        /// Operation: key.destroy, key.warm, key.sign, key.export or policy.set.
         #[arg(long)]
         operation: String,
         /// Approvals needed (1-16), from people other than the requester.
@@ -254,7 +258,7 @@ enum DomainCmd {
 #[derive(Subcommand)]
 enum QuorumCmd {
     /// Set the vault-wide number of approvals for an operation. Operations: domain.create,
-    /// domain.destroy, operator.add, operator.roles, quorum.set, key.destroy, key.warm, key.sign, key.export, seal.migrate.
+    /// domain.destroy, operator.add, operator.roles, quorum.set, key.destroy, key.warm, key.sign, key.export, seal.migrate, policy.set.
     /// Without a rule, one approval is needed.
     Set {
         /// Operation.
@@ -714,6 +718,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Sign(a) => sign(&client()?, &out, a),
         Command::Wallet(cmd) => wallet::run(cmd, &client()?, &out),
+        Command::Policy(cmd) => policy::run(cmd, &client()?, &out),
         Command::Eth(cmd) => eth::run(cmd, &client()?, &out),
         Command::Audit(AuditCmd::Export { out: path }) => {
             let mut f = std::fs::File::create(&path)

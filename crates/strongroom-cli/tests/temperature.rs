@@ -120,6 +120,85 @@ fn cold_warm_hot() {
         "a refused transaction files no request"
     );
 
+    // A policy is a configuration change: filed by an officer, approved by another. Then the
+    // warm wallet's allowed transfer waits for a signature approval, and a transfer that a
+    // quorum rule catches needs that rule's approvals.
+    let wid = wallet["id"].as_str().unwrap().to_owned();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"version": 1, "lists": {"payees": ["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"]},
+            "rules": [
+              {"name": "small", "effect": "allow", "call": "transfer", "to": "@payees",
+               "max_amount": "1000", "daily_limit": "1500"},
+              {"name": "large", "effect": "quorum", "approvals": 2, "call": "transfer",
+               "to": "@payees"}]}"#,
+    )
+    .unwrap();
+    let set = pending(&node.cli(
+        a,
+        &[
+            "--json",
+            "policy",
+            "set",
+            "--wallet",
+            &wid,
+            "--file",
+            policy.to_str().unwrap(),
+        ],
+    ));
+    let shown = node
+        .cli(a, &["--json", "request", "show", &set])
+        .ok()
+        .json();
+    assert!(
+        shown["description"]
+            .as_str()
+            .unwrap()
+            .contains("with rules: small (allow), large (quorum)"),
+        "{shown}"
+    );
+    approve(&node, bob, &set).ok();
+    let p = node
+        .cli(t, &["--json", "policy", "show", "--wallet", &wid])
+        .ok()
+        .json();
+    assert_eq!(p["version"], 1);
+    let eth_tx = |value: u32, nonce: u32| {
+        format!(
+            r#"{{"tx": {{"nonce": "{nonce:#x}", "gas": "0x5208", "gasPrice": "0x1", "value": "{value:#x}",
+                       "to": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"}}}}"#
+        )
+    };
+    let sign_path = format!("/v1/wallets/{wid}/eth/sign-tx");
+    let (status, body) = node.http("POST", &sign_path, t, Some(&eth_tx(600, 0)));
+    assert_eq!(status, 202, "{body}");
+    let small = body["request_id"].as_str().unwrap().to_owned();
+    let done = approve(&node, ann, &small).ok().json();
+    assert_eq!(done["status"], "executed");
+    let result = node
+        .cli(t, &["--json", "request", "show", &small])
+        .ok()
+        .json()["result"]
+        .clone();
+    assert!(result["raw"].as_str().unwrap().starts_with("0xf8"));
+    assert_eq!(result["intent"]["value_wei"], "600");
+    // The large transfer needs two approvals, though the domain's quorum is one.
+    let (status, body) = node.http("POST", &sign_path, t, Some(&eth_tx(5000, 1)));
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["required"], 2);
+    // Over the daily limit, an approved small transfer is still refused, and signs nothing.
+    let (_, body) = node.http("POST", &sign_path, t, Some(&eth_tx(1000, 2)));
+    let over = body["request_id"].as_str().unwrap().to_owned();
+    let refused = approve(&node, ann, &over);
+    assert_ne!(refused.code, 0);
+    assert_eq!(refused.error_code(), "daily_limit_exceeded");
+    let still = node
+        .cli(t, &["--json", "request", "show", &over])
+        .ok()
+        .json();
+    assert!(still["result"].is_null(), "{still}");
+
     // Each warm signature waits for an approver; the application reads the result.
     let s1 = pending(&node.cli(
         t,

@@ -121,6 +121,8 @@ pub enum Operation {
     ExportAudit,
     /// Accept the wall clock after it was found to have moved backwards.
     AcknowledgeClock,
+    /// Set the policy of a wallet in a domain.
+    SetPolicy(DomainId),
 }
 
 /// Why a request was refused.
@@ -174,6 +176,7 @@ pub fn authorize(principal: &Principal, operation: &Operation) -> Decision {
             | Operation::ExportKey(d)
             | Operation::ImportKey(d)
             | Operation::ChangeTemperature(d)
+            | Operation::SetPolicy(d)
                 if d != domain =>
             {
                 Deny(DenyReason::OutOfScope)
@@ -196,7 +199,8 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
         | Operation::DestroyKey(d)
         | Operation::ExportKey(d)
         | Operation::ImportKey(d)
-        | Operation::ChangeTemperature(d) => Some(*d),
+        | Operation::ChangeTemperature(d)
+        | Operation::SetPolicy(d) => Some(*d),
         _ => None,
     };
     if let (Some(scope), Some(target)) = (scope, target)
@@ -232,7 +236,8 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
                 | Operation::ReadRequests
                 | Operation::SetQuorum
                 | Operation::ReadQuorum
-                | Operation::AcknowledgeClock,
+                | Operation::AcknowledgeClock
+                | Operation::SetPolicy(_),
             ) => true,
             // Safety actions: sealing and freezing never wait for anyone.
             (Role::Custodian, Operation::Seal | Operation::ChangeTemperature(_)) => true,
@@ -301,6 +306,7 @@ mod tests {
             Operation::ReadQuorum,
             Operation::ExportAudit,
             Operation::AcknowledgeClock,
+            Operation::SetPolicy(d),
         ]
     }
 
@@ -345,6 +351,7 @@ mod tests {
                 | Operation::ExportKey(d)
                 | Operation::ImportKey(d)
                 | Operation::ChangeTemperature(d)
+                | Operation::SetPolicy(d)
                     if d == other =>
                 {
                     Decision::Deny(DenyReason::OutOfScope)
@@ -430,6 +437,14 @@ mod tests {
                 Decision::Deny(DenyReason::OutOfScope),
             ),
             (&so, Operation::SetQuorum, allow),
+            (&so, Operation::SetPolicy(other), allow),
+            (&approver, Operation::SetPolicy(mine), no),
+            (&scoped, Operation::SetPolicy(mine), allow),
+            (
+                &scoped,
+                Operation::SetPolicy(other),
+                Decision::Deny(DenyReason::OutOfScope),
+            ),
             (&scoped, Operation::CreateKey(mine), allow),
             (
                 &scoped,

@@ -38,11 +38,13 @@ pub enum GatedOp {
     /// Move the root key's protection between Shamir shares and a PKCS#11 token (vault-wide
     /// rule).
     MigrateSeal,
+    /// Set a wallet's policy (rule of the wallet's domain, else vault-wide).
+    SetPolicy,
 }
 
 impl GatedOp {
     /// Every gated operation.
-    pub const ALL: [GatedOp; 10] = [
+    pub const ALL: [GatedOp; 11] = [
         GatedOp::CreateDomain,
         GatedOp::DestroyDomain,
         GatedOp::AddOperator,
@@ -53,6 +55,7 @@ impl GatedOp {
         GatedOp::SignWarm,
         GatedOp::ExportKey,
         GatedOp::MigrateSeal,
+        GatedOp::SetPolicy,
     ];
 
     /// The name used by the API, the CLI and audit records.
@@ -69,6 +72,7 @@ impl GatedOp {
             GatedOp::SignWarm => "key.sign",
             GatedOp::ExportKey => "key.export",
             GatedOp::MigrateSeal => "seal.migrate",
+            GatedOp::SetPolicy => "policy.set",
         }
     }
 
@@ -92,6 +96,7 @@ impl GatedOp {
         matches!(
             self,
             GatedOp::CreateDomain
+                | GatedOp::SetPolicy
                 | GatedOp::DestroyDomain
                 | GatedOp::AddOperator
                 | GatedOp::ChangeRoles
@@ -212,8 +217,9 @@ mod tests {
             GatedOp::ExportKey => 7,
             GatedOp::DestroyDomain => 8,
             GatedOp::MigrateSeal => 9,
+            GatedOp::SetPolicy => 10,
         };
-        let mut seen = [false; 10];
+        let mut seen = [false; 11];
         for op in GatedOp::ALL {
             seen[position(op)] = true;
             assert_eq!(op.as_str().parse::<GatedOp>().unwrap(), op);

@@ -9,12 +9,13 @@
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use strongroom_chains::ethereum::{self, EthIntent, EthTx};
+use strongroom_chains::ethereum::{self, EthTx};
 use strongroom_core::quorum::GatedOp;
 use strongroom_core::record::{DomainRecord, KeyRecord};
 use strongroom_core::temperature::{self, Change};
 use strongroom_core::wallet::{WalletPublic, WalletSpec};
 use strongroom_core::{Algorithm, Operation};
+use strongroom_policy::Decision;
 
 use crate::error::ApiError;
 use crate::requests::Gated;
@@ -85,10 +86,12 @@ impl Vault {
         })
     }
 
-    /// Signs the transaction object `tx` with address `index` of wallet `id`.
+    /// Signs the transaction object `tx` with address `index` of wallet `id`; `operation` is
+    /// the route's audit name.
     pub(crate) async fn eth_sign_tx(
         &self,
         ctx: &RequestCtx,
+        operation: &'static str,
         id: &str,
         index: u32,
         tx: Value,
@@ -102,42 +105,63 @@ impl Vault {
             ));
         }
         let intent = parsed.tx.intent();
-        self.eth_decide(ctx, &a, &intent)?;
+        let pi = crate::policy::eth_policy_intent(&intent);
+        let decision = self.eth_decide(ctx, &a, intent.to_json(), &pi)?;
+        let (min_approvals, limit) = match &decision {
+            Decision::Quorum { approvals, .. } => (Some(*approvals), None),
+            Decision::Allow { daily_limit, .. } => (None, daily_limit.clone()),
+            Decision::Deny { .. } => return Err(ApiError::NotAllowed("policy_denied")),
+        };
         let a = match self.demote_if_idle(&a.k, ctx.time).await? {
             Some(k) => Account { k, ..a },
             None => a,
         };
-        match temperature::signing(a.k.temperature) {
-            Change::Now => {}
-            Change::NeedsQuorum => {
-                let params = json!({
-                    "key": a.k.id.to_string(),
-                    "wallet": a.k.id.to_string(),
-                    "label": a.k.label,
-                    "domain": a.d.name.as_str(),
-                    "chain": "ethereum",
-                    "chain_id": a.chain_id,
-                    "index": index,
-                    "from": a.from.to_checksum(None),
-                    "eth_tx": tx,
-                    "intent": intent.to_json(),
-                });
-                let params = crate::requests::strip_nulls(params);
-                if let Some(p) = self
-                    .gate(ctx, GatedOp::SignWarm, params, Some(a.d.id), Some(a.k.id))
-                    .await?
-                {
-                    return Ok(Gated::Pending(p));
-                }
-            }
+        let needs_quorum = match temperature::signing(a.k.temperature) {
+            Change::Now => min_approvals.is_some(),
+            Change::NeedsQuorum => true,
             _ => {
                 return Err(ApiError::conflict(
                     "key_cold",
                     "the wallet is cold: make it warmer (with a quorum) before it can sign",
                 ));
             }
+        };
+        if needs_quorum {
+            let params = crate::requests::strip_nulls(json!({
+                "key": a.k.id.to_string(),
+                "wallet": a.k.id.to_string(),
+                "label": a.k.label,
+                "domain": a.d.name.as_str(),
+                "chain": "ethereum",
+                "chain_id": a.chain_id,
+                "index": index,
+                "from": a.from.to_checksum(None),
+                "eth_tx": tx,
+                "intent": intent.to_json(),
+                "rule": decision.rule(),
+            }));
+            if let Some(p) = self
+                .gate_min(
+                    ctx,
+                    GatedOp::SignWarm,
+                    params,
+                    Some(a.d.id),
+                    Some(a.k.id),
+                    min_approvals.unwrap_or(0),
+                )
+                .await?
+            {
+                return Ok(Gated::Pending(p));
+            }
         }
         let signed = self.eth_sign_prepared(&a.k, &a.d, index, &parsed.tx)?;
+        // Counted against the rolling limit in the transaction that writes the audit record:
+        // if it does not fit, the signature is never released.
+        if let Some(spend) = crate::policy::spend(&a.k, &pi, ctx.time, limit.as_deref())? {
+            self.commit(ctx, operation, vec![spend])
+                .await
+                .map_err(limit_error)?;
+        }
         if a.k.hot_idle_secs.is_some() {
             self.last_use.touch(a.k.id, ctx.time);
         }
@@ -172,13 +196,15 @@ impl Vault {
     }
 
     /// Re-runs an approved warm request's transaction: parsed again from the approved
-    /// parameters, for the wallet's (unchangeable) chain.
+    /// parameters, for the wallet's (unchangeable) chain, and judged again by the wallet's
+    /// policy as it is now. Returns the signed transaction and the spend to commit with it.
     pub(crate) fn eth_sign_approved(
         &self,
+        ctx: &RequestCtx,
         k: &KeyRecord,
         d: &DomainRecord,
         params: &Value,
-    ) -> Result<EthSignedView, ApiError> {
+    ) -> Result<(EthSignedView, Option<strongroom_core::storage::Mutation>), ApiError> {
         let w = WalletPublic::decode(&k.public_key)?;
         let WalletSpec::Ethereum { chain_id } = w.spec else {
             return Err(ApiError::Internal);
@@ -190,7 +216,25 @@ impl Vault {
             .ok_or(ApiError::Internal)?;
         let tx = params.get("eth_tx").ok_or(ApiError::Internal)?;
         let parsed = ethereum::parse_transaction(tx, chain_id)?;
-        self.eth_sign_prepared(k, d, index, &parsed.tx)
+        let pi = crate::policy::eth_policy_intent(&parsed.tx.intent());
+        let (policy, _) = self.wallet_policy(k)?;
+        let decision = policy.evaluate(&pi, ctx.time.0);
+        ctx.tag(|t| {
+            t.detail = Some(
+                json!({"wallet": k.id.to_string(), "index": index,
+                       "intent": parsed.tx.intent().to_json(), "rule": decision.rule(),
+                       "decision": decision})
+                .to_string(),
+            );
+        });
+        let limit = match &decision {
+            Decision::Deny { .. } => return Err(ApiError::NotAllowed("policy_denied")),
+            Decision::Allow { daily_limit, .. } => daily_limit.clone(),
+            Decision::Quorum { .. } => None,
+        };
+        let signed = self.eth_sign_prepared(k, d, index, &parsed.tx)?;
+        let spend = crate::policy::spend(k, &pi, ctx.time, limit.as_deref())?;
+        Ok((signed, spend))
     }
 
     /// Signs an EIP-191 `personal_sign` message with address `index` of wallet `id`.
@@ -202,8 +246,21 @@ impl Vault {
         message: &[u8],
     ) -> Result<EthMessageView, ApiError> {
         let a = self.eth_account(ctx, id, index)?;
-        let intent = json!({"kind": "eip191", "message_len": message.len()});
-        self.eth_decide_message(ctx, &a, intent)?;
+        let intent = json!({"call": "message", "message_len": message.len()});
+        let pi = strongroom_policy::Intent {
+            call: "message".into(),
+            destination: None,
+            contract: None,
+            selector: None,
+            asset: "native".into(),
+            amount: alloy_primitives::U256::ZERO,
+        };
+        if !matches!(
+            self.eth_decide(ctx, &a, intent, &pi)?,
+            Decision::Allow { .. }
+        ) {
+            return Err(ApiError::NotAllowed("policy_denied"));
+        }
         if temperature::signing(a.k.temperature) != Change::Now {
             // Messages are signed by hot wallets only: a quorum per message is not offered.
             return Err(ApiError::conflict(
@@ -225,41 +282,34 @@ impl Vault {
         })
     }
 
-    /// The policy decision on a transaction's intent, audited with it. Until wallet policies
-    /// exist, a production wallet signs nothing (fail closed); dev mode allows everything and
-    /// says so.
+    /// The wallet policy's decision on `pi`, written into the request's audit record with
+    /// the decoded intent and the deciding rule.
     fn eth_decide(
         &self,
         ctx: &RequestCtx,
         a: &Account,
-        intent: &EthIntent,
-    ) -> Result<(), ApiError> {
-        self.eth_decide_message(ctx, a, intent.to_json())
-    }
-
-    fn eth_decide_message(
-        &self,
-        ctx: &RequestCtx,
-        a: &Account,
         intent: Value,
-    ) -> Result<(), ApiError> {
-        let rule = if self.dev {
-            "dev-allow-all"
-        } else {
-            "no-policy"
-        };
+        pi: &strongroom_policy::Intent,
+    ) -> Result<Decision, ApiError> {
+        let (policy, _) = self.wallet_policy(&a.k)?;
+        let decision = policy.evaluate(pi, ctx.time.0);
         let detail = json!({
             "wallet": a.k.id.to_string(),
             "from": a.from.to_checksum(None),
             "index": a.index,
             "intent": intent,
-            "rule": rule,
+            "rule": decision.rule(),
+            "decision": decision,
         });
         ctx.tag(|t| t.detail = Some(detail.to_string()));
-        if self.dev {
-            Ok(())
-        } else {
-            Err(ApiError::NotAllowed("policy_denied"))
-        }
+        Ok(decision)
+    }
+}
+
+/// A spend that did not fit its rolling limit is a policy refusal, not a conflict.
+pub(crate) fn limit_error(e: ApiError) -> ApiError {
+    match e {
+        ApiError::Conflict { .. } => ApiError::NotAllowed("daily_limit_exceeded"),
+        other => other,
     }
 }

@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, FromRequest, MatchedPath, Path, Query, Request,
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -210,6 +210,30 @@ pub const ROUTES: &[Route] = &[
         "/v1/wallets/{id}/eth/sign-message",
         "eth.sign_message",
         "Sign an EIP-191 personal_sign message (hot wallets)",
+        true,
+        false,
+    ),
+    route(
+        "PUT",
+        "/v1/wallets/{id}/policy",
+        "policy.set",
+        "Set a wallet's policy (gated: policy.set); the body is the policy document",
+        true,
+        false,
+    ),
+    route(
+        "GET",
+        "/v1/wallets/{id}/policy",
+        "policy.show",
+        "A wallet's policy, its version and entries still cooling off",
+        true,
+        false,
+    ),
+    route(
+        "POST",
+        "/v1/wallets/{id}/policy/test",
+        "policy.test",
+        "Dry run: what the wallet's policy decides on a transaction, and which rule decides",
         true,
         false,
     ),
@@ -423,6 +447,8 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/wallets/{id}", get(show_wallet))
         .route("/v1/wallets/{id}/address", get(wallet_address))
         .route("/v1/wallets/{id}/xpub", get(wallet_xpub))
+        .route("/v1/wallets/{id}/policy", put(set_policy).get(show_policy))
+        .route("/v1/wallets/{id}/policy/test", post(test_policy))
         .route("/v1/wallets/{id}/eth/sign-tx", post(eth_sign_tx))
         .route(
             "/v1/wallets/{id}/eth/erc20-transfer",
@@ -905,6 +931,38 @@ async fn wallet_xpub(
     Ok(Json(v.wallet_xpub(&ctx, &id)?))
 }
 
+async fn set_policy(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    ApiJson(document): ApiJson<serde_json::Value>,
+) -> Result<impl IntoResponse, ApiError> {
+    v.set_policy(&ctx, &id, document).await
+}
+
+async fn show_policy(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.show_policy(&ctx, &id)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyTestBody {
+    tx: serde_json::Value,
+}
+
+async fn test_policy(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<PolicyTestBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.test_policy(&ctx, &id, &b.tx)?))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EthTxBody {
@@ -919,7 +977,7 @@ async fn eth_sign_tx(
     Path(id): Path<String>,
     ApiJson(b): ApiJson<EthTxBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    v.eth_sign_tx(&ctx, &id, b.index, b.tx).await
+    v.eth_sign_tx(&ctx, "eth.sign_tx", &id, b.index, b.tx).await
 }
 
 #[derive(Deserialize)]
@@ -967,7 +1025,8 @@ async fn eth_erc20_transfer(
         "maxPriorityFeePerGas": format!("{:#x}", decimal("max_priority_fee_per_gas", &b.max_priority_fee_per_gas)?),
         "data": format!("0x{}", hex::encode(data)),
     });
-    v.eth_sign_tx(&ctx, &id, b.index, tx).await
+    v.eth_sign_tx(&ctx, "eth.erc20_transfer", &id, b.index, tx)
+        .await
 }
 
 #[derive(Deserialize)]

@@ -17,6 +17,7 @@ mod listener;
 mod node_seal;
 mod openapi;
 mod operators;
+mod policy;
 mod requests;
 mod serve;
 mod service;

@@ -68,6 +68,18 @@ fn request_schema(operation: &str) -> Option<Value> {
             "properties": {"index": {"type": "integer", "minimum": 0}, "message": {"type": "string", "description": "UTF-8 text"},
                            "message_hex": {"type": "string", "description": "or bytes, hex"}}})
         }
+        "policy.set" => {
+            json!({"type": "object", "required": ["version", "rules"], "description": "a policy document (README: Policies)",
+            "properties": {"version": {"const": 1}, "cooling_off": {"type": "string", "description": "e.g. 24h: new list entries wait this long"},
+                           "lists": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+                           "deny": {"type": "array", "items": {"type": "string"}},
+                           "hours": {"type": "object", "properties": {"days": {"type": "array", "items": {"type": "string"}}, "from": {"type": "string"}, "to": {"type": "string"}}},
+                           "rules": {"type": "array", "items": {"type": "object", "required": ["name", "effect", "call"]}}}})
+        }
+        "policy.test" => {
+            json!({"type": "object", "required": ["tx"], "additionalProperties": false,
+            "properties": {"tx": {"type": "object", "description": "as for eth.sign_tx"}}})
+        }
         "operator.create" => {
             json!({"type": "object", "required": ["name", "roles"], "additionalProperties": false,
             "properties": {"name": {"type": "string", "pattern": "^[a-z0-9._-]{1,64}$"},
@@ -228,6 +240,7 @@ pub fn document() -> Value {
                 | "key.sign"
                 | "eth.sign_tx"
                 | "eth.erc20_transfer"
+                | "policy.set"
                 | "seal.migrate"
         ) {
             op["responses"]["202"] = json!({"description": "waiting for approvals: a pending request",
@@ -305,6 +318,7 @@ mod tests {
             ("/v1/keys/{id}/sign", "post"),
             ("/v1/wallets/{id}/eth/sign-tx", "post"),
             ("/v1/wallets/{id}/eth/erc20-transfer", "post"),
+            ("/v1/wallets/{id}/policy", "put"),
         ] {
             assert!(
                 doc["paths"][path][method]["responses"]["202"].is_object(),

@@ -196,6 +196,29 @@ fn describe(op: GatedOp, p: &Value) -> String {
                 .unwrap_or_default(),
             param(p, "from")
         ),
+        GatedOp::SetPolicy => {
+            let rules = p["policy"]["rules"]
+                .as_array()
+                .map(|r| {
+                    r.iter()
+                        .map(|r| format!("{} ({})", param(r, "name"), param(r, "effect")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            format!(
+                "replace version {} of the policy of wallet {} (label {}) in domain \"{}\" with rules: {}",
+                scalar(p, "from_version"),
+                param(p, "wallet"),
+                p.get("label").and_then(Value::as_str).unwrap_or("none"),
+                param(p, "domain"),
+                if rules.is_empty() {
+                    "none (deny everything)".to_owned()
+                } else {
+                    rules
+                }
+            )
+        }
         GatedOp::SignWarm if p.get("eth_tx").is_some() => {
             let intent = &p["intent"];
             let call = match intent.get("call").and_then(Value::as_str) {
@@ -365,6 +388,20 @@ impl Vault {
         domain: Option<DomainId>,
         key: Option<KeyId>,
     ) -> Result<Option<Box<PendingView>>, ApiError> {
+        self.gate_min(ctx, op, params, domain, key, 0).await
+    }
+
+    /// As [`Vault::gate`], needing at least `min` approvals (a policy rule's), whatever the
+    /// quorum rules say.
+    pub(crate) async fn gate_min(
+        &self,
+        ctx: &RequestCtx,
+        op: GatedOp,
+        params: Value,
+        domain: Option<DomainId>,
+        key: Option<KeyId>,
+        min: u8,
+    ) -> Result<Option<Box<PendingView>>, ApiError> {
         // A request carries an expiry: not filed while the clock cannot be trusted.
         if !self.time.trusted() {
             return Err(ApiError::ClockUntrusted);
@@ -375,7 +412,7 @@ impl Vault {
         if op == GatedOp::AddOperator && matches!(ctx.principal, Principal::Bootstrap { .. }) {
             return Ok(None);
         }
-        let required = required_approvals(&self.store.quorum_rules()?, op, domain);
+        let required = required_approvals(&self.store.quorum_rules()?, op, domain).max(min);
         let mut id = [0u8; 16];
         let mut nonce = [0u8; 32];
         self.entropy.fill(&mut id).map_err(|_| ApiError::Internal)?;
@@ -692,6 +729,13 @@ impl Vault {
                 .await
                 .map(|_| ())
             }
+            GatedOp::SetPolicy => {
+                self.set_policy_prepared(ctx, p, |v| {
+                    self.decide(rec, RequestStatus::Executed, Some(v), ctx.time)
+                        .map(Some)
+                })
+                .await
+            }
             GatedOp::SetQuorum => {
                 let rule = self.rule_from_params(p)?;
                 let finish = self.decide(
@@ -758,14 +802,21 @@ impl Vault {
                         t.key = Some(k.id);
                         t.domain = Some(d.id);
                     });
-                    let signed = self.eth_sign_approved(k, d, p)?;
+                    let (signed, spend) = self.eth_sign_approved(ctx, k, d, p)?;
                     let finish = self.decide(
                         rec,
                         RequestStatus::Executed,
                         Some(serde_json::to_value(&signed).map_err(|_| ApiError::Internal)?),
                         ctx.time,
                     )?;
-                    return self.commit(ctx, "key.sign", vec![finish]).await;
+                    // The signature is released only if its spend fits the limit, in the
+                    // same transaction.
+                    let mut mutations = vec![finish];
+                    mutations.extend(spend);
+                    return self
+                        .commit(ctx, "key.sign", mutations)
+                        .await
+                        .map_err(crate::eth::limit_error);
                 }
                 let input = match (
                     p.get("digest").and_then(Value::as_str),

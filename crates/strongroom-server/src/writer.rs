@@ -241,6 +241,20 @@ mod tests {
         fn vault(&self) -> Result<VaultMeta, CoreError> {
             self.inner.vault()
         }
+        fn policy(
+            &self,
+            wallet: KeyId,
+        ) -> Result<Option<strongroom_core::record::PolicyRecord>, CoreError> {
+            self.inner.policy(wallet)
+        }
+        fn spent_since(
+            &self,
+            wallet: KeyId,
+            asset: &str,
+            since: UnixMillis,
+        ) -> Result<[u8; 32], CoreError> {
+            self.inner.spent_since(wallet, asset, since)
+        }
         fn use_field_cipher(
             &self,
             cipher: Arc<dyn strongroom_core::storage::FieldCipher>,

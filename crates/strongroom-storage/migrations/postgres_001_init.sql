@@ -97,15 +97,14 @@ CREATE TABLE policies (
     policy    BYTEA    NOT NULL,
     set_at    BIGINT   NOT NULL
 );
--- One row per signature that moved value: asset_index is the blind index of (wallet, asset);
--- amount is sealed (row: id).
+-- What a wallet spent of an asset per hour: asset_index is the blind index of (wallet, asset),
+-- bucket the hour (Unix ms / 3 600 000), amount the sum, sealed (row: asset_index || bucket).
 CREATE TABLE spends (
-    id          BYTEA   PRIMARY KEY CHECK (octet_length(id) = 16),
     asset_index BYTEA   NOT NULL CHECK (octet_length(asset_index) = 32),
-    at          BIGINT NOT NULL,
-    amount      BYTEA   NOT NULL
+    bucket      BIGINT NOT NULL,
+    amount      BYTEA   NOT NULL,
+    PRIMARY KEY (asset_index, bucket)
 );
-CREATE INDEX spends_window ON spends (asset_index, at);
 CREATE TABLE quorum_rules (
     rule_index BYTEA PRIMARY KEY CHECK (octet_length(rule_index) = 32),
     rule       BYTEA NOT NULL

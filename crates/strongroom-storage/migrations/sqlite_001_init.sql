@@ -97,15 +97,14 @@ CREATE TABLE policies (
     policy    BLOB    NOT NULL,
     set_at    INTEGER   NOT NULL
 );
--- One row per signature that moved value: asset_index is the blind index of (wallet, asset);
--- amount is sealed (row: id).
+-- What a wallet spent of an asset per hour: asset_index is the blind index of (wallet, asset),
+-- bucket the hour (Unix ms / 3 600 000), amount the sum, sealed (row: asset_index || bucket).
 CREATE TABLE spends (
-    id          BLOB   PRIMARY KEY CHECK (length(id) = 16),
     asset_index BLOB   NOT NULL CHECK (length(asset_index) = 32),
-    at          INTEGER NOT NULL,
-    amount      BLOB   NOT NULL
+    bucket      INTEGER NOT NULL,
+    amount      BLOB   NOT NULL,
+    PRIMARY KEY (asset_index, bucket)
 );
-CREATE INDEX spends_window ON spends (asset_index, at);
 CREATE TABLE quorum_rules (
     rule_index BLOB PRIMARY KEY CHECK (length(rule_index) = 32),
     rule       BLOB NOT NULL

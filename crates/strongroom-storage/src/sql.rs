@@ -830,6 +830,26 @@ fn add_be(a: &[u8; 32], b: &[u8; 32]) -> Option<[u8; 32]> {
     (carry == 0).then_some(out)
 }
 
+/// Spends are summed per hour: a bucket is an hour since the epoch.
+const BUCKET_MS: u64 = 3_600_000;
+
+/// Associated-data row of a spend bucket.
+fn bucket_row(index: &[u8], bucket: u64) -> Vec<u8> {
+    let mut row = index.to_vec();
+    row.extend_from_slice(&bucket.to_be_bytes());
+    row
+}
+
+fn index_bytes(index: &Param) -> Result<Vec<u8>, CoreError> {
+    match index {
+        Param::Bytes(Some(b)) => Ok(b.clone()),
+        _ => Err(CoreError::Corrupt("spend index")),
+    }
+}
+
+/// What a wallet spent of an asset from the hour containing `since` on. The bucket that
+/// straddles `since` counts whole, so the window is 24 to 25 hours, never less: a limit errs
+/// towards refusing.
 pub(crate) fn spent_since(
     db: &mut dyn Db,
     f: &Fields,
@@ -837,21 +857,28 @@ pub(crate) fn spent_since(
     asset: &str,
     since: UnixMillis,
 ) -> Result<[u8; 32], CoreError> {
+    let index = spend_index(f, wallet, asset)?;
+    let raw = index_bytes(&index)?;
+    let first = since.0 / BUCKET_MS;
     let amounts = all(
         db,
-        "SELECT id, amount FROM spends WHERE asset_index = $1 AND at > $2",
-        &[spend_index(f, wallet, asset)?, millis_param(since)?],
+        "SELECT bucket, amount FROM spends WHERE asset_index = $1 AND bucket >= $2",
+        &[index, int(to_i64(first)?)],
         |r| {
-            let id: [u8; 16] = arr(r, 0)?;
-            let plain = f.open("spends.amount", &id, &req_bytes(r, 1)?)?;
+            let bucket: u64 = small(r, 0, "spend bucket")?;
+            let plain = f.open(
+                "spends.amount",
+                &bucket_row(&raw, bucket),
+                &req_bytes(r, 1)?,
+            )?;
             <[u8; 32]>::try_from(plain.as_slice()).map_err(|_| CoreError::Corrupt("spends.amount"))
         },
     )?;
-    amounts
+    Ok(amounts
         .iter()
         .try_fold([0u8; 32], |acc, a| add_be(&acc, a))
         // 2^256 spent: saturate, which any limit refuses.
-        .map_or(Ok([0xff; 32]), Ok)
+        .unwrap_or([0xff; 32]))
 }
 
 pub(crate) fn approvals(db: &mut dyn Db, id: PendingId) -> Result<Vec<ApprovalRecord>, CoreError> {
@@ -1354,37 +1381,35 @@ impl Txn<'_> {
                         _ => return Err(CoreError::Conflict("daily limit")),
                     }
                 }
-                // A unique row id without entropy here: time || 6 bytes of the index || a
-                // counter for spends of one asset in the same millisecond.
                 let index = spend_index(self.fields, *wallet, asset)?;
-                let Param::Bytes(Some(ix)) = &index else {
-                    return Err(CoreError::Corrupt("spend index"));
+                let raw = index_bytes(&index)?;
+                let bucket = at.0 / BUCKET_MS;
+                let row = bucket_row(&raw, bucket);
+                let current = one(
+                    self.db,
+                    "SELECT amount FROM spends WHERE asset_index = $1 AND bucket = $2",
+                    &[index.clone(), int(to_i64(bucket)?)],
+                    |r| req_bytes(r, 0),
+                )?;
+                let total = match &current {
+                    None => *amount,
+                    Some(blob) => {
+                        let before: [u8; 32] = self
+                            .fields
+                            .open("spends.amount", &row, blob)?
+                            .as_slice()
+                            .try_into()
+                            .map_err(|_| CoreError::Corrupt("spends.amount"))?;
+                        add_be(&before, amount).unwrap_or([0xff; 32])
+                    }
                 };
-                let mut id = [0u8; 16];
-                id[..8].copy_from_slice(&at.0.to_be_bytes());
-                id[8..14].copy_from_slice(&ix[..6]);
-                for n in 0u16.. {
-                    id[14..].copy_from_slice(&n.to_be_bytes());
-                    let taken = one(
-                        self.db,
-                        "SELECT 1 FROM spends WHERE id = $1",
-                        &[bytes(&id)],
-                        |_| Ok(()),
-                    )?;
-                    if taken.is_none() {
-                        break;
-                    }
-                    if n == u16::MAX {
-                        return Err(CoreError::Conflict("spend"));
-                    }
-                }
                 self.db.execute(
-                    "INSERT INTO spends (id, asset_index, at, amount) VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO spends (asset_index, bucket, amount) VALUES ($1, $2, $3)
+                     ON CONFLICT (asset_index, bucket) DO UPDATE SET amount = excluded.amount",
                     &[
-                        bytes(&id),
                         index,
-                        millis_param(*at)?,
-                        self.fields.seal("spends.amount", &id, amount)?,
+                        int(to_i64(bucket)?),
+                        self.fields.seal("spends.amount", &row, &total)?,
                     ],
                 )?;
                 Ok(())

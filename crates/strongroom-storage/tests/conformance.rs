@@ -844,6 +844,77 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
         .unwrap();
     assert_eq!(store.last_signature(k).unwrap(), Some(UnixMillis(20)));
 
+    // Policies: versions follow one another; a change over a stale version is refused.
+    let wallet = k1.id;
+    let pol = |version: u32, text: &str| strongroom_core::record::PolicyRecord {
+        wallet,
+        version,
+        policy: text.into(),
+        set_at: UnixMillis(u64::from(version)),
+    };
+    assert_eq!(store.policy(wallet).unwrap(), None);
+    apply(store, vec![Mutation::SetPolicy(pol(1, "first"))]).unwrap();
+    assert!(matches!(
+        apply(store, vec![Mutation::SetPolicy(pol(1, "again"))]),
+        Err(Error::Conflict(_))
+    ));
+    apply(store, vec![Mutation::SetPolicy(pol(2, "second"))]).unwrap();
+    assert!(matches!(
+        apply(store, vec![Mutation::SetPolicy(pol(2, "stale"))]),
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        apply(store, vec![Mutation::SetPolicy(pol(4, "skipped"))]),
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(store.policy(wallet).unwrap(), Some(pol(2, "second")));
+
+    // Spends: counted per wallet and asset within the window; a limit is checked in the
+    // transaction, against 256-bit big-endian sums.
+    let be = |n: u64| {
+        let mut out = [0u8; 32];
+        out[24..].copy_from_slice(&n.to_be_bytes());
+        out
+    };
+    let hour = 3_600_000;
+    let spend = |asset: &str, amount: u64, at: u64, limit: Option<u64>| Mutation::RecordSpend {
+        wallet,
+        asset: asset.into(),
+        amount: be(amount),
+        at: UnixMillis(at),
+        since: UnixMillis(at.saturating_sub(24 * hour)),
+        limit: limit.map(be),
+    };
+    let t0 = 100 * hour;
+    apply(store, vec![spend("native", 60, t0, Some(100))]).unwrap();
+    assert!(matches!(
+        apply(store, vec![spend("native", 41, t0 + 1, Some(100))]),
+        Err(Error::Conflict(_))
+    ));
+    apply(store, vec![spend("native", 40, t0 + hour, Some(100))]).unwrap();
+    apply(store, vec![spend("0xtoken", 7, t0, None)]).unwrap();
+    let since = UnixMillis(t0);
+    assert_eq!(store.spent_since(wallet, "native", since).unwrap(), be(100));
+    assert_eq!(store.spent_since(wallet, "0xtoken", since).unwrap(), be(7));
+    assert_eq!(store.spent_since(k2.id, "native", since).unwrap(), be(0));
+    // A day and an hour later the first hour has left the window.
+    assert_eq!(
+        store
+            .spent_since(wallet, "native", UnixMillis(t0 + hour))
+            .unwrap(),
+        be(40)
+    );
+    apply(store, vec![spend("native", 60, t0 + 25 * hour, Some(100))]).unwrap();
+    // Without a limit a spend is always counted, even past any limit.
+    apply(store, vec![spend("native", u64::MAX, t0 + 25 * hour, None)]).unwrap();
+    assert!(matches!(
+        apply(
+            store,
+            vec![spend("native", 1, t0 + 25 * hour, Some(u64::MAX))]
+        ),
+        Err(Error::Conflict(_))
+    ));
+
     // A batch that fails leaves nothing behind.
     let before = store.audit_tail().unwrap();
     let failed = store.write(&mut |txn| {

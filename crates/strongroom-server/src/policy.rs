@@ -1,0 +1,377 @@
+//! Wallet policies over the API: set (a `policy.set` request), show, and a dry run that names
+//! the deciding rule; and the decision every Ethereum signature passes through.
+//!
+//! The rules are `strongroom-policy`'s; this module loads a wallet's policy (none: deny all;
+//! dev mode without one: allow all, and says so), maps a decoded intent into the policy's
+//! terms, and turns a decision into what happens: refuse, file a request for the rule's
+//! approvals, or sign and count the spend against the rule's rolling limit in the same
+//! transaction as the audit record.
+
+use alloy_primitives::U256;
+use serde::Serialize;
+use serde_json::{Value, json};
+use strongroom_chains::ethereum::{EthCall, EthIntent};
+use strongroom_core::quorum::GatedOp;
+use strongroom_core::record::{KeyRecord, PolicyRecord};
+use strongroom_core::storage::Mutation;
+use strongroom_core::{Algorithm, Operation, UnixMillis};
+use strongroom_policy::{Decision, Intent, Policy};
+
+use crate::error::ApiError;
+use crate::requests::Gated;
+use crate::service::{RequestCtx, Vault, rfc3339};
+
+/// The rolling window of daily limits.
+pub(crate) const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Where a wallet's policy came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// Set by `policy set` (this version).
+    Set(u32),
+    /// None set: production wallets refuse everything.
+    None,
+    /// None set, in dev mode: everything is allowed.
+    DevDefault,
+}
+
+impl Source {
+    fn describe(self) -> String {
+        match self {
+            Source::Set(v) => format!("version {v}"),
+            Source::None => "none: every transaction is refused until a policy is set".into(),
+            Source::DevDefault => "dev mode default: everything is allowed".into(),
+        }
+    }
+}
+
+/// A wallet's policy as shown.
+#[derive(Serialize)]
+pub struct PolicyView {
+    wallet: String,
+    version: u32,
+    source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    set_at: Option<String>,
+    policy: Value,
+    /// List entries still in their cooling-off period.
+    cooling: Vec<Value>,
+}
+
+/// What a dry run found.
+#[derive(Serialize)]
+pub struct PolicyTestView {
+    wallet: String,
+    decision: Decision,
+    intent: Value,
+    /// Spent of the asset in the last 24 hours (base units), where the rule has a limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spent_24h: Option<String>,
+}
+
+/// The policy's terms for an Ethereum intent. Value sent along with a token call makes it a
+/// plain contract call, which only a `contract` rule can allow.
+pub(crate) fn eth_policy_intent(i: &EthIntent) -> Intent {
+    let lower = |a: &alloy_primitives::Address| format!("{a:#x}");
+    let to = i.to.as_ref().map(lower);
+    let token = |call: &str, dest: &alloy_primitives::Address, amount: U256| Intent {
+        call: call.into(),
+        destination: Some(lower(dest)),
+        contract: to.clone(),
+        selector: None,
+        asset: to.clone().unwrap_or_default(),
+        amount,
+    };
+    let contract = |selector: Option<String>| Intent {
+        call: "contract".into(),
+        destination: to.clone(),
+        contract: to.clone(),
+        selector,
+        asset: "native".into(),
+        amount: i.value,
+    };
+    let selector_of = |s: &[u8; 4]| Some(format!("0x{}", hex::encode(s)));
+    match &i.call {
+        EthCall::None => Intent {
+            call: "transfer".into(),
+            destination: to.clone(),
+            contract: None,
+            selector: None,
+            asset: "native".into(),
+            amount: i.value,
+        },
+        EthCall::Erc20Transfer { .. }
+        | EthCall::Erc20Approve { .. }
+        | EthCall::Erc20TransferFrom { .. }
+            if !i.value.is_zero() =>
+        {
+            contract(None)
+        }
+        EthCall::Erc20Transfer { to: dest, amount } => {
+            let mut t = token("erc20.transfer", dest, *amount);
+            t.selector = selector_of(&strongroom_chains::ethereum::ERC20_TRANSFER);
+            t
+        }
+        EthCall::Erc20Approve { spender, amount } => {
+            let mut t = token("erc20.approve", spender, *amount);
+            t.selector = selector_of(&strongroom_chains::ethereum::ERC20_APPROVE);
+            t
+        }
+        EthCall::Erc20TransferFrom {
+            to: dest, amount, ..
+        } => {
+            let mut t = token("erc20.transferFrom", dest, *amount);
+            t.selector = selector_of(&strongroom_chains::ethereum::ERC20_TRANSFER_FROM);
+            t
+        }
+        EthCall::Deploy { .. } => Intent {
+            call: "deploy".into(),
+            destination: None,
+            contract: None,
+            selector: None,
+            asset: "native".into(),
+            amount: i.value,
+        },
+        EthCall::Unknown { selector, .. } => contract(selector.as_ref().and_then(selector_of)),
+    }
+}
+
+/// The spend a signature records: always counted (so that a limit set later sees it), and
+/// checked against `limit` when the allowing rule has one.
+pub(crate) fn spend(
+    wallet: &KeyRecord,
+    intent: &Intent,
+    at: UnixMillis,
+    limit: Option<&str>,
+) -> Result<Option<Mutation>, ApiError> {
+    if intent.amount.is_zero() && limit.is_none() {
+        return Ok(None);
+    }
+    let limit = limit
+        .map(|l| {
+            U256::from_str_radix(l, 10)
+                .map(|l| l.to_be_bytes::<32>())
+                .map_err(|_| ApiError::Internal)
+        })
+        .transpose()?;
+    Ok(Some(Mutation::RecordSpend {
+        wallet: wallet.id,
+        asset: intent.asset.clone(),
+        amount: intent.amount.to_be_bytes::<32>(),
+        at,
+        since: UnixMillis(at.0.saturating_sub(DAY_MS)),
+        limit,
+    }))
+}
+
+impl Vault {
+    /// A wallet's policy and where it came from.
+    pub(crate) fn wallet_policy(&self, k: &KeyRecord) -> Result<(Policy, Source), ApiError> {
+        match self.store.policy(k.id)? {
+            Some(rec) => {
+                let stored: Value =
+                    serde_json::from_str(&rec.policy).map_err(|_| ApiError::StoredDataCorrupt)?;
+                let p = Policy::from_stored(&stored).map_err(|e| {
+                    tracing::error!(wallet = %k.id, error = %e, "a stored policy does not parse");
+                    ApiError::StoredDataCorrupt
+                })?;
+                Ok((p, Source::Set(rec.version)))
+            }
+            None if self.dev => Ok((Policy::dev_allow_all(), Source::DevDefault)),
+            None => Ok((Policy::deny_all(), Source::None)),
+        }
+    }
+
+    /// The wallet `id` for a policy operation `op` (which also authorises the caller).
+    fn policy_wallet(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+        op: fn(strongroom_core::DomainId) -> Operation,
+    ) -> Result<(KeyRecord, strongroom_core::record::DomainRecord), ApiError> {
+        let found = self.key_for(ctx, id, op)?;
+        if found.0.algorithm != Algorithm::Bip32Seed {
+            return Err(ApiError::NotFound);
+        }
+        self.check_public(&found.0)?;
+        Ok((found.0.clone(), found.1.clone()))
+    }
+
+    pub(crate) fn show_policy(&self, ctx: &RequestCtx, id: &str) -> Result<PolicyView, ApiError> {
+        let (k, _) = self.policy_wallet(ctx, id, Operation::ReadKeys)?;
+        let (p, source) = self.wallet_policy(&k)?;
+        let set_at = match source {
+            Source::Set(_) => self.store.policy(k.id)?.map(|r| rfc3339(r.set_at)),
+            _ => None,
+        };
+        Ok(PolicyView {
+            wallet: k.id.to_string(),
+            version: match source {
+                Source::Set(v) => v,
+                _ => 0,
+            },
+            source: source.describe(),
+            set_at,
+            policy: p.document().clone(),
+            cooling: p
+                .cooling(ctx.time.0)
+                .into_iter()
+                .map(|(list, address, from)| {
+                    json!({"list": list, "address": address, "usable_from": rfc3339(UnixMillis(from))})
+                })
+                .collect(),
+        })
+    }
+
+    /// Files (or, in dev mode, runs) a `policy.set` request for wallet `id`. The document is
+    /// validated now, so a request for a policy that does not parse is never filed.
+    pub(crate) async fn set_policy(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+        document: Value,
+    ) -> Result<Gated<PolicyView>, ApiError> {
+        let (k, d) = self.policy_wallet(ctx, id, Operation::SetPolicy)?;
+        let current = self.store.policy(k.id)?;
+        let previous = match &current {
+            Some(_) => Some(self.wallet_policy(&k)?.0),
+            None => None,
+        };
+        Policy::parse(&document.to_string(), previous.as_ref(), ctx.time.0)
+            .map_err(|e| ApiError::bad("invalid_policy", e.to_string()))?;
+        let from_version = current.as_ref().map_or(0, |r| r.version);
+        let params = crate::requests::strip_nulls(json!({
+            "wallet": k.id.to_string(),
+            "label": k.label,
+            "domain": d.name.as_str(),
+            "from_version": from_version,
+            "policy": document,
+        }));
+        if let Some(p) = self
+            .gate(
+                ctx,
+                GatedOp::SetPolicy,
+                params.clone(),
+                Some(d.id),
+                Some(k.id),
+            )
+            .await?
+        {
+            return Ok(Gated::Pending(p));
+        }
+        self.set_policy_prepared(ctx, &params, |_| Ok(None)).await?;
+        Ok(Gated::Done(self.show_policy(ctx, id)?))
+    }
+
+    /// Stores the policy in `params`, over the version it was filed against (an approved
+    /// request comes here too), committing `finish`'s mutation with it.
+    pub(crate) async fn set_policy_prepared(
+        &self,
+        ctx: &RequestCtx,
+        params: &Value,
+        finish: impl FnOnce(Value) -> Result<Option<Mutation>, ApiError>,
+    ) -> Result<(), ApiError> {
+        let wallet: strongroom_core::KeyId = params["wallet"]
+            .as_str()
+            .and_then(|w| w.parse().ok())
+            .ok_or(ApiError::Internal)?;
+        let from_version = params["from_version"]
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or(ApiError::Internal)?;
+        let found = self
+            .keys
+            .get(self.store.as_ref(), wallet)?
+            .ok_or(ApiError::NotFound)?;
+        let (k, d) = (&found.0, &found.1);
+        ctx.tag(|t| {
+            t.key = Some(k.id);
+            t.domain = Some(d.id);
+        });
+        let current = self.store.policy(k.id)?;
+        if current.as_ref().map_or(0, |r| r.version) != from_version {
+            return Err(ApiError::conflict(
+                "policy_changed",
+                "the wallet's policy changed since this request was filed",
+            ));
+        }
+        let previous = match &current {
+            Some(_) => Some(self.wallet_policy(k)?.0),
+            None => None,
+        };
+        let policy = Policy::parse(&params["policy"].to_string(), previous.as_ref(), ctx.time.0)
+            .map_err(|e| ApiError::bad("invalid_policy", e.to_string()))?;
+        let record = PolicyRecord {
+            wallet: k.id,
+            version: from_version + 1,
+            policy: policy.to_stored().to_string(),
+            set_at: ctx.time,
+        };
+        let mut mutations = vec![Mutation::SetPolicy(record)];
+        mutations.extend(finish(
+            json!({"wallet": k.id.to_string(), "version": from_version + 1}),
+        )?);
+        ctx.tag(|t| {
+            t.detail = Some(
+                json!({"wallet": k.id.to_string(), "version": from_version + 1,
+                       "policy": params["policy"]})
+                .to_string(),
+            );
+        });
+        self.commit(ctx, "policy.set", mutations).await
+    }
+
+    /// A dry run: what the policy decides on `tx` now, and why.
+    pub(crate) fn test_policy(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+        tx: &Value,
+    ) -> Result<PolicyTestView, ApiError> {
+        let (k, _) = self.policy_wallet(ctx, id, Operation::ReadKeys)?;
+        let w = strongroom_core::wallet::WalletPublic::decode(&k.public_key)?;
+        let strongroom_core::wallet::WalletSpec::Ethereum { chain_id } = w.spec else {
+            return Err(ApiError::bad(
+                "wrong_chain",
+                "policy test decodes Ethereum transactions",
+            ));
+        };
+        let intent = strongroom_chains::ethereum::parse_transaction(tx, chain_id)?
+            .tx
+            .intent();
+        let (policy, _) = self.wallet_policy(&k)?;
+        let pi = eth_policy_intent(&intent);
+        let mut decision = policy.evaluate(&pi, ctx.time.0);
+        let mut spent_24h = None;
+        if let Decision::Allow {
+            rule,
+            daily_limit: Some(limit),
+        } = &decision
+        {
+            let spent = U256::from_be_bytes(self.store.spent_since(
+                k.id,
+                &pi.asset,
+                UnixMillis(ctx.time.0.saturating_sub(DAY_MS)),
+            )?);
+            let limit = U256::from_str_radix(limit, 10).map_err(|_| ApiError::Internal)?;
+            if spent
+                .checked_add(pi.amount)
+                .is_none_or(|total| total > limit)
+            {
+                decision = Decision::Deny {
+                    rule: rule.clone(),
+                    reason: format!(
+                        "the rule's daily limit {limit} would be exceeded (spent {spent})"
+                    ),
+                };
+            }
+            spent_24h = Some(spent.to_string());
+        }
+        Ok(PolicyTestView {
+            wallet: k.id.to_string(),
+            decision,
+            intent: intent.to_json(),
+            spent_24h,
+        })
+    }
+}
