@@ -34,6 +34,9 @@ pub enum Error {
     /// A transaction type strongroom does not sign (3: blobs).
     #[error("transaction type {0} is not supported")]
     UnsupportedTxType(u8),
+    /// EIP-712 typed data that does not parse or hash.
+    #[error("invalid EIP-712 typed data")]
+    InvalidTypedData,
     /// EIP-7702 (type 4) delegates the account to code: refused unless policy allows it.
     #[error("EIP-7702 authorizations are refused")]
     Eip7702Refused,

@@ -10,6 +10,7 @@
 //! data, so it can be tested and fuzzed alone.
 
 mod address;
+pub mod eip712;
 mod error;
 pub mod ethereum;
 

@@ -53,6 +53,18 @@ pub(crate) enum EthCmd {
         #[arg(long)]
         priority_fee: String,
     },
+    /// Sign EIP-712 typed data (eth_signTypedData_v4 JSON in a file; hot wallets).
+    SignTypedData {
+        /// Wallet id.
+        #[arg(long)]
+        wallet: String,
+        /// Address index.
+        #[arg(long, default_value_t = 0)]
+        index: u32,
+        /// The typed data.
+        #[arg(long)]
+        file: PathBuf,
+    },
     /// Sign an EIP-191 personal_sign message (hot wallets).
     SignMessage {
         /// Wallet id.
@@ -101,6 +113,14 @@ pub(crate) fn run(cmd: EthCmd, client: &Client, out: &Output) -> Result<(), CliE
             &base(&wallet, "erc20-transfer"),
             &json!({"index": index, "token": token, "to": to, "amount": amount, "nonce": nonce,
                     "gas": gas, "max_fee_per_gas": max_fee, "max_priority_fee_per_gas": priority_fee}),
+        )?,
+        EthCmd::SignTypedData {
+            wallet,
+            index,
+            file,
+        } => client.post(
+            &base(&wallet, "sign-typed-data"),
+            &json!({"index": index, "data": read_tx(&file)?}),
         )?,
         EthCmd::SignMessage {
             wallet,

@@ -165,6 +165,52 @@ fn ethereum_signatures_match_an_independent_implementation() {
         .ok()
         .json();
 
+    // EIP-712: the specification's Mail example, on the wallet's chain.
+    let mail = json!({
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                             {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
+            "Person": [{"name": "name", "type": "string"}, {"name": "wallet", "type": "address"}],
+            "Mail": [{"name": "from", "type": "Person"}, {"name": "to", "type": "Person"},
+                     {"name": "contents", "type": "string"}]
+        },
+        "primaryType": "Mail",
+        "domain": {"name": "Ether Mail", "version": "1", "chainId": 1,
+                   "verifyingContract": "0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC"},
+        "message": {"from": {"name": "Cow", "wallet": "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826"},
+                    "to": {"name": "Bob", "wallet": "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"},
+                    "contents": "Hello, Bob!"}
+    });
+    let mail_path = dir.path().join("mail.json");
+    std::fs::write(&mail_path, mail.to_string()).unwrap();
+    let typed = node
+        .cli(
+            t,
+            &[
+                "--json",
+                "eth",
+                "sign-typed-data",
+                "--wallet",
+                &w,
+                "--file",
+                mail_path.to_str().unwrap(),
+            ],
+        )
+        .ok()
+        .json();
+    let mut other_chain = mail.clone();
+    other_chain["domain"]["chainId"] = json!(5);
+    let (status, body) = node.http(
+        "POST",
+        &format!("/v1/wallets/{w}/eth/sign-typed-data"),
+        t,
+        Some(&json!({"data": other_chain}).to_string()),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("chain_id_mismatch"))
+    );
+
     // The oracle signs the same transactions with the key it derives itself.
     // (A missing chainId means the wallet's: the oracle is told so.)
     let explicit: Vec<Value> = txs
@@ -180,7 +226,7 @@ fn ethereum_signatures_match_an_independent_implementation() {
         .collect();
     let o = oracle(&json!({
         "mnemonic": ABANDON, "path": "m/44'/60'/0'/0/0", "txs": explicit,
-        "messages": ["hello strongroom"], "recover": raws,
+        "messages": ["hello strongroom"], "recover": raws, "typed": [mail],
     }));
     assert_eq!(o["address"], "0x9858EfFD232B4033E47d90003D41EC34EcaEda94");
     for (ours, theirs) in raws.iter().zip(o["raw"].as_array().unwrap()) {
@@ -194,6 +240,7 @@ fn ethereum_signatures_match_an_independent_implementation() {
         &hashes.iter().map(|h| json!(h)).collect::<Vec<_>>()
     );
     assert_eq!(message["signature"], o["signatures"][0]);
+    assert_eq!(typed["signature"], o["typed_signatures"][0]);
     // The ERC-20 transaction: the oracle signs the transfer it is given, at index 1.
     let transfer = json!({"type": "0x2", "chainId": "0x1", "nonce": "0x7", "gas": "0xfde8",
         "maxFeePerGas": "0x6fc23ac00", "maxPriorityFeePerGas": "0x3b9aca00", "value": "0x0",

@@ -179,6 +179,32 @@ fn policies_decide_on_the_decoded_transaction() {
     assert_eq!(d["decision"]["effect"], "quorum");
     assert_eq!(d["decision"]["approvals"], 2);
 
+    // An EIP-2612 permit handing the exchange unlimited USDC is typed data, not a
+    // transaction: no rule allows `permit`, so it is refused.
+    let permit = json!({
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "chainId", "type": "uint256"},
+                             {"name": "verifyingContract", "type": "address"}],
+            "Permit": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
+                       {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+                       {"name": "deadline", "type": "uint256"}]
+        },
+        "primaryType": "Permit",
+        "domain": {"name": "USD Coin", "chainId": 1, "verifyingContract": USDC},
+        "message": {"owner": EXCHANGE, "spender": EXCHANGE, "value": "1000", "nonce": 0,
+                    "deadline": 4_102_444_800u64}
+    });
+    let (status, body) = node.http(
+        "POST",
+        &format!("/v1/wallets/{w}/eth/sign-typed-data"),
+        t,
+        Some(&json!({"data": permit}).to_string()),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("policy_denied"))
+    );
+
     // Malformed policies are refused and change nothing.
     let mut bad = policy("0s");
     bad["rules"][0]["effect"] = json!("maybe");
@@ -222,6 +248,16 @@ fn policies_decide_on_the_decoded_transaction() {
     );
     assert!(rules.contains(&(2, "deny-list".to_owned())));
     assert!(rules.contains(&(2, "no-approvals".to_owned())));
+    let permit_rule: String = conn
+        .query_row(
+            "SELECT detail FROM audit WHERE operation = 'eth.sign_typed_data'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let permit_rule: Value = serde_json::from_str(&permit_rule).unwrap();
+    assert_eq!(permit_rule["rule"], "default-deny");
+    assert_eq!(permit_rule["intent"]["call"], "permit");
     let mut db_bytes = std::fs::read(data.join("vault.db")).unwrap();
     if let Ok(wal) = std::fs::read(data.join("vault.db-wal")) {
         db_bytes.extend(wal);

@@ -34,7 +34,8 @@ fn invalid(msg: impl Into<String>) -> Error {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Intent {
     /// What kind of call: `transfer`, `erc20.transfer`, `erc20.approve`,
-    /// `erc20.transferFrom`, `deploy`, `contract` (any other call), `message`.
+    /// `erc20.transferFrom`, `deploy`, `contract` (any other call), `message` (EIP-191),
+    /// `typed_data` (EIP-712), `permit` (EIP-2612) or `permit2` (Uniswap Permit2).
     pub call: String,
     /// Who ends up with the value: the recipient of a transfer (native or token), the
     /// spender of an approval; lowercase. `None` for a deployment.
@@ -156,7 +157,7 @@ struct RuleDoc {
     daily_limit: Option<String>,
 }
 
-const CALLS: [&str; 7] = [
+const CALLS: [&str; 10] = [
     "transfer",
     "erc20.transfer",
     "erc20.approve",
@@ -164,6 +165,9 @@ const CALLS: [&str; 7] = [
     "deploy",
     "contract",
     "message",
+    "typed_data",
+    "permit",
+    "permit2",
 ];
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 

@@ -363,6 +363,7 @@ impl From<strongroom_chains::Error> for ApiError {
             E::FeeCapBelowPriorityFee => ApiError::bad("fee_invalid", e.to_string()),
             E::UnsupportedTxType(_) => ApiError::bad("unsupported_transaction_type", e.to_string()),
             E::Eip7702Refused => ApiError::NotAllowed("eip7702_refused"),
+            E::InvalidTypedData => ApiError::bad("invalid_typed_data", e.to_string()),
             _ => ApiError::bad("invalid_transaction", e.to_string()),
         }
     }

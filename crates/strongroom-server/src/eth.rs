@@ -282,6 +282,68 @@ impl Vault {
         })
     }
 
+    /// Signs EIP-712 typed data (`eth_signTypedData_v4`) with address `index` of wallet `id`:
+    /// hot wallets, and only what the policy allows (permits name their spender and amount).
+    pub(crate) async fn eth_sign_typed_data(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+        index: u32,
+        data: &Value,
+    ) -> Result<EthMessageView, ApiError> {
+        let a = self.eth_account(ctx, id, index)?;
+        let typed = strongroom_chains::eip712::parse_typed_data(data, a.chain_id)?;
+        let lower = |x: &alloy_primitives::Address| format!("{x:#x}");
+        let (destination, asset, amount) = match &typed.kind {
+            strongroom_chains::eip712::TypedKind::Permit {
+                spender,
+                token,
+                value,
+            } => (Some(lower(spender)), lower(token), *value),
+            strongroom_chains::eip712::TypedKind::Permit2 { spender } => (
+                spender.as_ref().map(lower),
+                "permit2".to_owned(),
+                alloy_primitives::U256::ZERO,
+            ),
+            strongroom_chains::eip712::TypedKind::Other => (
+                typed.verifying_contract.as_ref().map(lower),
+                "native".to_owned(),
+                alloy_primitives::U256::ZERO,
+            ),
+        };
+        let pi = strongroom_policy::Intent {
+            call: typed.call().into(),
+            destination,
+            contract: typed.verifying_contract.as_ref().map(lower),
+            selector: None,
+            asset,
+            amount,
+        };
+        if !matches!(
+            self.eth_decide(ctx, &a, typed.to_json(), &pi)?,
+            Decision::Allow { .. }
+        ) {
+            return Err(ApiError::NotAllowed("policy_denied"));
+        }
+        if temperature::signing(a.k.temperature) != Change::Now {
+            return Err(ApiError::conflict(
+                "key_not_hot",
+                "only a hot wallet signs typed data",
+            ));
+        }
+        let sig = self
+            .keystore
+            .sign_wallet(&a.d, &a.k, false, index, &typed.hash)?;
+        let recovery_id = sig.recovery_id.ok_or(ApiError::Internal)?;
+        let mut rsv = sig.bytes.to_vec();
+        rsv.push(27 + (recovery_id & 1));
+        Ok(EthMessageView {
+            wallet: a.k.id.to_string(),
+            from: a.from.to_checksum(None),
+            signature: hex0x(&rsv),
+        })
+    }
+
     /// The wallet policy's decision on `pi`, written into the request's audit record with
     /// the decoded intent and the deciding rule.
     fn eth_decide(

@@ -207,6 +207,14 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "POST",
+        "/v1/wallets/{id}/eth/sign-typed-data",
+        "eth.sign_typed_data",
+        "Sign EIP-712 typed data (eth_signTypedData_v4; hot wallets; permits only if policy allows)",
+        true,
+        false,
+    ),
+    route(
+        "POST",
         "/v1/wallets/{id}/eth/sign-message",
         "eth.sign_message",
         "Sign an EIP-191 personal_sign message (hot wallets)",
@@ -455,6 +463,10 @@ pub fn router(vault: Arc<Vault>) -> Router {
             post(eth_erc20_transfer),
         )
         .route("/v1/wallets/{id}/eth/sign-message", post(eth_sign_message))
+        .route(
+            "/v1/wallets/{id}/eth/sign-typed-data",
+            post(eth_sign_typed_data),
+        )
         .route("/v1/keys", post(create_key).get(list_keys))
         .route("/v1/keys/{id}", get(show_key).delete(destroy_key))
         .route("/v1/keys/{id}/sign", post(sign))
@@ -1027,6 +1039,25 @@ async fn eth_erc20_transfer(
     });
     v.eth_sign_tx(&ctx, "eth.erc20_transfer", &id, b.index, tx)
         .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypedDataBody {
+    #[serde(default)]
+    index: u32,
+    data: serde_json::Value,
+}
+
+async fn eth_sign_typed_data(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<TypedDataBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(
+        v.eth_sign_typed_data(&ctx, &id, b.index, &b.data).await?,
+    ))
 }
 
 #[derive(Deserialize)]

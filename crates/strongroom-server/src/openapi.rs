@@ -63,6 +63,11 @@ fn request_schema(operation: &str) -> Option<Value> {
                            "max_fee_per_gas": {"type": "string", "description": "wei, decimal"},
                            "max_priority_fee_per_gas": {"type": "string", "description": "wei, decimal"}}})
         }
+        "eth.sign_typed_data" => {
+            json!({"type": "object", "required": ["data"], "additionalProperties": false,
+            "properties": {"index": {"type": "integer", "minimum": 0},
+                           "data": {"type": "object", "description": "eth_signTypedData_v4 JSON: types, primaryType, domain, message"}}})
+        }
         "eth.sign_message" => {
             json!({"type": "object", "additionalProperties": false,
             "properties": {"index": {"type": "integer", "minimum": 0}, "message": {"type": "string", "description": "UTF-8 text"},

@@ -36,6 +36,7 @@ def main():
         "address": acct.address,
         "raw": [hex0x(acct.sign_transaction(to_py(tx)).raw_transaction) for tx in req.get("txs", [])],
         "signatures": [hex0x(acct.sign_message(encode_defunct(text=m)).signature) for m in req.get("messages", [])],
+        "typed_signatures": [hex0x(acct.sign_typed_data(full_message=d).signature) for d in req.get("typed", [])],
         "senders": [Account.recover_transaction(r) for r in req.get("recover", [])],
         "hashes": [hex0x(keccak(hexstr=r)) for r in req.get("recover", [])],
     }
