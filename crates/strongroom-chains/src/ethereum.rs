@@ -53,6 +53,8 @@ pub struct EthIntent {
     pub max_fee_per_gas: u128,
     /// Type 2 only: the priority fee cap.
     pub max_priority_fee_per_gas: Option<u128>,
+    /// The most the transaction can cost in fees: gas limit times the fee cap, in wei.
+    pub max_fee: U256,
     /// What the call data asks for.
     pub call: EthCall,
 }
@@ -401,6 +403,16 @@ pub fn parse_transaction(v: &Value, chain_id: u64) -> Result<ParsedTx, Error> {
             })
         }
     };
+    // Call data that starts like a token call but does not decode exactly would be read as
+    // an unknown call by policy, while the token contract (which ignores trailing bytes and
+    // may mask address padding) runs it as the transfer it looks like: refuse it.
+    if let EthCall::Unknown {
+        selector: Some(s), ..
+    } = tx.intent().call
+        && [ERC20_TRANSFER, ERC20_APPROVE, ERC20_TRANSFER_FROM].contains(&s)
+    {
+        return Err(bad("malformed ERC-20 call data"));
+    }
     Ok(ParsedTx { tx, from })
 }
 
@@ -484,6 +496,7 @@ impl EthTx {
             gas_limit,
             max_fee_per_gas: max_fee,
             max_priority_fee_per_gas: priority,
+            max_fee: U256::from(gas_limit).saturating_mul(U256::from(max_fee)),
             call: decode_call(to, input),
         }
     }
@@ -529,6 +542,7 @@ impl EthIntent {
             "max_fee_per_gas".into(),
             self.max_fee_per_gas.to_string().into(),
         );
+        m.insert("max_fee_wei".into(), self.max_fee.to_string().into());
         if let Some(p) = self.max_priority_fee_per_gas {
             m.insert("max_priority_fee_per_gas".into(), p.to_string().into());
         }

@@ -39,6 +39,7 @@ fn eip155_example() {
     assert_eq!(intent.tx_type, 0);
     assert_eq!(intent.call, EthCall::None);
     assert_eq!(intent.value, U256::from(10u128.pow(18)));
+    assert_eq!(intent.max_fee, U256::from(21_000u64 * 20_000_000_000));
 }
 
 #[test]
@@ -158,6 +159,33 @@ fn the_parser_refuses_what_it_cannot_sign_faithfully() {
     both["input"] = json!("0x02");
     assert!(parse_transaction(&both, 1).is_ok());
     assert!(matches!(with("extra", json!(1)), Error::UnknownField(_)));
+    // A token call that does not decode exactly is refused, not passed on as "unknown".
+    let transfer = "a9059cbb0000000000000000000000005aaeb6053f3e94c9b9a09f33669435e7ef1beaed00000000000000000000000000000000000000000000000000000000000f4240";
+    assert!(
+        parse_transaction(
+            &{
+                let mut t = base.clone();
+                t["data"] = json!(format!("0x{transfer}"));
+                t
+            },
+            1
+        )
+        .is_ok()
+    );
+    assert!(matches!(
+        with("data", json!(format!("0x{transfer}00"))),
+        Error::InvalidTransaction(_)
+    ));
+    assert!(matches!(
+        with(
+            "data",
+            json!(format!(
+                "0x{}",
+                transfer.replacen("a9059cbb00", "a9059cbb01", 1)
+            ))
+        ),
+        Error::InvalidTransaction(_)
+    ));
     // All lower or all upper case addresses carry no checksum and are accepted.
     let mut lower = base.clone();
     lower["to"] = json!("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed");

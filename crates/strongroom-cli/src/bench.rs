@@ -321,7 +321,7 @@ impl Cluster {
                 let w = client.post("/v1/wallets", &json!({"chain": "ethereum"}))?;
                 client.put(
                     &format!("/v1/wallets/{}/policy", crate::field(&w, "id")),
-                    &json!({"version": 1, "lists": {"payees": [BENCH_PAYEE]}, "rules": [
+                    &json!({"version": 1, "max_fee": "1000000000000000000", "lists": {"payees": [BENCH_PAYEE]}, "rules": [
                         {"name": "bench", "effect": "allow", "call": "transfer", "to": "@payees",
                          "max_amount": "1000000", "daily_limit": "1000000000000000000000000"}]}),
                 )?;

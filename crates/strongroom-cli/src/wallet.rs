@@ -66,6 +66,17 @@ pub(crate) enum WalletCmd {
         /// Wallet id.
         id: String,
     },
+    /// Set the wallet's temperature, which applies to every address it derives: colder at
+    /// once, warmer with a quorum (key.warm), as for `key temperature`.
+    Temperature {
+        /// Wallet id.
+        id: String,
+        /// cold, warm or hot.
+        temperature: String,
+        /// Hot only: demote to warm after this long without a signature, e.g. `30m`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        idle: Option<std::time::Duration>,
+    },
 }
 
 /// Reads a secret file: the mnemonic's words are whitespace-separated, so it is trimmed; a
@@ -130,6 +141,19 @@ pub(crate) fn run(cmd: WalletCmd, client: &Client, out: &Output) -> Result<(), C
             "/v1/wallets/{}/address?index={index}&change={change}",
             client::path(&id)
         ))?),
+        WalletCmd::Temperature {
+            id,
+            temperature,
+            idle,
+        } => {
+            // A wallet is a key: refuse a plain key's id here, so that the command says what
+            // it acts on.
+            client.get(&format!("/v1/wallets/{}", client::path(&id)))?;
+            out.object(&client.post(
+                &format!("/v1/keys/{}/temperature", client::path(&id)),
+                &json!({"temperature": temperature, "idle_seconds": idle.map(|d| d.as_secs())}),
+            )?)
+        }
         WalletCmd::Xpub { id } => {
             out.object(&client.get(&format!("/v1/wallets/{}/xpub", client::path(&id)))?)
         }

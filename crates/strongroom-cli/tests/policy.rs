@@ -17,6 +17,7 @@ const ETHER: u128 = 1_000_000_000_000_000_000;
 fn policy(cooling_off: &str) -> Value {
     json!({
         "version": 1,
+        "max_fee": "100000000000000",
         "cooling_off": cooling_off,
         "lists": {"exchanges": [EXCHANGE]},
         "deny": [THIEF],
@@ -132,7 +133,8 @@ fn policies_decide_on_the_decoded_transaction() {
         test(&transfer(EXCHANGE, ETHER + 1, 1))["decision"]["rule"],
         "default-deny"
     );
-    // Ten concurrent 0.1 ETH transfers against the 0.5 ETH left: exactly five are signed.
+    // Ten concurrent 0.1 ETH transfers against what is left (0.5 ETH less the first
+    // transfer's fee cap): fees count too, so exactly four are signed.
     let results: Vec<(u16, Value)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..10)
             .map(|i| s.spawn(move || sign(&transfer(EXCHANGE, ETHER / 10, 10 + i))))
@@ -140,14 +142,18 @@ fn policies_decide_on_the_decoded_transaction() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let signed = results.iter().filter(|(s, _)| *s == 200).count();
-    assert_eq!(signed, 5, "{results:?}");
+    assert_eq!(signed, 4, "{results:?}");
     for (status, body) in results.iter().filter(|(s, _)| *s != 200) {
         assert_eq!(*status, 403);
         assert_eq!(body["error"]["code"], "daily_limit_exceeded");
     }
-    let d = test(&transfer(EXCHANGE, 1, 30));
+    let d = test(&transfer(EXCHANGE, ETHER / 10, 30));
     assert_eq!(d["decision"]["effect"], "deny");
-    assert_eq!(d["spent_24h"], (3 * ETHER / 2).to_string());
+    // 1.4 ETH and five fee caps of 21 000 gas at 2 gwei.
+    assert_eq!(
+        d["spent_24h"],
+        (14 * ETHER / 10 + 5 * 21_000 * 2_000_000_000).to_string()
+    );
 
     // The deny list and call rules, on the decoded intent.
     let (status, body) = sign(&transfer(THIEF, 1, 40));
@@ -244,7 +250,7 @@ fn policies_decide_on_the_decoded_transaction() {
             .iter()
             .filter(|(o, r)| *o == 1 && r == "eth-to-exchanges")
             .count(),
-        6
+        5
     );
     assert!(rules.contains(&(2, "deny-list".to_owned())));
     assert!(rules.contains(&(2, "no-approvals".to_owned())));

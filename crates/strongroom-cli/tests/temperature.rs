@@ -127,10 +127,11 @@ fn cold_warm_hot() {
     let policy = dir.path().join("policy.json");
     std::fs::write(
         &policy,
-        r#"{"version": 1, "lists": {"payees": ["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"]},
+        r#"{"version": 1, "max_fee": "21000",
+            "lists": {"payees": ["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"]},
             "rules": [
               {"name": "small", "effect": "allow", "call": "transfer", "to": "@payees",
-               "max_amount": "1000", "daily_limit": "1500"},
+               "max_amount": "100000", "daily_limit": "150000"},
               {"name": "large", "effect": "quorum", "approvals": 2, "call": "transfer",
                "to": "@payees"}]}"#,
     )
@@ -171,7 +172,7 @@ fn cold_warm_hot() {
         )
     };
     let sign_path = format!("/v1/wallets/{wid}/eth/sign-tx");
-    let (status, body) = node.http("POST", &sign_path, t, Some(&eth_tx(600, 0)));
+    let (status, body) = node.http("POST", &sign_path, t, Some(&eth_tx(60_000, 0)));
     assert_eq!(status, 202, "{body}");
     let small = body["request_id"].as_str().unwrap().to_owned();
     let done = approve(&node, ann, &small).ok().json();
@@ -182,13 +183,14 @@ fn cold_warm_hot() {
         .json()["result"]
         .clone();
     assert!(result["raw"].as_str().unwrap().starts_with("0xf8"));
-    assert_eq!(result["intent"]["value_wei"], "600");
+    assert_eq!(result["intent"]["value_wei"], "60000");
     // The large transfer needs two approvals, though the domain's quorum is one.
-    let (status, body) = node.http("POST", &sign_path, t, Some(&eth_tx(5000, 1)));
+    let (status, body) = node.http("POST", &sign_path, t, Some(&eth_tx(500_000, 1)));
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["required"], 2);
-    // Over the daily limit, an approved small transfer is still refused, and signs nothing.
-    let (_, body) = node.http("POST", &sign_path, t, Some(&eth_tx(1000, 2)));
+    // Over the daily limit (value and fee cap count), an approved small transfer is still
+    // refused, and signs nothing.
+    let (_, body) = node.http("POST", &sign_path, t, Some(&eth_tx(100_000, 2)));
     let over = body["request_id"].as_str().unwrap().to_owned();
     let refused = approve(&node, ann, &over);
     assert_ne!(refused.code, 0);

@@ -204,6 +204,26 @@ fn wallets_derive_published_addresses_and_keep_their_seed_inside() {
         7
     );
 
+    // A wallet's temperature is its key's: frozen at once, and then it signs nothing.
+    let eth_id = eth["id"].as_str().unwrap().to_owned();
+    let frozen = node
+        .cli(t, &["--json", "wallet", "temperature", &eth_id, "cold"])
+        .ok()
+        .json();
+    assert_eq!(frozen["temperature"], "cold");
+    assert_eq!(
+        node.cli(t, &["--json", "wallet", "show", &eth_id]).ok().json()["temperature"],
+        "cold"
+    );
+    let (status, body) = node.http(
+        "POST",
+        &format!("/v1/wallets/{eth_id}/eth/sign-message"),
+        t,
+        Some(r#"{"message": "hello"}"#),
+    );
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("key_not_hot")));
+    refuse(&["wallet", "temperature", plain["id"].as_str().unwrap(), "cold"], "not_found");
+
     // Neither the words nor the seed is in the database.
     node.stop();
     let mut db_bytes = std::fs::read(data.join("vault.db")).unwrap();

@@ -48,6 +48,9 @@ pub struct Intent {
     pub asset: String,
     /// How much of it, in base units.
     pub amount: U256,
+    /// The most the transaction can cost in fees, in the native coin (gas limit times the fee
+    /// cap); zero for messages and typed data.
+    pub fee: U256,
 }
 
 /// A policy's decision.
@@ -114,6 +117,8 @@ impl OneOrMany {
 struct Document {
     version: u32,
     #[serde(default)]
+    max_fee: Option<String>,
+    #[serde(default)]
     cooling_off: Option<String>,
     #[serde(default)]
     lists: BTreeMap<String, Vec<String>>,
@@ -157,7 +162,7 @@ struct RuleDoc {
     daily_limit: Option<String>,
 }
 
-const CALLS: [&str; 10] = [
+const CALLS: [&str; 11] = [
     "transfer",
     "erc20.transfer",
     "erc20.approve",
@@ -165,9 +170,17 @@ const CALLS: [&str; 10] = [
     "deploy",
     "contract",
     "message",
+    "message_hash",
     "typed_data",
     "permit",
     "permit2",
+];
+/// Calls whose amounts are in a token's units.
+const TOKEN_CALLS: [&str; 4] = [
+    "erc20.transfer",
+    "erc20.approve",
+    "erc20.transferFrom",
+    "permit",
 ];
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -221,6 +234,9 @@ pub struct Entry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     source: serde_json::Value,
+    /// The most a transaction may cost in fees (native base units); `None` refuses every
+    /// transaction that costs any.
+    max_fee: Option<U256>,
     cooling_off_ms: u64,
     lists: BTreeMap<String, Vec<Entry>>,
     deny: BTreeSet<String>,
@@ -452,6 +468,22 @@ impl Policy {
                     .map(|a| amount(a, "daily_limit"))
                     .transpose()?,
             };
+            // An amount is in one asset's base units: a rule with amounts covers the native
+            // coin only, or tokens it names.
+            let limited = rule.min_amount.is_some()
+                || rule.max_amount.is_some()
+                || rule.daily_limit.is_some();
+            let token_calls = rule.calls.iter().any(|c| TOKEN_CALLS.contains(&c.as_str()));
+            let native_calls = rule
+                .calls
+                .iter()
+                .any(|c| !TOKEN_CALLS.contains(&c.as_str()));
+            if limited && token_calls && (native_calls || rule.tokens.is_none()) {
+                return Err(invalid(format!(
+                    "rule {}: amounts need one unit: name the token, and keep token and native calls in separate rules",
+                    r.name
+                )));
+            }
             if rule.daily_limit.is_some() && rule.effect != Effect::Allow {
                 return Err(invalid(format!(
                     "rule {}: daily_limit applies to allow",
@@ -460,8 +492,14 @@ impl Policy {
             }
             rules.push(rule);
         }
+        let max_fee = doc
+            .max_fee
+            .as_deref()
+            .map(|a| amount(a, "max_fee"))
+            .transpose()?;
         Ok(Policy {
             source,
+            max_fee,
             cooling_off_ms,
             lists,
             deny,
@@ -475,6 +513,7 @@ impl Policy {
     pub fn deny_all() -> Self {
         Policy {
             source: serde_json::json!({"version": 1, "rules": []}),
+            max_fee: None,
             cooling_off_ms: 0,
             lists: BTreeMap::new(),
             deny: BTreeSet::new(),
@@ -487,7 +526,8 @@ impl Policy {
     #[must_use]
     pub fn dev_allow_all() -> Self {
         let mut p = Self::deny_all();
-        p.source = serde_json::json!({"version": 1, "rules": [
+        p.max_fee = Some(U256::MAX);
+        p.source = serde_json::json!({"version": 1, "max_fee": U256::MAX.to_string(), "rules": [
             {"name": "dev-allow-all", "effect": "allow", "call": CALLS}]});
         p.rules.push(Rule {
             name: "dev-allow-all".into(),
@@ -609,6 +649,21 @@ impl Policy {
                     reason: "outside the allowed hours (UTC)".into(),
                 };
             }
+        }
+        // Fees are value too: every transaction's worst-case fee is capped.
+        if !intent.fee.is_zero() && self.max_fee.is_none_or(|cap| intent.fee > cap) {
+            return Decision::Deny {
+                rule: "max-fee".into(),
+                reason: match self.max_fee {
+                    Some(cap) => {
+                        format!("the fee can reach {} wei, above max_fee {cap}", intent.fee)
+                    }
+                    None => {
+                        "the policy sets no max_fee, so no transaction that costs a fee is signed"
+                            .into()
+                    }
+                },
+            };
         }
         for r in &self.rules {
             if self.matches(r, intent, now_ms) {

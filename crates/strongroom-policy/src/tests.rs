@@ -13,6 +13,7 @@ fn doc() -> String {
     format!(
         r#"{{
   "version": 1,
+  "max_fee": "1000000",
   "cooling_off": "24h",
   "lists": {{"exchanges": ["{EXCHANGE}"]}},
   "deny": ["{THIEF}"],
@@ -39,6 +40,7 @@ fn token(to: &str, amount: u64) -> Intent {
         selector: Some("0xa9059cbb".into()),
         asset: USDC.into(),
         amount: U256::from(amount),
+        fee: U256::from(21_000u64),
     }
 }
 
@@ -50,6 +52,7 @@ fn eth(to: &str, wei: u128) -> Intent {
         selector: None,
         asset: "native".into(),
         amount: U256::from(wei),
+        fee: U256::from(21_000u64),
     }
 }
 
@@ -109,6 +112,7 @@ fn first_matching_rule_decides_and_nothing_matching_is_denied() {
         selector: Some(selector.into()),
         asset: "native".into(),
         amount: U256::from(wei),
+        fee: U256::ZERO,
     };
     assert_eq!(
         rule(&p.evaluate(&call(ROUTER, "0x38ed1739", 0), later)),
@@ -131,7 +135,7 @@ fn first_matching_rule_decides_and_nothing_matching_is_denied() {
 #[test]
 fn deny_list_wins_over_every_rule() {
     let d = format!(
-        r#"{{"version": 1, "deny": ["{THIEF}"], "rules": [
+        r#"{{"version": 1, "max_fee": "21000", "deny": ["{THIEF}"], "rules": [
             {{"name": "all", "effect": "allow", "call": ["transfer", "erc20.transfer"]}}]}}"#
     );
     let p = Policy::parse(&d, None, 0).unwrap();
@@ -182,7 +186,7 @@ fn new_list_entries_cool_off_and_keep_their_age_across_updates() {
 
 #[test]
 fn hours_are_utc_days_and_times() {
-    let d = r#"{"version": 1, "hours": {"days": ["mon", "tue", "wed", "thu", "fri"], "from": "08:00", "to": "18:00"},
+    let d = r#"{"version": 1, "max_fee": "21000", "hours": {"days": ["mon", "tue", "wed", "thu", "fri"], "from": "08:00", "to": "18:00"},
         "rules": [{"name": "any", "effect": "allow", "call": "transfer"}]}"#;
     let p = Policy::parse(d, None, 0).unwrap();
     // 1970-01-01 was a Thursday.
@@ -196,7 +200,7 @@ fn hours_are_utc_days_and_times() {
 
 #[test]
 fn amounts_are_256_bit() {
-    let d = r#"{"version": 1, "rules": [{"name": "huge", "effect": "allow", "call": "transfer",
+    let d = r#"{"version": 1, "max_fee": "21000", "rules": [{"name": "huge", "effect": "allow", "call": "transfer",
         "max_amount": "115792089237316195423570985008687907853269984665640564039457584007913129639935"}]}"#;
     let p = Policy::parse(d, None, 0).unwrap();
     let mut i = eth(EXCHANGE, 1);
@@ -271,6 +275,18 @@ fn malformed_documents_are_refused_with_a_reason() {
             "day",
         ),
         ("not json", "expected"),
+        (
+            r#"{"version": 1, "rules": [{"name": "a", "effect": "allow", "call": ["transfer", "erc20.transfer"], "max_amount": "5"}]}"#,
+            "one unit",
+        ),
+        (
+            r#"{"version": 1, "rules": [{"name": "a", "effect": "allow", "call": "erc20.transfer", "daily_limit": "5"}]}"#,
+            "one unit",
+        ),
+        (
+            r#"{"version": 1, "max_fee": "lots", "rules": []}"#,
+            "max_fee",
+        ),
     ];
     for (d, why) in cases {
         let err = Policy::parse(d, None, 0).unwrap_err().to_string();
@@ -280,8 +296,15 @@ fn malformed_documents_are_refused_with_a_reason() {
 
 #[test]
 fn the_empty_policy_denies_and_dev_allows_everything() {
+    assert!(matches!(
+        Policy::deny_all().evaluate(&eth(EXCHANGE, 1), 0),
+        Decision::Deny { .. }
+    ));
+    let mut message = eth(EXCHANGE, 0);
+    message.call = "message".into();
+    message.fee = U256::ZERO;
     assert_eq!(
-        rule(&Policy::deny_all().evaluate(&eth(EXCHANGE, 1), 0)),
+        rule(&Policy::deny_all().evaluate(&message, 0)),
         "default-deny"
     );
     let dev = Policy::dev_allow_all();
@@ -290,4 +313,26 @@ fn the_empty_policy_denies_and_dev_allows_everything() {
         i.call = call.into();
         assert_eq!(rule(&dev.evaluate(&i, 0)), "dev-allow-all");
     }
+}
+
+#[test]
+fn fees_are_capped_and_a_policy_without_a_cap_refuses_transactions() {
+    let d = r#"{"version": 1, "rules": [{"name": "any", "effect": "allow", "call": ["transfer", "message"]}]}"#;
+    let p = Policy::parse(d, None, 0).unwrap();
+    assert_eq!(rule(&p.evaluate(&eth(EXCHANGE, 1), 0)), "max-fee");
+    // A message costs no fee.
+    let mut message = eth(EXCHANGE, 0);
+    message.call = "message".into();
+    message.fee = U256::ZERO;
+    assert_eq!(rule(&p.evaluate(&message, 0)), "any");
+    let capped = Policy::parse(
+        &d.replace(r#""version": 1,"#, r#""version": 1, "max_fee": "21000","#),
+        None,
+        0,
+    )
+    .unwrap();
+    assert_eq!(rule(&capped.evaluate(&eth(EXCHANGE, 1), 0)), "any");
+    let mut expensive = eth(EXCHANGE, 1);
+    expensive.fee = U256::from(21_001u64);
+    assert_eq!(rule(&capped.evaluate(&expensive, 0)), "max-fee");
 }

@@ -157,8 +157,9 @@ impl Vault {
         let signed = self.eth_sign_prepared(&a.k, &a.d, index, &parsed.tx)?;
         // Counted against the rolling limit in the transaction that writes the audit record:
         // if it does not fit, the signature is never released.
-        if let Some(spend) = crate::policy::spend(&a.k, &pi, ctx.time, limit.as_deref())? {
-            self.commit(ctx, operation, vec![spend])
+        let spends = crate::policy::spends(&a.k, &pi, ctx.time, limit.as_deref())?;
+        if !spends.is_empty() {
+            self.commit(ctx, operation, spends)
                 .await
                 .map_err(limit_error)?;
         }
@@ -197,14 +198,16 @@ impl Vault {
 
     /// Re-runs an approved warm request's transaction: parsed again from the approved
     /// parameters, for the wallet's (unchangeable) chain, and judged again by the wallet's
-    /// policy as it is now. Returns the signed transaction and the spend to commit with it.
+    /// policy as it is now (with the `required` approvals the request collected). Returns the
+    /// signed transaction and the spends to commit with it.
     pub(crate) fn eth_sign_approved(
         &self,
         ctx: &RequestCtx,
         k: &KeyRecord,
         d: &DomainRecord,
         params: &Value,
-    ) -> Result<(EthSignedView, Option<strongroom_core::storage::Mutation>), ApiError> {
+        required: u8,
+    ) -> Result<(EthSignedView, Vec<strongroom_core::storage::Mutation>), ApiError> {
         let w = WalletPublic::decode(&k.public_key)?;
         let WalletSpec::Ethereum { chain_id } = w.spec else {
             return Err(ApiError::Internal);
@@ -230,11 +233,18 @@ impl Vault {
         let limit = match &decision {
             Decision::Deny { .. } => return Err(ApiError::NotAllowed("policy_denied")),
             Decision::Allow { daily_limit, .. } => daily_limit.clone(),
+            // The policy may have come to ask for more approvals than the request collected.
+            Decision::Quorum { approvals, .. } if *approvals > required => {
+                return Err(ApiError::conflict(
+                    "policy_requires_more_approvals",
+                    format!("the wallet's policy now requires {approvals} approvals"),
+                ));
+            }
             Decision::Quorum { .. } => None,
         };
         let signed = self.eth_sign_prepared(k, d, index, &parsed.tx)?;
-        let spend = crate::policy::spend(k, &pi, ctx.time, limit.as_deref())?;
-        Ok((signed, spend))
+        let spends = crate::policy::spends(k, &pi, ctx.time, limit.as_deref())?;
+        Ok((signed, spends))
     }
 
     /// Signs an EIP-191 `personal_sign` message with address `index` of wallet `id`.
@@ -246,14 +256,27 @@ impl Vault {
         message: &[u8],
     ) -> Result<EthMessageView, ApiError> {
         let a = self.eth_account(ctx, id, index)?;
-        let intent = json!({"call": "message", "message_len": message.len()});
+        // A 32-byte message is what a hash looks like, and some contracts accept a signed
+        // hash as an authorisation: a rule must allow `message_hash` by name.
+        let call = if message.len() == 32 {
+            "message_hash"
+        } else {
+            "message"
+        };
+        let intent = json!({"call": call, "message_len": message.len(),
+            "message_keccak": hex0x(alloy_primitives::keccak256(message).as_slice())});
         let pi = strongroom_policy::Intent {
-            call: "message".into(),
+            call: call.into(),
             destination: None,
             contract: None,
             selector: None,
             asset: "native".into(),
             amount: alloy_primitives::U256::ZERO,
+            fee: alloy_primitives::U256::ZERO,
+        };
+        let a = match self.demote_if_idle(&a.k, ctx.time).await? {
+            Some(k) => Account { k, ..a },
+            None => a,
         };
         if !matches!(
             self.eth_decide(ctx, &a, intent, &pi)?,
@@ -318,6 +341,11 @@ impl Vault {
             selector: None,
             asset,
             amount,
+            fee: alloy_primitives::U256::ZERO,
+        };
+        let a = match self.demote_if_idle(&a.k, ctx.time).await? {
+            Some(k) => Account { k, ..a },
+            None => a,
         };
         if !matches!(
             self.eth_decide(ctx, &a, typed.to_json(), &pi)?,

@@ -81,6 +81,7 @@ pub(crate) fn eth_policy_intent(i: &EthIntent) -> Intent {
         selector: None,
         asset: to.clone().unwrap_or_default(),
         amount,
+        fee: i.max_fee,
     };
     let contract = |selector: Option<String>| Intent {
         call: "contract".into(),
@@ -89,6 +90,7 @@ pub(crate) fn eth_policy_intent(i: &EthIntent) -> Intent {
         selector,
         asset: "native".into(),
         amount: i.value,
+        fee: i.max_fee,
     };
     let selector_of = |s: &[u8; 4]| Some(format!("0x{}", hex::encode(s)));
     match &i.call {
@@ -99,14 +101,19 @@ pub(crate) fn eth_policy_intent(i: &EthIntent) -> Intent {
             selector: None,
             asset: "native".into(),
             amount: i.value,
+            fee: i.max_fee,
         },
-        EthCall::Erc20Transfer { .. }
-        | EthCall::Erc20Approve { .. }
-        | EthCall::Erc20TransferFrom { .. }
-            if !i.value.is_zero() =>
-        {
-            contract(None)
+        // Value sent with a token call: a contract call (keeping its selector, so rules keyed
+        // on it still see it).
+        EthCall::Erc20Transfer { .. } if !i.value.is_zero() => {
+            contract(selector_of(&strongroom_chains::ethereum::ERC20_TRANSFER))
         }
+        EthCall::Erc20Approve { .. } if !i.value.is_zero() => {
+            contract(selector_of(&strongroom_chains::ethereum::ERC20_APPROVE))
+        }
+        EthCall::Erc20TransferFrom { .. } if !i.value.is_zero() => contract(selector_of(
+            &strongroom_chains::ethereum::ERC20_TRANSFER_FROM,
+        )),
         EthCall::Erc20Transfer { to: dest, amount } => {
             let mut t = token("erc20.transfer", dest, *amount);
             t.selector = selector_of(&strongroom_chains::ethereum::ERC20_TRANSFER);
@@ -131,22 +138,21 @@ pub(crate) fn eth_policy_intent(i: &EthIntent) -> Intent {
             selector: None,
             asset: "native".into(),
             amount: i.value,
+            fee: i.max_fee,
         },
         EthCall::Unknown { selector, .. } => contract(selector.as_ref().and_then(selector_of)),
     }
 }
 
-/// The spend a signature records: always counted (so that a limit set later sees it), and
-/// checked against `limit` when the allowing rule has one.
-pub(crate) fn spend(
+/// The spends a signature records: always counted (so that a limit set later sees them), and
+/// the allowing rule's asset checked against `limit`. Fees are native spends: with a native
+/// transfer they count against its limit; with a token call they are counted on their own.
+pub(crate) fn spends(
     wallet: &KeyRecord,
     intent: &Intent,
     at: UnixMillis,
     limit: Option<&str>,
-) -> Result<Option<Mutation>, ApiError> {
-    if intent.amount.is_zero() && limit.is_none() {
-        return Ok(None);
-    }
+) -> Result<Vec<Mutation>, ApiError> {
     let limit = limit
         .map(|l| {
             U256::from_str_radix(l, 10)
@@ -154,14 +160,30 @@ pub(crate) fn spend(
                 .map_err(|_| ApiError::Internal)
         })
         .transpose()?;
-    Ok(Some(Mutation::RecordSpend {
+    let since = UnixMillis(at.0.saturating_sub(DAY_MS));
+    let record = |asset: &str, amount: U256, limit: Option<[u8; 32]>| Mutation::RecordSpend {
         wallet: wallet.id,
-        asset: intent.asset.clone(),
-        amount: intent.amount.to_be_bytes::<32>(),
+        asset: asset.to_owned(),
+        amount: amount.to_be_bytes::<32>(),
         at,
-        since: UnixMillis(at.0.saturating_sub(DAY_MS)),
+        since,
         limit,
-    }))
+    };
+    let mut out = Vec::new();
+    if intent.asset == "native" {
+        let total = intent.amount.saturating_add(intent.fee);
+        if !total.is_zero() || limit.is_some() {
+            out.push(record("native", total, limit));
+        }
+    } else {
+        if !intent.amount.is_zero() || limit.is_some() {
+            out.push(record(&intent.asset, intent.amount, limit));
+        }
+        if !intent.fee.is_zero() {
+            out.push(record("native", intent.fee, None));
+        }
+    }
+    Ok(out)
 }
 
 impl Vault {

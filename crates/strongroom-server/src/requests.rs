@@ -243,8 +243,20 @@ fn describe(op: GatedOp, p: &Value) -> String {
                 ),
                 None => "nothing".to_owned(),
             };
+            let fields = intent
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| match v {
+                            Value::String(s) => format!("{k}={s}"),
+                            other => format!("{k}={other}"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
             format!(
-                "sign an Ethereum transaction on chain {} from {} (wallet {}, address {}) in domain \"{}\": {call}, nonce {}, gas limit {}, fee cap {} wei/gas",
+                "sign an Ethereum transaction on chain {} from {} (wallet {}, address {}) in domain \"{}\": {call}, nonce {}, gas limit {}, fee cap {} wei/gas; decoded: {fields}",
                 scalar(p, "chain_id"),
                 param(p, "from"),
                 param(p, "wallet"),
@@ -802,7 +814,7 @@ impl Vault {
                         t.key = Some(k.id);
                         t.domain = Some(d.id);
                     });
-                    let (signed, spend) = self.eth_sign_approved(ctx, k, d, p)?;
+                    let (signed, spends) = self.eth_sign_approved(ctx, k, d, p, rec.required)?;
                     let finish = self.decide(
                         rec,
                         RequestStatus::Executed,
@@ -812,7 +824,7 @@ impl Vault {
                     // The signature is released only if its spend fits the limit, in the
                     // same transaction.
                     let mut mutations = vec![finish];
-                    mutations.extend(spend);
+                    mutations.extend(spends);
                     return self
                         .commit(ctx, "key.sign", mutations)
                         .await

@@ -657,6 +657,15 @@ pub(crate) fn idle_limited_keys(db: &mut dyn Db, f: &Fields) -> Result<Vec<KeyRe
     )
 }
 
+/// Audit operations whose granted records are a key's signatures (for idle demotion).
+const SIGNING_OPERATIONS: [&str; 5] = [
+    "key.sign",
+    "eth.sign_tx",
+    "eth.erc20_transfer",
+    "eth.sign_message",
+    "eth.sign_typed_data",
+];
+
 /// The blind index that marks a key's granted signatures in the audit table.
 fn sign_index(f: &Fields, key: &str) -> Result<Param, CoreError> {
     f.index("key-sign", key.as_bytes())
@@ -682,7 +691,7 @@ pub(crate) fn last_signature(
     };
     match record.body.event() {
         Some(e)
-            if e.operation == "key.sign"
+            if SIGNING_OPERATIONS.contains(&e.operation.as_str())
                 && e.outcome == Outcome::Granted
                 && e.key.as_deref() == Some(key_text.as_str()) =>
         {
@@ -1461,7 +1470,7 @@ impl WriteTxn for Txn<'_> {
         // Without the index key (sealed meanwhile) the signature goes unmarked, and an idle
         // hot key demotes early rather than late.
         let sign = match (&e.key, e.outcome, e.operation.as_str()) {
-            (Some(key), Outcome::Granted, "key.sign") => {
+            (Some(key), Outcome::Granted, op) if SIGNING_OPERATIONS.contains(&op) => {
                 sign_index(f, key).unwrap_or(Param::Bytes(None))
             }
             _ => Param::Bytes(None),
