@@ -13,6 +13,8 @@ mod address;
 pub mod eip712;
 mod error;
 pub mod ethereum;
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use address::{
     WalletAddress, account_xpub, address, bitcoin_address, child_public_key, ethereum_address,

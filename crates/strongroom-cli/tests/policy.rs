@@ -147,6 +147,11 @@ fn policies_decide_on_the_decoded_transaction() {
         assert_eq!(*status, 403);
         assert_eq!(body["error"]["code"], "daily_limit_exceeded");
     }
+    // Its limit exhausted, the hot wallet demoted itself to warm: people approve from now on.
+    assert_eq!(
+        node.cli(t, &["--json", "wallet", "show", &w]).ok().json()["temperature"],
+        "warm"
+    );
     let d = test(&transfer(EXCHANGE, ETHER / 10, 30));
     assert_eq!(d["decision"]["effect"], "deny");
     // 1.4 ETH and five fee caps of 21 000 gas at 2 gwei.
@@ -254,6 +259,15 @@ fn policies_decide_on_the_decoded_transaction() {
     );
     assert!(rules.contains(&(2, "deny-list".to_owned())));
     assert!(rules.contains(&(2, "no-approvals".to_owned())));
+    let demotions: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM audit WHERE operation = 'key.demote' AND actor = 'system' AND outcome = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    // One demotion (requests racing it may each find the wallet still hot).
+    assert!(demotions >= 1);
     let permit_rule: String = conn
         .query_row(
             "SELECT detail FROM audit WHERE operation = 'eth.sign_typed_data'",

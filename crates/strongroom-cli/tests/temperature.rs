@@ -192,14 +192,18 @@ fn cold_warm_hot() {
     // refused, and signs nothing.
     let (_, body) = node.http("POST", &sign_path, t, Some(&eth_tx(100_000, 2)));
     let over = body["request_id"].as_str().unwrap().to_owned();
-    let refused = approve(&node, ann, &over);
-    assert_ne!(refused.code, 0);
-    assert_eq!(refused.error_code(), "daily_limit_exceeded");
-    let still = node
+    // (closed as failed, so that a later approval cannot sign it after all).
+    let refused = approve(&node, ann, &over).ok().json();
+    assert_eq!(refused["status"], "failed");
+    let closed = node
         .cli(t, &["--json", "request", "show", &over])
         .ok()
         .json();
-    assert!(still["result"].is_null(), "{still}");
+    assert_eq!(
+        closed["result"]["error"]["code"], "daily_limit_exceeded",
+        "{closed}"
+    );
+    assert!(closed["result"]["raw"].is_null());
 
     // Each warm signature waits for an approver; the application reads the result.
     let s1 = pending(&node.cli(

@@ -212,7 +212,9 @@ fn wallets_derive_published_addresses_and_keep_their_seed_inside() {
         .json();
     assert_eq!(frozen["temperature"], "cold");
     assert_eq!(
-        node.cli(t, &["--json", "wallet", "show", &eth_id]).ok().json()["temperature"],
+        node.cli(t, &["--json", "wallet", "show", &eth_id])
+            .ok()
+            .json()["temperature"],
         "cold"
     );
     let (status, body) = node.http(
@@ -221,8 +223,19 @@ fn wallets_derive_published_addresses_and_keep_their_seed_inside() {
         t,
         Some(r#"{"message": "hello"}"#),
     );
-    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("key_not_hot")));
-    refuse(&["wallet", "temperature", plain["id"].as_str().unwrap(), "cold"], "not_found");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("key_not_hot"))
+    );
+    refuse(
+        &[
+            "wallet",
+            "temperature",
+            plain["id"].as_str().unwrap(),
+            "cold",
+        ],
+        "not_found",
+    );
 
     // Neither the words nor the seed is in the database.
     node.stop();

@@ -159,9 +159,18 @@ impl Vault {
         // if it does not fit, the signature is never released.
         let spends = crate::policy::spends(&a.k, &pi, ctx.time, limit.as_deref())?;
         if !spends.is_empty() {
-            self.commit(ctx, operation, spends)
+            let committed = self
+                .commit(ctx, operation, spends)
                 .await
-                .map_err(limit_error)?;
+                .map_err(limit_error);
+            if let Err(ApiError::NotAllowed("daily_limit_exceeded")) = &committed
+                && a.k.temperature == temperature::Temperature::Hot
+            {
+                // A hot wallet whose limit is exhausted demotes itself to warm: from now on
+                // a person approves each signature (and the limit still holds).
+                self.demote_exhausted(&a.k).await?;
+            }
+            committed?;
         }
         if a.k.hot_idle_secs.is_some() {
             self.last_use.touch(a.k.id, ctx.time);
@@ -393,6 +402,40 @@ impl Vault {
         });
         ctx.tag(|t| t.detail = Some(detail.to_string()));
         Ok(decision)
+    }
+}
+
+impl Vault {
+    /// Demotes a hot wallet to warm (audited as `key.demote` by `system`), as an idle one is.
+    async fn demote_exhausted(&self, k: &KeyRecord) -> Result<(), ApiError> {
+        // Concurrent signatures may all find the limit exhausted: one demotion is enough.
+        let current = self
+            .keys
+            .get(self.store.as_ref(), k.id)?
+            .ok_or(ApiError::NotFound)?;
+        if current.0.temperature != temperature::Temperature::Hot {
+            return Ok(());
+        }
+        let ctx = self.system_ctx(strongroom_core::Principal::System)?;
+        match self
+            .set_temperature_prepared(
+                &ctx,
+                k.id,
+                temperature::Temperature::Warm,
+                None,
+                "key.demote",
+                |_| Ok(None),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Demoted (or otherwise changed) concurrently: re-read it next time.
+            Err(ApiError::Conflict { .. }) => {
+                self.keys.forget(k.id);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

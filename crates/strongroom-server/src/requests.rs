@@ -656,20 +656,33 @@ impl Vault {
         let outcome = self.run(ctx, rec, &params).await;
         let (status, result) = match outcome {
             Ok(()) => return self.load_request(&rec.id.to_string()),
+            // Policy refusals at execution (the policy or the daily limit changed since the
+            // request was filed) close it too: a later approval must not sign it after all.
             Err(
-                e @ (ApiError::Conflict { .. } | ApiError::NotFound | ApiError::BadRequest { .. }),
+                e @ (ApiError::Conflict { .. }
+                | ApiError::NotFound
+                | ApiError::BadRequest { .. }
+                | ApiError::NotAllowed("policy_denied" | "daily_limit_exceeded")),
             ) => (RequestStatus::Failed, json!({"error": {"code": e.code()}})),
             Err(e) => return Err(e),
         };
         let m = self.decide(rec, status, Some(result), ctx.time)?;
-        self.commit_as(
-            ctx,
-            "request.failed",
-            vec![m],
-            strongroom_core::record::Outcome::Failed,
-            None,
-        )
-        .await?;
+        match self
+            .commit_as(
+                ctx,
+                "request.failed",
+                vec![m],
+                strongroom_core::record::Outcome::Failed,
+                None,
+            )
+            .await
+        {
+            Ok(()) => {}
+            // Another node closed the request first (the same quorum completed there, or it
+            // ran there): this approval still counted; the request's state is that node's.
+            Err(ApiError::Conflict { .. }) => {}
+            Err(e) => return Err(e),
+        }
         self.load_request(&rec.id.to_string())
     }
 
