@@ -110,6 +110,19 @@ fn cold_warm_hot() {
         (status, body["error"]["code"].as_str()),
         (403, Some("policy_denied"))
     );
+    // Nor does it sign a caller's digest (blind signing is off outside dev mode).
+    let blind = node.cli(
+        t,
+        &[
+            "--json",
+            "sign",
+            "--key",
+            wallet["id"].as_str().unwrap(),
+            "--digest",
+            &"22".repeat(32),
+        ],
+    );
+    assert_eq!(blind.error_code(), "blind_signing_refused");
     assert!(
         node.cli(a, &["--json", "request", "list"])
             .ok()

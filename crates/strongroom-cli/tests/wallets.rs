@@ -180,7 +180,49 @@ fn wallets_derive_published_addresses_and_keep_their_seed_inside() {
         &["key", "create", "--algorithm", "bip32-seed"],
         "invalid_algorithm",
     );
-    // A wallet never signs a caller's digest.
+    // Blind signing: dev mode's default policy allows a wallet to sign a caller's digest,
+    // with its first address; a policy that does not name `blind_digest` refuses it.
+    let blind = node
+        .cli(
+            t,
+            &[
+                "--json",
+                "sign",
+                "--key",
+                &btc_id,
+                "--digest",
+                &"11".repeat(32),
+            ],
+        )
+        .ok()
+        .json();
+    let first = addr(&btc_id, &[]);
+    strongroom_crypto::verify(
+        strongroom_core::Algorithm::Secp256k1,
+        &hex::decode(first["public_key"].as_str().unwrap()).unwrap(),
+        strongroom_crypto::Payload::Digest(&[0x11; 32]),
+        &hex::decode(blind["signature"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let strict = dir.path().join("strict.json");
+    std::fs::write(
+        &strict,
+        r#"{"version": 1, "rules": [{"name": "msgs", "effect": "allow", "call": "message"}]}"#,
+    )
+    .unwrap();
+    node.cli(
+        t,
+        &[
+            "--json",
+            "policy",
+            "set",
+            "--wallet",
+            &btc_id,
+            "--file",
+            strict.to_str().unwrap(),
+        ],
+    )
+    .ok();
     refuse(
         &["sign", "--key", &btc_id, "--digest", &"11".repeat(32)],
         "blind_signing_refused",

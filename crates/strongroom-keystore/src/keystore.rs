@@ -121,11 +121,19 @@ struct LoadedKey {
 }
 
 /// What an opened blob holds: a signing key, or a wallet's account key (the seed itself is
-/// dropped once the account key is derived).
+/// dropped once the account key is derived) with the address keys derived from it so far.
 enum LoadedSecret {
     Key(SigningKey),
-    Wallet(HdAccount),
+    Wallet {
+        account: HdAccount,
+        // Derivation costs more than signing; the keys go when the wallet is dropped from
+        // memory (freeze, seal, a changed row).
+        addresses: RwLock<HashMap<(bool, u32), Arc<SigningKey>>>,
+    },
 }
+
+/// How many address keys a loaded wallet keeps derived.
+const WALLET_KEY_CACHE: usize = 4096;
 
 impl std::fmt::Debug for Keystore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -654,7 +662,10 @@ impl Keystore {
             if public.encode() != record.public_key {
                 return Err(Error::KeyUnavailable);
             }
-            LoadedSecret::Wallet(account)
+            LoadedSecret::Wallet {
+                account,
+                addresses: RwLock::new(HashMap::new()),
+            }
         } else {
             let key = dk
                 .open_signing_key(&aad, blob, record.algorithm)
@@ -701,7 +712,7 @@ impl Keystore {
         match &loaded.secret {
             LoadedSecret::Key(key) => Ok(key.sign(payload)?),
             // A wallet signs only through `sign_wallet`, for one of its addresses.
-            LoadedSecret::Wallet(_) => Err(Error::KeyUnavailable),
+            LoadedSecret::Wallet { .. } => Err(Error::KeyUnavailable),
         }
     }
 
@@ -722,12 +733,29 @@ impl Keystore {
         let u = self.unsealed()?;
         let loaded = Self::open_for_signing(&u, domain, record)?;
         drop(u);
-        match &loaded.secret {
-            LoadedSecret::Wallet(account) => Ok(account
-                .signing_key(change, index)?
-                .sign(Payload::Digest(digest))?),
-            LoadedSecret::Key(_) => Err(Error::KeyUnavailable),
-        }
+        let LoadedSecret::Wallet { account, addresses } = &loaded.secret else {
+            return Err(Error::KeyUnavailable);
+        };
+        let cached = addresses
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&(change, index))
+            .map(Arc::clone);
+        let key = match cached {
+            Some(key) => key,
+            None => {
+                let key = Arc::new(account.signing_key(change, index)?);
+                let mut cache = addresses
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if cache.len() >= WALLET_KEY_CACHE {
+                    cache.clear();
+                }
+                cache.insert((change, index), Arc::clone(&key));
+                key
+            }
+        };
+        Ok(key.sign(Payload::Digest(digest))?)
     }
 
     /// The checks before any signature: the temperature is the vault's (MAC) and not cold.

@@ -35,7 +35,8 @@ fn invalid(msg: impl Into<String>) -> Error {
 pub struct Intent {
     /// What kind of call: `transfer`, `erc20.transfer`, `erc20.approve`,
     /// `erc20.transferFrom`, `deploy`, `contract` (any other call), `message` (EIP-191),
-    /// `typed_data` (EIP-712), `permit` (EIP-2612) or `permit2` (Uniswap Permit2).
+    /// `typed_data` (EIP-712), `permit` (EIP-2612), `permit2` (Uniswap Permit2) or
+    /// `blind_digest` (a caller's raw digest: blind signing).
     pub call: String,
     /// Who ends up with the value: the recipient of a transfer (native or token), the
     /// spender of an approval; lowercase. `None` for a deployment.
@@ -162,7 +163,7 @@ struct RuleDoc {
     daily_limit: Option<String>,
 }
 
-const CALLS: [&str; 11] = [
+const CALLS: [&str; 12] = [
     "transfer",
     "erc20.transfer",
     "erc20.approve",
@@ -174,6 +175,7 @@ const CALLS: [&str; 11] = [
     "typed_data",
     "permit",
     "permit2",
+    "blind_digest",
 ];
 /// Calls whose amounts are in a token's units.
 const TOKEN_CALLS: [&str; 4] = [

@@ -165,7 +165,7 @@ impl ApiError {
                 "you manage only operators confined to your own domain".into()
             }
             ApiError::NotAllowed("blind_signing_refused") => {
-                "a wallet signs only transactions it decodes (eth, btc, eos commands), not raw digests"
+                "this wallet's policy does not allow signing raw digests (blind_digest); it signs the transactions it decodes"
                     .into()
             }
             ApiError::NotAllowed("policy_denied") => {

@@ -75,8 +75,7 @@ impl Vault {
                 ),
             ));
         };
-        let public = strongroom_chains::child_public_key(&w.account, false, index)?;
-        let from = ethereum::address_of(&public)?;
+        let from = self.eth_address(&k.public_key, &w, index)?;
         Ok(Account {
             k,
             d,
@@ -154,7 +153,7 @@ impl Vault {
                 return Ok(Gated::Pending(p));
             }
         }
-        let signed = self.eth_sign_prepared(&a.k, &a.d, index, &parsed.tx)?;
+        let signed = self.eth_sign_prepared(&a.k, &a.d, index, a.from, &parsed.tx)?;
         // Counted against the rolling limit in the transaction that writes the audit record:
         // if it does not fit, the signature is never released.
         let spends = crate::policy::spends(&a.k, &pi, ctx.time, limit.as_deref())?;
@@ -185,12 +184,9 @@ impl Vault {
         k: &KeyRecord,
         d: &DomainRecord,
         index: u32,
+        from: alloy_primitives::Address,
         tx: &EthTx,
     ) -> Result<EthSignedView, ApiError> {
-        let w = WalletPublic::decode(&k.public_key)?;
-        let from = ethereum::address_of(&strongroom_chains::child_public_key(
-            &w.account, false, index,
-        )?)?;
         let sig = self
             .keystore
             .sign_wallet(d, k, false, index, &tx.signing_hash())?;
@@ -251,7 +247,10 @@ impl Vault {
             }
             Decision::Quorum { .. } => None,
         };
-        let signed = self.eth_sign_prepared(k, d, index, &parsed.tx)?;
+        let from = ethereum::address_of(&strongroom_chains::child_public_key(
+            &w.account, false, index,
+        )?)?;
+        let signed = self.eth_sign_prepared(k, d, index, from, &parsed.tx)?;
         let spends = crate::policy::spends(k, &pi, ctx.time, limit.as_deref())?;
         Ok((signed, spends))
     }
@@ -405,7 +404,45 @@ impl Vault {
     }
 }
 
+/// Addresses derived so far, by the wallet's (MAC-checked) public part and index: deriving one
+/// costs two elliptic-curve operations on every request otherwise.
+#[derive(Default)]
+pub(crate) struct AddressCache(
+    std::sync::Mutex<std::collections::HashMap<(Vec<u8>, u32), alloy_primitives::Address>>,
+);
+
 impl Vault {
+    fn eth_address(
+        &self,
+        public: &[u8],
+        w: &WalletPublic,
+        index: u32,
+    ) -> Result<alloy_primitives::Address, ApiError> {
+        let key = (public.to_vec(), index);
+        if let Some(a) = self
+            .eth_addresses
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+        {
+            return Ok(*a);
+        }
+        let a = ethereum::address_of(&strongroom_chains::child_public_key(
+            &w.account, false, index,
+        )?)?;
+        let mut cache = self
+            .eth_addresses
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= 65_536 {
+            cache.clear();
+        }
+        cache.insert(key, a);
+        Ok(a)
+    }
+
     /// Demotes a hot wallet to warm (audited as `key.demote` by `system`), as an idle one is.
     async fn demote_exhausted(&self, k: &KeyRecord) -> Result<(), ApiError> {
         // Concurrent signatures may all find the limit exhausted: one demotion is enough.

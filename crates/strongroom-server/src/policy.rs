@@ -21,6 +21,15 @@ use crate::error::ApiError;
 use crate::requests::Gated;
 use crate::service::{RequestCtx, Vault, rfc3339};
 
+/// Parsed policies, kept by wallet with the stored text they came from: the row is read on
+/// every decision (another node may have changed it), the JSON parsed only when it changed.
+#[derive(Default)]
+pub(crate) struct PolicyCache(
+    std::sync::Mutex<
+        std::collections::HashMap<strongroom_core::KeyId, (String, std::sync::Arc<Policy>)>,
+    >,
+);
+
 /// The rolling window of daily limits.
 pub(crate) const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
@@ -188,19 +197,71 @@ pub(crate) fn spends(
 
 impl Vault {
     /// A wallet's policy and where it came from.
-    pub(crate) fn wallet_policy(&self, k: &KeyRecord) -> Result<(Policy, Source), ApiError> {
-        match self.store.policy(k.id)? {
-            Some(rec) => {
-                let stored: Value =
-                    serde_json::from_str(&rec.policy).map_err(|_| ApiError::StoredDataCorrupt)?;
-                let p = Policy::from_stored(&stored).map_err(|e| {
-                    tracing::error!(wallet = %k.id, error = %e, "a stored policy does not parse");
-                    ApiError::StoredDataCorrupt
-                })?;
-                Ok((p, Source::Set(rec.version)))
-            }
-            None if self.dev => Ok((Policy::dev_allow_all(), Source::DevDefault)),
-            None => Ok((Policy::deny_all(), Source::None)),
+    pub(crate) fn wallet_policy(
+        &self,
+        k: &KeyRecord,
+    ) -> Result<(std::sync::Arc<Policy>, Source), ApiError> {
+        let Some(rec) = self.store.policy(k.id)? else {
+            let p = if self.dev {
+                (Policy::dev_allow_all(), Source::DevDefault)
+            } else {
+                (Policy::deny_all(), Source::None)
+            };
+            return Ok((std::sync::Arc::new(p.0), p.1));
+        };
+        let mut cache = self
+            .policies
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((text, p)) = cache.get(&k.id)
+            && *text == rec.policy
+        {
+            return Ok((std::sync::Arc::clone(p), Source::Set(rec.version)));
+        }
+        let stored: Value =
+            serde_json::from_str(&rec.policy).map_err(|_| ApiError::StoredDataCorrupt)?;
+        let p = std::sync::Arc::new(Policy::from_stored(&stored).map_err(|e| {
+            tracing::error!(wallet = %k.id, error = %e, "a stored policy does not parse");
+            ApiError::StoredDataCorrupt
+        })?);
+        cache.insert(k.id, (rec.policy, std::sync::Arc::clone(&p)));
+        Ok((p, Source::Set(rec.version)))
+    }
+
+    /// Whether a wallet's policy allows signing the caller's digest (`blind_digest`), audited
+    /// with the rule that decided.
+    pub(crate) fn wallet_may_blind_sign(
+        &self,
+        ctx: &RequestCtx,
+        k: &KeyRecord,
+        input: &crate::service::SignInput,
+    ) -> Result<(), ApiError> {
+        let crate::service::SignInput::Digest(digest) = input else {
+            return Err(ApiError::NotAllowed("blind_signing_refused"));
+        };
+        let (policy, _) = self.wallet_policy(k)?;
+        let intent = Intent {
+            call: "blind_digest".into(),
+            destination: None,
+            contract: None,
+            selector: None,
+            asset: "native".into(),
+            amount: U256::ZERO,
+            fee: U256::ZERO,
+        };
+        let decision = policy.evaluate(&intent, ctx.time.0);
+        ctx.tag(|t| {
+            t.detail = Some(
+                json!({"wallet": k.id.to_string(), "index": 0,
+                       "intent": {"call": "blind_digest", "digest": hex::encode(digest)},
+                       "rule": decision.rule(), "decision": decision})
+                .to_string(),
+            );
+        });
+        match decision {
+            Decision::Allow { .. } => Ok(()),
+            _ => Err(ApiError::NotAllowed("blind_signing_refused")),
         }
     }
 
@@ -259,7 +320,7 @@ impl Vault {
             Some(_) => Some(self.wallet_policy(&k)?.0),
             None => None,
         };
-        Policy::parse(&document.to_string(), previous.as_ref(), ctx.time.0)
+        Policy::parse(&document.to_string(), previous.as_deref(), ctx.time.0)
             .map_err(|e| ApiError::bad("invalid_policy", e.to_string()))?;
         let from_version = current.as_ref().map_or(0, |r| r.version);
         let params = crate::requests::strip_nulls(json!({
@@ -321,8 +382,12 @@ impl Vault {
             Some(_) => Some(self.wallet_policy(k)?.0),
             None => None,
         };
-        let policy = Policy::parse(&params["policy"].to_string(), previous.as_ref(), ctx.time.0)
-            .map_err(|e| ApiError::bad("invalid_policy", e.to_string()))?;
+        let policy = Policy::parse(
+            &params["policy"].to_string(),
+            previous.as_deref(),
+            ctx.time.0,
+        )
+        .map_err(|e| ApiError::bad("invalid_policy", e.to_string()))?;
         let record = PolicyRecord {
             wallet: k.id,
             version: from_version + 1,

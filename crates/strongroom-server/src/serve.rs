@@ -260,6 +260,8 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
             strongroom_core::TimeGuard::DEFAULT_SKEW_MS,
         ),
         last_use: crate::idle::LastUse::default(),
+        policies: crate::policy::PolicyCache::default(),
+        eth_addresses: crate::eth::AddressCache::default(),
         seal: crate::node_seal::NodeSeal::new(pkcs11),
     });
     // Other nodes on the same database: forget what they change (see docs/architecture.md).

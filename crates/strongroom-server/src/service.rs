@@ -118,6 +118,10 @@ pub struct Vault {
     pub(crate) time: strongroom_core::TimeGuard,
     /// Last signatures of idle-limited hot keys on this node.
     pub(crate) last_use: crate::idle::LastUse,
+    /// Parsed wallet policies, by the stored text they were parsed from.
+    pub(crate) policies: crate::policy::PolicyCache,
+    /// Ethereum addresses of wallets, derived once (public data).
+    pub(crate) eth_addresses: crate::eth::AddressCache,
     /// The seal this node's configuration names (and its PKCS#11 token).
     pub(crate) seal: crate::node_seal::NodeSeal,
 }
@@ -1167,9 +1171,10 @@ impl Vault {
     ) -> Result<Gated<SignView>, ApiError> {
         let found = self.key_for(ctx, id, Operation::Sign)?;
         let (k, d) = (&found.0, &found.1);
-        // A wallet's seed never signs a caller's digest: it signs what it has decoded.
-        if !k.algorithm.is_signing() {
-            return Err(ApiError::NotAllowed("blind_signing_refused"));
+        // A wallet signs a caller's digest (blind signing) only if its policy allows
+        // `blind_digest` by name: off by default outside dev mode.
+        if k.algorithm == Algorithm::Bip32Seed {
+            self.wallet_may_blind_sign(ctx, k, input)?;
         }
         // An idle hot key demotes itself before it would sign.
         let demoted = self.demote_if_idle(k, ctx.time).await?;
@@ -1220,7 +1225,14 @@ impl Vault {
             SignInput::Digest(d) => Payload::Digest(d),
             SignInput::Message(m) => Payload::Message(m),
         };
-        let sig = self.keystore.sign(d, k, payload)?;
+        let sig = match (k.algorithm, payload) {
+            // A wallet's digest is signed by its first address (m/.../0/0).
+            (Algorithm::Bip32Seed, Payload::Digest(digest)) => {
+                self.keystore.sign_wallet(d, k, false, 0, digest)?
+            }
+            (Algorithm::Bip32Seed, _) => return Err(ApiError::NotAllowed("blind_signing_refused")),
+            _ => self.keystore.sign(d, k, payload)?,
+        };
         Ok(SignView {
             key_id: k.id.to_string(),
             algorithm: k.algorithm.as_str(),
