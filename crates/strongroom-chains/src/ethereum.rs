@@ -11,6 +11,7 @@ use alloy_consensus::transaction::RlpEcdsaEncodableTx;
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEip2930, TxLegacy};
 use alloy_eips::eip2930::{AccessList, AccessListItem};
 use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256, keccak256};
+use bitcoin::secp256k1::PublicKey;
 use serde_json::{Map, Value};
 
 use crate::Error;
@@ -508,8 +509,7 @@ impl EthTx {
 /// # Errors
 /// [`Error::InvalidPublicKey`].
 pub fn address_of(public_key: &[u8; 33]) -> Result<Address, Error> {
-    let pk = bitcoin::secp256k1::PublicKey::from_slice(public_key)
-        .map_err(|_| Error::InvalidPublicKey)?;
+    let pk = PublicKey::from_slice(public_key).map_err(|_| Error::InvalidPublicKey)?;
     let uncompressed = pk.serialize_uncompressed();
     Ok(Address::from_slice(&keccak256(&uncompressed[1..])[12..]))
 }

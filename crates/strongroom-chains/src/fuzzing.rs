@@ -38,3 +38,11 @@ pub fn eip712(data: &[u8]) {
         let _ = r.call();
     }
 }
+
+/// Decodes `data` as a packed EOS transaction and, if it decodes, computes its digest and JSON.
+pub fn eos_transaction(data: &[u8]) {
+    if let Ok(tx) = crate::eos::decode_transaction(data) {
+        let _ = tx.to_json();
+        let _ = crate::eos::signing_digest(&[0; 32], data, &[]);
+    }
+}

@@ -11,6 +11,7 @@
 
 mod address;
 pub mod eip712;
+pub mod eos;
 mod error;
 pub mod ethereum;
 #[doc(hidden)]

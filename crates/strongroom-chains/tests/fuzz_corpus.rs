@@ -27,3 +27,11 @@ fn eth_transaction_corpus() {
 fn eip712_corpus() {
     replay("eip712", strongroom_chains::fuzzing::eip712);
 }
+
+#[test]
+fn eos_transaction_corpus() {
+    replay(
+        "eos_transaction",
+        strongroom_chains::fuzzing::eos_transaction,
+    );
+}

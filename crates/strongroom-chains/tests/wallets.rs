@@ -126,7 +126,7 @@ fn bip39_vectors() {
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let vectors = json["english"].as_array().unwrap();
     assert_eq!(vectors.len(), 24);
-    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let secp = secp256k1::Secp256k1::new();
     let spec = WalletSpec::Ethereum { chain_id: 1 };
     for v in vectors {
         let mnemonic = v[1].as_str().unwrap();

@@ -8,6 +8,7 @@
 mod bench;
 mod client;
 mod custodian;
+mod eos;
 mod eth;
 mod output;
 mod policy;
@@ -69,6 +70,9 @@ enum Command {
     /// Manage keys.
     #[command(subcommand)]
     Key(KeyCmd),
+    /// EOS / Antelope signing by HD wallets.
+    #[command(subcommand)]
+    Eos(eos::EosCmd),
     /// Ethereum signing by HD wallets (transactions, ERC-20 transfers, messages).
     #[command(subcommand)]
     Eth(eth::EthCmd),
@@ -720,6 +724,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Wallet(cmd) => wallet::run(cmd, &client()?, &out),
         Command::Policy(cmd) => policy::run(cmd, &client()?, &out),
         Command::Eth(cmd) => eth::run(cmd, &client()?, &out),
+        Command::Eos(cmd) => eos::run(cmd, &client()?, &out),
         Command::Audit(AuditCmd::Export { out: path }) => {
             let mut f = std::fs::File::create(&path)
                 .map_err(|e| CliError::Input(format!("cannot create {}: {e}", path.display())))?;

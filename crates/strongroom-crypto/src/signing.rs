@@ -242,6 +242,52 @@ impl SigningKey {
         Ok(sig)
     }
 
+    /// An ECDSA secp256k1 signature of `digest` that `accept`s: the first of RFC 6979's
+    /// nonce, then the same with extra data 1, 2, ... (RFC 6979 section 3.6), for chains that
+    /// demand a particular form (Antelope's "canonical" signatures). Verified before release.
+    ///
+    /// # Errors
+    /// [`Error::WrongPayload`] for other algorithms; [`Error::SelfCheck`] if no nonce within
+    /// 256 tries gives an acceptable signature (each try succeeds with probability about 1/4).
+    pub fn sign_digest_until(
+        &self,
+        digest: &[u8; 32],
+        accept: impl Fn(&[u8; 64]) -> bool,
+    ) -> Result<Signature, Error> {
+        let Inner::Secp256k1(bytes) = &self.inner else {
+            return Err(Error::WrongPayload {
+                expected: "secp256k1 key",
+                given: "other key",
+            });
+        };
+        let msg = secp256k1::Message::from_digest(*digest);
+        for counter in 0u32..256 {
+            let mut sk = secp256k1::SecretKey::from_slice(bytes.as_ref())
+                .map_err(|_| Error::InvalidKeyMaterial)?;
+            let rsig = if counter == 0 {
+                secp().sign_ecdsa_recoverable(&msg, &sk)
+            } else {
+                let mut extra = [0u8; 32];
+                extra[28..].copy_from_slice(&counter.to_be_bytes());
+                secp().sign_ecdsa_recoverable_with_noncedata(&msg, &sk, &extra)
+            };
+            sk.non_secure_erase();
+            let (rid, compact) = rsig.serialize_compact();
+            if !accept(&compact) {
+                continue;
+            }
+            self.verifier
+                .verify(Payload::Digest(digest), &compact)
+                .map_err(|_| Error::SelfCheck)?;
+            return Ok(Signature {
+                bytes: compact,
+                recovery_id: u8::try_from(rid.to_i32()).ok(),
+                der: Some(rsig.to_standard().serialize_der().to_vec()),
+            });
+        }
+        Err(Error::SelfCheck)
+    }
+
     fn sign_unverified(&self, payload: Payload<'_>) -> Result<Signature, Error> {
         match (&self.inner, payload) {
             (Inner::Secp256k1(bytes), Payload::Digest(digest)) => {

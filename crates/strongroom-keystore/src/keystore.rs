@@ -730,6 +730,34 @@ impl Keystore {
         index: u32,
         digest: &[u8; 32],
     ) -> Result<Signature, Error> {
+        let key = self.wallet_address_key(domain, record, change, index)?;
+        Ok(key.sign(Payload::Digest(digest))?)
+    }
+
+    /// As [`Keystore::sign_wallet`], for chains that accept only some signatures (Antelope's
+    /// canonical form): the first RFC 6979 nonce whose signature `accept`s.
+    ///
+    /// # Errors
+    /// As [`Keystore::sign_wallet`].
+    pub fn sign_wallet_until(
+        &self,
+        domain: &DomainRecord,
+        record: &KeyRecord,
+        index: u32,
+        digest: &[u8; 32],
+        accept: impl Fn(&[u8; 64]) -> bool,
+    ) -> Result<Signature, Error> {
+        let key = self.wallet_address_key(domain, record, false, index)?;
+        Ok(key.sign_digest_until(digest, accept)?)
+    }
+
+    fn wallet_address_key(
+        &self,
+        domain: &DomainRecord,
+        record: &KeyRecord,
+        change: bool,
+        index: u32,
+    ) -> Result<Arc<SigningKey>, Error> {
         let u = self.unsealed()?;
         let loaded = Self::open_for_signing(&u, domain, record)?;
         drop(u);
@@ -741,21 +769,18 @@ impl Keystore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&(change, index))
             .map(Arc::clone);
-        let key = match cached {
-            Some(key) => key,
-            None => {
-                let key = Arc::new(account.signing_key(change, index)?);
-                let mut cache = addresses
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if cache.len() >= WALLET_KEY_CACHE {
-                    cache.clear();
-                }
-                cache.insert((change, index), Arc::clone(&key));
-                key
-            }
-        };
-        Ok(key.sign(Payload::Digest(digest))?)
+        if let Some(key) = cached {
+            return Ok(key);
+        }
+        let key = Arc::new(account.signing_key(change, index)?);
+        let mut cache = addresses
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= WALLET_KEY_CACHE {
+            cache.clear();
+        }
+        cache.insert((change, index), Arc::clone(&key));
+        Ok(key)
     }
 
     /// The checks before any signature: the temperature is the vault's (MAC) and not cold.

@@ -35,8 +35,9 @@ fn invalid(msg: impl Into<String>) -> Error {
 pub struct Intent {
     /// What kind of call: `transfer`, `erc20.transfer`, `erc20.approve`,
     /// `erc20.transferFrom`, `deploy`, `contract` (any other call), `message` (EIP-191),
-    /// `typed_data` (EIP-712), `permit` (EIP-2612), `permit2` (Uniswap Permit2) or
-    /// `blind_digest` (a caller's raw digest: blind signing).
+    /// `typed_data` (EIP-712), `permit` (EIP-2612), `permit2` (Uniswap Permit2),
+    /// `blind_digest` (a caller's raw digest: blind signing) or `token.transfer` (a token
+    /// transfer on a chain without ERC-20, such as an Antelope `transfer` action).
     pub call: String,
     /// Who ends up with the value: the recipient of a transfer (native or token), the
     /// spender of an approval; lowercase. `None` for a deployment.
@@ -163,7 +164,7 @@ struct RuleDoc {
     daily_limit: Option<String>,
 }
 
-const CALLS: [&str; 12] = [
+const CALLS: [&str; 13] = [
     "transfer",
     "erc20.transfer",
     "erc20.approve",
@@ -176,13 +177,15 @@ const CALLS: [&str; 12] = [
     "permit",
     "permit2",
     "blind_digest",
+    "token.transfer",
 ];
 /// Calls whose amounts are in a token's units.
-const TOKEN_CALLS: [&str; 4] = [
+const TOKEN_CALLS: [&str; 5] = [
     "erc20.transfer",
     "erc20.approve",
     "erc20.transferFrom",
     "permit",
+    "token.transfer",
 ];
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -260,17 +263,25 @@ fn hhmm(s: &str) -> Result<u32, Error> {
     Ok(h * 60 + m)
 }
 
-/// An address as rules compare it: `0x` and 40 hex digits, lowercase.
+/// An address as rules compare it, lowercase: an Ethereum address (`0x` and 40 hex digits),
+/// or another chain's account or asset name (an Antelope account such as `eosio.token`, or a
+/// token `eosio.token:4,eos`: 1 to 64 of `a-z 0-9 . : , - _`).
 fn address(s: &str, what: &str) -> Result<String, Error> {
     let lower = s.to_ascii_lowercase();
-    let ok = lower
-        .strip_prefix("0x")
-        .is_some_and(|h| h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    let ok = match lower.strip_prefix("0x") {
+        Some(h) => h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => {
+            (1..=64).contains(&lower.len())
+                && lower
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".:,-_".contains(&b))
+        }
+    };
     if ok {
         Ok(lower)
     } else {
         Err(invalid(format!(
-            "{what}: {s:?} is not a 20-byte 0x address"
+            "{what}: {s:?} is neither a 20-byte 0x address nor an account or asset name"
         )))
     }
 }

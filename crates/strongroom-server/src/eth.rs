@@ -10,11 +10,11 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 use strongroom_chains::ethereum::{self, EthTx};
+use strongroom_core::Operation;
 use strongroom_core::quorum::GatedOp;
 use strongroom_core::record::{DomainRecord, KeyRecord};
 use strongroom_core::temperature::{self, Change};
 use strongroom_core::wallet::{WalletPublic, WalletSpec};
-use strongroom_core::{Algorithm, Operation};
 use strongroom_policy::Decision;
 
 use crate::error::ApiError;
@@ -59,13 +59,7 @@ fn hex0x(bytes: &[u8]) -> String {
 impl Vault {
     /// The Ethereum wallet `id` that the caller may sign with, and its address `index`.
     fn eth_account(&self, ctx: &RequestCtx, id: &str, index: u32) -> Result<Account, ApiError> {
-        let found = self.key_for(ctx, id, Operation::Sign)?;
-        let (k, d) = (found.0.clone(), found.1.clone());
-        if k.algorithm != Algorithm::Bip32Seed {
-            return Err(ApiError::NotFound);
-        }
-        self.check_public(&k)?;
-        let w = WalletPublic::decode(&k.public_key)?;
+        let (k, d, w) = self.wallet_for(ctx, id, Operation::Sign)?;
         let WalletSpec::Ethereum { chain_id } = w.spec else {
             return Err(ApiError::bad(
                 "wrong_chain",

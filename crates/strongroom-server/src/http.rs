@@ -207,6 +207,14 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "POST",
+        "/v1/wallets/{id}/eos/sign",
+        "eos.sign",
+        "Sign a packed EOS/Antelope transaction for a chain id (hot wallets, under policy): canonical SIG_K1",
+        true,
+        false,
+    ),
+    route(
+        "POST",
         "/v1/wallets/{id}/eth/sign-typed-data",
         "eth.sign_typed_data",
         "Sign EIP-712 typed data (eth_signTypedData_v4; hot wallets; permits only if policy allows)",
@@ -438,6 +446,12 @@ fn lookup(method: &Method, path: Option<&str>) -> Option<&'static Route> {
         .find(|r| r.method == method.as_str() && r.path == path)
 }
 
+/// A query string, or 400 `malformed_query`.
+fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|_| ApiError::bad("malformed_query", "unknown or invalid query parameters"))
+}
+
 /// Builds the router.
 pub fn router(vault: Arc<Vault>) -> Router {
     Router::new()
@@ -463,6 +477,7 @@ pub fn router(vault: Arc<Vault>) -> Router {
             post(eth_erc20_transfer),
         )
         .route("/v1/wallets/{id}/eth/sign-message", post(eth_sign_message))
+        .route("/v1/wallets/{id}/eos/sign", post(eos_sign))
         .route(
             "/v1/wallets/{id}/eth/sign-typed-data",
             post(eth_sign_typed_data),
@@ -845,8 +860,7 @@ async fn list_keys(
     ctx: Ctx,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Query(q) =
-        q.map_err(|_| ApiError::bad("malformed_query", "unknown or invalid query parameters"))?;
+    let q = query(q)?;
     Ok(Json(v.list_keys(&ctx, q.domain.as_deref())?))
 }
 
@@ -902,8 +916,7 @@ async fn list_wallets(
     ctx: Ctx,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Query(q) =
-        q.map_err(|_| ApiError::bad("malformed_query", "unknown or invalid query parameters"))?;
+    let q = query(q)?;
     Ok(Json(v.list_wallets(&ctx, q.domain.as_deref())?))
 }
 
@@ -930,8 +943,7 @@ async fn wallet_address(
     Path(id): Path<String>,
     q: Result<Query<AddressQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Query(q) =
-        q.map_err(|_| ApiError::bad("malformed_query", "unknown or invalid query parameters"))?;
+    let q = query(q)?;
     Ok(Json(v.wallet_address(&ctx, &id, q.change, q.index)?))
 }
 
@@ -1039,6 +1051,39 @@ async fn eth_erc20_transfer(
     });
     v.eth_sign_tx(&ctx, "eth.erc20_transfer", &id, b.index, tx)
         .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EosBody {
+    #[serde(default)]
+    index: u32,
+    /// The chain id, 32 bytes hex.
+    chain_id: String,
+    /// The packed transaction, hex.
+    tx: String,
+    /// Packed context-free data, hex (usually none).
+    #[serde(default)]
+    context_free_data: Option<String>,
+}
+
+async fn eos_sign(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<EosBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let chain_id: [u8; 32] = parse_hex("chain_id", &b.chain_id)?
+        .try_into()
+        .map_err(|_| ApiError::bad("invalid_chain_id", "chain_id is 32 bytes (64 hex digits)"))?;
+    let tx = parse_hex("tx", &b.tx)?;
+    let cfd = match b.context_free_data {
+        Some(h) => parse_hex("context_free_data", &h)?,
+        None => Vec::new(),
+    };
+    Ok(Json(
+        v.eos_sign(&ctx, &id, b.index, chain_id, &tx, &cfd).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -1288,8 +1333,7 @@ async fn list_requests(
     ctx: Ctx,
     q: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Query(q) =
-        q.map_err(|_| ApiError::bad("malformed_query", "unknown or invalid query parameters"))?;
+    let q = query(q)?;
     Ok(Json(v.list_requests(&ctx, q.status.as_deref())?))
 }
 

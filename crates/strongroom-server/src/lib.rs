@@ -7,6 +7,7 @@
 
 mod bundles;
 mod config;
+mod eos;
 mod error;
 mod eth;
 mod export;

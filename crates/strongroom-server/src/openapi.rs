@@ -63,6 +63,13 @@ fn request_schema(operation: &str) -> Option<Value> {
                            "max_fee_per_gas": {"type": "string", "description": "wei, decimal"},
                            "max_priority_fee_per_gas": {"type": "string", "description": "wei, decimal"}}})
         }
+        "eos.sign" => {
+            json!({"type": "object", "required": ["chain_id", "tx"], "additionalProperties": false,
+            "properties": {"index": {"type": "integer", "minimum": 0},
+                           "chain_id": {"type": "string", "description": "32 bytes, hex"},
+                           "tx": {"type": "string", "description": "the packed transaction, hex"},
+                           "context_free_data": {"type": "string", "description": "packed context-free data, hex"}}})
+        }
         "eth.sign_typed_data" => {
             json!({"type": "object", "required": ["data"], "additionalProperties": false,
             "properties": {"index": {"type": "integer", "minimum": 0},

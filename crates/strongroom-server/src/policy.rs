@@ -14,7 +14,7 @@ use strongroom_chains::ethereum::{EthCall, EthIntent};
 use strongroom_core::quorum::GatedOp;
 use strongroom_core::record::{KeyRecord, PolicyRecord};
 use strongroom_core::storage::Mutation;
-use strongroom_core::{Algorithm, Operation, UnixMillis};
+use strongroom_core::{Operation, UnixMillis};
 use strongroom_policy::{Decision, Intent, Policy};
 
 use crate::error::ApiError;
@@ -272,12 +272,8 @@ impl Vault {
         id: &str,
         op: fn(strongroom_core::DomainId) -> Operation,
     ) -> Result<(KeyRecord, strongroom_core::record::DomainRecord), ApiError> {
-        let found = self.key_for(ctx, id, op)?;
-        if found.0.algorithm != Algorithm::Bip32Seed {
-            return Err(ApiError::NotFound);
-        }
-        self.check_public(&found.0)?;
-        Ok((found.0.clone(), found.1.clone()))
+        let (k, d, _) = self.wallet_for(ctx, id, op)?;
+        Ok((k, d))
     }
 
     pub(crate) fn show_policy(&self, ctx: &RequestCtx, id: &str) -> Result<PolicyView, ApiError> {

@@ -1029,19 +1029,27 @@ impl Vault {
         ctx: &RequestCtx,
         domain: Option<&str>,
     ) -> Result<Vec<KeyView>, ApiError> {
+        let (d, keys) = self.domain_keys(ctx, domain)?;
+        Ok(keys.iter().map(|k| KeyView::new(k, &d)).collect())
+    }
+
+    /// A domain's keys (wallets included) for a caller who may read them, each row's MAC
+    /// checked: what lists hand out is where funds get sent.
+    pub(crate) fn domain_keys(
+        &self,
+        ctx: &RequestCtx,
+        domain: Option<&str>,
+    ) -> Result<(DomainRecord, Vec<KeyRecord>), ApiError> {
         if matches!(ctx.principal, Principal::Anonymous) {
             return Err(ApiError::Unauthenticated);
         }
         let d = self.resolve_domain(ctx, domain)?;
         allow(ctx, &Operation::ReadKeys(d.id))?;
-        self.store
-            .keys(d.id)?
-            .iter()
-            .map(|k| {
-                self.check_public(k)?;
-                Ok(KeyView::new(k, &d))
-            })
-            .collect()
+        let keys = self.store.keys(d.id)?;
+        for k in &keys {
+            self.check_public(k)?;
+        }
+        Ok((d, keys))
     }
 
     /// Looks a key up and checks the caller may perform `op` on it; unknown and foreign keys

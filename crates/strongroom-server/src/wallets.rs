@@ -204,19 +204,10 @@ impl Vault {
         ctx: &RequestCtx,
         domain: Option<&str>,
     ) -> Result<Vec<WalletView>, ApiError> {
-        if matches!(ctx.principal, Principal::Anonymous) {
-            return Err(ApiError::Unauthenticated);
-        }
-        let d = self.resolve_domain(ctx, domain)?;
-        allow(ctx, &Operation::ReadKeys(d.id))?;
-        self.store
-            .keys(d.id)?
-            .iter()
+        let (d, keys) = self.domain_keys(ctx, domain)?;
+        keys.iter()
             .filter(|k| k.algorithm == Algorithm::Bip32Seed)
-            .map(|k| {
-                self.check_public(k)?;
-                WalletView::new(k, &d)
-            })
+            .map(|k| WalletView::new(k, &d))
             .collect()
     }
 
@@ -226,7 +217,18 @@ impl Vault {
         ctx: &RequestCtx,
         id: &str,
     ) -> Result<(KeyRecord, DomainRecord, WalletPublic), ApiError> {
-        let found = self.key_for(ctx, id, Operation::ReadKeys)?;
+        self.wallet_for(ctx, id, Operation::ReadKeys)
+    }
+
+    /// A wallet the caller may perform `op` on (its row's MAC checked); a plain key's id
+    /// answers like an unknown one.
+    pub(crate) fn wallet_for(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+        op: fn(strongroom_core::DomainId) -> Operation,
+    ) -> Result<(KeyRecord, DomainRecord, WalletPublic), ApiError> {
+        let found = self.key_for(ctx, id, op)?;
         let (k, d) = (&found.0, &found.1);
         if k.algorithm != Algorithm::Bip32Seed {
             return Err(ApiError::NotFound);

@@ -658,8 +658,9 @@ pub(crate) fn idle_limited_keys(db: &mut dyn Db, f: &Fields) -> Result<Vec<KeyRe
 }
 
 /// Audit operations whose granted records are a key's signatures (for idle demotion).
-const SIGNING_OPERATIONS: [&str; 5] = [
+const SIGNING_OPERATIONS: [&str; 6] = [
     "key.sign",
+    "eos.sign",
     "eth.sign_tx",
     "eth.erc20_transfer",
     "eth.sign_message",

@@ -1,0 +1,175 @@
+//! EOS signing end to end: a packed transfer (encoded independently, by Python, from the
+//! Antelope serialisation rules) is decoded, judged by the wallet's policy, and signed with a
+//! canonical SIG_K1 signature from which the wallet's PUB_K1 key recovers.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+/// eosio.token::transfer alice -> bob, 1.0000 EOS, memo "rent".
+const TO_BOB: &str = "00f15365d204efbeadde000000000100a6823403ea3055000000572d3ccdcd010000000000855c3400000000a8ed3232250000000000855c340000000000000e3d102700000000000004454f53000000000472656e7400";
+/// The same to mallory.
+const TO_MALLORY: &str = "00f15365d204efbeadde000000000100a6823403ea3055000000572d3ccdcd010000000000855c3400000000a8ed3232250000000000855c34000000c05f1aa391102700000000000004454f53000000000472656e7400";
+const CHAIN: &str = "aca376f206b8fc25a6ed44dbdc66547c36c6c33e3a119ffbeaef943642f0e906";
+
+fn decode_k1(text: &str, prefix: &str) -> Vec<u8> {
+    let raw = bs58_decode(text.strip_prefix(prefix).unwrap());
+    raw[..raw.len() - 4].to_vec()
+}
+
+/// Base58 (Bitcoin alphabet), written here so the test does not trust the server's encoder.
+fn bs58_decode(s: &str) -> Vec<u8> {
+    const A: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    let mut n: Vec<u8> = vec![0];
+    for c in s.bytes() {
+        let mut carry = A.iter().position(|x| *x == c).unwrap() as u32;
+        for d in n.iter_mut().rev() {
+            let v = u32::from(*d) * 58 + carry;
+            *d = (v & 0xff) as u8;
+            carry = v >> 8;
+        }
+        while carry > 0 {
+            n.insert(0, (carry & 0xff) as u8);
+            carry >>= 8;
+        }
+    }
+    let zeros = s.bytes().take_while(|c| *c == b'1').count();
+    let first = n.iter().position(|b| *b != 0).unwrap_or(n.len());
+    let mut out = vec![0; zeros];
+    out.extend_from_slice(&n[first..]);
+    out
+}
+
+#[test]
+fn eos_transfers_sign_canonically_under_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::dev(&dir.path().join("vault"));
+    let token = node.dev_token();
+    let t = Some(token.as_str());
+    let w = node
+        .cli(t, &["--json", "wallet", "create", "--chain", "eos"])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let address = node
+        .cli(t, &["--json", "wallet", "address", &w])
+        .ok()
+        .json();
+    let pk = decode_k1(address["address_k1"].as_str().unwrap(), "PUB_K1_");
+
+    let signed = node
+        .cli(
+            t,
+            &[
+                "--json",
+                "eos",
+                "sign",
+                "--wallet",
+                &w,
+                "--chain-id",
+                CHAIN,
+                "--tx",
+                TO_BOB,
+            ],
+        )
+        .ok()
+        .json();
+    assert_eq!(signed["transaction"]["actions"][0]["to"], "bob");
+    assert_eq!(signed["transaction"]["actions"][0]["amount"], "10000");
+    assert_eq!(signed["public_key"], address["address_k1"]);
+    // The digest is sha256(chain id || packed || 32 zero bytes), and the signature recovers
+    // the wallet's key.
+    let mut pre = hex::decode(CHAIN).unwrap();
+    pre.extend(hex::decode(TO_BOB).unwrap());
+    pre.extend([0u8; 32]);
+    assert_eq!(signed["digest"], sha256_hex(&pre));
+    let sig = decode_k1(signed["signature"].as_str().unwrap(), "SIG_K1_");
+    assert_eq!(sig.len(), 65);
+    assert!(sig[1] & 0x80 == 0 && sig[33] & 0x80 == 0, "not canonical");
+    let digest: [u8; 32] = hex::decode(signed["digest"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let secp = secp256k1::Secp256k1::verification_only();
+    let recovered = secp
+        .recover_ecdsa(
+            &secp256k1::Message::from_digest(digest),
+            &secp256k1::ecdsa::RecoverableSignature::from_compact(
+                &sig[1..],
+                secp256k1::ecdsa::RecoveryId::from_i32(i32::from(sig[0]) - 31).unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(recovered.serialize().to_vec(), pk);
+
+    // A policy: 1.0000 EOS at most per transfer, to bob only, 2.5000 a day.
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        json!({"version": 1, "lists": {"payees": ["bob"]}, "rules": [
+            {"name": "eos-to-payees", "effect": "allow", "call": "token.transfer",
+             "token": "eosio.token:4,EOS", "to": "@payees", "max_amount": "10000",
+             "daily_limit": "25000"}]})
+        .to_string(),
+    )
+    .unwrap();
+    node.cli(
+        t,
+        &[
+            "--json",
+            "policy",
+            "set",
+            "--wallet",
+            &w,
+            "--file",
+            policy.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let sign = |tx: &str| {
+        node.http(
+            "POST",
+            &format!("/v1/wallets/{w}/eos/sign"),
+            t,
+            Some(&json!({"chain_id": CHAIN, "tx": tx}).to_string()),
+        )
+    };
+    assert_eq!(sign(TO_BOB).0, 200);
+    let (status, body) = sign(TO_MALLORY);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("policy_denied"))
+    );
+    // The daily limit counts every transfer in the window, the one signed before the policy
+    // too: 1.0000 + 1.0000 + 1.0000 > 2.5000.
+    let (status, body) = sign(TO_BOB);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("daily_limit_exceeded"))
+    );
+    // Malformed input and the wrong chain.
+    let (status, body) = sign(&TO_BOB[..TO_BOB.len() - 2]);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_transaction"))
+    );
+    let eth = node
+        .cli(t, &["--json", "wallet", "create", "--chain", "ethereum"])
+        .ok()
+        .json();
+    let (status, body) = node.http(
+        "POST",
+        &format!("/v1/wallets/{}/eos/sign", eth["id"].as_str().unwrap()),
+        t,
+        Some(&json!({"chain_id": CHAIN, "tx": TO_BOB}).to_string()),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("wrong_chain"))
+    );
+}
