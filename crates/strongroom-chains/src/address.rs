@@ -113,7 +113,7 @@ pub fn address(w: &WalletPublic, change: bool, index: u32) -> Result<WalletAddre
             address_type,
         } => (bitcoin_address(&public_key, net, address_type)?, None),
         WalletSpec::Ethereum { .. } => (ethereum_address(&public_key)?, None),
-        WalletSpec::Eos => (eos_legacy(&public_key), Some(eos_k1(&public_key))),
+        WalletSpec::Eos { .. } => (eos_legacy(&public_key), Some(eos_k1(&public_key))),
         _ => return Err(Error::InvalidPublicKey),
     };
     Ok(WalletAddress {

@@ -271,10 +271,13 @@ pub fn decode_transaction(packed: &[u8]) -> Result<EosTransaction, Error> {
 }
 
 /// What is signed: `sha256(chain id || packed transaction || cfd hash)`, where the cfd hash
-/// is the SHA-256 of the packed context-free data, or 32 zero bytes without any.
+/// is the SHA-256 of the packed context-free data, or 32 zero bytes without any (nothing
+/// given, or a packed empty vector).
 #[must_use]
 pub fn signing_digest(chain_id: &[u8; 32], packed: &[u8], context_free_data: &[u8]) -> [u8; 32] {
-    let cfd = if context_free_data.is_empty() {
+    // A node hashes the packed `vector<bytes>`, and uses zeros when it has no entries: a
+    // packed empty vector (`00`) is no data too.
+    let cfd = if context_free_data.is_empty() || context_free_data == [0] {
         [0u8; 32]
     } else {
         sha256::Hash::hash(context_free_data).to_byte_array()

@@ -278,7 +278,14 @@ fn ethereum_and_eos_addresses() {
         .unwrap();
     assert_eq!(key.public_key(), a.public_key.as_slice());
 
-    let e = address(&wallet(WalletSpec::Eos), false, 0).unwrap();
+    let e = address(
+        &wallet(WalletSpec::Eos {
+            chain_id: strongroom_core::wallet::EOS_MAINNET,
+        }),
+        false,
+        0,
+    )
+    .unwrap();
     assert!(e.address.starts_with("EOS"));
     assert!(e.alternate.unwrap().starts_with("PUB_K1_"));
     assert_eq!(e.path, "m/44'/194'/0'/0/0");

@@ -31,6 +31,10 @@ pub(crate) enum WalletCmd {
         /// Ethereum only: the EIP-155 chain id the wallet is pinned to (default 1).
         #[arg(long)]
         chain_id: Option<u64>,
+        /// EOS only: the chain id (64 hex digits) the wallet is pinned to (default EOS
+        /// mainnet).
+        #[arg(long)]
+        eos_chain_id: Option<String>,
         /// Import this BIP-39 mnemonic (English) instead of making fresh entropy.
         #[arg(long)]
         mnemonic_file: Option<PathBuf>,
@@ -105,6 +109,7 @@ pub(crate) fn run(cmd: WalletCmd, client: &Client, out: &Output) -> Result<(), C
             network,
             address_type,
             chain_id,
+            eos_chain_id,
             mnemonic_file,
             passphrase_file,
         } => {
@@ -118,7 +123,7 @@ pub(crate) fn run(cmd: WalletCmd, client: &Client, out: &Output) -> Result<(), C
                 .transpose()?;
             let body = json!({
                 "domain": domain, "chain": chain, "label": label, "network": network,
-                "address_type": address_type, "chain_id": chain_id,
+                "address_type": address_type, "chain_id": chain_id, "eos_chain_id": eos_chain_id,
                 "mnemonic": mnemonic.as_deref().map(String::as_str),
                 "passphrase": passphrase.as_deref().map(String::as_str),
             });

@@ -152,6 +152,33 @@ fn eos_transfers_sign_canonically_under_policy() {
         (status, body["error"]["code"].as_str()),
         (403, Some("daily_limit_exceeded"))
     );
+    // The wallet is pinned to its chain (EOS mainnet by default).
+    let (status, body) = node.http(
+        "POST",
+        &format!("/v1/wallets/{w}/eos/sign"),
+        t,
+        Some(&json!({"chain_id": "11".repeat(32), "tx": TO_BOB}).to_string()),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("chain_id_mismatch"))
+    );
+    let other = node
+        .cli(
+            t,
+            &[
+                "--json",
+                "wallet",
+                "create",
+                "--chain",
+                "eos",
+                "--eos-chain-id",
+                &"11".repeat(32),
+            ],
+        )
+        .ok()
+        .json();
+    assert_eq!(other["eos_chain_id"], "11".repeat(32));
     // Malformed input and the wrong chain.
     let (status, body) = sign(&TO_BOB[..TO_BOB.len() - 2]);
     assert_eq!(

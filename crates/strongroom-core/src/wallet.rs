@@ -165,9 +165,19 @@ pub enum WalletSpec {
         /// The EIP-155 chain id.
         chain_id: u64,
     },
-    /// An EOS / Antelope account.
-    Eos,
+    /// An EOS / Antelope account, pinned to one chain id (the same key is valid on every
+    /// Antelope chain, and account names mean different things on each).
+    Eos {
+        /// The chain id (32 bytes).
+        chain_id: [u8; 32],
+    },
 }
+
+/// EOS mainnet's chain id, the default of EOS wallets.
+pub const EOS_MAINNET: [u8; 32] = [
+    0xac, 0xa3, 0x76, 0xf2, 0x06, 0xb8, 0xfc, 0x25, 0xa6, 0xed, 0x44, 0xdb, 0xdc, 0x66, 0x54, 0x7c,
+    0x36, 0xc6, 0xc3, 0x3e, 0x3a, 0x11, 0x9f, 0xfb, 0xea, 0xef, 0x94, 0x36, 0x42, 0xf0, 0xe9, 0x06,
+];
 
 impl WalletSpec {
     /// The chain.
@@ -176,7 +186,7 @@ impl WalletSpec {
         match self {
             WalletSpec::Bitcoin { .. } => Chain::Bitcoin,
             WalletSpec::Ethereum { .. } => Chain::Ethereum,
-            WalletSpec::Eos => Chain::Eos,
+            WalletSpec::Eos { .. } => Chain::Eos,
         }
     }
 
@@ -189,7 +199,7 @@ impl WalletSpec {
                 address_type,
             } => (address_type.purpose(), network.coin_type()),
             WalletSpec::Ethereum { .. } => (44, 60),
-            WalletSpec::Eos => (44, 194),
+            WalletSpec::Eos { .. } => (44, 194),
         };
         [purpose | HARDENED, coin | HARDENED, HARDENED]
     }
@@ -228,7 +238,10 @@ impl WalletSpec {
                 out.push(2);
                 out.extend_from_slice(&chain_id.to_be_bytes());
             }
-            WalletSpec::Eos => out.push(3),
+            WalletSpec::Eos { chain_id } => {
+                out.push(3);
+                out.extend_from_slice(chain_id);
+            }
         }
     }
 
@@ -260,7 +273,10 @@ impl WalletSpec {
                     rest,
                 ))
             }
-            3 => Some((WalletSpec::Eos, rest)),
+            3 => {
+                let (id, rest) = rest.split_first_chunk::<32>()?;
+                Some((WalletSpec::Eos { chain_id: *id }, rest))
+            }
             _ => None,
         }
     }
@@ -355,7 +371,10 @@ impl fmt::Display for WalletSpec {
                 address_type,
             } => write!(f, "bitcoin {} {}", network.as_str(), address_type.as_str()),
             WalletSpec::Ethereum { chain_id } => write!(f, "ethereum chain {chain_id}"),
-            WalletSpec::Eos => f.write_str("eos"),
+            WalletSpec::Eos { chain_id } => {
+                f.write_str("eos chain ")?;
+                chain_id.iter().try_for_each(|b| write!(f, "{b:02x}"))
+            }
         }
     }
 }
@@ -389,7 +408,9 @@ mod tests {
             WalletSpec::Ethereum {
                 chain_id: 11_155_111,
             },
-            WalletSpec::Eos,
+            WalletSpec::Eos {
+                chain_id: EOS_MAINNET,
+            },
         ];
         for spec in specs {
             let w = sample(spec);
@@ -421,6 +442,12 @@ mod tests {
             WalletSpec::Ethereum { chain_id: 1 }.path_text(false, 3),
             "m/44'/60'/0'/0/3"
         );
-        assert_eq!(WalletSpec::Eos.path_text(false, 0), "m/44'/194'/0'/0/0");
+        assert_eq!(
+            WalletSpec::Eos {
+                chain_id: EOS_MAINNET
+            }
+            .path_text(false, 0),
+            "m/44'/194'/0'/0/0"
+        );
     }
 }

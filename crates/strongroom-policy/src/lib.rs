@@ -37,7 +37,8 @@ pub struct Intent {
     /// `erc20.transferFrom`, `deploy`, `contract` (any other call), `message` (EIP-191),
     /// `typed_data` (EIP-712), `permit` (EIP-2612), `permit2` (Uniswap Permit2),
     /// `blind_digest` (a caller's raw digest: blind signing) or `token.transfer` (a token
-    /// transfer on a chain without ERC-20, such as an Antelope `transfer` action).
+    /// transfer on a chain without ERC-20, such as an Antelope `transfer` action) or
+    /// `permissions` (an Antelope action that changes an account's keys or permissions).
     pub call: String,
     /// Who ends up with the value: the recipient of a transfer (native or token), the
     /// spender of an approval; lowercase. `None` for a deployment.
@@ -164,7 +165,7 @@ struct RuleDoc {
     daily_limit: Option<String>,
 }
 
-const CALLS: [&str; 13] = [
+const CALLS: [&str; 14] = [
     "transfer",
     "erc20.transfer",
     "erc20.approve",
@@ -178,6 +179,7 @@ const CALLS: [&str; 13] = [
     "permit2",
     "blind_digest",
     "token.transfer",
+    "permissions",
 ];
 /// Calls whose amounts are in a token's units.
 const TOKEN_CALLS: [&str; 5] = [
@@ -263,25 +265,42 @@ fn hhmm(s: &str) -> Result<u32, Error> {
     Ok(h * 60 + m)
 }
 
+/// An Antelope name: 1 to 13 of `a-z 1-5 .`, not ending in `.`, the 13th from `a-j 1-5 .`.
+fn antelope_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 13
+        && !s.ends_with('.')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || (b'1'..=b'5').contains(c) || *c == b'.')
+        && (b.len() < 13 || b[12] <= b'j')
+}
+
 /// An address as rules compare it, lowercase: an Ethereum address (`0x` and 40 hex digits),
-/// or another chain's account or asset name (an Antelope account such as `eosio.token`, or a
-/// token `eosio.token:4,eos`: 1 to 64 of `a-z 0-9 . : , - _`).
+/// an Antelope account (`eosio.token`), or an Antelope asset (`eosio.token:4,eos`: contract,
+/// precision and a 1-7 letter code). Anything else is refused, so that a typo cannot turn a
+/// deny-list entry into one that never matches.
 fn address(s: &str, what: &str) -> Result<String, Error> {
     let lower = s.to_ascii_lowercase();
     let ok = match lower.strip_prefix("0x") {
         Some(h) => h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()),
-        None => {
-            (1..=64).contains(&lower.len())
-                && lower
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".:,-_".contains(&b))
-        }
+        None => match lower.split_once(':') {
+            None => antelope_name(&lower),
+            Some((contract, symbol)) => {
+                antelope_name(contract)
+                    && symbol.split_once(',').is_some_and(|(precision, code)| {
+                        precision.parse::<u8>().is_ok_and(|p| p <= 18)
+                            && (1..=7).contains(&code.len())
+                            && code.bytes().all(|c| c.is_ascii_lowercase())
+                    })
+            }
+        },
     };
     if ok {
         Ok(lower)
     } else {
         Err(invalid(format!(
-            "{what}: {s:?} is neither a 20-byte 0x address nor an account or asset name"
+            "{what}: {s:?} is neither a 20-byte 0x address, an Antelope account nor an asset (contract:precision,CODE)"
         )))
     }
 }
@@ -444,12 +463,14 @@ impl Policy {
                         .iter()
                         .map(|s| {
                             let l = s.to_ascii_lowercase();
-                            let ok = l.strip_prefix("0x").is_some_and(|h| {
-                                h.len() == 8 && h.bytes().all(|b| b.is_ascii_hexdigit())
-                            });
+                            // A 4-byte EVM selector, or an Antelope action name.
+                            let ok = match l.strip_prefix("0x") {
+                                Some(h) => h.len() == 8 && h.bytes().all(|b| b.is_ascii_hexdigit()),
+                                None => antelope_name(&l),
+                            };
                             ok.then_some(l).ok_or_else(|| {
                                 invalid(format!(
-                                    "rule {}: selector {s:?} is not 0x + 8 hex",
+                                    "rule {}: selector {s:?} is neither 0x + 8 hex nor an Antelope action name",
                                     r.name
                                 ))
                             })

@@ -336,3 +336,48 @@ fn fees_are_capped_and_a_policy_without_a_cap_refuses_transactions() {
     expensive.fee = U256::from(21_001u64);
     assert_eq!(rule(&capped.evaluate(&expensive, 0)), "max-fee");
 }
+
+#[test]
+fn antelope_names_assets_and_actions() {
+    let d = r#"{"version": 1, "lists": {"payees": ["bob", "exchange.gm"]},
+        "rules": [
+          {"name": "eos-out", "effect": "allow", "call": "token.transfer",
+           "token": "eosio.token:4,EOS", "to": "@payees", "max_amount": "10000"},
+          {"name": "ram", "effect": "allow", "call": "contract", "contract": "eosio", "selector": "buyrambytes"},
+          {"name": "keys", "effect": "quorum", "approvals": 3, "call": "permissions"}]}"#;
+    let p = Policy::parse(d, None, 0).unwrap();
+    let action = |call: &str, contract: &str, name: &str| Intent {
+        call: call.into(),
+        destination: Some(contract.into()),
+        contract: Some(contract.into()),
+        selector: Some(name.into()),
+        asset: "native".into(),
+        amount: U256::ZERO,
+        fee: U256::ZERO,
+    };
+    let transfer = Intent {
+        call: "token.transfer".into(),
+        destination: Some("bob".into()),
+        contract: Some("eosio.token".into()),
+        selector: Some("transfer".into()),
+        asset: "eosio.token:4,eos".into(),
+        amount: U256::from(10_000u64),
+        fee: U256::ZERO,
+    };
+    assert_eq!(rule(&p.evaluate(&transfer, 0)), "eos-out");
+    let mut fake = transfer.clone();
+    fake.asset = "fake.token:4,eos".into();
+    assert_eq!(rule(&p.evaluate(&fake, 0)), "default-deny");
+    assert_eq!(
+        rule(&p.evaluate(&action("contract", "eosio", "buyrambytes"), 0)),
+        "ram"
+    );
+    assert_eq!(
+        rule(&p.evaluate(&action("contract", "eosio", "delegatebw"), 0)),
+        "default-deny"
+    );
+    assert_eq!(
+        rule(&p.evaluate(&action("permissions", "eosio", "updateauth"), 0)),
+        "keys"
+    );
+}

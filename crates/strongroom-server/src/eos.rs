@@ -31,6 +31,9 @@ pub struct EosSignedView {
     transaction: Value,
 }
 
+/// Actions that change who controls an account.
+const PERMISSION_ACTIONS: [&str; 4] = ["updateauth", "deleteauth", "linkauth", "unlinkauth"];
+
 /// The policy's terms for one action.
 fn action_intent(a: &eos::Action) -> Intent {
     match &a.call {
@@ -43,6 +46,17 @@ fn action_intent(a: &eos::Action) -> Intent {
             selector: Some(a.name.clone()),
             asset: format!("{}:{}", a.account, symbol).to_ascii_lowercase(),
             amount: U256::from(*amount),
+            fee: U256::ZERO,
+        },
+        // Changing an account's keys or permissions hands it over: only a rule that names
+        // `permissions` allows it, never a general `contract` rule.
+        EosCall::Other { .. } if PERMISSION_ACTIONS.contains(&a.name.as_str()) => Intent {
+            call: "permissions".into(),
+            destination: Some(a.account.clone()),
+            contract: Some(a.account.clone()),
+            selector: Some(a.name.clone()),
+            asset: "native".into(),
+            amount: U256::ZERO,
             fee: U256::ZERO,
         },
         EosCall::Other { .. } => Intent {
@@ -70,12 +84,26 @@ impl Vault {
         context_free_data: &[u8],
     ) -> Result<EosSignedView, ApiError> {
         let (k, d, w) = self.wallet_for(ctx, id, Operation::Sign)?;
-        if w.spec != WalletSpec::Eos {
+        let WalletSpec::Eos {
+            chain_id: wallet_chain,
+        } = w.spec
+        else {
             return Err(ApiError::bad(
                 "wrong_chain",
                 format!(
                     "this is a {} wallet, not an eos one",
                     w.spec.chain().as_str()
+                ),
+            ));
+        };
+        // The wallet is pinned to one chain: account names mean different things elsewhere.
+        if chain_id != wallet_chain {
+            return Err(ApiError::bad(
+                "chain_id_mismatch",
+                format!(
+                    "the transaction is for chain {}, the wallet for chain {}",
+                    hex::encode(chain_id),
+                    hex::encode(wallet_chain)
                 ),
             ));
         }
@@ -142,9 +170,14 @@ impl Vault {
             spends.extend(crate::policy::spends(&k, i, ctx.time, limit.as_deref())?);
         }
         if !spends.is_empty() {
-            self.commit(ctx, "eos.sign", spends)
+            let committed = self
+                .commit(ctx, "eos.sign", spends)
                 .await
-                .map_err(crate::eth::limit_error)?;
+                .map_err(crate::eth::limit_error);
+            if let Err(ApiError::NotAllowed("daily_limit_exceeded")) = &committed {
+                self.demote_exhausted(&k).await?;
+            }
+            committed?;
         }
         if k.hot_idle_secs.is_some() {
             self.last_use.touch(k.id, ctx.time);

@@ -438,7 +438,7 @@ impl Vault {
     }
 
     /// Demotes a hot wallet to warm (audited as `key.demote` by `system`), as an idle one is.
-    async fn demote_exhausted(&self, k: &KeyRecord) -> Result<(), ApiError> {
+    pub(crate) async fn demote_exhausted(&self, k: &KeyRecord) -> Result<(), ApiError> {
         // Concurrent signatures may all find the limit exhausted: one demotion is enough.
         let current = self
             .keys

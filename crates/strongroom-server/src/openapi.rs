@@ -46,6 +46,7 @@ fn request_schema(operation: &str) -> Option<Value> {
                            "network": {"type": "string", "enum": ["bitcoin", "testnet", "signet", "regtest"], "description": "bitcoin only (default bitcoin)"},
                            "address_type": {"type": "string", "enum": ["p2wpkh", "p2tr"], "description": "bitcoin only (default p2wpkh: BIP-84; p2tr: BIP-86)"},
                            "chain_id": {"type": "integer", "minimum": 1, "description": "ethereum only (default 1), pinned to the wallet"},
+                           "eos_chain_id": {"type": "string", "description": "eos only: 32 bytes hex (default EOS mainnet), pinned to the wallet"},
                            "label": {"type": "string", "maxLength": 256},
                            "mnemonic": {"type": "string", "description": "a BIP-39 English mnemonic to import (else fresh entropy)"},
                            "passphrase": {"type": "string", "description": "the BIP-39 passphrase of an imported mnemonic"}}})

@@ -24,6 +24,7 @@ pub(crate) struct NewWallet {
     pub(crate) network: Option<String>,
     pub(crate) address_type: Option<String>,
     pub(crate) chain_id: Option<u64>,
+    pub(crate) eos_chain_id: Option<String>,
     pub(crate) label: Option<String>,
     pub(crate) mnemonic: Option<Zeroizing<String>>,
     pub(crate) passphrase: Option<Zeroizing<String>>,
@@ -43,6 +44,9 @@ impl NewWallet {
             Chain::Bitcoin => {
                 if self.chain_id.is_some() {
                     return Err(misplaced("--chain-id"));
+                }
+                if self.eos_chain_id.is_some() {
+                    return Err(misplaced("--eos-chain-id"));
                 }
                 Ok(WalletSpec::Bitcoin {
                     network: self
@@ -66,7 +70,19 @@ impl NewWallet {
                     if self.chain_id.is_some() {
                         return Err(misplaced("--chain-id"));
                     }
-                    return Ok(WalletSpec::Eos);
+                    let chain_id = match &self.eos_chain_id {
+                        None => strongroom_core::wallet::EOS_MAINNET,
+                        Some(h) => hex::decode(h.trim_start_matches("0x"))
+                            .ok()
+                            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                            .ok_or_else(|| {
+                                ApiError::bad("invalid_wallet", "eos_chain_id is 32 bytes, hex")
+                            })?,
+                    };
+                    return Ok(WalletSpec::Eos { chain_id });
+                }
+                if self.eos_chain_id.is_some() {
+                    return Err(misplaced("--eos-chain-id"));
                 }
                 match self.chain_id.unwrap_or(1) {
                     0 => Err(ApiError::bad("invalid_wallet", "chain id 0 is not a chain")),
@@ -91,6 +107,8 @@ pub struct WalletView {
     address_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     chain_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    eos_chain_id: Option<String>,
     label: Option<String>,
     master_fingerprint: String,
     account_path: String,
@@ -111,6 +129,10 @@ impl WalletView {
             WalletSpec::Ethereum { chain_id } => (None, None, Some(chain_id)),
             _ => (None, None, None),
         };
+        let eos_chain_id = match w.spec {
+            WalletSpec::Eos { chain_id } => Some(hex::encode(chain_id)),
+            _ => None,
+        };
         Ok(Self {
             id: k.id.to_string(),
             domain: d.name.to_string(),
@@ -119,6 +141,7 @@ impl WalletView {
             network,
             address_type,
             chain_id,
+            eos_chain_id,
             label: k.label.clone(),
             master_fingerprint: hex::encode(w.master_fingerprint),
             account_path: w.spec.account_path_text(),
