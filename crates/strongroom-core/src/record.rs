@@ -403,3 +403,15 @@ pub struct PolicyRecord {
     /// When it was set.
     pub set_at: UnixMillis,
 }
+
+/// The first answer to a request sent with an `Idempotency-Key`: a retry with the same key
+/// and the same request gets it again instead of a second signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotentRecord {
+    /// SHA-256 of the request it answered (method, path and body).
+    pub fingerprint: [u8; 32],
+    /// The answer: `{"status": N, "body": ...}`.
+    pub response: String,
+    /// When it was stored.
+    pub created_at: UnixMillis,
+}

@@ -51,6 +51,19 @@ pub enum Mutation {
         /// The most that may be spent in the window, big-endian.
         limit: Option<[u8; 32]>,
     },
+    /// Store the answer to a request made with an idempotency key, unless `principal`
+    /// already has a live answer under `key` (stored after `replaces_before`), which stays;
+    /// an expired one is replaced.
+    PutIdempotent {
+        /// Who asked (their audit label): keys are per principal.
+        principal: String,
+        /// The client's key.
+        key: String,
+        /// The answer.
+        record: crate::record::IdempotentRecord,
+        /// Answers stored before this time have expired.
+        replaces_before: UnixMillis,
+    },
     /// Add a domain; names are unique.
     CreateDomain(DomainRecord),
     /// Add a key.
@@ -269,6 +282,15 @@ pub trait Storage: Send + Sync + 'static {
     /// # Errors
     /// Storage failure or corrupt data.
     fn last_signature(&self, key: KeyId) -> Result<Option<UnixMillis>, Error>;
+    /// The stored answer of `principal`'s request with idempotency key `key`, if any.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn idempotent(
+        &self,
+        principal: &str,
+        key: &str,
+    ) -> Result<Option<crate::record::IdempotentRecord>, Error>;
     /// A wallet's policy, if one was set.
     ///
     /// # Errors

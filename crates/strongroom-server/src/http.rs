@@ -619,10 +619,32 @@ async fn pipeline(
         .into_response()
     } else {
         req.extensions_mut().insert(Arc::clone(&ctx));
-        next.run(req).await
+        let idempotent =
+            route.is_some_and(|r| crate::idempotency::OPERATIONS.contains(&r.operation));
+        match idempotent.then(|| crate::idempotency::key_of(req.headers())) {
+            Some(Err(e)) => e.into_response(),
+            Some(Ok(Some(key))) => crate::idempotency::run(&vault, &ctx, key, req, next).await,
+            _ => next.run(req).await,
+        }
     };
 
     let tags = ctx.tags();
+    // An answer kept for an Idempotency-Key: with the request's record, or right after the
+    // record the operation wrote itself.
+    let store_answer: Vec<_> = tags.idempotent.clone().into_iter().collect();
+    if tags.audited
+        && !store_answer.is_empty()
+        && vault
+            .writer
+            .submit(
+                store_answer.clone(),
+                ctx.event("idempotency.store", Outcome::Granted, None),
+            )
+            .await
+            .is_err()
+    {
+        response = ApiError::AuditUnavailable.into_response();
+    }
     if !tags.audited {
         let (outcome, code) = match response.extensions().get::<ApiError>() {
             Some(e) => (e.outcome(), Some(e.code())),
@@ -646,7 +668,7 @@ async fn pipeline(
             vault.limiter.record(Some(source), event)
         };
         if let Some(event) = to_write
-            && vault.writer.submit(vec![], event).await.is_err()
+            && vault.writer.submit(store_answer, event).await.is_err()
         {
             response = ApiError::AuditUnavailable.into_response();
         }

@@ -12,6 +12,7 @@ mod error;
 mod eth;
 mod export;
 mod http;
+mod idempotency;
 mod idle;
 mod limiter;
 mod listener;

@@ -58,6 +58,8 @@ pub(crate) struct Tags {
     pub(crate) audited: bool,
     /// The decoded intent and deciding rule of a signing decision (see `AuditEvent::detail`).
     pub(crate) detail: Option<String>,
+    /// The answer to store under the request's `Idempotency-Key` (see `idempotency`).
+    pub(crate) idempotent: Option<Mutation>,
 }
 
 impl RequestCtx {

@@ -247,6 +247,13 @@ mod tests {
         ) -> Result<Option<strongroom_core::record::PolicyRecord>, CoreError> {
             self.inner.policy(wallet)
         }
+        fn idempotent(
+            &self,
+            principal: &str,
+            key: &str,
+        ) -> Result<Option<strongroom_core::record::IdempotentRecord>, CoreError> {
+            self.inner.idempotent(principal, key)
+        }
         fn spent_since(
             &self,
             wallet: KeyId,

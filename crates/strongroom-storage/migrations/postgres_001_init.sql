@@ -105,6 +105,14 @@ CREATE TABLE spends (
     amount      BYTEA   NOT NULL,
     PRIMARY KEY (asset_index, bucket)
 );
+-- Answers to requests made with an Idempotency-Key: key_index is the blind index of
+-- (principal, key); response is sealed (row: key_index).
+CREATE TABLE idempotency (
+    key_index   BYTEA   PRIMARY KEY CHECK (octet_length(key_index) = 32),
+    fingerprint BYTEA   NOT NULL CHECK (octet_length(fingerprint) = 32),
+    response    BYTEA   NOT NULL,
+    created_at  BIGINT NOT NULL
+);
 CREATE TABLE quorum_rules (
     rule_index BYTEA PRIMARY KEY CHECK (octet_length(rule_index) = 32),
     rule       BYTEA NOT NULL

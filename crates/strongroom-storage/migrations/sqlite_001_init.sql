@@ -105,6 +105,14 @@ CREATE TABLE spends (
     amount      BLOB   NOT NULL,
     PRIMARY KEY (asset_index, bucket)
 );
+-- Answers to requests made with an Idempotency-Key: key_index is the blind index of
+-- (principal, key); response is sealed (row: key_index).
+CREATE TABLE idempotency (
+    key_index   BLOB   PRIMARY KEY CHECK (length(key_index) = 32),
+    fingerprint BLOB   NOT NULL CHECK (length(fingerprint) = 32),
+    response    BLOB   NOT NULL,
+    created_at  INTEGER NOT NULL
+);
 CREATE TABLE quorum_rules (
     rule_index BLOB PRIMARY KEY CHECK (length(rule_index) = 32),
     rule       BLOB NOT NULL

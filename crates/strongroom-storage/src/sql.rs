@@ -10,9 +10,9 @@ use strongroom_core::quorum::{GatedOp, QuorumRule};
 
 use strongroom_audit::{decode_event, encode_event, event_digest};
 use strongroom_core::record::{
-    ApprovalRecord, AuditBody, AuditRecord, DomainRecord, InitRecord, KeyRecord, OperatorRecord,
-    Outcome, PendingRecord, PolicyRecord, RequestStatus, SignedHead, TokenKind, TokenRecord,
-    VaultMeta,
+    ApprovalRecord, AuditBody, AuditRecord, DomainRecord, IdempotentRecord, InitRecord, KeyRecord,
+    OperatorRecord, Outcome, PendingRecord, PolicyRecord, RequestStatus, SignedHead, TokenKind,
+    TokenRecord, VaultMeta,
 };
 use strongroom_core::storage::{Change, FieldCipher, Mutation, WriteTxn};
 use strongroom_core::temperature::Temperature;
@@ -891,6 +891,36 @@ pub(crate) fn spent_since(
         .unwrap_or([0xff; 32]))
 }
 
+/// The blind index of a principal's idempotency key.
+fn idempotency_index(f: &Fields, principal: &str, key: &str) -> Result<Param, CoreError> {
+    let mut value = principal.as_bytes().to_vec();
+    value.push(0);
+    value.extend_from_slice(key.as_bytes());
+    f.index("idempotency", &value)
+}
+
+pub(crate) fn idempotent(
+    db: &mut dyn Db,
+    f: &Fields,
+    principal: &str,
+    key: &str,
+) -> Result<Option<IdempotentRecord>, CoreError> {
+    let index = idempotency_index(f, principal, key)?;
+    let raw = index_bytes(&index)?;
+    one(
+        db,
+        "SELECT fingerprint, response, created_at FROM idempotency WHERE key_index = $1",
+        &[index],
+        |r| {
+            Ok(IdempotentRecord {
+                fingerprint: arr(r, 0)?,
+                response: f.open_text("idempotency.response", &raw, &req_bytes(r, 1)?)?,
+                created_at: millis(r, 2)?,
+            })
+        },
+    )
+}
+
 pub(crate) fn approvals(db: &mut dyn Db, id: PendingId) -> Result<Vec<ApprovalRecord>, CoreError> {
     all(
         db,
@@ -1424,6 +1454,37 @@ impl Txn<'_> {
                 )?;
                 Ok(())
             }
+            Mutation::PutIdempotent {
+                principal,
+                key,
+                record,
+                replaces_before,
+            } => {
+                let index = idempotency_index(self.fields, principal, key)?;
+                let raw = index_bytes(&index)?;
+                let changed = self.db.execute(
+                    "INSERT INTO idempotency (key_index, fingerprint, response, created_at)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (key_index) DO UPDATE SET fingerprint = excluded.fingerprint,
+                         response = excluded.response, created_at = excluded.created_at
+                     WHERE idempotency.created_at < $5",
+                    &[
+                        index,
+                        bytes(&record.fingerprint),
+                        self.fields.seal(
+                            "idempotency.response",
+                            &raw,
+                            record.response.as_bytes(),
+                        )?,
+                        millis_param(record.created_at)?,
+                        millis_param(*replaces_before)?,
+                    ],
+                )?;
+                // Zero rows: a live answer is already stored (a concurrent request with the
+                // same key), and it stays. Not an error: this request's record is still true.
+                let _ = changed;
+                Ok(())
+            }
             Mutation::RevokeToken { id, at, mac } => self.update_one(
                 "UPDATE tokens SET revoked_at = $2, mac = $3 WHERE id = $1 AND revoked_at IS NULL",
                 &[bytes(id.as_bytes()), millis_param(*at)?, bytes(mac)],
@@ -1566,6 +1627,13 @@ macro_rules! storage_over_sql {
             }
             fn last_signature(&self, key: KeyId) -> Result<Option<UnixMillis>, CoreError> {
                 self.read(|db| crate::sql::last_signature(db, &self.fields, key))
+            }
+            fn idempotent(
+                &self,
+                principal: &str,
+                key: &str,
+            ) -> Result<Option<strongroom_core::record::IdempotentRecord>, CoreError> {
+                self.read(|db| crate::sql::idempotent(db, &self.fields, principal, key))
             }
             fn policy(
                 &self,
