@@ -108,27 +108,15 @@ fn eos_transfers_sign_canonically_under_policy() {
     assert_eq!(recovered.serialize().to_vec(), pk);
 
     // A policy: 1.0000 EOS at most per transfer, to bob only, 2.5000 a day.
-    let policy = dir.path().join("policy.json");
-    std::fs::write(
-        &policy,
-        json!({"version": 1, "lists": {"payees": ["bob"]}, "rules": [
+    set_policy(
+        &node,
+        t,
+        dir.path(),
+        &w,
+        &json!({"version": 1, "lists": {"payees": ["bob"]}, "rules": [
             {"name": "eos-to-payees", "effect": "allow", "call": "token.transfer",
              "token": "eosio.token:4,EOS", "to": "@payees", "max_amount": "10000",
-             "daily_limit": "25000"}]})
-        .to_string(),
-    )
-    .unwrap();
-    node.cli(
-        t,
-        &[
-            "--json",
-            "policy",
-            "set",
-            "--wallet",
-            &w,
-            "--file",
-            policy.to_str().unwrap(),
-        ],
+             "daily_limit": "25000"}]}),
     )
     .ok();
     let sign = |tx: &str| {

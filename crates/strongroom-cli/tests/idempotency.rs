@@ -53,26 +53,14 @@ fn retried_signatures_are_answered_once() {
         .as_str()
         .unwrap()
         .to_owned();
-    let policy = dir.path().join("policy.json");
-    std::fs::write(
-        &policy,
-        json!({"version": 1, "max_fee": "100000000000000", "rules": [
-            {"name": "out", "effect": "allow", "call": "transfer",
-             "daily_limit": "1000000000000000000"}]})
-        .to_string(),
-    )
-    .unwrap();
-    node.cli(
+    set_policy(
+        &node,
         t,
-        &[
-            "--json",
-            "policy",
-            "set",
-            "--wallet",
-            &w,
-            "--file",
-            policy.to_str().unwrap(),
-        ],
+        dir.path(),
+        &w,
+        &json!({"version": 1, "max_fee": "100000000000000", "rules": [
+            {"name": "out", "effect": "allow", "call": "transfer",
+             "daily_limit": "1000000000000000000"}]}),
     )
     .ok();
     let tx = |nonce: u64| {

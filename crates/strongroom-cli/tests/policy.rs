@@ -90,22 +90,7 @@ fn policies_decide_on_the_decoded_transaction() {
         .ok()
         .json()
     };
-    let set = |p: &Value| {
-        let path = dir.path().join("policy.json");
-        std::fs::write(&path, p.to_string()).unwrap();
-        node.cli(
-            t,
-            &[
-                "--json",
-                "policy",
-                "set",
-                "--wallet",
-                &w,
-                "--file",
-                path.to_str().unwrap(),
-            ],
-        )
-    };
+    let set = |p: &Value| set_policy(&node, t, dir.path(), &w, p);
 
     // A new list entry cools off: the exchange is not yet a destination.
     let v1 = set(&policy("1h")).ok().json();

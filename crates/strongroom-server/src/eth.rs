@@ -276,27 +276,41 @@ impl Vault {
             amount: alloy_primitives::U256::ZERO,
             fee: alloy_primitives::U256::ZERO,
         };
+        let digest = ethereum::personal_message_hash(message);
+        self.eth_sign_hot(ctx, a, intent, &pi, &digest, "messages")
+            .await
+    }
+
+    /// Signs a message or typed-data `digest` for a hot wallet whose policy allows `pi`
+    /// (audited with `intent`): `r || s || v`. A quorum per message is not offered.
+    async fn eth_sign_hot(
+        &self,
+        ctx: &RequestCtx,
+        a: Account,
+        intent: Value,
+        pi: &strongroom_policy::Intent,
+        digest: &[u8; 32],
+        what: &str,
+    ) -> Result<EthMessageView, ApiError> {
         let a = match self.demote_if_idle(&a.k, ctx.time).await? {
             Some(k) => Account { k, ..a },
             None => a,
         };
         if !matches!(
-            self.eth_decide(ctx, &a, intent, &pi)?,
+            self.eth_decide(ctx, &a, intent, pi)?,
             Decision::Allow { .. }
         ) {
             return Err(ApiError::NotAllowed("policy_denied"));
         }
         if temperature::signing(a.k.temperature) != Change::Now {
-            // Messages are signed by hot wallets only: a quorum per message is not offered.
             return Err(ApiError::conflict(
                 "key_not_hot",
-                "only a hot wallet signs messages",
+                format!("only a hot wallet signs {what}"),
             ));
         }
-        let digest = ethereum::personal_message_hash(message);
         let sig = self
             .keystore
-            .sign_wallet(&a.d, &a.k, false, index, &digest)?;
+            .sign_wallet(&a.d, &a.k, false, a.index, digest)?;
         let recovery_id = sig.recovery_id.ok_or(ApiError::Internal)?;
         let mut rsv = sig.bytes.to_vec();
         rsv.push(27 + (recovery_id & 1));
@@ -345,33 +359,8 @@ impl Vault {
             amount,
             fee: alloy_primitives::U256::ZERO,
         };
-        let a = match self.demote_if_idle(&a.k, ctx.time).await? {
-            Some(k) => Account { k, ..a },
-            None => a,
-        };
-        if !matches!(
-            self.eth_decide(ctx, &a, typed.to_json(), &pi)?,
-            Decision::Allow { .. }
-        ) {
-            return Err(ApiError::NotAllowed("policy_denied"));
-        }
-        if temperature::signing(a.k.temperature) != Change::Now {
-            return Err(ApiError::conflict(
-                "key_not_hot",
-                "only a hot wallet signs typed data",
-            ));
-        }
-        let sig = self
-            .keystore
-            .sign_wallet(&a.d, &a.k, false, index, &typed.hash)?;
-        let recovery_id = sig.recovery_id.ok_or(ApiError::Internal)?;
-        let mut rsv = sig.bytes.to_vec();
-        rsv.push(27 + (recovery_id & 1));
-        Ok(EthMessageView {
-            wallet: a.k.id.to_string(),
-            from: a.from.to_checksum(None),
-            signature: hex0x(&rsv),
-        })
+        self.eth_sign_hot(ctx, a, typed.to_json(), &pi, &typed.hash, "typed data")
+            .await
     }
 
     /// The wallet policy's decision on `pi`, written into the request's audit record with

@@ -665,3 +665,28 @@ pub fn shares_of(init: &Value) -> Vec<&str> {
         .map(|s| s.as_str().unwrap())
         .collect()
 }
+
+/// `policy set --wallet W --file F` with `policy` written to a file in `dir` (dev mode runs
+/// it at once).
+pub fn set_policy(
+    node: &Node,
+    token: Option<&str>,
+    dir: &Path,
+    wallet: &str,
+    policy: &Value,
+) -> Run {
+    let path = dir.join(format!("policy-{wallet}.json"));
+    std::fs::write(&path, policy.to_string()).unwrap();
+    node.cli(
+        token,
+        &[
+            "--json",
+            "policy",
+            "set",
+            "--wallet",
+            wallet,
+            "--file",
+            path.to_str().unwrap(),
+        ],
+    )
+}
