@@ -545,13 +545,39 @@ impl Keystore {
         let u = self.unsealed()?;
         let dk = Self::domain_key(&u, domain)?;
         let key = SigningKey::generate(algorithm, self.entropy.as_ref())?;
+        let mut record = Self::new_record(
+            &u,
+            domain,
+            id,
+            algorithm,
+            label,
+            key.public_key().to_vec(),
+            now,
+        );
+        let blob =
+            dk.seal_signing_key(&key_aad(&u.vault_id, &record), &key, self.entropy.as_ref())?;
+        record.sealed_secret = Some(blob);
+        Ok(record)
+    }
+
+    /// A new key's record, at the domain's new-key temperature with its MAC; the caller seals
+    /// the secret into it.
+    fn new_record(
+        u: &Unsealed,
+        domain: &DomainRecord,
+        id: KeyId,
+        algorithm: Algorithm,
+        label: Option<String>,
+        public_key: Vec<u8>,
+        now: UnixMillis,
+    ) -> KeyRecord {
         let mut record = KeyRecord {
             id,
             domain: domain.id,
             version: 1,
             algorithm,
             label,
-            public_key: key.public_key().to_vec(),
+            public_key,
             created_at: now,
             destroyed_at: None,
             sealed_secret: None,
@@ -561,10 +587,7 @@ impl Keystore {
             temperature_mac: [0; 32],
         };
         record.temperature_mac = u.record_mac.mac(&temperature_binding(&u.vault_id, &record));
-        let blob =
-            dk.seal_signing_key(&key_aad(&u.vault_id, &record), &key, self.entropy.as_ref())?;
-        record.sealed_secret = Some(blob);
-        Ok(record)
+        record
     }
 
     /// Makes an HD wallet in `domain`: a BIP-32 seed (fresh, or from a BIP-39 mnemonic and
@@ -593,22 +616,15 @@ impl Keystore {
             }
         };
         let public = seed.wallet_public(spec)?;
-        let mut record = KeyRecord {
+        let mut record = Self::new_record(
+            &u,
+            domain,
             id,
-            domain: domain.id,
-            version: 1,
-            algorithm: Algorithm::Bip32Seed,
+            Algorithm::Bip32Seed,
             label,
-            public_key: public.encode(),
-            created_at: now,
-            destroyed_at: None,
-            sealed_secret: None,
-            temperature: domain.new_key_temperature,
-            temperature_since: now,
-            hot_idle_secs: None,
-            temperature_mac: [0; 32],
-        };
-        record.temperature_mac = u.record_mac.mac(&temperature_binding(&u.vault_id, &record));
+            public.encode(),
+            now,
+        );
         let blob = dk.seal_seed(&key_aad(&u.vault_id, &record), &seed, self.entropy.as_ref())?;
         record.sealed_secret = Some(blob);
         Ok(record)
