@@ -26,12 +26,12 @@ pub struct WalletAddress {
     pub public_key: [u8; 33],
 }
 
-fn secp() -> &'static Secp256k1<VerifyOnly> {
+pub(crate) fn secp() -> &'static Secp256k1<VerifyOnly> {
     static CTX: OnceLock<Secp256k1<VerifyOnly>> = OnceLock::new();
     CTX.get_or_init(Secp256k1::verification_only)
 }
 
-fn network(n: BitcoinNetwork) -> Network {
+pub(crate) fn network(n: BitcoinNetwork) -> Network {
     match n {
         BitcoinNetwork::Bitcoin => Network::Bitcoin,
         BitcoinNetwork::Testnet => Network::Testnet,

@@ -40,4 +40,17 @@ pub enum Error {
     /// EIP-7702 (type 4) delegates the account to code: refused unless policy allows it.
     #[error("EIP-7702 authorizations are refused")]
     Eip7702Refused,
+    /// A PSBT that does not decode, or that is not a transaction strongroom signs.
+    #[error("invalid PSBT: {0}")]
+    InvalidPsbt(&'static str),
+    /// A PSBT input that is refused (the index and why).
+    #[error("PSBT input {0} is refused: {1}")]
+    PsbtInput(usize, &'static str),
+    /// A PSBT output that is refused (the index and why).
+    #[error("PSBT output {0} is refused: {1}")]
+    PsbtOutput(usize, &'static str),
+    /// A derivation claimed for this wallet that does not derive to the script it sits on:
+    /// a "change" output (or input) that is not the wallet's.
+    #[error("a PSBT {0} claims a derivation of this wallet that does not match its script")]
+    PsbtDerivationMismatch(&'static str),
 }

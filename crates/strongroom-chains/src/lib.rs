@@ -2,8 +2,9 @@
 //! Bitcoin (BIP-84 P2WPKH, BIP-86 P2TR), Ethereum (EIP-55) and EOS (`EOS...`,
 //! `PUB_K1_...`), derived from a wallet's public part.
 //!
-//! It also parses and decodes Ethereum transactions ([`ethereum`]) so that policy is judged
-//! on what the bytes do.
+//! It also parses and decodes Ethereum transactions ([`ethereum`]), EIP-712 typed data,
+//! Antelope transactions ([`eos`]) and Bitcoin PSBTs ([`psbt`]) so that policy is judged on
+//! what the bytes do.
 //!
 //! This crate must not hold or derive secret keys (signing keys come from
 //! `strongroom-crypto`) and must not do I/O: everything here is a pure function of public
@@ -16,6 +17,7 @@ mod error;
 pub mod ethereum;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod psbt;
 
 pub use address::{
     WalletAddress, account_xpub, address, bitcoin_address, child_public_key, ethereum_address,

@@ -35,3 +35,8 @@ fn eos_transaction_corpus() {
         strongroom_chains::fuzzing::eos_transaction,
     );
 }
+
+#[test]
+fn psbt_corpus() {
+    replay("psbt", strongroom_chains::fuzzing::psbt);
+}

@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool prints.
 
 mod bench;
+mod btc;
 mod client;
 mod custodian;
 mod eos;
@@ -70,6 +71,9 @@ enum Command {
     /// Manage keys.
     #[command(subcommand)]
     Key(KeyCmd),
+    /// Bitcoin signing by HD wallets (PSBTs).
+    #[command(subcommand)]
+    Btc(btc::BtcCmd),
     /// EOS / Antelope signing by HD wallets.
     #[command(subcommand)]
     Eos(eos::EosCmd),
@@ -327,6 +331,24 @@ enum TokenCmd {
 }
 
 #[derive(Subcommand)]
+enum KeyPolicyCmd {
+    /// Set it (needs approval: policy.set). FILE: `{"version": 1, "tokens": [ID...],
+    /// "max_per_hour": N, "max_per_day": N}`, every field but `version` optional.
+    Set {
+        /// Key id.
+        id: String,
+        /// The policy document.
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Show it.
+    Show {
+        /// Key id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeyCmd {
     /// Create a key.
     Create {
@@ -388,6 +410,9 @@ enum KeyCmd {
         /// Key id.
         id: String,
     },
+    /// A plain key's policy: which application tokens may sign with it, and at what rate.
+    #[command(subcommand)]
+    Policy(KeyPolicyCmd),
     /// Set a key's temperature: colder at once (security officer or custodian), warmer only
     /// with a quorum.
     Temperature {
@@ -675,6 +700,16 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let key = client()?.get(&format!("/v1/keys/{}", client::path(&id)))?;
             if pem { out.pem(&key) } else { out.object(&key) }
         }
+        Command::Key(KeyCmd::Policy(KeyPolicyCmd::Set { id, file })) => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| CliError::Input(format!("cannot read {}: {e}", file.display())))?;
+            let doc: Value = serde_json::from_str(&text)
+                .map_err(|e| CliError::Input(format!("{} is not JSON: {e}", file.display())))?;
+            out.object(&client()?.put(&format!("/v1/keys/{}/policy", client::path(&id)), &doc)?)
+        }
+        Command::Key(KeyCmd::Policy(KeyPolicyCmd::Show { id })) => {
+            out.object(&client()?.get(&format!("/v1/keys/{}/policy", client::path(&id)))?)
+        }
         Command::Key(KeyCmd::Temperature {
             id,
             temperature,
@@ -724,6 +759,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Wallet(cmd) => wallet::run(cmd, &client()?, &out),
         Command::Policy(cmd) => policy::run(cmd, &client()?, &out),
         Command::Eth(cmd) => eth::run(cmd, &client()?, &out),
+        Command::Btc(cmd) => btc::run(cmd, &client()?, &out),
         Command::Eos(cmd) => eos::run(cmd, &client()?, &out),
         Command::Audit(AuditCmd::Export { out: path }) => {
             let mut f = std::fs::File::create(&path)

@@ -30,7 +30,8 @@ pub(crate) enum PolicyCmd {
         /// Wallet id.
         #[arg(long)]
         wallet: String,
-        /// The transaction (as for `eth sign-tx`).
+        /// The transaction: a JSON file as for `eth sign-tx`, or a PSBT file (binary or
+        /// base64) for a Bitcoin wallet.
         #[arg(long)]
         tx: PathBuf,
     },
@@ -43,6 +44,16 @@ fn read_json(path: &Path) -> Result<Value, CliError> {
         .map_err(|e| CliError::Input(format!("{} is not JSON: {e}", path.display())))
 }
 
+/// A transaction file: JSON (Ethereum), else a PSBT, sent as base64 text.
+fn read_tx(path: &Path) -> Result<Value, CliError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::Input(format!("cannot read {}: {e}", path.display())))?;
+    if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+        return Ok(v);
+    }
+    Ok(Value::String(crate::btc::psbt_text(bytes)?))
+}
+
 pub(crate) fn run(cmd: PolicyCmd, client: &Client, out: &Output) -> Result<(), CliError> {
     let base = |wallet: &str| format!("/v1/wallets/{}/policy", client::path(wallet));
     match cmd {
@@ -53,7 +64,7 @@ pub(crate) fn run(cmd: PolicyCmd, client: &Client, out: &Output) -> Result<(), C
         PolicyCmd::Test { wallet, tx } => {
             let v = client.post(
                 &format!("{}/test", base(&wallet)),
-                &json!({"tx": read_json(&tx)?}),
+                &json!({"tx": read_tx(&tx)?}),
             )?;
             if out.json {
                 return out.raw(&v);

@@ -8,11 +8,10 @@ mod common;
 use common::*;
 use serde_json::json;
 
-/// eosio.token::transfer alice -> bob, 1.0000 EOS, memo "rent".
-const TO_BOB: &str = "00f15365d204efbeadde000000000100a6823403ea3055000000572d3ccdcd010000000000855c3400000000a8ed3232250000000000855c340000000000000e3d102700000000000004454f53000000000472656e7400";
+use common::EOS_TO_BOB as TO_BOB;
 /// The same to mallory.
 const TO_MALLORY: &str = "00f15365d204efbeadde000000000100a6823403ea3055000000572d3ccdcd010000000000855c3400000000a8ed3232250000000000855c34000000c05f1aa391102700000000000004454f53000000000472656e7400";
-const CHAIN: &str = "aca376f206b8fc25a6ed44dbdc66547c36c6c33e3a119ffbeaef943642f0e906";
+use common::EOS_MAINNET as CHAIN;
 
 fn decode_k1(text: &str, prefix: &str) -> Vec<u8> {
     let raw = bs58_decode(text.strip_prefix(prefix).unwrap());
@@ -167,6 +166,12 @@ fn eos_transfers_sign_canonically_under_policy() {
         .ok()
         .json();
     assert_eq!(other["eos_chain_id"], "11".repeat(32));
+    // A transaction that expires in 2106: its signature could be held for decades.
+    let (status, body) = sign(&format!("ffffffff{}", &TO_BOB[8..]));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("expiration_too_far"))
+    );
     // Malformed input and the wrong chain.
     let (status, body) = sign(&TO_BOB[..TO_BOB.len() - 2]);
     assert_eq!(

@@ -10,33 +10,8 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-const ABANDON: &str =
-    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
-
-/// Runs the eth-account oracle (tests/oracle/eth.py) in the environment `scripts/test.sh`
-/// prepares.
 fn oracle(request: &Value) -> Value {
-    let python = std::env::var("STRONGROOM_ORACLE_PYTHON")
-        .expect("STRONGROOM_ORACLE_PYTHON is unset: run the tests with ./scripts/test.sh");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/eth.py");
-    let mut child = std::process::Command::new(python)
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(request.to_string().as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "oracle failed");
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::oracle("eth.py", request)
 }
 
 #[test]

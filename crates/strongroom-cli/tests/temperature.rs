@@ -218,6 +218,133 @@ fn cold_warm_hot() {
     );
     assert!(closed["result"]["raw"].is_null());
 
+    // A warm Bitcoin wallet: its PSBT waits for an approver who reads what it pays, and the
+    // approved request carries the finalized transaction (checked by embit).
+    let bw = wallet_from(
+        &node,
+        a,
+        dir.path(),
+        ABANDON,
+        &["--domain", "ops", "--chain", "bitcoin"],
+    );
+    let policy = dir.path().join("btc-policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"version": 1, "max_fee": "5000", "rules": [
+              {"name": "pay", "effect": "allow", "call": "transfer",
+               "to": "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4", "max_amount": "100000"}]}"#,
+    )
+    .unwrap();
+    let set = pending(&node.cli(
+        a,
+        &[
+            "--json",
+            "policy",
+            "set",
+            "--wallet",
+            &bw,
+            "--file",
+            policy.to_str().unwrap(),
+        ],
+    ));
+    approve(&node, bob, &set).ok();
+    let built = oracle(
+        "btc.py",
+        &serde_json::json!({"mnemonic": ABANDON, "kind": "p2wpkh", "network": "main",
+            "build": {"inputs": [[0, 50_000], [3, 30_000]],
+                      "outputs": [["bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4", 60_000]],
+                      "change": [1, 19_000]}}),
+    );
+    let psbt = built["psbt"].as_str().unwrap();
+    let r = pending(&node.cli(
+        t,
+        &[
+            "--json",
+            "btc",
+            "sign-psbt",
+            "--wallet",
+            &bw,
+            "--psbt",
+            psbt,
+        ],
+    ));
+    let shown = node.cli(t, &["--json", "request", "show", &r]).ok().json();
+    let description = shown["description"].as_str().unwrap();
+    assert!(
+        description.contains("pays 60000 sat to bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4;")
+            && description.contains("(the wallet's m/84'/0'/0'/1/1)")
+            && description.contains("fee 1000 sat, from 2 input(s)"),
+        "{description}"
+    );
+    assert_eq!(approve(&node, ann, &r).ok().json()["status"], "executed");
+    let result = node.cli(t, &["--json", "request", "show", &r]).ok().json()["result"].clone();
+    let v = oracle(
+        "btc.py",
+        &serde_json::json!({"mnemonic": ABANDON, "kind": "p2wpkh", "network": "main",
+            "verify": {"psbt": psbt, "tx": result["tx"]}}),
+    );
+    assert_eq!(v["valid"], serde_json::json!([true, true]), "{v}");
+
+    // A warm EOS wallet: the packed transfer waits for an approver who reads its actions.
+    let ew = node
+        .cli(
+            a,
+            &[
+                "--json", "wallet", "create", "--domain", "ops", "--chain", "eos",
+            ],
+        )
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        &policy,
+        r#"{"version": 1, "rules": [
+              {"name": "rent", "effect": "allow", "call": "token.transfer", "to": "bob",
+               "token": "eosio.token:4,eos", "max_amount": "10000"}]}"#,
+    )
+    .unwrap();
+    let set = pending(&node.cli(
+        a,
+        &[
+            "--json",
+            "policy",
+            "set",
+            "--wallet",
+            &ew,
+            "--file",
+            policy.to_str().unwrap(),
+        ],
+    ));
+    approve(&node, bob, &set).ok();
+    let r = pending(&node.cli(
+        t,
+        &[
+            "--json",
+            "eos",
+            "sign",
+            "--wallet",
+            &ew,
+            "--chain-id",
+            EOS_MAINNET,
+            "--tx",
+            EOS_TO_BOB,
+        ],
+    ));
+    let shown = node.cli(t, &["--json", "request", "show", &r]).ok().json();
+    let description = shown["description"].as_str().unwrap();
+    assert!(
+        description.contains("eosio.token::transfer 1.0000 EOS from alice to bob (memo \"rent\")"),
+        "{description}"
+    );
+    assert_eq!(approve(&node, ann, &r).ok().json()["status"], "executed");
+    let result = node.cli(t, &["--json", "request", "show", &r]).ok().json()["result"].clone();
+    assert!(
+        result["signature"].as_str().unwrap().starts_with("SIG_K1_"),
+        "{result}"
+    );
+
     // Each warm signature waits for an approver; the application reads the result.
     let s1 = pending(&node.cli(
         t,

@@ -16,6 +16,10 @@ use crate::record::{
 };
 use crate::{DomainId, Error, KeyId, OperatorId, PendingId, TokenId, UnixMillis};
 
+/// The [`Error::Conflict`](crate::Error::Conflict) a storage backend answers when a
+/// [`Mutation::RecordSpend`] would pass its limit.
+pub const LIMIT_EXCEEDED: &str = "rolling limit exceeded";
+
 /// A state change, applied atomically together with its request's audit record.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -34,7 +38,7 @@ pub enum Mutation {
     /// `record.version - 1` (none stored for version 1).
     SetPolicy(crate::record::PolicyRecord),
     /// Count `amount` (256-bit, big-endian) of `asset` as spent by `wallet` at `at`; with a
-    /// `limit`, fails with [`Error::Conflict`] (`daily limit`) if the wallet's spends of the
+    /// `limit`, fails with [`Error::Conflict`] ([`LIMIT_EXCEEDED`]) if the wallet's spends of the
     /// asset since `since` plus this one would exceed it. Counted inside the write
     /// transaction, so concurrent signatures on any node cannot overshoot together.
     RecordSpend {

@@ -244,7 +244,8 @@ impl SigningKey {
 
     /// An ECDSA secp256k1 signature of `digest` that `accept`s: the first of RFC 6979's
     /// nonce, then the same with extra data 1, 2, ... (RFC 6979 section 3.6), for chains that
-    /// demand a particular form (Antelope's "canonical" signatures). Verified before release.
+    /// demand a particular form (Antelope's "canonical" signatures) or prefer one (Bitcoin's
+    /// low-R signatures, a byte shorter). Verified before release.
     ///
     /// # Errors
     /// [`Error::WrongPayload`] for other algorithms; [`Error::SelfCheck`] if no nonce within
@@ -255,10 +256,7 @@ impl SigningKey {
         accept: impl Fn(&[u8; 64]) -> bool,
     ) -> Result<Signature, Error> {
         let Inner::Secp256k1(bytes) = &self.inner else {
-            return Err(Error::WrongPayload {
-                expected: "secp256k1 key",
-                given: "other key",
-            });
+            return Err(not_secp256k1());
         };
         let msg = secp256k1::Message::from_digest(*digest);
         for counter in 0u32..256 {
@@ -267,8 +265,10 @@ impl SigningKey {
             let rsig = if counter == 0 {
                 secp().sign_ecdsa_recoverable(&msg, &sk)
             } else {
+                // Bitcoin Core's encoding of the counter (little-endian, first bytes), so
+                // that low-R grinding gives the signatures Core and other wallets give.
                 let mut extra = [0u8; 32];
-                extra[28..].copy_from_slice(&counter.to_be_bytes());
+                extra[..4].copy_from_slice(&counter.to_le_bytes());
                 secp().sign_ecdsa_recoverable_with_noncedata(&msg, &sk, &extra)
             };
             sk.non_secure_erase();
@@ -286,6 +286,74 @@ impl SigningKey {
             });
         }
         Err(Error::SelfCheck)
+    }
+
+    /// A BIP-340 Schnorr signature of the 32-byte `msg` by this (secp256k1) key, with the
+    /// auxiliary randomness `aux` (BIP-340's side-channel defence). Verified before release.
+    ///
+    /// # Errors
+    /// [`Error::WrongPayload`] for other algorithms; [`Error::SelfCheck`] on a fault.
+    pub fn sign_schnorr(&self, msg: &[u8; 32], aux: &[u8; 32]) -> Result<[u8; 64], Error> {
+        self.schnorr(msg, None, aux)
+    }
+
+    /// A BIP-341 key-path signature: BIP-340 Schnorr of the transaction's `sighash` by this key
+    /// tweaked with `TapTweak(x(P) || merkle_root)` (BIP-86 wallets have no script tree, so
+    /// `merkle_root` is `None`). Verified against the tweaked output key before release.
+    ///
+    /// # Errors
+    /// [`Error::WrongPayload`] for other algorithms; [`Error::InvalidKeyMaterial`] in the
+    /// negligible case that the tweak is invalid; [`Error::SelfCheck`] on a fault.
+    pub fn sign_taproot_key_spend(
+        &self,
+        sighash: &[u8; 32],
+        merkle_root: Option<&[u8; 32]>,
+        aux: &[u8; 32],
+    ) -> Result<[u8; 64], Error> {
+        self.schnorr(sighash, Some(merkle_root), aux)
+    }
+
+    /// The 32-byte x-only public key (BIP-340) of a secp256k1 key.
+    ///
+    /// # Errors
+    /// [`Error::WrongPayload`] for other algorithms.
+    pub fn x_only_public_key(&self) -> Result<[u8; 32], Error> {
+        match &self.verifier {
+            Verifier::Secp256k1(pk) => Ok(pk.x_only_public_key().0.serialize()),
+            _ => Err(not_secp256k1()),
+        }
+    }
+
+    /// Schnorr signing, untweaked (`tweak` `None`) or with the Taproot tweak of the given
+    /// merkle root (`Some(None)`: no script tree).
+    fn schnorr(
+        &self,
+        msg: &[u8; 32],
+        tweak: Option<Option<&[u8; 32]>>,
+        aux: &[u8; 32],
+    ) -> Result<[u8; 64], Error> {
+        use bitcoin::key::TapTweak as _;
+        let Inner::Secp256k1(bytes) = &self.inner else {
+            return Err(not_secp256k1());
+        };
+        let mut sk = secp256k1::SecretKey::from_slice(bytes.as_ref())
+            .map_err(|_| Error::InvalidKeyMaterial)?;
+        let mut keypair = secp256k1::Keypair::from_secret_key(secp(), &sk);
+        sk.non_secure_erase();
+        if let Some(merkle_root) = tweak {
+            let root = merkle_root.map(|r| bitcoin::TapNodeHash::assume_hidden(*r));
+            let tweaked = keypair.tap_tweak(secp(), root).to_keypair();
+            keypair.non_secure_erase();
+            keypair = tweaked;
+        }
+        let message = secp256k1::Message::from_digest(*msg);
+        let sig = secp().sign_schnorr_with_aux_rand(&message, &keypair, aux);
+        let (public, _) = keypair.x_only_public_key();
+        keypair.non_secure_erase();
+        secp()
+            .verify_schnorr(&sig, &message, &public)
+            .map_err(|_| Error::SelfCheck)?;
+        Ok(*sig.as_ref())
     }
 
     fn sign_unverified(&self, payload: Payload<'_>) -> Result<Signature, Error> {
@@ -351,6 +419,30 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl ZeroizeOnDrop for SigningKey {}
+
+fn not_secp256k1() -> Error {
+    Error::WrongPayload {
+        expected: "secp256k1 key",
+        given: "other key",
+    }
+}
+
+/// Verifies a BIP-340 Schnorr signature of the 32-byte `msg` under the x-only public key.
+///
+/// # Errors
+/// [`Error::InvalidPublicKey`] or [`Error::InvalidSignature`].
+pub fn verify_schnorr(
+    x_only: &[u8; 32],
+    msg: &[u8; 32],
+    signature: &[u8; 64],
+) -> Result<(), Error> {
+    let pk = secp256k1::XOnlyPublicKey::from_slice(x_only).map_err(|_| Error::InvalidPublicKey)?;
+    let sig = secp256k1::schnorr::Signature::from_slice(signature)
+        .map_err(|_| Error::InvalidSignature)?;
+    secp()
+        .verify_schnorr(&sig, &secp256k1::Message::from_digest(*msg), &pk)
+        .map_err(|_| Error::InvalidSignature)
+}
 
 /// Verifies a compact 64-byte signature. ECDSA signatures must be low-S for secp256k1
 /// (BIP-146 / EIP-2 malleability rule); Ed25519 uses strict verification (no small-order

@@ -751,7 +751,8 @@ impl Keystore {
     }
 
     /// As [`Keystore::sign_wallet`], for chains that accept only some signatures (Antelope's
-    /// canonical form): the first RFC 6979 nonce whose signature `accept`s.
+    /// canonical form) or prefer some (Bitcoin's low R): the first RFC 6979 nonce whose
+    /// signature `accept`s.
     ///
     /// # Errors
     /// As [`Keystore::sign_wallet`].
@@ -759,12 +760,35 @@ impl Keystore {
         &self,
         domain: &DomainRecord,
         record: &KeyRecord,
+        change: bool,
         index: u32,
         digest: &[u8; 32],
         accept: impl Fn(&[u8; 64]) -> bool,
     ) -> Result<Signature, Error> {
-        let key = self.wallet_address_key(domain, record, false, index)?;
+        let key = self.wallet_address_key(domain, record, change, index)?;
         Ok(key.sign_digest_until(digest, accept)?)
+    }
+
+    /// A BIP-341 key-path signature of `sighash` by a wallet's address `index` (its key
+    /// tweaked as BIP-86 says, with no script tree), with fresh BIP-340 auxiliary randomness.
+    /// Verified against the tweaked key before it is returned.
+    ///
+    /// # Errors
+    /// As [`Keystore::sign_wallet`]; entropy failures.
+    pub fn sign_wallet_taproot(
+        &self,
+        domain: &DomainRecord,
+        record: &KeyRecord,
+        change: bool,
+        index: u32,
+        sighash: &[u8; 32],
+    ) -> Result<[u8; 64], Error> {
+        let key = self.wallet_address_key(domain, record, change, index)?;
+        let mut aux = Zeroizing::new([0u8; 32]);
+        self.entropy
+            .fill(aux.as_mut())
+            .map_err(|_| strongroom_crypto::Error::Entropy)?;
+        Ok(key.sign_taproot_key_spend(sighash, None, &aux)?)
     }
 
     fn wallet_address_key(

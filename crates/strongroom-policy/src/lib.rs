@@ -9,12 +9,18 @@
 //! 256-bit. Rolling 24-hour limits are *named* by the allowing rule and counted by storage,
 //! atomically with the signature's audit record, so that they hold across nodes.
 //!
+//! Plain keys have a simpler policy ([`KeyPolicy`]): which application tokens may sign with
+//! them, and how often.
+//!
 //! This crate must not do I/O, hold keys or read the clock: time is an argument.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use alloy_primitives::U256;
 use serde::{Deserialize, Serialize};
+
+mod key;
+pub use key::{DAY_MS, HOUR_MS, KeyPolicy};
 
 /// Errors in a policy document.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -38,10 +44,12 @@ pub struct Intent {
     /// `typed_data` (EIP-712), `permit` (EIP-2612), `permit2` (Uniswap Permit2),
     /// `blind_digest` (a caller's raw digest: blind signing) or `token.transfer` (a token
     /// transfer on a chain without ERC-20, such as an Antelope `transfer` action) or
-    /// `permissions` (an Antelope action that changes an account's keys or permissions).
+    /// `permissions` (an Antelope action that changes an account's keys or permissions) or
+    /// `consolidate` (a Bitcoin transaction that pays only the wallet itself, and a fee).
     pub call: String,
     /// Who ends up with the value: the recipient of a transfer (native or token), the
-    /// spender of an approval; lowercase. `None` for a deployment.
+    /// spender of an approval; lowercase (a Bitcoin address as `bitcoin::Address` writes it:
+    /// bech32 lowercase, base58 as is). `None` for a deployment or a consolidation.
     pub destination: Option<String>,
     /// The contract called, for token and contract calls; lowercase.
     pub contract: Option<String>,
@@ -165,7 +173,7 @@ struct RuleDoc {
     daily_limit: Option<String>,
 }
 
-const CALLS: [&str; 14] = [
+const CALLS: [&str; 15] = [
     "transfer",
     "erc20.transfer",
     "erc20.approve",
@@ -180,6 +188,7 @@ const CALLS: [&str; 14] = [
     "blind_digest",
     "token.transfer",
     "permissions",
+    "consolidate",
 ];
 /// Calls whose amounts are in a token's units.
 const TOKEN_CALLS: [&str; 5] = [
@@ -276,11 +285,15 @@ fn antelope_name(s: &str) -> bool {
         && (b.len() < 13 || b[12] <= b'j')
 }
 
-/// An address as rules compare it, lowercase: an Ethereum address (`0x` and 40 hex digits),
-/// an Antelope account (`eosio.token`), or an Antelope asset (`eosio.token:4,eos`: contract,
-/// precision and a 1-7 letter code). Anything else is refused, so that a typo cannot turn a
-/// deny-list entry into one that never matches.
+/// An address as rules compare it: an Ethereum address (`0x` and 40 hex digits), an
+/// Antelope account (`eosio.token`) or asset (`eosio.token:4,eos`: contract, precision and a
+/// 1-7 letter code), all lowercase; or a Bitcoin address (checksum checked; bech32 lowercase,
+/// base58 as written, since its case is part of it). Anything else is refused, so that a typo
+/// cannot turn a deny-list entry into one that never matches.
 fn address(s: &str, what: &str) -> Result<String, Error> {
+    if let Some(btc) = bitcoin_address(s) {
+        return Ok(btc);
+    }
     let lower = s.to_ascii_lowercase();
     let ok = match lower.strip_prefix("0x") {
         Some(h) => h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()),
@@ -300,9 +313,21 @@ fn address(s: &str, what: &str) -> Result<String, Error> {
         Ok(lower)
     } else {
         Err(invalid(format!(
-            "{what}: {s:?} is neither a 20-byte 0x address, an Antelope account nor an asset (contract:precision,CODE)"
+            "{what}: {s:?} is neither a 20-byte 0x address, a Bitcoin address, an Antelope account nor an asset (contract:precision,CODE)"
         )))
     }
+}
+
+/// A Bitcoin address (any network) in the form the server writes destinations: what
+/// `Address::to_string` gives, which lowercases bech32 and keeps base58 as it is.
+fn bitcoin_address(s: &str) -> Option<String> {
+    // Antelope names are at most 13 characters; the shortest Bitcoin address is 26.
+    if s.len() < 26 {
+        return None;
+    }
+    s.parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
+        .ok()
+        .map(|a| a.assume_checked().to_string())
 }
 
 impl Policy {
@@ -690,7 +715,10 @@ impl Policy {
                 rule: "max-fee".into(),
                 reason: match self.max_fee {
                     Some(cap) => {
-                        format!("the fee can reach {} wei, above max_fee {cap}", intent.fee)
+                        format!(
+                            "the fee can reach {} base units, above max_fee {cap}",
+                            intent.fee
+                        )
                     }
                     None => {
                         "the policy sets no max_fee, so no transaction that costs a fee is signed"

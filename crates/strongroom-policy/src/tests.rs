@@ -381,3 +381,56 @@ fn antelope_names_assets_and_actions() {
         "keys"
     );
 }
+
+#[test]
+fn bitcoin_addresses_are_checked_and_compared_in_canonical_form() {
+    const SEGWIT: &str = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4";
+    const LEGACY: &str = "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2";
+    let policy = Policy::parse(
+        &format!(
+            r#"{{"version": 1, "max_fee": "10000", "deny": ["{LEGACY}"],
+               "rules": [{{"name": "out", "effect": "allow", "call": "transfer",
+                           "to": "{}", "max_amount": "100000"}},
+                          {{"name": "sweep", "effect": "allow", "call": "consolidate"}}]}}"#,
+            SEGWIT.to_ascii_uppercase()
+        ),
+        None,
+        0,
+    )
+    .unwrap();
+    let btc = |to: &str, sat: u64| Intent {
+        call: "transfer".into(),
+        destination: Some(to.into()),
+        contract: None,
+        selector: None,
+        asset: "native".into(),
+        amount: U256::from(sat),
+        fee: U256::from(500u64),
+    };
+    // Upper-case bech32 in the document matches the lowercase destination.
+    assert_eq!(rule(&policy.evaluate(&btc(SEGWIT, 100_000), 0)), "out");
+    assert_eq!(
+        rule(&policy.evaluate(&btc(SEGWIT, 100_001), 0)),
+        "default-deny"
+    );
+    // Base58 keeps its case: the deny list matches exactly.
+    assert_eq!(rule(&policy.evaluate(&btc(LEGACY, 1), 0)), "deny-list");
+    // A fee above max_fee is refused whatever the rule.
+    let mut costly = btc(SEGWIT, 1);
+    costly.fee = U256::from(10_001u64);
+    assert_eq!(rule(&policy.evaluate(&costly, 0)), "max-fee");
+    let sweep = Intent {
+        call: "consolidate".into(),
+        destination: None,
+        ..btc(SEGWIT, 0)
+    };
+    assert_eq!(rule(&policy.evaluate(&sweep, 0)), "sweep");
+    // A checksum typo is refused, not stored as an entry that never matches.
+    for typo in [
+        "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t5",
+        "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN3",
+    ] {
+        let doc = format!(r#"{{"version": 1, "deny": ["{typo}"], "rules": []}}"#);
+        assert!(Policy::parse(&doc, None, 0).is_err(), "{typo}");
+    }
+}

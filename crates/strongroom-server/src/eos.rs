@@ -2,20 +2,29 @@
 //! `transfer`s in full), every action judged by the wallet's policy, and the digest
 //! `sha256(chain id || packed || cfd hash)` signed with a canonical `SIG_K1_` signature.
 //!
-//! Hot wallets sign within policy; a warm wallet or a rule that asks for a quorum is refused
-//! for now (quorum requests carry Ethereum transactions only).
+//! Hot wallets sign within policy; warm wallets and rules that ask for a quorum file a
+//! `key.sign` request carrying the packed transaction, decoded and judged again when approved;
+//! cold wallets refuse. A transaction that expires more than an hour from now (Antelope's
+//! default `max_transaction_lifetime`) is refused: its signature could be held and used later.
 
 use alloy_primitives::U256;
 use serde::Serialize;
 use serde_json::{Value, json};
 use strongroom_chains::eos::{self, EosCall};
 use strongroom_core::Operation;
+use strongroom_core::quorum::GatedOp;
+use strongroom_core::record::{DomainRecord, KeyRecord};
+use strongroom_core::storage::Mutation;
 use strongroom_core::temperature::{self, Change};
-use strongroom_core::wallet::WalletSpec;
+use strongroom_core::wallet::{WalletPublic, WalletSpec};
 use strongroom_policy::{Decision, Intent};
 
 use crate::error::ApiError;
+use crate::requests::Gated;
 use crate::service::{RequestCtx, Vault};
+
+/// The furthest a transaction's expiration may lie ahead, in seconds.
+const MAX_LIFETIME_SECS: u64 = 3600;
 
 /// A signed EOS transaction.
 #[derive(Serialize)]
@@ -82,8 +91,75 @@ impl Vault {
         chain_id: [u8; 32],
         packed: &[u8],
         context_free_data: &[u8],
-    ) -> Result<EosSignedView, ApiError> {
+    ) -> Result<Gated<EosSignedView>, ApiError> {
         let (k, d, w) = self.wallet_for(ctx, id, Operation::Sign)?;
+        let judged = self.eos_judge(ctx, &k, &w, index, chain_id, packed, context_free_data)?;
+        let min_approvals = match &judged.deciding {
+            Decision::Deny { .. } => return Err(ApiError::NotAllowed("policy_denied")),
+            Decision::Quorum { approvals, .. } => Some(*approvals),
+            Decision::Allow { .. } => None,
+        };
+        let k = match self.demote_if_idle(&k, ctx.time).await? {
+            Some(k) => k,
+            None => k,
+        };
+        let needs_quorum = match temperature::signing(k.temperature) {
+            Change::Now => min_approvals.is_some(),
+            Change::NeedsQuorum => true,
+            _ => {
+                return Err(ApiError::conflict(
+                    "key_cold",
+                    "the wallet is cold: make it warmer (with a quorum) before it can sign",
+                ));
+            }
+        };
+        if needs_quorum {
+            let params = crate::requests::strip_nulls(json!({
+                "key": k.id.to_string(),
+                "wallet": k.id.to_string(),
+                "label": k.label,
+                "domain": d.name.as_str(),
+                "chain": "eos",
+                "index": index,
+                "eos_chain_id": hex::encode(chain_id),
+                "eos_tx": hex::encode(packed),
+                "eos_context_free_data": hex::encode(context_free_data),
+                "intent": judged.tx.to_json(),
+                "rule": judged.deciding.rule(),
+            }));
+            if let Some(p) = self
+                .gate_min(
+                    ctx,
+                    GatedOp::SignWarm,
+                    params,
+                    Some(d.id),
+                    Some(k.id),
+                    min_approvals.unwrap_or(0),
+                )
+                .await?
+            {
+                return Ok(Gated::Pending(p));
+            }
+        }
+        let (signed, spends) = self.eos_sign_prepared(ctx, &k, &d, &w, &judged)?;
+        self.commit_spends(ctx, "eos.sign", &k, spends).await?;
+        Ok(Gated::Done(signed))
+    }
+
+    /// Decodes and judges a transaction for the wallet's chain: every action, context-free
+    /// ones included, must be allowed (any refusal refuses, else the largest quorum asked).
+    /// Audits the decoded transaction with the decisions.
+    #[allow(clippy::too_many_arguments)] // the request's parts, as they arrive
+    fn eos_judge(
+        &self,
+        ctx: &RequestCtx,
+        k: &KeyRecord,
+        w: &WalletPublic,
+        index: u32,
+        chain_id: [u8; 32],
+        packed: &[u8],
+        context_free_data: &[u8],
+    ) -> Result<Judged, ApiError> {
         let WalletSpec::Eos {
             chain_id: wallet_chain,
         } = w.spec
@@ -108,24 +184,24 @@ impl Vault {
             ));
         }
         let tx = eos::decode_transaction(packed)?;
+        if u64::from(tx.expiration) > ctx.time.0 / 1000 + MAX_LIFETIME_SECS {
+            return Err(ApiError::bad(
+                "expiration_too_far",
+                format!("the transaction expires more than {MAX_LIFETIME_SECS} seconds from now"),
+            ));
+        }
         let intents: Vec<Intent> = tx
             .context_free_actions
             .iter()
             .chain(&tx.actions)
             .map(action_intent)
             .collect();
-        let (policy, _) = self.wallet_policy(&k)?;
+        let (policy, _) = self.wallet_policy(k)?;
         let decisions: Vec<Decision> = intents
             .iter()
             .map(|i| policy.evaluate(i, ctx.time.0))
             .collect();
-        // Every action must be allowed; the first refusal decides.
-        let deciding = decisions
-            .iter()
-            .find(|d| !matches!(d, Decision::Allow { .. }))
-            .or(decisions.first())
-            .cloned()
-            .ok_or(ApiError::Internal)?;
+        let deciding = crate::btc::combined(&decisions).ok_or(ApiError::Internal)?;
         ctx.tag(|t| {
             t.detail = Some(
                 json!({"wallet": k.id.to_string(), "index": index,
@@ -134,60 +210,104 @@ impl Vault {
                 .to_string(),
             );
         });
-        match &deciding {
-            Decision::Allow { .. } => {}
-            Decision::Deny { .. } => return Err(ApiError::NotAllowed("policy_denied")),
-            Decision::Quorum { .. } => {
-                return Err(ApiError::conflict(
-                    "quorum_not_supported",
-                    "a rule asks for approvals, and EOS signatures are not yet filed as requests",
-                ));
-            }
-        }
-        let k = match self.demote_if_idle(&k, ctx.time).await? {
-            Some(k) => k,
-            None => k,
-        };
-        if temperature::signing(k.temperature) != Change::Now {
-            return Err(ApiError::conflict(
-                "key_not_hot",
-                "only a hot wallet signs EOS transactions for now",
-            ));
-        }
-        let digest = eos::signing_digest(&chain_id, packed, context_free_data);
-        let sig = self
-            .keystore
-            .sign_wallet_until(&d, &k, index, &digest, eos::is_canonical)?;
+        Ok(Judged {
+            tx,
+            intents,
+            decisions,
+            deciding,
+            index,
+            digest: eos::signing_digest(&chain_id, packed, context_free_data),
+        })
+    }
+
+    /// Signs an already-decided transaction (the temperature has been checked by the caller;
+    /// an approved warm request comes here too): the signature and the spends to commit.
+    fn eos_sign_prepared(
+        &self,
+        ctx: &RequestCtx,
+        k: &KeyRecord,
+        d: &DomainRecord,
+        w: &WalletPublic,
+        judged: &Judged,
+    ) -> Result<(EosSignedView, Vec<Mutation>), ApiError> {
+        let (index, digest) = (judged.index, judged.digest);
+        let sig =
+            self.keystore
+                .sign_wallet_until(d, k, false, index, &digest, eos::is_canonical)?;
         let recovery_id = sig.recovery_id.ok_or(ApiError::Internal)?;
-        let public = strongroom_chains::address(&w, false, index)?;
+        let public = strongroom_chains::address(w, false, index)?;
         // Spends of every transfer, each against its allowing rule's limit, with the record.
         let mut spends = Vec::new();
-        for (i, d) in intents.iter().zip(&decisions) {
+        for (i, d) in judged.intents.iter().zip(&judged.decisions) {
             let limit = match d {
                 Decision::Allow { daily_limit, .. } => daily_limit.clone(),
                 _ => None,
             };
-            spends.extend(crate::policy::spends(&k, i, ctx.time, limit.as_deref())?);
+            spends.extend(crate::policy::spends(k, i, ctx.time, limit.as_deref())?);
         }
-        if !spends.is_empty() {
-            let committed = self
-                .commit(ctx, "eos.sign", spends)
-                .await
-                .map_err(crate::eth::limit_error);
-            if let Err(ApiError::NotAllowed("daily_limit_exceeded")) = &committed {
-                self.demote_exhausted(&k).await?;
-            }
-            committed?;
-        }
-        if k.hot_idle_secs.is_some() {
-            self.last_use.touch(k.id, ctx.time);
-        }
-        Ok(EosSignedView {
-            wallet: k.id.to_string(),
-            public_key: public.alternate.unwrap_or(public.address),
-            signature: eos::sig_k1(&sig.bytes, recovery_id),
-            digest: hex::encode(digest),
-            transaction: tx.to_json(),
-        })
+        Ok((
+            EosSignedView {
+                wallet: k.id.to_string(),
+                public_key: public.alternate.unwrap_or(public.address),
+                signature: eos::sig_k1(&sig.bytes, recovery_id),
+                digest: hex::encode(digest),
+                transaction: judged.tx.to_json(),
+            },
+            spends,
+        ))
     }
+
+    /// Re-runs an approved warm request's transaction: decoded again from the approved
+    /// parameters and judged again by the wallet's policy as it is now (with the `required`
+    /// approvals the request collected).
+    pub(crate) fn eos_sign_approved(
+        &self,
+        ctx: &RequestCtx,
+        k: &KeyRecord,
+        d: &DomainRecord,
+        params: &Value,
+        required: u8,
+    ) -> Result<(EosSignedView, Vec<Mutation>), ApiError> {
+        let w = WalletPublic::decode(&k.public_key)?;
+        let bytes = |name: &str| {
+            params
+                .get(name)
+                .and_then(Value::as_str)
+                .and_then(|h| hex::decode(h).ok())
+                .ok_or(ApiError::Internal)
+        };
+        let index = params
+            .get("index")
+            .and_then(Value::as_u64)
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or(ApiError::Internal)?;
+        let chain_id: [u8; 32] = bytes("eos_chain_id")?
+            .try_into()
+            .map_err(|_| ApiError::Internal)?;
+        let packed = bytes("eos_tx")?;
+        let cfd = bytes("eos_context_free_data")?;
+        let judged = self.eos_judge(ctx, k, &w, index, chain_id, &packed, &cfd)?;
+        match &judged.deciding {
+            Decision::Deny { .. } => return Err(ApiError::NotAllowed("policy_denied")),
+            Decision::Quorum { approvals, .. } if *approvals > required => {
+                return Err(ApiError::conflict(
+                    "policy_requires_more_approvals",
+                    format!("the wallet's policy now requires {approvals} approvals"),
+                ));
+            }
+            _ => {}
+        }
+        self.eos_sign_prepared(ctx, k, d, &w, &judged)
+    }
+}
+
+/// A decoded transaction and what policy said of each action.
+struct Judged {
+    tx: eos::EosTransaction,
+    intents: Vec<Intent>,
+    decisions: Vec<Decision>,
+    deciding: Decision,
+    index: u32,
+    /// `sha256(chain id || packed || cfd hash)`: what is signed.
+    digest: [u8; 32],
 }

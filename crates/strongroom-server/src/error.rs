@@ -364,6 +364,12 @@ impl From<strongroom_chains::Error> for ApiError {
             E::UnsupportedTxType(_) => ApiError::bad("unsupported_transaction_type", e.to_string()),
             E::Eip7702Refused => ApiError::NotAllowed("eip7702_refused"),
             E::InvalidTypedData => ApiError::bad("invalid_typed_data", e.to_string()),
+            E::InvalidPsbt(_) => ApiError::bad("invalid_psbt", e.to_string()),
+            E::PsbtInput(..) => ApiError::bad("psbt_input_refused", e.to_string()),
+            E::PsbtOutput(..) => ApiError::bad("psbt_output_refused", e.to_string()),
+            E::PsbtDerivationMismatch(_) => {
+                ApiError::bad("psbt_derivation_mismatch", e.to_string())
+            }
             _ => ApiError::bad("invalid_transaction", e.to_string()),
         }
     }

@@ -151,23 +151,7 @@ impl Vault {
         // Counted against the rolling limit in the transaction that writes the audit record:
         // if it does not fit, the signature is never released.
         let spends = crate::policy::spends(&a.k, &pi, ctx.time, limit.as_deref())?;
-        if !spends.is_empty() {
-            let committed = self
-                .commit(ctx, operation, spends)
-                .await
-                .map_err(limit_error);
-            if let Err(ApiError::NotAllowed("daily_limit_exceeded")) = &committed
-                && a.k.temperature == temperature::Temperature::Hot
-            {
-                // A hot wallet whose limit is exhausted demotes itself to warm: from now on
-                // a person approves each signature (and the limit still holds).
-                self.demote_exhausted(&a.k).await?;
-            }
-            committed?;
-        }
-        if a.k.hot_idle_secs.is_some() {
-            self.last_use.touch(a.k.id, ctx.time);
-        }
+        self.commit_spends(ctx, operation, &a.k, spends).await?;
         Ok(Gated::Done(signed))
     }
 

@@ -207,9 +207,17 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "POST",
+        "/v1/wallets/{id}/btc/sign-psbt",
+        "btc.sign_psbt",
+        "Sign a Bitcoin PSBT (base64) with a wallet: every input must be the wallet's (P2WPKH ECDSA or P2TR key-path Schnorr), change is re-derived, destinations and fee under policy",
+        true,
+        false,
+    ),
+    route(
+        "POST",
         "/v1/wallets/{id}/eos/sign",
         "eos.sign",
-        "Sign a packed EOS/Antelope transaction for a chain id (hot wallets, under policy): canonical SIG_K1",
+        "Sign a packed EOS/Antelope transaction for a chain id, under policy (warm wallets and quorum rules: a request): canonical SIG_K1",
         true,
         false,
     ),
@@ -290,6 +298,22 @@ pub const ROUTES: &[Route] = &[
         "/v1/keys/{id}/sign",
         "key.sign",
         "Sign a digest (ECDSA) or message (Ed25519)",
+        true,
+        false,
+    ),
+    route(
+        "PUT",
+        "/v1/keys/{id}/policy",
+        "key.policy_set",
+        "Set a plain key's policy: which application tokens may sign with it, and at what rate (gated: policy.set)",
+        true,
+        false,
+    ),
+    route(
+        "GET",
+        "/v1/keys/{id}/policy",
+        "key.policy_show",
+        "A plain key's policy and its version",
         true,
         false,
     ),
@@ -478,6 +502,7 @@ pub fn router(vault: Arc<Vault>) -> Router {
         )
         .route("/v1/wallets/{id}/eth/sign-message", post(eth_sign_message))
         .route("/v1/wallets/{id}/eos/sign", post(eos_sign))
+        .route("/v1/wallets/{id}/btc/sign-psbt", post(btc_sign_psbt))
         .route(
             "/v1/wallets/{id}/eth/sign-typed-data",
             post(eth_sign_typed_data),
@@ -485,6 +510,10 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/keys", post(create_key).get(list_keys))
         .route("/v1/keys/{id}", get(show_key).delete(destroy_key))
         .route("/v1/keys/{id}/sign", post(sign))
+        .route(
+            "/v1/keys/{id}/policy",
+            put(set_key_policy).get(show_key_policy),
+        )
         .route("/v1/operators", post(create_operator).get(list_operators))
         .route("/v1/operators/{name}/disable", post(disable_operator))
         .route("/v1/operators/{name}/roles", post(change_roles))
@@ -979,6 +1008,23 @@ async fn wallet_xpub(
     Ok(Json(v.wallet_xpub(&ctx, &id)?))
 }
 
+async fn set_key_policy(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    ApiJson(document): ApiJson<serde_json::Value>,
+) -> Result<impl IntoResponse, ApiError> {
+    v.set_key_policy(&ctx, &id, document).await
+}
+
+async fn show_key_policy(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.show_key_policy(&ctx, &id)?))
+}
+
 async fn set_policy(
     State(v): State<Arc<Vault>>,
     ctx: Ctx,
@@ -1105,9 +1151,23 @@ async fn eos_sign(
         Some(h) => parse_hex("context_free_data", &h)?,
         None => Vec::new(),
     };
-    Ok(Json(
-        v.eos_sign(&ctx, &id, b.index, chain_id, &tx, &cfd).await?,
-    ))
+    v.eos_sign(&ctx, &id, b.index, chain_id, &tx, &cfd).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PsbtBody {
+    /// The PSBT, base64.
+    psbt: String,
+}
+
+async fn btc_sign_psbt(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<PsbtBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    v.btc_sign_psbt(&ctx, &id, &b.psbt).await
 }
 
 #[derive(Deserialize)]

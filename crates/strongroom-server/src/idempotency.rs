@@ -23,13 +23,14 @@ use crate::error::ApiError;
 use crate::service::{RequestCtx, Vault};
 
 /// Operations that honour the header.
-pub(crate) const OPERATIONS: [&str; 6] = [
+pub(crate) const OPERATIONS: [&str; 7] = [
     "key.sign",
     "eth.sign_tx",
     "eth.erc20_transfer",
     "eth.sign_message",
     "eth.sign_typed_data",
     "eos.sign",
+    "btc.sign_psbt",
 ];
 
 /// How long an answer is kept.

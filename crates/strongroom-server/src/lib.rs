@@ -5,6 +5,7 @@
 //! hold key material itself (the keystore does) and must not answer any request before that
 //! request's audit record is durable.
 
+mod btc;
 mod bundles;
 mod config;
 mod eos;
@@ -14,6 +15,7 @@ mod export;
 mod http;
 mod idempotency;
 mod idle;
+mod key_policy;
 mod limiter;
 mod listener;
 mod node_seal;

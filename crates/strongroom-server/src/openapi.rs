@@ -64,6 +64,10 @@ fn request_schema(operation: &str) -> Option<Value> {
                            "max_fee_per_gas": {"type": "string", "description": "wei, decimal"},
                            "max_priority_fee_per_gas": {"type": "string", "description": "wei, decimal"}}})
         }
+        "btc.sign_psbt" => {
+            json!({"type": "object", "required": ["psbt"], "additionalProperties": false,
+            "properties": {"psbt": {"type": "string", "description": "BIP-174 PSBT, base64 (at most 48 KiB decoded)"}}})
+        }
         "eos.sign" => {
             json!({"type": "object", "required": ["chain_id", "tx"], "additionalProperties": false,
             "properties": {"index": {"type": "integer", "minimum": 0},
@@ -80,6 +84,14 @@ fn request_schema(operation: &str) -> Option<Value> {
             json!({"type": "object", "additionalProperties": false,
             "properties": {"index": {"type": "integer", "minimum": 0}, "message": {"type": "string", "description": "UTF-8 text"},
                            "message_hex": {"type": "string", "description": "or bytes, hex"}}})
+        }
+        "key.policy_set" => {
+            json!({"type": "object", "required": ["version"], "additionalProperties": false,
+            "description": "a plain key's policy (README: Policies of plain keys)",
+            "properties": {"version": {"const": 1},
+                           "tokens": {"type": "array", "items": {"type": "string"}, "description": "application token ids that may sign; absent: any of the key's domain"},
+                           "max_per_hour": {"type": "integer", "minimum": 1},
+                           "max_per_day": {"type": "integer", "minimum": 1}}})
         }
         "policy.set" => {
             json!({"type": "object", "required": ["version", "rules"], "description": "a policy document (README: Policies)",

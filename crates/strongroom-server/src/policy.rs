@@ -196,6 +196,33 @@ pub(crate) fn spends(
 }
 
 impl Vault {
+    /// Commits a signature's `spends` with the request's audit record, so that a signature
+    /// whose spend does not fit its rolling limit is never released; a hot wallet whose limit
+    /// is exhausted demotes itself to warm (from then on a person approves each signature, and
+    /// the limit still holds). Then marks the wallet used, for idle demotion.
+    pub(crate) async fn commit_spends(
+        &self,
+        ctx: &RequestCtx,
+        operation: &'static str,
+        k: &KeyRecord,
+        spends: Vec<Mutation>,
+    ) -> Result<(), ApiError> {
+        if !spends.is_empty() {
+            let committed = self
+                .commit(ctx, operation, spends)
+                .await
+                .map_err(crate::eth::limit_error);
+            if let Err(ApiError::NotAllowed("daily_limit_exceeded")) = &committed {
+                self.demote_exhausted(k).await?;
+            }
+            committed?;
+        }
+        if k.hot_idle_secs.is_some() {
+            self.last_use.touch(k.id, ctx.time);
+        }
+        Ok(())
+    }
+
     /// A wallet's policy and where it came from.
     pub(crate) fn wallet_policy(
         &self,
@@ -413,11 +440,23 @@ impl Vault {
     ) -> Result<PolicyTestView, ApiError> {
         let (k, _) = self.policy_wallet(ctx, id, Operation::ReadKeys)?;
         let w = strongroom_core::wallet::WalletPublic::decode(&k.public_key)?;
-        let strongroom_core::wallet::WalletSpec::Ethereum { chain_id } = w.spec else {
-            return Err(ApiError::bad(
-                "wrong_chain",
-                "policy test decodes Ethereum transactions",
-            ));
+        let chain_id = match w.spec {
+            strongroom_core::wallet::WalletSpec::Ethereum { chain_id } => chain_id,
+            strongroom_core::wallet::WalletSpec::Bitcoin { .. } => {
+                let psbt = tx.as_str().ok_or_else(|| {
+                    ApiError::bad(
+                        "invalid_psbt",
+                        "for a Bitcoin wallet, tx is a PSBT (base64)",
+                    )
+                })?;
+                return self.test_psbt(ctx, &k, &w, psbt);
+            }
+            _ => {
+                return Err(ApiError::bad(
+                    "wrong_chain",
+                    "policy test decodes Ethereum transactions and Bitcoin PSBTs",
+                ));
+            }
         };
         let intent = strongroom_chains::ethereum::parse_transaction(tx, chain_id)?
             .tx
@@ -455,6 +494,50 @@ impl Vault {
             decision,
             intent: intent.to_json(),
             spent_24h,
+        })
+    }
+
+    /// A dry run of a PSBT: every destination judged as `btc sign-psbt` would, and the daily
+    /// limits of the allowing rules checked against what was spent (destinations and fee).
+    fn test_psbt(
+        &self,
+        ctx: &RequestCtx,
+        k: &KeyRecord,
+        w: &strongroom_core::wallet::WalletPublic,
+        psbt: &str,
+    ) -> Result<PolicyTestView, ApiError> {
+        use strongroom_chains::psbt;
+        let plan = psbt::plan(psbt::parse_psbt(psbt.as_bytes())?, w)?;
+        let (intents, decisions, mut decision) = self.btc_judge(ctx, k, w, &plan)?;
+        let spent = U256::from_be_bytes(self.store.spent_since(
+            k.id,
+            "native",
+            UnixMillis(ctx.time.0.saturating_sub(DAY_MS)),
+        )?);
+        let total = intents
+            .iter()
+            .fold(U256::from(plan.fee), |a, i| a.saturating_add(i.amount));
+        let over = decisions.iter().find_map(|d| match d {
+            Decision::Allow {
+                rule,
+                daily_limit: Some(limit),
+            } => U256::from_str_radix(limit, 10)
+                .ok()
+                .filter(|l| spent.checked_add(total).is_none_or(|t| t > *l))
+                .map(|l| (rule.clone(), l)),
+            _ => None,
+        });
+        if let Some((rule, limit)) = over {
+            decision = Decision::Deny {
+                rule,
+                reason: format!("the rule's daily limit {limit} would be exceeded (spent {spent})"),
+            };
+        }
+        Ok(PolicyTestView {
+            wallet: k.id.to_string(),
+            decision,
+            intent: plan.to_json(w),
+            spent_24h: Some(spent.to_string()),
         })
     }
 }

@@ -175,6 +175,21 @@ fn scalar(p: &Value, name: &str) -> String {
     }
 }
 
+/// An Antelope amount in base units with its symbol (`4,EOS`) as people write it: `1.0000 EOS`.
+fn antelope_asset(amount: &str, symbol: &str) -> String {
+    let Some((precision, code)) = symbol.split_once(',') else {
+        return format!("{amount} {symbol}");
+    };
+    let precision: usize = precision.parse().unwrap_or(0);
+    let digits = format!("{amount:0>width$}", width = precision + 1);
+    let (whole, frac) = digits.split_at(digits.len() - precision);
+    if precision == 0 {
+        format!("{whole} {code}")
+    } else {
+        format!("{whole}.{frac} {code}")
+    }
+}
+
 /// What will happen, in words.
 fn describe(op: GatedOp, p: &Value) -> String {
     match op {
@@ -196,6 +211,36 @@ fn describe(op: GatedOp, p: &Value) -> String {
                 .unwrap_or_default(),
             param(p, "from")
         ),
+        GatedOp::SetPolicy if p.get("key_policy").is_some() => {
+            let kp = &p["key_policy"];
+            let tokens = match kp.get("tokens").and_then(Value::as_array) {
+                None => "any application token of its domain".to_owned(),
+                Some(t) if t.is_empty() => "no application token".to_owned(),
+                Some(t) => format!(
+                    "only the application token(s) {}",
+                    t.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            let rate = |name: &str, per: &str| {
+                kp.get(name)
+                    .and_then(Value::as_u64)
+                    .map(|n| format!(", at most {n} signatures per {per}"))
+                    .unwrap_or_default()
+            };
+            format!(
+                "replace version {} of the policy of the {} key {} (label {}) in domain \"{}\": {tokens} may sign with it{}{}",
+                scalar(p, "from_version"),
+                param(p, "algorithm"),
+                param(p, "key"),
+                p.get("label").and_then(Value::as_str).unwrap_or("none"),
+                param(p, "domain"),
+                rate("max_per_hour", "hour"),
+                rate("max_per_day", "day"),
+            )
+        }
         GatedOp::SetPolicy => {
             let rules = p["policy"]["rules"]
                 .as_array()
@@ -265,6 +310,97 @@ fn describe(op: GatedOp, p: &Value) -> String {
                 scalar(intent, "nonce"),
                 scalar(intent, "gas_limit"),
                 param(intent, "max_fee_per_gas")
+            )
+        }
+        GatedOp::SignWarm if p.get("eos_tx").is_some() => {
+            let intent = &p["intent"];
+            let actions = |list: &str| {
+                intent[list]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|a| match a["call"].as_str() {
+                                Some("transfer") => format!(
+                                    "{}::transfer {} from {} to {} (memo {:?})",
+                                    param(a, "account"),
+                                    antelope_asset(param(a, "amount"), param(a, "symbol")),
+                                    param(a, "from"),
+                                    param(a, "to"),
+                                    param(a, "memo")
+                                ),
+                                _ => format!(
+                                    "{}::{} ({} bytes of data)",
+                                    param(a, "account"),
+                                    param(a, "name"),
+                                    scalar(a, "data_len")
+                                ),
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    })
+                    .unwrap_or_default()
+            };
+            let cfa = actions("context_free_actions");
+            format!(
+                "sign an EOS transaction on chain {} with wallet {} (label {}, address {}) in domain \"{}\", expiring at {} (Unix seconds): {}{}",
+                param(p, "eos_chain_id"),
+                param(p, "wallet"),
+                p.get("label").and_then(Value::as_str).unwrap_or("none"),
+                scalar(p, "index"),
+                param(p, "domain"),
+                scalar(intent, "expiration"),
+                actions("actions"),
+                if cfa.is_empty() {
+                    String::new()
+                } else {
+                    format!("; context-free: {cfa}")
+                }
+            )
+        }
+        GatedOp::SignWarm if p.get("btc_psbt").is_some() => {
+            let intent = &p["intent"];
+            let list = |own: bool| {
+                intent["outputs"]
+                    .as_array()
+                    .map(|o| {
+                        o.iter()
+                            .filter(|o| o["own"].is_string() == own)
+                            .map(|o| {
+                                format!(
+                                    "{} sat to {}{}",
+                                    scalar(o, "value_sat"),
+                                    param(o, "address"),
+                                    o["own"]
+                                        .as_str()
+                                        .map(|p| format!(" (the wallet's {p})"))
+                                        .unwrap_or_default()
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default()
+            };
+            let pays = list(false);
+            let change = list(true);
+            format!(
+                "sign the Bitcoin transaction {} from wallet {} (label {}) in domain \"{}\": pays {}; change {}; fee {} sat, from {} input(s) of the wallet",
+                param(intent, "txid"),
+                param(p, "wallet"),
+                p.get("label").and_then(Value::as_str).unwrap_or("none"),
+                param(p, "domain"),
+                if pays.is_empty() {
+                    "no one else".to_owned()
+                } else {
+                    pays
+                },
+                if change.is_empty() {
+                    "none".to_owned()
+                } else {
+                    change
+                },
+                scalar(intent, "fee_sat"),
+                intent["inputs"].as_array().map_or(0, Vec::len)
             )
         }
         GatedOp::SignWarm => {
@@ -754,6 +890,13 @@ impl Vault {
                 .await
                 .map(|_| ())
             }
+            GatedOp::SetPolicy if p.get("key_policy").is_some() => {
+                self.set_key_policy_prepared(ctx, p, |v| {
+                    self.decide(rec, RequestStatus::Executed, Some(v), ctx.time)
+                        .map(Some)
+                })
+                .await
+            }
             GatedOp::SetPolicy => {
                 self.set_policy_prepared(ctx, p, |v| {
                     self.decide(rec, RequestStatus::Executed, Some(v), ctx.time)
@@ -822,16 +965,28 @@ impl Vault {
                     ));
                 }
                 // A wallet's transaction: decoded again from the approved parameters.
-                if p.get("eth_tx").is_some() {
+                if ["eth_tx", "btc_psbt", "eos_tx"]
+                    .iter()
+                    .any(|f| p.get(*f).is_some())
+                {
                     ctx.tag(|t| {
                         t.key = Some(k.id);
                         t.domain = Some(d.id);
                     });
-                    let (signed, spends) = self.eth_sign_approved(ctx, k, d, p, rec.required)?;
+                    let (signed, spends) = if p.get("eth_tx").is_some() {
+                        let (s, m) = self.eth_sign_approved(ctx, k, d, p, rec.required)?;
+                        (serde_json::to_value(&s), m)
+                    } else if p.get("btc_psbt").is_some() {
+                        let (s, m) = self.btc_sign_approved(ctx, k, d, p, rec.required)?;
+                        (serde_json::to_value(&s), m)
+                    } else {
+                        let (s, m) = self.eos_sign_approved(ctx, k, d, p, rec.required)?;
+                        (serde_json::to_value(&s), m)
+                    };
                     let finish = self.decide(
                         rec,
                         RequestStatus::Executed,
-                        Some(serde_json::to_value(&signed).map_err(|_| ApiError::Internal)?),
+                        Some(signed.map_err(|_| ApiError::Internal)?),
                         ctx.time,
                     )?;
                     // The signature is released only if its spend fits the limit, in the
@@ -869,8 +1024,13 @@ impl Vault {
                     Some(serde_json::to_value(&sig).map_err(|_| ApiError::Internal)?),
                     ctx.time,
                 )?;
-                // The signature is released (in the request's result) only once this is durable.
-                self.commit(ctx, "key.sign", vec![finish]).await
+                // The signature is released (in the request's result) only once this is
+                // durable, and only within the key's rate.
+                let mut mutations = vec![finish];
+                mutations.extend(self.key_rate_mutations(k, ctx.time)?);
+                self.commit(ctx, "key.sign", mutations)
+                    .await
+                    .map_err(crate::key_policy::rate_error)
             }
             _ => Err(ApiError::Internal),
         }
@@ -1105,5 +1265,12 @@ mod tests {
             canonical(&v),
             r#"{"a":{"c":"x\"y","d":[1,{"y":null,"z":true}]},"b":1}"#
         );
+    }
+    #[test]
+    fn antelope_amounts_read_as_people_write_them() {
+        assert_eq!(antelope_asset("10000", "4,EOS"), "1.0000 EOS");
+        assert_eq!(antelope_asset("5", "4,EOS"), "0.0005 EOS");
+        assert_eq!(antelope_asset("123456", "0,RAM"), "123456 RAM");
+        assert_eq!(antelope_asset("7", "odd"), "7 odd");
     }
 }

@@ -1186,6 +1186,8 @@ impl Vault {
         if k.algorithm == Algorithm::Bip32Seed {
             self.wallet_may_blind_sign(ctx, k, input)?;
         }
+        // A plain key's policy: which tokens may sign, and the rate mutations to commit.
+        let rate = self.key_policy_admits(ctx, k)?;
         // An idle hot key demotes itself before it would sign.
         let demoted = self.demote_if_idle(k, ctx.time).await?;
         let k = demoted.as_ref().unwrap_or(k);
@@ -1218,6 +1220,12 @@ impl Vault {
             }
         }
         let signed = self.sign_prepared(k, d, input)?;
+        // Counted with the audit record: a signature over the rate is never released.
+        if !rate.is_empty() {
+            self.commit(ctx, "key.sign", rate)
+                .await
+                .map_err(crate::key_policy::rate_error)?;
+        }
         if k.hot_idle_secs.is_some() {
             self.last_use.touch(k.id, ctx.time);
         }

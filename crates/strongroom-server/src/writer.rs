@@ -120,6 +120,10 @@ struct Loop {
 /// How a refused mutation is recorded: the request was denied (a rule) or failed (a fault).
 fn refusal(e: &CoreError) -> (Outcome, &'static str) {
     match e {
+        // A rolling limit (a wallet's daily limit, a key's rate) that the spend would pass.
+        CoreError::Conflict(strongroom_core::storage::LIMIT_EXCEEDED) => {
+            (Outcome::Denied, "limit_exceeded")
+        }
         CoreError::Conflict(_) => (Outcome::Denied, "conflict"),
         CoreError::NotFound(_) => (Outcome::Denied, "not_found"),
         _ => (Outcome::Failed, "storage_error"),

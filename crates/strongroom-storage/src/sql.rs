@@ -658,8 +658,9 @@ pub(crate) fn idle_limited_keys(db: &mut dyn Db, f: &Fields) -> Result<Vec<KeyRe
 }
 
 /// Audit operations whose granted records are a key's signatures (for idle demotion).
-const SIGNING_OPERATIONS: [&str; 6] = [
+const SIGNING_OPERATIONS: [&str; 7] = [
     "key.sign",
+    "btc.sign_psbt",
     "eos.sign",
     "eth.sign_tx",
     "eth.erc20_transfer",
@@ -1418,7 +1419,11 @@ impl Txn<'_> {
                     // Big-endian byte order is numeric order.
                     match add_be(&spent, amount) {
                         Some(total) if total <= *limit => {}
-                        _ => return Err(CoreError::Conflict("daily limit")),
+                        _ => {
+                            return Err(CoreError::Conflict(
+                                strongroom_core::storage::LIMIT_EXCEEDED,
+                            ));
+                        }
                     }
                 }
                 let index = spend_index(self.fields, *wallet, asset)?;

@@ -690,3 +690,64 @@ pub fn set_policy(
         ],
     )
 }
+
+/// The mnemonic of the BIP-84/BIP-86 published vectors.
+pub const ABANDON: &str =
+    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+
+/// Runs an independent oracle, `tests/oracle/<script>`, in the Python environment
+/// `scripts/test.sh` makes (eth-account, embit): one JSON request in, one JSON answer out.
+pub fn oracle(script: &str, request: &Value) -> Value {
+    let python = std::env::var("STRONGROOM_ORACLE_PYTHON")
+        .expect("STRONGROOM_ORACLE_PYTHON is unset: run the tests with ./scripts/test.sh");
+    let path = format!("{}/tests/oracle/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(python)
+        .arg(path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(request.to_string().as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "oracle {script} failed");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A wallet made from `mnemonic` with `wallet create` and the extra `args`: its id.
+pub fn wallet_from(
+    node: &Node,
+    token: Option<&str>,
+    dir: &Path,
+    mnemonic: &str,
+    args: &[&str],
+) -> String {
+    let words = dir.join(format!("words-{}", sha256_hex(mnemonic.as_bytes())));
+    std::fs::write(&words, mnemonic).unwrap();
+    let mut full = vec![
+        "--json",
+        "wallet",
+        "create",
+        "--mnemonic-file",
+        words.to_str().unwrap(),
+    ];
+    full.extend_from_slice(args);
+    node.cli(token, &full).ok().json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// eosio.token::transfer alice -> bob, 1.0000 EOS, memo "rent" (packed; encoded by Python
+/// from the Antelope serialisation rules).
+pub const EOS_TO_BOB: &str = "00f15365d204efbeadde000000000100a6823403ea3055000000572d3ccdcd010000000000855c3400000000a8ed3232250000000000855c340000000000000e3d102700000000000004454f53000000000472656e7400";
+
+/// The EOS mainnet chain id.
+pub const EOS_MAINNET: &str = "aca376f206b8fc25a6ed44dbdc66547c36c6c33e3a119ffbeaef943642f0e906";
