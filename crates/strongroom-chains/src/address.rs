@@ -69,6 +69,24 @@ pub fn account_xpub(w: &WalletPublic) -> Result<String, Error> {
     Ok(xpub(w)?.to_string())
 }
 
+/// Whether `address` (a policy's canonical form) can name a destination of a wallet of
+/// `spec`: a Bitcoin address valid on the wallet's network, a `0x` address for Ethereum, an
+/// Antelope name or asset for EOS. Anything else would be a policy entry that never matches.
+#[must_use]
+pub fn policy_address_fits(spec: WalletSpec, address: &str) -> bool {
+    let bitcoin = address
+        .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
+        .ok();
+    match spec {
+        WalletSpec::Bitcoin { network: n, .. } => {
+            bitcoin.is_some_and(|a| a.is_valid_for_network(network(n)))
+        }
+        WalletSpec::Ethereum { .. } => address.starts_with("0x"),
+        WalletSpec::Eos { .. } => bitcoin.is_none() && !address.starts_with("0x"),
+        _ => false,
+    }
+}
+
 /// The public key of address `index` on the receive or change branch (`account/0/i` or
 /// `account/1/i`), derived without any secret.
 ///

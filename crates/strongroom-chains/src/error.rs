@@ -53,4 +53,8 @@ pub enum Error {
     /// a "change" output (or input) that is not the wallet's.
     #[error("a PSBT {0} claims a derivation of this wallet that does not match its script")]
     PsbtDerivationMismatch(&'static str),
+    /// A signature made for an input does not verify against the key its spent script names
+    /// (a fault, or a wallet whose secret and public parts disagree): nothing is released.
+    #[error("a signature does not verify against the input's key")]
+    SignatureMismatch,
 }

@@ -21,5 +21,6 @@ pub mod psbt;
 
 pub use address::{
     WalletAddress, account_xpub, address, bitcoin_address, child_public_key, ethereum_address,
+    policy_address_fits,
 };
 pub use error::Error;

@@ -22,10 +22,11 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use bitcoin::bip32::{Fingerprint, KeySource};
 use bitcoin::hashes::Hash as _;
+use bitcoin::key::TapTweak as _;
 use bitcoin::psbt::{Psbt, PsbtSighashType};
 use bitcoin::secp256k1::ecdsa::Signature as EcdsaSig;
 use bitcoin::secp256k1::schnorr::Signature as SchnorrSig;
-use bitcoin::secp256k1::{PublicKey, XOnlyPublicKey};
+use bitcoin::secp256k1::{Message, PublicKey, XOnlyPublicKey};
 use bitcoin::sighash::{EcdsaSighashType, Prevouts, SighashCache, TapSighashType};
 use bitcoin::{Address, CompressedPublicKey, ScriptBuf, Transaction, TxOut, Witness};
 use serde_json::{Value, json};
@@ -35,7 +36,7 @@ use crate::Error;
 
 /// The largest PSBT accepted, in bytes (binary); base64 text may be a third longer (so it
 /// fits the API's 64 KiB body limit).
-pub const MAX_PSBT_BYTES: usize = 48 * 1024;
+pub const MAX_PSBT_BYTES: usize = 46 * 1024;
 
 /// The most inputs one PSBT may spend (each costs a derivation and a signature).
 pub const MAX_INPUTS: usize = 200;
@@ -163,7 +164,13 @@ struct WalletView<'a> {
     fingerprint: Fingerprint,
     account_path: Vec<u32>,
     scanned: Option<HashMap<ScriptBuf, (bool, u32)>>,
+    // Each derivation costs; a hostile PSBT may name the same address many times.
+    derived: HashMap<(bool, u32), (ScriptBuf, [u8; 33])>,
 }
+
+/// The most derivation claims of this wallet one input or output may carry (an honest one
+/// carries one).
+const MAX_CLAIMS: usize = 2;
 
 impl<'a> WalletView<'a> {
     fn new(w: &'a WalletPublic) -> Result<Self, Error> {
@@ -181,12 +188,18 @@ impl<'a> WalletView<'a> {
             fingerprint: Fingerprint::from(w.master_fingerprint),
             account_path: w.spec.account_path().to_vec(),
             scanned: None,
+            derived: HashMap::new(),
         })
     }
 
-    fn script_of(&self, change: bool, index: u32) -> Result<(ScriptBuf, [u8; 33]), Error> {
+    fn script_of(&mut self, change: bool, index: u32) -> Result<(ScriptBuf, [u8; 33]), Error> {
+        if let Some(known) = self.derived.get(&(change, index)) {
+            return Ok(known.clone());
+        }
         let pk = crate::child_public_key(&self.w.account, change, index)?;
-        Ok((wallet_script(&pk, self.address_type)?, pk))
+        let known = (wallet_script(&pk, self.address_type)?, pk);
+        self.derived.insert((change, index), known.clone());
+        Ok(known)
     }
 
     /// The address a claimed derivation path names, if it is under this wallet's account
@@ -212,18 +225,21 @@ impl<'a> WalletView<'a> {
         claims: impl Iterator<Item = &'k KeySource>,
         what: &'static str,
     ) -> Result<Option<(bool, u32, [u8; 33])>, Error> {
-        let mut claimed_any = false;
+        let mut claimed = 0;
         for source in claims {
             let Some((change, index)) = self.claimed(source) else {
                 continue;
             };
-            claimed_any = true;
+            claimed += 1;
+            if claimed > MAX_CLAIMS {
+                return Err(Error::PsbtDerivationMismatch(what));
+            }
             let (derived, pk) = self.script_of(change, index)?;
             if &derived == script {
                 return Ok(Some((change, index, pk)));
             }
         }
-        if claimed_any {
+        if claimed > 0 {
             return Err(Error::PsbtDerivationMismatch(what));
         }
         if self.scanned.is_none() {
@@ -322,6 +338,15 @@ pub fn plan(psbt: Psbt, w: &WalletPublic) -> Result<PsbtPlan, Error> {
     if tx.input.len() > MAX_INPUTS {
         return Err(Error::InvalidPsbt("too many inputs"));
     }
+    // The parser makes these agree; a `Psbt` built by hand may not.
+    if psbt.inputs.len() != tx.input.len() || psbt.outputs.len() != tx.output.len() {
+        return Err(Error::InvalidPsbt("the maps do not match the transaction"));
+    }
+    // The same coin twice would count its amount twice (and the transaction is invalid).
+    let mut seen = std::collections::HashSet::new();
+    if !tx.input.iter().all(|i| seen.insert(i.previous_output)) {
+        return Err(Error::InvalidPsbt("an outpoint is spent twice"));
+    }
     let spent: Vec<TxOut> = (0..tx.input.len())
         .map(|i| spent_output(&psbt, i))
         .collect::<Result<_, _>>()?;
@@ -365,6 +390,20 @@ pub fn plan(psbt: Psbt, w: &WalletPublic) -> Result<PsbtPlan, Error> {
                 (InputKind::P2wpkh, h.to_byte_array())
             }
             AddressType::P2tr => {
+                // A BIP-86 output has no script tree and commits to the key we derived: a
+                // PSBT that says otherwise describes some other output.
+                let internal = PublicKey::from_slice(&public_key)
+                    .map(XOnlyPublicKey::from)
+                    .map_err(|_| Error::InvalidPublicKey)?;
+                if input.tap_merkle_root.is_some()
+                    || !input.tap_scripts.is_empty()
+                    || input.tap_internal_key.is_some_and(|k| k != internal)
+                {
+                    return Err(Error::PsbtInput(
+                        i,
+                        "it describes a script tree or another internal key",
+                    ));
+                }
                 let all = match input.sighash_type.map(PsbtSighashType::to_u32) {
                     None | Some(0) => false,
                     Some(1) => true,
@@ -464,11 +503,12 @@ impl PsbtPlan {
         })
     }
 
-    /// Fills in the signatures (one per input, in order) and finalizes when complete.
+    /// Fills in the signatures (one per input, in order), each verified against the key its
+    /// spent script names, and finalizes when complete.
     ///
     /// # Errors
     /// [`Error::InvalidPsbt`] if the signatures do not match the inputs in number or kind, or
-    /// do not parse.
+    /// do not parse; [`Error::SignatureMismatch`] if one does not verify.
     pub fn finish(self, signatures: &[InputSignature]) -> Result<SignedPsbt, Error> {
         let mismatch = Error::InvalidPsbt("signatures do not match the inputs");
         if signatures.len() != self.inputs.len() {
@@ -486,6 +526,15 @@ impl PsbtPlan {
                             .map_err(|_| Error::InvalidPsbt("a signature does not parse"))?,
                         sighash_type: EcdsaSighashType::All,
                     };
+                    // Checked against the key the spent script names, not only the signer's
+                    // own: a wallet whose seed and public part disagree must not pass.
+                    crate::address::secp()
+                        .verify_ecdsa(
+                            &Message::from_digest(input.sighash),
+                            &signature.signature,
+                            &pk,
+                        )
+                        .map_err(|_| Error::SignatureMismatch)?;
                     psbt.inputs[i]
                         .partial_sigs
                         .insert(bitcoin::PublicKey::new(pk), signature);
@@ -501,6 +550,15 @@ impl PsbtPlan {
                             TapSighashType::Default
                         },
                     };
+                    let (output_key, _) =
+                        XOnlyPublicKey::from(pk).tap_tweak(crate::address::secp(), None);
+                    crate::address::secp()
+                        .verify_schnorr(
+                            &signature.signature,
+                            &Message::from_digest(input.sighash),
+                            &output_key.to_x_only_public_key(),
+                        )
+                        .map_err(|_| Error::SignatureMismatch)?;
                     psbt.inputs[i].tap_key_sig = Some(signature);
                     psbt.inputs[i].tap_internal_key = Some(XOnlyPublicKey::from(pk));
                     witnesses.push(Witness::p2tr_key_spend(&signature));

@@ -432,6 +432,29 @@ fn hostile_psbts_are_refused() {
     psbt.inputs[0].final_script_witness = Some(Witness::from_slice(&[[1u8; 3]]));
     assert!(matches!(refused(psbt, &w), Error::PsbtInput(0, _)));
 
+    // The same coin spent twice (its amount would count twice).
+    let mut psbt = payment(&w);
+    psbt.unsigned_tx.input[1].previous_output = psbt.unsigned_tx.input[0].previous_output;
+    assert_eq!(
+        refused(psbt, &w),
+        Error::InvalidPsbt("an outpoint is spent twice")
+    );
+
+    // Claims of the wallet piled on one input (each would cost a derivation).
+    let mut psbt = payment(&w);
+    for index in 10..13 {
+        psbt.inputs[0].bip32_derivation.insert(
+            public_key(&w, false, index),
+            source(&w, &full_path(&w, false, index)),
+        );
+    }
+    assert_eq!(refused(psbt, &w), Error::PsbtDerivationMismatch("input"));
+
+    // Maps that do not match the transaction (a hand-built PSBT).
+    let mut psbt = payment(&w);
+    psbt.inputs.pop();
+    assert!(matches!(refused(psbt, &w), Error::InvalidPsbt(_)));
+
     // A wallet of another chain.
     let seed = HdSeed::from_mnemonic(ABANDON, "").unwrap();
     let eth = seed
@@ -474,6 +497,25 @@ fn taproot_sighash_modes() {
         psbt.inputs[0].sighash_type = Some(PsbtSighashType::from_u32(ty));
         assert!(matches!(refused(psbt, &w), Error::PsbtInput(0, _)));
     }
+    // A script tree or another internal key on our input: not a BIP-86 output of ours.
+    let mut psbt = payment(&w);
+    psbt.inputs[0].tap_merkle_root = Some(bitcoin::TapNodeHash::assume_hidden([5; 32]));
+    assert!(matches!(refused(psbt, &w), Error::PsbtInput(0, _)));
+    let mut psbt = payment(&w);
+    psbt.inputs[1].tap_internal_key = Some(XOnlyPublicKey::from(public_key(&w, false, 9)));
+    assert!(matches!(refused(psbt, &w), Error::PsbtInput(1, _)));
+    // A signature by another key (a seed that disagrees with the wallet's public part) is
+    // not put into the PSBT.
+    let p = plan(payment(&w), &w).unwrap();
+    let mut sigs = sign_all(&seed, &w, &p);
+    let other = seed.signing_key(&full_path(&w, false, 42)).unwrap();
+    sigs[1] = InputSignature::Schnorr(
+        other
+            .sign_taproot_key_spend(&p.inputs[1].sighash, None, &[0; 32])
+            .unwrap(),
+    );
+    assert_eq!(p.finish(&sigs).unwrap_err(), Error::SignatureMismatch);
+
     // A key-path claim with the wrong (hardened) index is not ours and is ignored; the
     // script is still found by scanning.
     let mut psbt = payment(&w);
@@ -496,4 +538,41 @@ fn fuzz_wallets_are_the_mnemonics() {
             wallet(t).1
         );
     }
+}
+
+/// Policy entries must name destinations of the wallet's chain and network: the server
+/// writes a Bitcoin output's address for the wallet's network, so another network's form
+/// would never match.
+#[test]
+fn policy_addresses_fit_the_wallet() {
+    use strongroom_chains::policy_address_fits as fits;
+    let btc = |network| WalletSpec::Bitcoin {
+        network,
+        address_type: AddressType::P2wpkh,
+    };
+    let main = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4";
+    let test = "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx";
+    let reg = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+    assert!(fits(btc(BitcoinNetwork::Bitcoin), main));
+    assert!(fits(
+        btc(BitcoinNetwork::Bitcoin),
+        "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2"
+    ));
+    assert!(!fits(btc(BitcoinNetwork::Bitcoin), test));
+    assert!(fits(btc(BitcoinNetwork::Testnet), test));
+    assert!(fits(btc(BitcoinNetwork::Signet), test));
+    assert!(!fits(btc(BitcoinNetwork::Testnet), main));
+    assert!(fits(btc(BitcoinNetwork::Regtest), reg));
+    assert!(!fits(btc(BitcoinNetwork::Regtest), main));
+    assert!(!fits(
+        btc(BitcoinNetwork::Bitcoin),
+        "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"
+    ));
+    let eth = WalletSpec::Ethereum { chain_id: 1 };
+    assert!(fits(eth, "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"));
+    assert!(!fits(eth, main));
+    assert!(!fits(eth, "bob"));
+    let eos = WalletSpec::Eos { chain_id: [0; 32] };
+    assert!(fits(eos, "bob") && fits(eos, "eosio.token:4,eos"));
+    assert!(!fits(eos, main));
 }

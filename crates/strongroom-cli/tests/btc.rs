@@ -116,6 +116,19 @@ fn p2wpkh_psbts_sign_like_an_independent_wallet_under_policy() {
             {"name": "sweep", "effect": "allow", "call": "consolidate"}]}),
     )
     .ok();
+    // A testnet address in a mainnet wallet's policy would never match: refused.
+    assert_eq!(
+        set_policy(
+            &node,
+            t,
+            dir.path(),
+            &w,
+            &json!({"version": 1, "deny": ["tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx"],
+                    "rules": []}),
+        )
+        .error_code(),
+        "invalid_policy"
+    );
     // The dry run judges a PSBT file as signing would, limits included: 122,000 already spent
     // (the two dev-mode signatures, fees included) and another 61,000 would pass 100,000.
     let dry = node

@@ -8,9 +8,8 @@ mod common;
 use common::*;
 use serde_json::json;
 
-use common::EOS_TO_BOB as TO_BOB;
 /// The same to mallory.
-const TO_MALLORY: &str = "00f15365d204efbeadde000000000100a6823403ea3055000000572d3ccdcd010000000000855c3400000000a8ed3232250000000000855c34000000c05f1aa391102700000000000004454f53000000000472656e7400";
+const TO_MALLORY_FIXTURE: &str = "00f15365d204efbeadde000000000100a6823403ea3055000000572d3ccdcd010000000000855c3400000000a8ed3232250000000000855c34000000c05f1aa391102700000000000004454f53000000000472656e7400";
 use common::EOS_MAINNET as CHAIN;
 
 fn decode_k1(text: &str, prefix: &str) -> Vec<u8> {
@@ -43,6 +42,10 @@ fn bs58_decode(s: &str) -> Vec<u8> {
 
 #[test]
 fn eos_transfers_sign_canonically_under_policy() {
+    // Transactions expire: the fixtures get an expiration ten minutes from now.
+    let to_bob = eos_fresh(EOS_TO_BOB);
+    let to_mallory = eos_fresh(TO_MALLORY_FIXTURE);
+    let (to_bob, to_mallory) = (to_bob.as_str(), to_mallory.as_str());
     let dir = tempfile::tempdir().unwrap();
     let node = Node::dev(&dir.path().join("vault"));
     let token = node.dev_token();
@@ -72,7 +75,7 @@ fn eos_transfers_sign_canonically_under_policy() {
                 "--chain-id",
                 CHAIN,
                 "--tx",
-                TO_BOB,
+                to_bob,
             ],
         )
         .ok()
@@ -83,7 +86,7 @@ fn eos_transfers_sign_canonically_under_policy() {
     // The digest is sha256(chain id || packed || 32 zero bytes), and the signature recovers
     // the wallet's key.
     let mut pre = hex::decode(CHAIN).unwrap();
-    pre.extend(hex::decode(TO_BOB).unwrap());
+    pre.extend(hex::decode(to_bob).unwrap());
     pre.extend([0u8; 32]);
     assert_eq!(signed["digest"], sha256_hex(&pre));
     let sig = decode_k1(signed["signature"].as_str().unwrap(), "SIG_K1_");
@@ -118,6 +121,29 @@ fn eos_transfers_sign_canonically_under_policy() {
              "daily_limit": "25000"}]}),
     )
     .ok();
+    // The dry run reads the packed transaction and names the deciding rule.
+    let dry = |tx: &str| {
+        let f = dir.path().join("tx.hex");
+        std::fs::write(&f, tx).unwrap();
+        node.cli(
+            t,
+            &[
+                "--json",
+                "policy",
+                "test",
+                "--wallet",
+                &w,
+                "--tx",
+                f.to_str().unwrap(),
+            ],
+        )
+        .ok()
+        .json()
+    };
+    let d = dry(to_bob);
+    assert_eq!(d["decision"]["rule"], "eos-to-payees", "{d}");
+    assert_eq!(d["intent"]["actions"][0]["to"], "bob");
+    assert_eq!(dry(to_mallory)["decision"]["rule"], "default-deny");
     let sign = |tx: &str| {
         node.http(
             "POST",
@@ -126,15 +152,15 @@ fn eos_transfers_sign_canonically_under_policy() {
             Some(&json!({"chain_id": CHAIN, "tx": tx}).to_string()),
         )
     };
-    assert_eq!(sign(TO_BOB).0, 200);
-    let (status, body) = sign(TO_MALLORY);
+    assert_eq!(sign(to_bob).0, 200);
+    let (status, body) = sign(to_mallory);
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (403, Some("policy_denied"))
     );
     // The daily limit counts every transfer in the window, the one signed before the policy
     // too: 1.0000 + 1.0000 + 1.0000 > 2.5000.
-    let (status, body) = sign(TO_BOB);
+    let (status, body) = sign(to_bob);
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (403, Some("daily_limit_exceeded"))
@@ -144,7 +170,7 @@ fn eos_transfers_sign_canonically_under_policy() {
         "POST",
         &format!("/v1/wallets/{w}/eos/sign"),
         t,
-        Some(&json!({"chain_id": "11".repeat(32), "tx": TO_BOB}).to_string()),
+        Some(&json!({"chain_id": "11".repeat(32), "tx": to_bob}).to_string()),
     );
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -166,14 +192,20 @@ fn eos_transfers_sign_canonically_under_policy() {
         .ok()
         .json();
     assert_eq!(other["eos_chain_id"], "11".repeat(32));
-    // A transaction that expires in 2106: its signature could be held for decades.
-    let (status, body) = sign(&format!("ffffffff{}", &TO_BOB[8..]));
+    // A transaction that expires in 2106 (its signature could be held for decades), and
+    // one that has expired (2023).
+    let (status, body) = sign(&format!("ffffffff{}", &to_bob[8..]));
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (400, Some("expiration_too_far"))
     );
+    let (status, body) = sign(EOS_TO_BOB);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("transaction_expired"))
+    );
     // Malformed input and the wrong chain.
-    let (status, body) = sign(&TO_BOB[..TO_BOB.len() - 2]);
+    let (status, body) = sign(&to_bob[..to_bob.len() - 2]);
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (400, Some("invalid_transaction"))
@@ -186,7 +218,7 @@ fn eos_transfers_sign_canonically_under_policy() {
         "POST",
         &format!("/v1/wallets/{}/eos/sign", eth["id"].as_str().unwrap()),
         t,
-        Some(&json!({"chain_id": CHAIN, "tx": TO_BOB}).to_string()),
+        Some(&json!({"chain_id": CHAIN, "tx": to_bob}).to_string()),
     );
     assert_eq!(
         (status, body["error"]["code"].as_str()),

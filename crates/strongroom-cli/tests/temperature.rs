@@ -329,7 +329,7 @@ fn cold_warm_hot() {
             "--chain-id",
             EOS_MAINNET,
             "--tx",
-            EOS_TO_BOB,
+            &eos_fresh(EOS_TO_BOB),
         ],
     ));
     let shown = node.cli(t, &["--json", "request", "show", &r]).ok().json();

@@ -684,6 +684,22 @@ impl Policy {
             && r.max_amount.is_none_or(|m| i.amount <= m)
     }
 
+    /// Every destination address the policy names (list entries, the deny list, rules' `to`),
+    /// in canonical form: for the server to check they belong to the wallet's chain and
+    /// network, which this crate does not know.
+    #[must_use]
+    pub fn addresses(&self) -> BTreeSet<&str> {
+        let lists = self.lists.values().flatten().map(|e| e.address.as_str());
+        let rules = self.rules.iter().flat_map(|r| r.to.iter().flatten());
+        lists
+            .chain(self.deny.iter().map(String::as_str))
+            .chain(rules.filter_map(|d| match d {
+                Dest::Address(a) => Some(a.as_str()),
+                Dest::List(_) => None,
+            }))
+            .collect()
+    }
+
     /// Decides on `intent` at `now_ms` (Unix ms, UTC).
     #[must_use]
     pub fn evaluate(&self, intent: &Intent, now_ms: u64) -> Decision {

@@ -98,28 +98,6 @@ pub(crate) fn combined(decisions: &[Decision]) -> Option<Decision> {
         .or(decisions.first().cloned())
 }
 
-/// The spends to count: every destination against its rule's limit, the fee once.
-fn spends_of(
-    k: &KeyRecord,
-    intents: &[Intent],
-    decisions: &[Decision],
-    at: strongroom_core::UnixMillis,
-) -> Result<Vec<Mutation>, ApiError> {
-    let mut out = Vec::new();
-    for (n, (i, d)) in intents.iter().zip(decisions).enumerate() {
-        let limit = match d {
-            Decision::Allow { daily_limit, .. } => daily_limit.clone(),
-            _ => None,
-        };
-        let mut counted = i.clone();
-        if n > 0 {
-            counted.fee = U256::ZERO;
-        }
-        out.extend(crate::policy::spends(k, &counted, at, limit.as_deref())?);
-    }
-    Ok(out)
-}
-
 impl Vault {
     /// Signs `psbt_text` (base64) with Bitcoin wallet `id`.
     pub(crate) async fn btc_sign_psbt(
@@ -184,7 +162,7 @@ impl Vault {
                 return Ok(Gated::Pending(p));
             }
         }
-        let spends = spends_of(&k, &intents, &decisions, ctx.time)?;
+        let spends = crate::policy::grouped_spends(k.id, &intents, &decisions, ctx.time)?;
         let signed = self.btc_sign_prepared(&k, &d, &w, plan)?;
         self.commit_spends(ctx, "btc.sign_psbt", &k, spends).await?;
         Ok(Gated::Done(signed))
@@ -281,7 +259,7 @@ impl Vault {
             }
             _ => {}
         }
-        let spends = spends_of(k, &intents, &decisions, ctx.time)?;
+        let spends = crate::policy::grouped_spends(k.id, &intents, &decisions, ctx.time)?;
         Ok((self.btc_sign_prepared(k, d, &w, plan)?, spends))
     }
 }

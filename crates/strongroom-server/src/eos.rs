@@ -5,7 +5,8 @@
 //! Hot wallets sign within policy; warm wallets and rules that ask for a quorum file a
 //! `key.sign` request carrying the packed transaction, decoded and judged again when approved;
 //! cold wallets refuse. A transaction that expires more than an hour from now (Antelope's
-//! default `max_transaction_lifetime`) is refused: its signature could be held and used later.
+//! default `max_transaction_lifetime`) is refused: its signature could be held and used later;
+//! so is one that has expired (when filed, or when approved).
 
 use alloy_primitives::U256;
 use serde::Serialize;
@@ -184,7 +185,16 @@ impl Vault {
             ));
         }
         let tx = eos::decode_transaction(packed)?;
-        if u64::from(tx.expiration) > ctx.time.0 / 1000 + MAX_LIFETIME_SECS {
+        let now = ctx.time.0 / 1000;
+        // Expired: the chain would refuse it, and an approval that came too late must not
+        // count its transfers against the daily limit.
+        if u64::from(tx.expiration) <= now {
+            return Err(ApiError::bad(
+                "transaction_expired",
+                "the transaction has expired",
+            ));
+        }
+        if u64::from(tx.expiration) > now + MAX_LIFETIME_SECS {
             return Err(ApiError::bad(
                 "expiration_too_far",
                 format!("the transaction expires more than {MAX_LIFETIME_SECS} seconds from now"),
@@ -220,6 +230,20 @@ impl Vault {
         })
     }
 
+    /// What `eos sign` would decide on `packed` (for `policy test`): the deciding decision
+    /// and the decoded transaction.
+    pub(crate) fn eos_dry_run(
+        &self,
+        ctx: &RequestCtx,
+        k: &KeyRecord,
+        w: &WalletPublic,
+        chain_id: [u8; 32],
+        packed: &[u8],
+    ) -> Result<(Decision, Value), ApiError> {
+        let judged = self.eos_judge(ctx, k, w, 0, chain_id, packed, &[])?;
+        Ok((judged.deciding, judged.tx.to_json()))
+    }
+
     /// Signs an already-decided transaction (the temperature has been checked by the caller;
     /// an approved warm request comes here too): the signature and the spends to commit.
     fn eos_sign_prepared(
@@ -236,15 +260,9 @@ impl Vault {
                 .sign_wallet_until(d, k, false, index, &digest, eos::is_canonical)?;
         let recovery_id = sig.recovery_id.ok_or(ApiError::Internal)?;
         let public = strongroom_chains::address(w, false, index)?;
-        // Spends of every transfer, each against its allowing rule's limit, with the record.
-        let mut spends = Vec::new();
-        for (i, d) in judged.intents.iter().zip(&judged.decisions) {
-            let limit = match d {
-                Decision::Allow { daily_limit, .. } => daily_limit.clone(),
-                _ => None,
-            };
-            spends.extend(crate::policy::spends(k, i, ctx.time, limit.as_deref())?);
-        }
+        // Every transfer counted, per asset, against its rules' limits, with the record.
+        let spends =
+            crate::policy::grouped_spends(k.id, &judged.intents, &judged.decisions, ctx.time)?;
         Ok((
             EosSignedView {
                 wallet: k.id.to_string(),

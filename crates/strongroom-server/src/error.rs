@@ -367,6 +367,10 @@ impl From<strongroom_chains::Error> for ApiError {
             E::InvalidPsbt(_) => ApiError::bad("invalid_psbt", e.to_string()),
             E::PsbtInput(..) => ApiError::bad("psbt_input_refused", e.to_string()),
             E::PsbtOutput(..) => ApiError::bad("psbt_output_refused", e.to_string()),
+            E::SignatureMismatch => {
+                tracing::error!("a wallet's signature does not verify against its address key");
+                ApiError::KeyUnavailable
+            }
             E::PsbtDerivationMismatch(_) => {
                 ApiError::bad("psbt_derivation_mismatch", e.to_string())
             }

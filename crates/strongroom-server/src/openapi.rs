@@ -66,7 +66,7 @@ fn request_schema(operation: &str) -> Option<Value> {
         }
         "btc.sign_psbt" => {
             json!({"type": "object", "required": ["psbt"], "additionalProperties": false,
-            "properties": {"psbt": {"type": "string", "description": "BIP-174 PSBT, base64 (at most 48 KiB decoded)"}}})
+            "properties": {"psbt": {"type": "string", "description": "BIP-174 PSBT, base64 (at most 46 KiB decoded)"}}})
         }
         "eos.sign" => {
             json!({"type": "object", "required": ["chain_id", "tx"], "additionalProperties": false,

@@ -195,6 +195,71 @@ pub(crate) fn spends(
     Ok(out)
 }
 
+/// Refuses a policy that names an address of another chain or network than the wallet's (a
+/// testnet address in a mainnet wallet's deny list would never match).
+fn addresses_fit(k: &KeyRecord, policy: &Policy) -> Result<(), ApiError> {
+    let w = strongroom_core::wallet::WalletPublic::decode(&k.public_key)?;
+    match policy
+        .addresses()
+        .into_iter()
+        .find(|a| !strongroom_chains::policy_address_fits(w.spec, a))
+    {
+        Some(a) => Err(ApiError::bad(
+            "invalid_policy",
+            format!(
+                "{a} is not an address of this wallet's chain and network ({})",
+                w.spec.chain().as_str()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The spends of one transaction with several intents (Bitcoin destinations, Antelope
+/// actions): per asset, the whole outflow (the native coin's with the fee, counted once)
+/// against the strictest daily limit among the rules that allowed any of its intents. Judged
+/// as one, the result does not depend on the order of the intents.
+pub(crate) fn grouped_spends(
+    wallet: strongroom_core::KeyId,
+    intents: &[Intent],
+    decisions: &[Decision],
+    at: UnixMillis,
+) -> Result<Vec<Mutation>, ApiError> {
+    let mut totals: std::collections::BTreeMap<&str, (U256, Option<U256>)> =
+        std::collections::BTreeMap::new();
+    for (i, d) in intents.iter().zip(decisions) {
+        let entry = totals.entry(i.asset.as_str()).or_insert((U256::ZERO, None));
+        entry.0 = entry.0.saturating_add(i.amount);
+        if let Decision::Allow {
+            daily_limit: Some(l),
+            ..
+        } = d
+        {
+            let l = U256::from_str_radix(l, 10).map_err(|_| ApiError::Internal)?;
+            entry.1 = Some(entry.1.map_or(l, |m| m.min(l)));
+        }
+    }
+    // Every intent of a transaction carries the same (whole) fee.
+    let fee = intents.iter().map(|i| i.fee).max().unwrap_or(U256::ZERO);
+    if !fee.is_zero() {
+        let native = totals.entry("native").or_insert((U256::ZERO, None));
+        native.0 = native.0.saturating_add(fee);
+    }
+    let since = UnixMillis(at.0.saturating_sub(DAY_MS));
+    Ok(totals
+        .into_iter()
+        .filter(|(_, (total, limit))| !total.is_zero() || limit.is_some())
+        .map(|(asset, (total, limit))| Mutation::RecordSpend {
+            wallet,
+            asset: asset.to_owned(),
+            amount: total.to_be_bytes::<32>(),
+            at,
+            since,
+            limit: limit.map(|l| l.to_be_bytes::<32>()),
+        })
+        .collect())
+}
+
 impl Vault {
     /// Commits a signature's `spends` with the request's audit record, so that a signature
     /// whose spend does not fit its rolling limit is never released; a hot wallet whose limit
@@ -343,8 +408,9 @@ impl Vault {
             Some(_) => Some(self.wallet_policy(&k)?.0),
             None => None,
         };
-        Policy::parse(&document.to_string(), previous.as_deref(), ctx.time.0)
+        let parsed = Policy::parse(&document.to_string(), previous.as_deref(), ctx.time.0)
             .map_err(|e| ApiError::bad("invalid_policy", e.to_string()))?;
+        addresses_fit(&k, &parsed)?;
         let from_version = current.as_ref().map_or(0, |r| r.version);
         let params = crate::requests::strip_nulls(json!({
             "wallet": k.id.to_string(),
@@ -411,6 +477,7 @@ impl Vault {
             ctx.time.0,
         )
         .map_err(|e| ApiError::bad("invalid_policy", e.to_string()))?;
+        addresses_fit(k, &policy)?;
         let record = PolicyRecord {
             wallet: k.id,
             version: from_version + 1,
@@ -451,10 +518,22 @@ impl Vault {
                 })?;
                 return self.test_psbt(ctx, &k, &w, psbt);
             }
+            strongroom_core::wallet::WalletSpec::Eos { chain_id } => {
+                let packed = tx
+                    .as_str()
+                    .and_then(|h| hex::decode(h).ok())
+                    .ok_or_else(|| {
+                        ApiError::bad(
+                            "invalid_transaction",
+                            "for an EOS wallet, tx is the packed transaction (hex)",
+                        )
+                    })?;
+                return self.test_eos(ctx, &k, &w, chain_id, &packed);
+            }
             _ => {
                 return Err(ApiError::bad(
                     "wrong_chain",
-                    "policy test decodes Ethereum transactions and Bitcoin PSBTs",
+                    "policy test decodes Ethereum and EOS transactions and Bitcoin PSBTs",
                 ));
             }
         };
@@ -494,6 +573,25 @@ impl Vault {
             decision,
             intent: intent.to_json(),
             spent_24h,
+        })
+    }
+
+    /// A dry run of a packed EOS transaction: every action judged as `eos sign` would (for
+    /// address 0; the policy does not depend on the address).
+    fn test_eos(
+        &self,
+        ctx: &RequestCtx,
+        k: &KeyRecord,
+        w: &strongroom_core::wallet::WalletPublic,
+        chain_id: [u8; 32],
+        packed: &[u8],
+    ) -> Result<PolicyTestView, ApiError> {
+        let (decision, intent) = self.eos_dry_run(ctx, k, w, chain_id, packed)?;
+        Ok(PolicyTestView {
+            wallet: k.id.to_string(),
+            decision,
+            intent,
+            spent_24h: None,
         })
     }
 
@@ -539,5 +637,60 @@ impl Vault {
             intent: plan.to_json(w),
             spent_24h: Some(spent.to_string()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn transfer(to: &str, amount: u64) -> Intent {
+        Intent {
+            call: "transfer".into(),
+            destination: Some(to.into()),
+            contract: None,
+            selector: None,
+            asset: "native".into(),
+            amount: U256::from(amount),
+            fee: U256::from(500u64),
+        }
+    }
+
+    /// A small payment allowed under a limited rule and a large one under an unlimited rule:
+    /// the whole outflow meets the strictest limit, whichever comes first.
+    #[test]
+    fn grouped_spends_do_not_depend_on_order() {
+        let small = Decision::Allow {
+            rule: "small".into(),
+            daily_limit: Some("200000".into()),
+        };
+        let treasury = Decision::Allow {
+            rule: "treasury".into(),
+            daily_limit: None,
+        };
+        let wallet = strongroom_core::KeyId::from_random([7; 16]);
+        let at = UnixMillis(10 * DAY_MS);
+        let a = grouped_spends(
+            wallet,
+            &[transfer("a", 100_000), transfer("t", 1_000_000_000)],
+            &[small.clone(), treasury.clone()],
+            at,
+        )
+        .unwrap();
+        let b = grouped_spends(
+            wallet,
+            &[transfer("t", 1_000_000_000), transfer("a", 100_000)],
+            &[treasury, small],
+            at,
+        )
+        .unwrap();
+        for spends in [a, b] {
+            let [Mutation::RecordSpend { amount, limit, .. }] = spends.as_slice() else {
+                panic!("one spend of the native coin: {spends:?}");
+            };
+            assert_eq!(U256::from_be_bytes(*amount), U256::from(1_000_100_500u64));
+            assert_eq!(limit.map(U256::from_be_bytes), Some(U256::from(200_000u64)));
+        }
     }
 }

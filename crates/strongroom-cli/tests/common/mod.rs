@@ -746,8 +746,19 @@ pub fn wallet_from(
 }
 
 /// eosio.token::transfer alice -> bob, 1.0000 EOS, memo "rent" (packed; encoded by Python
-/// from the Antelope serialisation rules).
+/// from the Antelope serialisation rules). It expired in 2023: see [`eos_fresh`].
 pub const EOS_TO_BOB: &str = "00f15365d204efbeadde000000000100a6823403ea3055000000572d3ccdcd010000000000855c3400000000a8ed3232250000000000855c340000000000000e3d102700000000000004454f53000000000472656e7400";
 
 /// The EOS mainnet chain id.
 pub const EOS_MAINNET: &str = "aca376f206b8fc25a6ed44dbdc66547c36c6c33e3a119ffbeaef943642f0e906";
+
+/// A packed EOS transaction with its expiration (the first 4 bytes, little-endian) set to ten
+/// minutes from now.
+pub fn eos_fresh(packed: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expiration = u32::try_from(now + 600).unwrap();
+    format!("{}{}", hex::encode(expiration.to_le_bytes()), &packed[8..])
+}
