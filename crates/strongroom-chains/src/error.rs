@@ -53,6 +53,9 @@ pub enum Error {
     /// a "change" output (or input) that is not the wallet's.
     #[error("a PSBT {0} claims a derivation of this wallet that does not match its script")]
     PsbtDerivationMismatch(&'static str),
+    /// An EIP-3076 interchange document that does not parse (what is wrong is named).
+    #[error("invalid slashing-protection interchange: {0}")]
+    InvalidInterchange(&'static str),
     /// A signature made for an input does not verify against the key its spent script names
     /// (a fault, or a wallet whose secret and public parts disagree): nothing is released.
     #[error("a signature does not verify against the input's key")]

@@ -18,6 +18,7 @@ pub mod ethereum;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod psbt;
+pub mod slashing;
 
 pub use address::{
     WalletAddress, account_xpub, address, bitcoin_address, child_public_key, ethereum_address,

@@ -11,6 +11,7 @@ mod client;
 mod custodian;
 mod eos;
 mod eth;
+mod eth2;
 mod output;
 mod policy;
 mod qr;
@@ -80,6 +81,12 @@ enum Command {
     /// Ethereum signing by HD wallets (transactions, ERC-20 transfers, messages).
     #[command(subcommand)]
     Eth(eth::EthCmd),
+    /// Ethereum validator (BLS) keys.
+    #[command(subcommand)]
+    Eth2(eth2::Eth2Cmd),
+    /// Ethereum validators' slashing protection: EIP-3076 interchange import and export.
+    #[command(subcommand)]
+    Slashing(eth2::SlashingCmd),
     /// Wallet policies: what a wallet may sign, decided on the decoded transaction.
     #[command(subcommand)]
     Policy(policy::PolicyCmd),
@@ -761,6 +768,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Eth(cmd) => eth::run(cmd, &client()?, &out),
         Command::Btc(cmd) => btc::run(cmd, &client()?, &out),
         Command::Eos(cmd) => eos::run(cmd, &client()?, &out),
+        Command::Eth2(cmd) => eth2::run(cmd, &client()?, &out),
+        Command::Slashing(cmd) => eth2::run_slashing(cmd, &client()?, &out),
         Command::Audit(AuditCmd::Export { out: path }) => {
             let mut f = std::fs::File::create(&path)
                 .map_err(|e| CliError::Input(format!("cannot create {}: {e}", path.display())))?;

@@ -85,7 +85,7 @@ pub(crate) enum WalletCmd {
 
 /// Reads a secret file: the mnemonic's words are whitespace-separated, so it is trimmed; a
 /// passphrase may hold spaces, so only its line ending goes.
-fn secret_file(path: &Path, trim: bool) -> Result<Zeroizing<String>, CliError> {
+pub(crate) fn secret_file(path: &Path, trim: bool) -> Result<Zeroizing<String>, CliError> {
     let text = Zeroizing::new(
         std::fs::read_to_string(path)
             .map_err(|e| CliError::Input(format!("cannot read {}: {e}", path.display())))?,

@@ -19,19 +19,30 @@ pub enum Algorithm {
     /// A BIP-32 seed: an HD wallet's root, from which secp256k1 signing keys are derived
     /// (see [`crate::wallet`]). It never signs directly.
     Bip32Seed,
+    /// BLS12-381 (the Ethereum consensus scheme: public keys in G1, signatures in G2, proof of
+    /// possession ciphersuite), signing whole messages. Validator keys: they sign only through
+    /// the remote-signing API, under slashing protection.
+    Bls12381,
 }
 
 impl Algorithm {
     /// All supported algorithms.
-    pub const ALL: [Algorithm; 4] = [
+    pub const ALL: [Algorithm; 5] = [
         Algorithm::Secp256k1,
         Algorithm::Ed25519,
         Algorithm::P256,
         Algorithm::Bip32Seed,
+        Algorithm::Bls12381,
     ];
 
-    /// The algorithms of plain keys, which `key create` makes and `sign` uses directly.
-    pub const SIGNING: [Algorithm; 3] = [Algorithm::Secp256k1, Algorithm::Ed25519, Algorithm::P256];
+    /// The algorithms of plain keys, which `key create` makes and which sign directly (BLS
+    /// keys only through the remote-signing API).
+    pub const SIGNING: [Algorithm; 4] = [
+        Algorithm::Secp256k1,
+        Algorithm::Ed25519,
+        Algorithm::P256,
+        Algorithm::Bls12381,
+    ];
 
     /// The name used in the API, the CLI and the database.
     #[must_use]
@@ -41,6 +52,7 @@ impl Algorithm {
             Algorithm::Ed25519 => "ed25519",
             Algorithm::P256 => "p256",
             Algorithm::Bip32Seed => "bip32-seed",
+            Algorithm::Bls12381 => "bls12-381",
         }
     }
 
@@ -52,6 +64,7 @@ impl Algorithm {
             Algorithm::Ed25519 => 2,
             Algorithm::P256 => 3,
             Algorithm::Bip32Seed => 4,
+            Algorithm::Bls12381 => 5,
         }
     }
 
@@ -68,6 +81,7 @@ impl Algorithm {
         match self {
             Algorithm::Secp256k1 | Algorithm::P256 => Some(33),
             Algorithm::Ed25519 => Some(32),
+            Algorithm::Bls12381 => Some(48),
             Algorithm::Bip32Seed => None,
         }
     }
@@ -76,6 +90,13 @@ impl Algorithm {
     #[must_use]
     pub fn is_signing(self) -> bool {
         Self::SIGNING.contains(&self)
+    }
+
+    /// Whether this is a validator key, which signs only through the remote-signing API
+    /// under slashing protection, never through the generic `sign` route.
+    #[must_use]
+    pub fn is_validator(self) -> bool {
+        self == Algorithm::Bls12381
     }
 }
 

@@ -13,6 +13,7 @@ pub mod id;
 pub mod operator;
 pub mod quorum;
 pub mod record;
+pub mod slashing;
 pub mod storage;
 pub mod temperature;
 pub mod time;

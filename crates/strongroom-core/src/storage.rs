@@ -34,6 +34,23 @@ pub enum Mutation {
         /// The new configuration.
         to: Vec<u8>,
     },
+    /// Check and record a validator's duty by the slashing-protection rules
+    /// ([`crate::slashing`]); fails with [`Error::Conflict`] ([`crate::slashing::SLASHABLE`])
+    /// if they refuse it, or ([`crate::slashing::WRONG_CHAIN`]) if the domain is pinned to
+    /// another chain (it is pinned to this one otherwise). Inside the write transaction, so
+    /// that concurrent duties on any node cannot both pass.
+    Eth2Duty(crate::slashing::DutyRecord),
+    /// Merge an EIP-3076 interchange into the slashing-protection records for `domain`:
+    /// signatures are added (one that disagrees with a recorded one leaves the signing root
+    /// unknown), and each validator's lower bounds become the lowest slot, source and target
+    /// of any history imported (nothing is known, so nothing is signed, before it). Fails with [`Error::Conflict`] ([`crate::slashing::WRONG_CHAIN`]) if the domain
+    /// is pinned to another chain; pins it otherwise (an empty interchange only pins).
+    Eth2Import {
+        /// The domain importing.
+        domain: DomainId,
+        /// The interchange.
+        interchange: crate::slashing::Interchange,
+    },
     /// Set a wallet's policy; fails with [`Error::Conflict`] unless the stored version is
     /// `record.version - 1` (none stored for version 1).
     SetPolicy(crate::record::PolicyRecord),
@@ -306,6 +323,12 @@ pub trait Storage: Send + Sync + 'static {
     /// Storage failure or corrupt data.
     fn spent_since(&self, wallet: KeyId, asset: &str, since: UnixMillis)
     -> Result<[u8; 32], Error>;
+    /// The slashing-protection records of the validators `domain` recorded, as an EIP-3076
+    /// interchange for the chain it is pinned to (`None`: not pinned).
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn eth2_export(&self, domain: DomainId) -> Result<Option<crate::slashing::Interchange>, Error>;
     /// An operator by login name.
     ///
     /// # Errors

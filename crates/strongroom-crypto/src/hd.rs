@@ -1,5 +1,6 @@
 //! HD wallet seeds: BIP-39 mnemonics to seeds, BIP-32 derivation of account extended public
-//! keys and of per-address secp256k1 signing keys.
+//! keys and of per-address secp256k1 signing keys, and EIP-2333 derivation of BLS validator
+//! keys.
 //!
 //! Derivation is rust-bitcoin's `bip32`. Its `Xpriv` holds libsecp256k1's `SecretKey`, which
 //! is `Copy`, so every extended private key here is erased (`non_secure_erase`) as soon as the
@@ -135,6 +136,23 @@ impl HdSeed {
             },
             public,
         ))
+    }
+
+    /// The BLS12-381 key at EIP-2333 `path` (every index is hardened by construction; an
+    /// Ethereum validator's signing key is EIP-2334's `m/12381/3600/i/0/0`). EIP-2333 needs a
+    /// seed of at least 32 bytes (a BIP-39 seed is 64).
+    ///
+    /// # Errors
+    /// [`Error::InvalidKeyMaterial`] for a shorter seed.
+    pub fn eip2333_key(&self, path: &[u32]) -> Result<SigningKey, Error> {
+        let mut sk = blst::min_pk::SecretKey::derive_master_eip2333(&self.seed)
+            .map_err(|_| Error::InvalidKeyMaterial)?;
+        for &index in path {
+            // The parent is zeroized as it is dropped (blst's SecretKey zeroizes on drop).
+            sk = sk.derive_child_eip2333(index);
+        }
+        let bytes = Zeroizing::new(sk.to_bytes());
+        SigningKey::from_secret_bytes(Algorithm::Bls12381, bytes.as_ref())
     }
 
     /// The secp256k1 signing key at `path` (indices with [`strongroom_core::wallet::HARDENED`]

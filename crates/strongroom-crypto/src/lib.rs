@@ -43,6 +43,6 @@ pub use kdf::{AuditSigningKey, RecordMacKey, RootKey};
 pub use otp::{DRIFT_STEPS, OtpAlgorithm, OtpRejection, STEP_SECONDS, TotpSecret};
 pub use password::{generate_password, hash_password, verify_password};
 pub use shamir::{Share, ShareHeader, combine, split};
-pub use signing::{Payload, Signature, SigningKey, verify, verify_schnorr};
+pub use signing::{Payload, Signature, SigningKey, verify, verify_bls, verify_schnorr};
 pub use spki::spki_der;
 pub use storage_key::{SEALED_FIELD_VERSION, StorageKeys};

@@ -1,7 +1,9 @@
-//! Signing keys for secp256k1, Ed25519 and P-256.
+//! Signing keys for secp256k1, Ed25519, P-256 and BLS12-381.
 //!
 //! ECDSA uses RFC 6979 deterministic nonces and returns low-S compact signatures; every
-//! signature is verified against the key's own public key before it leaves this module.
+//! signature is verified against the key's own public key before it leaves this module,
+//! except BLS signatures: deterministic with no nonce to fault, and a pairing check would
+//! cost more than the signature (the key is checked when it is loaded instead).
 
 use ed25519_dalek::Signer as _;
 use p256::ecdsa::signature::hazmat::{PrehashSigner as _, PrehashVerifier as _};
@@ -47,11 +49,15 @@ pub struct SigningKey {
     verifier: Verifier,
 }
 
+/// The Ethereum consensus BLS ciphersuite (proof of possession, signatures in G2).
+const BLS_DST: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+
 /// A parsed public key, ready to verify.
 enum Verifier {
     Secp256k1(secp256k1::PublicKey),
     Ed25519(ed25519_dalek::VerifyingKey),
     P256(p256::ecdsa::VerifyingKey),
+    Bls(Box<blst::min_pk::PublicKey>),
 }
 
 impl Verifier {
@@ -67,6 +73,10 @@ impl Verifier {
                 .ok()
                 .and_then(|pk| ed25519_dalek::VerifyingKey::from_bytes(pk).ok())
                 .map(Verifier::Ed25519),
+            // Decompressed, on the curve, in the subgroup, not the identity.
+            Algorithm::Bls12381 => blst::min_pk::PublicKey::key_validate(public_key)
+                .ok()
+                .map(|pk| Verifier::Bls(Box::new(pk))),
             _ => None,
         }
         .ok_or(Error::InvalidPublicKey)
@@ -94,7 +104,15 @@ impl Verifier {
                 vk.verify_strict(msg, &sig)
                     .map_err(|_| Error::InvalidSignature)
             }
-            (Verifier::Ed25519(_), given) => Err(Error::WrongPayload {
+            (Verifier::Bls(pk), Payload::Message(msg)) => {
+                let sig = blst::min_pk::Signature::from_bytes(signature)
+                    .map_err(|_| Error::InvalidSignature)?;
+                match sig.verify(true, msg, BLS_DST, &[], pk, false) {
+                    blst::BLST_ERROR::BLST_SUCCESS => Ok(()),
+                    _ => Err(Error::InvalidSignature),
+                }
+            }
+            (Verifier::Ed25519(_) | Verifier::Bls(_), given) => Err(Error::WrongPayload {
                 expected: "message",
                 given: given.kind(),
             }),
@@ -110,9 +128,10 @@ enum Inner {
     // libsecp256k1's SecretKey is `Copy`, so we keep our own zeroizing bytes and build the
     // library value only for the duration of one signature.
     Secp256k1(Zeroizing<[u8; 32]>),
-    // Both library types zeroize themselves on drop.
+    // The library types zeroize themselves on drop.
     Ed25519(Box<ed25519_dalek::SigningKey>),
     P256(Box<p256::ecdsa::SigningKey>),
+    Bls(Box<blst::min_pk::SecretKey>),
 }
 
 pub(crate) fn secp() -> &'static secp256k1::Secp256k1<secp256k1::All> {
@@ -139,6 +158,16 @@ impl SigningKey {
         // A wallet seed is not a signing key (see `HdSeed`).
         if !algorithm.is_signing() {
             return Err(Error::InvalidKeyMaterial);
+        }
+        if algorithm == Algorithm::Bls12381 {
+            // The IETF BLS KeyGen (HKDF-mod-r) from 32 bytes of entropy.
+            let mut ikm = Zeroizing::new([0u8; 32]);
+            entropy.fill(ikm.as_mut()).map_err(|_| Error::Entropy)?;
+            let sk =
+                blst::min_pk::SecretKey::key_gen(ikm.as_ref(), &[]).map_err(|_| Error::Entropy)?;
+            let key = Self::from_secret_bytes(algorithm, Zeroizing::new(sk.to_bytes()).as_ref())?;
+            key.pairwise_consistency_test()?;
+            return Ok(key);
         }
         let mut bytes = Zeroizing::new([0u8; 32]);
         // A uniformly random 32-byte string is a valid secp256k1/P-256 scalar except with
@@ -195,6 +224,13 @@ impl SigningKey {
                 let public_key = sk.verifying_key().to_sec1_point(true).as_bytes().to_vec();
                 Ok((Inner::P256(Box::new(sk)), public_key))
             }
+            // Nonzero and below the group order.
+            Algorithm::Bls12381 => {
+                let sk = blst::min_pk::SecretKey::from_bytes(arr)
+                    .map_err(|_| Error::InvalidKeyMaterial)?;
+                let public_key = sk.sk_to_pk().compress().to_vec();
+                Ok((Inner::Bls(Box::new(sk)), public_key))
+            }
             _ => Err(Error::InvalidKeyMaterial),
         }
     }
@@ -210,6 +246,7 @@ impl SigningKey {
                 fb.zeroize();
                 out
             }
+            Inner::Bls(k) => Zeroizing::new(k.to_bytes()),
         }
     }
 
@@ -220,10 +257,12 @@ impl SigningKey {
             Inner::Secp256k1(_) => Algorithm::Secp256k1,
             Inner::Ed25519(_) => Algorithm::Ed25519,
             Inner::P256(_) => Algorithm::P256,
+            Inner::Bls(_) => Algorithm::Bls12381,
         }
     }
 
-    /// The public key: compressed SEC1 (33 bytes) for ECDSA, 32 bytes for Ed25519.
+    /// The public key: compressed SEC1 (33 bytes) for ECDSA, 32 bytes for Ed25519, a
+    /// compressed G1 point (48 bytes) for BLS.
     #[must_use]
     pub fn public_key(&self) -> &[u8] {
         &self.public_key
@@ -286,6 +325,21 @@ impl SigningKey {
             });
         }
         Err(Error::SelfCheck)
+    }
+
+    /// A BLS signature (96 bytes, a compressed G2 point) of `msg`: for Ethereum validators,
+    /// a 32-byte signing root. Not verified before release (see the module documentation).
+    ///
+    /// # Errors
+    /// [`Error::WrongPayload`] for other algorithms.
+    pub fn sign_bls(&self, msg: &[u8]) -> Result<[u8; 96], Error> {
+        let Inner::Bls(sk) = &self.inner else {
+            return Err(Error::WrongPayload {
+                expected: "BLS key",
+                given: "other key",
+            });
+        };
+        Ok(sk.sign(msg, BLS_DST, &[]).compress())
     }
 
     /// A BIP-340 Schnorr signature of the 32-byte `msg` by this (secp256k1) key, with the
@@ -389,6 +443,11 @@ impl SigningKey {
                 recovery_id: None,
                 der: None,
             }),
+            // BLS signatures are 96 bytes: `sign_bls`.
+            (Inner::Bls(_), _) => Err(Error::WrongPayload {
+                expected: "BLS signing root (sign_bls)",
+                given: "generic signature",
+            }),
             (inner, given) => Err(Error::WrongPayload {
                 expected: if matches!(inner, Inner::Ed25519(_)) {
                     "message"
@@ -402,6 +461,13 @@ impl SigningKey {
 
     fn pairwise_consistency_test(&self) -> Result<(), Error> {
         const PCT_DIGEST: [u8; 32] = *b"strongroom pairwise consistency!";
+        if let Inner::Bls(_) = self.inner {
+            let sig = self.sign_bls(&PCT_DIGEST)?;
+            return self
+                .verifier
+                .verify(Payload::Message(&PCT_DIGEST), &sig)
+                .map_err(|_| Error::SelfCheck);
+        }
         let payload = match self.algorithm() {
             Algorithm::Ed25519 => Payload::Message(&PCT_DIGEST),
             _ => Payload::Digest(&PCT_DIGEST),
@@ -457,4 +523,13 @@ pub fn verify(
     signature: &[u8],
 ) -> Result<(), Error> {
     Verifier::parse(algorithm, public_key)?.verify(payload, signature)
+}
+
+/// Verifies a BLS signature (96 bytes) of `msg` under a 48-byte public key, with the subgroup
+/// checks of both.
+///
+/// # Errors
+/// [`Error::InvalidPublicKey`] or [`Error::InvalidSignature`].
+pub fn verify_bls(public_key: &[u8], msg: &[u8], signature: &[u8]) -> Result<(), Error> {
+    Verifier::parse(Algorithm::Bls12381, public_key)?.verify(Payload::Message(msg), signature)
 }

@@ -160,7 +160,8 @@ fn invalid_scalars_are_refused() {
 #[test]
 fn generated_keys_sign_low_s_and_never_repeat_r() {
     let n_half = h("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0");
-    for alg in Algorithm::SIGNING {
+    // BLS signatures are deterministic with no nonce (see `bls_signatures_...`).
+    for alg in Algorithm::SIGNING.into_iter().filter(|a| !a.is_validator()) {
         let key = SigningKey::generate(alg, &strongroom_crypto::OsEntropy).unwrap();
         let mut rs = std::collections::HashSet::new();
         for i in 0u32..200 {
@@ -323,4 +324,89 @@ fn schnorr_needs_secp256k1() {
             .is_err()
     );
     assert!(key.x_only_public_key().is_err());
+}
+
+/// A decimal (as EIP-2333 prints keys) as 32 big-endian bytes.
+fn decimal_be32(s: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for d in s.bytes() {
+        let mut carry = u32::from(d - b'0');
+        for byte in out.iter_mut().rev() {
+            let v = u32::from(*byte) * 10 + carry;
+            *byte = (v & 0xff) as u8;
+            carry = v >> 8;
+        }
+        assert_eq!(carry, 0, "overflow");
+    }
+    out
+}
+
+/// EIP-2333's four test cases: master key from the seed, then one child. A key's secret is
+/// not exported, so each is compared through its public key (derived by blst from the
+/// published secret).
+#[test]
+fn eip2333_test_cases() {
+    let cases = [
+        (
+            "c55257c360c07c72029aebc1b53c05ed0362ada38ead3e3e9efa3708e53495531f09a6987599d18264c1e1c92f2cf141630c7a3c4ab7c81b2f001698e7463b04",
+            "6083874454709270928345386274498605044986640685124978867557563392430687146096",
+            0u32,
+            "20397789859736650942317412262472558107875392172444076792671091975210932703118",
+        ),
+        (
+            "3141592653589793238462643383279502884197169399375105820974944592",
+            "29757020647961307431480504535336562678282505419141012933316116377660817309383",
+            3_141_592_653,
+            "25457201688850691947727629385191704516744796114925897962676248250929345014287",
+        ),
+        (
+            "0099FF991111002299DD7744EE3355BBDD8844115566CC55663355668888CC00",
+            "27580842291869792442942448775674722299803720648445448686099262467207037398656",
+            4_294_967_295,
+            "29358610794459428860402234341874281240803786294062035874021252734817515685787",
+        ),
+        (
+            "d4e56740f876aef8c010b86a40d5f56745a118d0906a34e69aec8c0db1cb8fa3",
+            "19022158461524446591288038168518313374041767046816487870552872741050760015818",
+            42,
+            "31372231650479070279774297061823572166496564838472787488249775572789064611981",
+        ),
+    ];
+    for (seed, master, index, child) in cases {
+        let seed = strongroom_crypto::HdSeed::from_bytes(&h(seed)).unwrap();
+        let expect = |dec: &str| {
+            SigningKey::from_secret_bytes(Algorithm::Bls12381, &decimal_be32(dec))
+                .unwrap()
+                .public_key()
+                .to_vec()
+        };
+        assert_eq!(seed.eip2333_key(&[]).unwrap().public_key(), expect(master));
+        assert_eq!(
+            seed.eip2333_key(&[index]).unwrap().public_key(),
+            expect(child)
+        );
+    }
+}
+
+/// BLS: a signature verifies under its key and no other, over its message only; the key's
+/// public part is a 48-byte G1 point; generic signing and Schnorr refuse BLS keys.
+#[test]
+fn bls_signatures_verify_and_bind_key_and_message() {
+    let a = SigningKey::generate(Algorithm::Bls12381, &strongroom_crypto::OsEntropy).unwrap();
+    let b = SigningKey::generate(Algorithm::Bls12381, &strongroom_crypto::OsEntropy).unwrap();
+    assert_eq!(a.public_key().len(), 48);
+    let sig = a.sign_bls(b"signing root").unwrap();
+    strongroom_crypto::verify_bls(a.public_key(), b"signing root", &sig).unwrap();
+    assert!(strongroom_crypto::verify_bls(b.public_key(), b"signing root", &sig).is_err());
+    assert!(strongroom_crypto::verify_bls(a.public_key(), b"signing rooT", &sig).is_err());
+    // Deterministic: the same message gives the same signature.
+    assert_eq!(a.sign_bls(b"signing root").unwrap(), sig);
+    assert!(a.sign(Payload::Message(b"x")).is_err());
+    assert!(a.sign_schnorr(&[0; 32], &[0; 32]).is_err());
+    // Not a point in the subgroup: refused as a key.
+    assert!(strongroom_crypto::verify_bls(&[0xc0; 48], b"m", &sig).is_err());
+    // The scalar 0 and the group order are not keys.
+    assert!(SigningKey::from_secret_bytes(Algorithm::Bls12381, &[0; 32]).is_err());
+    let order = h("73eda753299d7d483339d80809a1d80553bda402fffe5bfeffffffff00000001");
+    assert!(SigningKey::from_secret_bytes(Algorithm::Bls12381, &order).is_err());
 }

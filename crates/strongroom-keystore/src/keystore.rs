@@ -562,6 +562,67 @@ impl Keystore {
 
     /// A new key's record, at the domain's new-key temperature with its MAC; the caller seals
     /// the secret into it.
+    /// Ethereum validator keys derived from a BIP-39 mnemonic by EIP-2333 at EIP-2334's
+    /// signing paths `m/12381/3600/i/0/0`, one per `(id, i)`, each sealed under the domain key
+    /// like any key and labelled with its path. Derivation runs on every core.
+    ///
+    /// # Errors
+    /// [`Error::Sealed`], a bad mnemonic, or entropy failures.
+    pub fn derive_validator_keys(
+        &self,
+        domain: &DomainRecord,
+        phrase: &str,
+        passphrase: &str,
+        keys: &[(KeyId, u32)],
+        now: UnixMillis,
+    ) -> Result<Vec<KeyRecord>, Error> {
+        let u = self.unsealed()?;
+        let dk = Self::domain_key(&u, domain)?;
+        let seed = HdSeed::from_mnemonic(phrase, passphrase)?;
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let chunk = keys.len().div_ceil(threads).max(1);
+        let derived: Vec<Result<Vec<SigningKey>, Error>> = std::thread::scope(|s| {
+            let handles: Vec<_> = keys
+                .chunks(chunk)
+                .map(|part| {
+                    let seed = &seed;
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|(_, i)| Ok(seed.eip2333_key(&[12381, 3600, *i, 0, 0])?))
+                            .collect()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(Err(Error::KeyUnavailable)))
+                .collect()
+        });
+        let mut records = Vec::with_capacity(keys.len());
+        for (key, (id, i)) in derived
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .zip(keys)
+        {
+            let mut record = Self::new_record(
+                &u,
+                domain,
+                *id,
+                Algorithm::Bls12381,
+                Some(format!("eth2 m/12381/3600/{i}/0/0")),
+                key.public_key().to_vec(),
+                now,
+            );
+            let blob =
+                dk.seal_signing_key(&key_aad(&u.vault_id, &record), &key, self.entropy.as_ref())?;
+            record.sealed_secret = Some(blob);
+            records.push(record);
+        }
+        Ok(records)
+    }
+
     fn new_record(
         u: &Unsealed,
         domain: &DomainRecord,

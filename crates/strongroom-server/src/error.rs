@@ -330,6 +330,11 @@ impl From<strongroom_core::Error> for ApiError {
                 "invalid_name",
                 "names use 1-64 characters from a-z, 0-9, '-' and '_'",
             ),
+            C::Conflict(strongroom_core::slashing::SLASHABLE) => ApiError::NotAllowed("slashable"),
+            C::Conflict(strongroom_core::slashing::WRONG_CHAIN) => ApiError::conflict(
+                "wrong_chain",
+                "the domain's validators are pinned to another chain (genesis validators root)",
+            ),
             C::Conflict(what) => ApiError::conflict("conflict", format!("{what} already exists")),
             C::NotFound(_) => ApiError::NotFound,
             C::Corrupt(what) => {
@@ -367,6 +372,7 @@ impl From<strongroom_chains::Error> for ApiError {
             E::InvalidPsbt(_) => ApiError::bad("invalid_psbt", e.to_string()),
             E::PsbtInput(..) => ApiError::bad("psbt_input_refused", e.to_string()),
             E::PsbtOutput(..) => ApiError::bad("psbt_output_refused", e.to_string()),
+            E::InvalidInterchange(_) => ApiError::bad("invalid_interchange", e.to_string()),
             E::SignatureMismatch => {
                 tracing::error!("a wallet's signature does not verify against its address key");
                 ApiError::KeyUnavailable

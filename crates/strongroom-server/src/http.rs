@@ -24,6 +24,10 @@ use crate::service::{RequestCtx, SignInput, Tags, Vault};
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// The largest slashing-protection interchange accepted (about 100,000 validators' minimal
+/// histories).
+pub const MAX_INTERCHANGE: usize = 32 * 1024 * 1024;
+
 /// One API route: method, path, audit operation name, summary (for OpenAPI).
 pub struct Route {
     /// HTTP method.
@@ -302,6 +306,30 @@ pub const ROUTES: &[Route] = &[
         false,
     ),
     route(
+        "POST",
+        "/v1/eth2/derive",
+        "eth2.derive",
+        "Derive Ethereum validator (BLS) keys from a BIP-39 mnemonic by EIP-2333 at m/12381/3600/i/0/0, skipping those the domain holds",
+        true,
+        false,
+    ),
+    route(
+        "POST",
+        "/v1/eth2/slashing/import",
+        "eth2.slashing_import",
+        "Merge an EIP-3076 slashing-protection interchange (?domain=D) into the domain's records; pins the domain to its chain",
+        true,
+        false,
+    ),
+    route(
+        "GET",
+        "/v1/eth2/slashing/export",
+        "eth2.slashing_export",
+        "The domain's slashing-protection records (?domain=D) as an EIP-3076 interchange",
+        true,
+        false,
+    ),
+    route(
         "PUT",
         "/v1/keys/{id}/policy",
         "key.policy_set",
@@ -510,6 +538,13 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/keys", post(create_key).get(list_keys))
         .route("/v1/keys/{id}", get(show_key).delete(destroy_key))
         .route("/v1/keys/{id}/sign", post(sign))
+        .route("/v1/eth2/derive", post(eth2_derive))
+        .route(
+            "/v1/eth2/slashing/import",
+            // Interchanges of thousands of validators are megabytes.
+            post(eth2_slashing_import).layer(axum::extract::DefaultBodyLimit::max(MAX_INTERCHANGE)),
+        )
+        .route("/v1/eth2/slashing/export", get(eth2_slashing_export))
         .route(
             "/v1/keys/{id}/policy",
             put(set_key_policy).get(show_key_policy),
@@ -929,6 +964,61 @@ async fn destroy_key(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     v.destroy_key(&ctx, &id).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeriveBody {
+    domain: Option<String>,
+    mnemonic: Zeroizing<String>,
+    passphrase: Option<Zeroizing<String>>,
+    #[serde(default)]
+    start: u32,
+    count: u32,
+}
+
+async fn eth2_slashing_import(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let q = query(q)?;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::bad("malformed_request", "the request body could not be read")
+        }
+    })?;
+    Ok(Json(
+        v.eth2_slashing_import(&ctx, q.domain.as_deref(), &body)
+            .await?,
+    ))
+}
+
+async fn eth2_slashing_export(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let q = query(q)?;
+    Ok(Json(v.eth2_slashing_export(&ctx, q.domain.as_deref())?))
+}
+
+async fn eth2_derive(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<DeriveBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let req = crate::eth2::Derive {
+        domain: b.domain,
+        mnemonic: b.mnemonic,
+        passphrase: b.passphrase,
+        start: b.start,
+        count: b.count,
+    };
+    Ok(Json(v.eth2_derive(&ctx, req).await?))
 }
 
 #[derive(Deserialize)]

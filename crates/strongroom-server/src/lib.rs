@@ -11,6 +11,7 @@ mod config;
 mod eos;
 mod error;
 mod eth;
+mod eth2;
 mod export;
 mod http;
 mod idempotency;

@@ -85,6 +85,16 @@ fn request_schema(operation: &str) -> Option<Value> {
             "properties": {"index": {"type": "integer", "minimum": 0}, "message": {"type": "string", "description": "UTF-8 text"},
                            "message_hex": {"type": "string", "description": "or bytes, hex"}}})
         }
+        "eth2.slashing_import" => {
+            json!({"type": "object", "required": ["metadata", "data"],
+                   "description": "an EIP-3076 interchange (format version 5)"})
+        }
+        "eth2.derive" => {
+            json!({"type": "object", "required": ["mnemonic", "count"], "additionalProperties": false,
+            "properties": {"domain": {"type": "string"}, "mnemonic": {"type": "string", "description": "BIP-39 words"},
+                           "passphrase": {"type": "string"}, "start": {"type": "integer", "minimum": 0},
+                           "count": {"type": "integer", "minimum": 1, "maximum": 10000}}})
+        }
         "key.policy_set" => {
             json!({"type": "object", "required": ["version"], "additionalProperties": false,
             "description": "a plain key's policy (README: Policies of plain keys)",

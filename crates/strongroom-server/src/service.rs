@@ -1181,6 +1181,10 @@ impl Vault {
     ) -> Result<Gated<SignView>, ApiError> {
         let found = self.key_for(ctx, id, Operation::Sign)?;
         let (k, d) = (&found.0, &found.1);
+        // Validator keys sign only through the remote-signing API, under slashing protection.
+        if k.algorithm.is_validator() {
+            return Err(ApiError::NotAllowed("validator_signing_refused"));
+        }
         // A wallet signs a caller's digest (blind signing) only if its policy allows
         // `blind_digest` by name: off by default outside dev mode.
         if k.algorithm == Algorithm::Bip32Seed {

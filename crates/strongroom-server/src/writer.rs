@@ -124,6 +124,10 @@ fn refusal(e: &CoreError) -> (Outcome, &'static str) {
         CoreError::Conflict(strongroom_core::storage::LIMIT_EXCEEDED) => {
             (Outcome::Denied, "limit_exceeded")
         }
+        CoreError::Conflict(strongroom_core::slashing::SLASHABLE) => (Outcome::Denied, "slashable"),
+        CoreError::Conflict(strongroom_core::slashing::WRONG_CHAIN) => {
+            (Outcome::Denied, "wrong_chain")
+        }
         CoreError::Conflict(_) => (Outcome::Denied, "conflict"),
         CoreError::NotFound(_) => (Outcome::Denied, "not_found"),
         _ => (Outcome::Failed, "storage_error"),
@@ -265,6 +269,12 @@ mod tests {
             since: UnixMillis,
         ) -> Result<[u8; 32], CoreError> {
             self.inner.spent_since(wallet, asset, since)
+        }
+        fn eth2_export(
+            &self,
+            domain: DomainId,
+        ) -> Result<Option<strongroom_core::slashing::Interchange>, CoreError> {
+            self.inner.eth2_export(domain)
         }
         fn use_field_cipher(
             &self,

@@ -113,6 +113,40 @@ CREATE TABLE idempotency (
     response    BYTEA   NOT NULL,
     created_at  BIGINT NOT NULL
 );
+-- Ethereum slashing protection (EIP-3076). A validator is a BLS public key on one chain:
+-- validator_index is the blind index of (genesis validators root || pubkey); the public key
+-- is sealed (row: validator_index); min_* are the lowest slot, source and target of imported
+-- histories (signatures below them are refused). domain_id: the domain that first recorded it
+-- (exports are by domain). Slots and epochs are in the clear, for the range checks.
+CREATE TABLE eth2_validators (
+    validator_index         BYTEA PRIMARY KEY CHECK (octet_length(validator_index) = 32),
+    domain_id               BYTEA NOT NULL CHECK (octet_length(domain_id) = 16),
+    genesis_validators_root BYTEA NOT NULL CHECK (octet_length(genesis_validators_root) = 32),
+    pubkey                  BYTEA NOT NULL,
+    min_slot                BIGINT,
+    min_source              BIGINT,
+    min_target              BIGINT
+);
+-- signing_root NULL: unknown (imported without one, or two imports disagreed): only a
+-- refusal can follow at that slot or target.
+CREATE TABLE eth2_blocks (
+    validator_index BYTEA NOT NULL CHECK (octet_length(validator_index) = 32),
+    slot            BIGINT NOT NULL CHECK (slot >= 0),
+    signing_root    BYTEA CHECK (octet_length(signing_root) = 32),
+    PRIMARY KEY (validator_index, slot)
+);
+CREATE TABLE eth2_attestations (
+    validator_index BYTEA NOT NULL CHECK (octet_length(validator_index) = 32),
+    source_epoch    BIGINT NOT NULL CHECK (source_epoch >= 0),
+    target_epoch    BIGINT NOT NULL CHECK (target_epoch >= 0),
+    signing_root    BYTEA CHECK (octet_length(signing_root) = 32),
+    PRIMARY KEY (validator_index, target_epoch, source_epoch)
+);
+-- The chain each domain's validators sign for, pinned by its first import or signature.
+CREATE TABLE eth2_domains (
+    domain_id               BYTEA PRIMARY KEY CHECK (octet_length(domain_id) = 16),
+    genesis_validators_root BYTEA NOT NULL CHECK (octet_length(genesis_validators_root) = 32)
+);
 CREATE TABLE quorum_rules (
     rule_index BYTEA PRIMARY KEY CHECK (octet_length(rule_index) = 32),
     rule       BYTEA NOT NULL

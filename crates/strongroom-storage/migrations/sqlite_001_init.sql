@@ -113,6 +113,40 @@ CREATE TABLE idempotency (
     response    BLOB   NOT NULL,
     created_at  INTEGER NOT NULL
 );
+-- Ethereum slashing protection (EIP-3076). A validator is a BLS public key on one chain:
+-- validator_index is the blind index of (genesis validators root || pubkey); the public key
+-- is sealed (row: validator_index); min_* are the lowest slot, source and target of imported
+-- histories (signatures below them are refused). domain_id: the domain that first recorded it
+-- (exports are by domain). Slots and epochs are in the clear, for the range checks.
+CREATE TABLE eth2_validators (
+    validator_index         BLOB PRIMARY KEY CHECK (length(validator_index) = 32),
+    domain_id               BLOB NOT NULL CHECK (length(domain_id) = 16),
+    genesis_validators_root BLOB NOT NULL CHECK (length(genesis_validators_root) = 32),
+    pubkey                  BLOB NOT NULL,
+    min_slot                INTEGER,
+    min_source              INTEGER,
+    min_target              INTEGER
+);
+-- signing_root NULL: unknown (imported without one, or two imports disagreed): only a
+-- refusal can follow at that slot or target.
+CREATE TABLE eth2_blocks (
+    validator_index BLOB NOT NULL CHECK (length(validator_index) = 32),
+    slot            INTEGER NOT NULL CHECK (slot >= 0),
+    signing_root    BLOB CHECK (length(signing_root) = 32),
+    PRIMARY KEY (validator_index, slot)
+);
+CREATE TABLE eth2_attestations (
+    validator_index BLOB NOT NULL CHECK (length(validator_index) = 32),
+    source_epoch    INTEGER NOT NULL CHECK (source_epoch >= 0),
+    target_epoch    INTEGER NOT NULL CHECK (target_epoch >= 0),
+    signing_root    BLOB CHECK (length(signing_root) = 32),
+    PRIMARY KEY (validator_index, target_epoch, source_epoch)
+);
+-- The chain each domain's validators sign for, pinned by its first import or signature.
+CREATE TABLE eth2_domains (
+    domain_id               BLOB PRIMARY KEY CHECK (length(domain_id) = 16),
+    genesis_validators_root BLOB NOT NULL CHECK (length(genesis_validators_root) = 32)
+);
 CREATE TABLE quorum_rules (
     rule_index BLOB PRIMARY KEY CHECK (length(rule_index) = 32),
     rule       BLOB NOT NULL

@@ -21,6 +21,8 @@ use strongroom_core::{
     VaultId,
 };
 
+pub(crate) mod slashing;
+
 /// A statement parameter. Each carries its type even when null, because PostgreSQL checks
 /// parameter types against the statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1406,6 +1408,11 @@ impl Txn<'_> {
                     Err(CoreError::Conflict("policy version"))
                 }
             }
+            Mutation::Eth2Duty(rec) => slashing::duty(self.db, self.fields, rec),
+            Mutation::Eth2Import {
+                domain,
+                interchange,
+            } => slashing::import(self.db, self.fields, *domain, interchange),
             Mutation::RecordSpend {
                 wallet,
                 asset,
@@ -1653,6 +1660,12 @@ macro_rules! storage_over_sql {
                 since: UnixMillis,
             ) -> Result<[u8; 32], CoreError> {
                 self.read(|db| crate::sql::spent_since(db, &self.fields, wallet, asset, since))
+            }
+            fn eth2_export(
+                &self,
+                domain: DomainId,
+            ) -> Result<Option<strongroom_core::slashing::Interchange>, CoreError> {
+                self.read(|db| crate::sql::slashing::export(db, &self.fields, domain))
             }
             fn operator_by_name(
                 &self,

@@ -263,10 +263,33 @@ fn layered(store: &dyn Storage, vault_id: VaultId, raw: &Raw<'_>) {
             AuditBody::Open(marked(2, "sealed"))
         ]
     );
+    // A validator's public key (which tenant runs which validators is private).
+    let mut pubkey = [b'-'; 48];
+    pubkey[..23].copy_from_slice(b"secret-validator-pubkey");
+    apply(
+        store,
+        vec![Mutation::Eth2Import {
+            domain: d.id,
+            interchange: strongroom_core::slashing::Interchange {
+                genesis_validators_root: [7; 32],
+                data: vec![strongroom_core::slashing::History {
+                    pubkey,
+                    blocks: vec![],
+                    attestations: vec![],
+                }],
+            },
+        }],
+    )
+    .unwrap();
+    assert_eq!(
+        store.eth2_export(d.id).unwrap().unwrap().data[0].pubkey,
+        pubkey
+    );
     // ...and the database holds none of it in the clear, except the record written while
     // sealed.
     let dump = (raw.dump)();
     for secret in [
+        "secret-validator-pubkey",
         "secret-treasury",
         "secret-cold-label",
         "secret-public-key-of-a-wallet",
@@ -1064,4 +1087,162 @@ fn postgres_meets_the_storage_contract() {
             exec: &exec,
         },
     );
+}
+
+/// The EIP-3076 interchange test suite (`tests/data/eip3076/`): for each case, a fresh store
+/// pinned to the case's chain imports each step's interchange (which must succeed or fail as
+/// `should_succeed` says), then checks and records each block and attestation, which must be
+/// allowed or refused as `should_succeed_complete` says (the complete strategy). Returns the
+/// number of cases run.
+fn eip3076_suite(fresh: &mut dyn FnMut(&str) -> Box<dyn Storage>) -> usize {
+    use strongroom_core::slashing::{Duty, DutyRecord, Interchange, Validator};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/eip3076");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let hex32 = |v: &serde_json::Value| -> [u8; 32] {
+        hex::decode(&v.as_str().unwrap()[2..])
+            .unwrap()
+            .try_into()
+            .unwrap()
+    };
+    let num = |v: &serde_json::Value| v.as_str().unwrap().parse::<u64>().unwrap();
+    let mut cases = 0;
+    for path in files {
+        let case: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let name = case["name"].as_str().unwrap();
+        let store = fresh(name);
+        store.use_field_cipher(TestCipher::new()).unwrap();
+        let domain = DomainId::from_random([9; 16]);
+        let gvr = hex32(&case["genesis_validators_root"]);
+        apply(
+            store.as_ref(),
+            vec![Mutation::Eth2Import {
+                domain,
+                interchange: Interchange {
+                    genesis_validators_root: gvr,
+                    data: vec![],
+                },
+            }],
+        )
+        .unwrap();
+        for (i, step) in case["steps"].as_array().unwrap().iter().enumerate() {
+            let imported = strongroom_chains::slashing::parse_interchange(
+                step["interchange"].to_string().as_bytes(),
+            )
+            .map_err(|_| Error::Conflict("unparsable"))
+            .and_then(|interchange| {
+                apply(
+                    store.as_ref(),
+                    vec![Mutation::Eth2Import {
+                        domain,
+                        interchange,
+                    }],
+                )
+            });
+            assert_eq!(
+                imported.is_ok(),
+                step["should_succeed"].as_bool().unwrap(),
+                "{name} step {i}: import {imported:?}"
+            );
+            let check = |pubkey: &serde_json::Value, duty: Duty| {
+                let pubkey = hex::decode(&pubkey.as_str().unwrap()[2..]).unwrap();
+                apply(
+                    store.as_ref(),
+                    vec![Mutation::Eth2Duty(DutyRecord {
+                        domain,
+                        validator: Validator {
+                            genesis_validators_root: gvr,
+                            pubkey: pubkey.try_into().unwrap(),
+                        },
+                        duty,
+                    })],
+                )
+            };
+            for b in step["blocks"].as_array().unwrap() {
+                let r = check(
+                    &b["pubkey"],
+                    Duty::Block {
+                        slot: num(&b["slot"]),
+                        signing_root: hex32(&b["signing_root"]),
+                    },
+                );
+                assert_eq!(
+                    r.is_ok(),
+                    b["should_succeed_complete"].as_bool().unwrap(),
+                    "{name} step {i}: block {b} gave {r:?}"
+                );
+                if let Err(e) = r {
+                    assert!(
+                        matches!(e, Error::Conflict(c) if c == strongroom_core::slashing::SLASHABLE),
+                        "{e:?}"
+                    );
+                }
+            }
+            for a in step["attestations"].as_array().unwrap() {
+                let r = check(
+                    &a["pubkey"],
+                    Duty::Attestation {
+                        source: num(&a["source_epoch"]),
+                        target: num(&a["target_epoch"]),
+                        signing_root: hex32(&a["signing_root"]),
+                    },
+                );
+                assert_eq!(
+                    r.is_ok(),
+                    a["should_succeed_complete"].as_bool().unwrap(),
+                    "{name} step {i}: attestation {a} gave {r:?}"
+                );
+            }
+        }
+        // What was recorded exports as an interchange that parses back.
+        if let Some(ic) = store.eth2_export(domain).unwrap() {
+            let text = strongroom_chains::slashing::interchange_json(&ic).to_string();
+            assert_eq!(
+                strongroom_chains::slashing::parse_interchange(text.as_bytes()).unwrap(),
+                ic
+            );
+        }
+        cases += 1;
+    }
+    cases
+}
+
+#[test]
+fn sqlite_passes_the_eip3076_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    let cases = eip3076_suite(&mut |_| {
+        n += 1;
+        Box::new(
+            strongroom_storage::SqliteStore::create(
+                &dir.path().join(format!("{n}.db")),
+                VaultId::from_random([n; 16]),
+                UnixMillis(1),
+            )
+            .unwrap(),
+        )
+    });
+    assert_eq!(cases, 38);
+}
+
+#[test]
+fn postgres_passes_the_eip3076_suite() {
+    let server = pg::PgServer::start();
+    let mut n = 0u8;
+    let cases = eip3076_suite(&mut |_| {
+        n += 1;
+        let url = server.another_database(&format!("eip3076_{n}"));
+        let (store, _) = strongroom_storage::PgStore::open(
+            &url,
+            || VaultId::from_random([n; 16]),
+            UnixMillis(1),
+        )
+        .unwrap();
+        Box::new(store)
+    });
+    assert_eq!(cases, 38);
 }

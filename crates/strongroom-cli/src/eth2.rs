@@ -1,0 +1,111 @@
+//! `strongroom eth2 ...`: Ethereum validator (BLS12-381) keys.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::client::{self, CliError, Client};
+use crate::output::Output;
+use crate::wallet::secret_file;
+
+#[derive(Subcommand)]
+pub(crate) enum Eth2Cmd {
+    /// Derive validator keys from a BIP-39 mnemonic by EIP-2333 at EIP-2334's signing paths
+    /// m/12381/3600/i/0/0, for i in START .. START + COUNT; keys the domain already holds are
+    /// skipped. They take the domain's new-key temperature.
+    Derive {
+        /// Domain (default: `default`, or the token's own domain).
+        #[arg(long)]
+        domain: Option<String>,
+        /// A file holding the mnemonic (BIP-39 English words).
+        #[arg(long)]
+        mnemonic_file: PathBuf,
+        /// A file holding the BIP-39 passphrase.
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+        /// How many keys (at most 10,000 at a time).
+        #[arg(long)]
+        count: u32,
+        /// The first index.
+        #[arg(long, default_value_t = 0)]
+        start: u32,
+    },
+}
+
+/// `strongroom slashing ...`: EIP-3076 slashing-protection interchange.
+#[derive(Subcommand)]
+pub(crate) enum SlashingCmd {
+    /// Merge an EIP-3076 interchange (format version 5) into a domain's slashing protection.
+    /// Nothing is removed: records are added, and signing below the earliest imported history
+    /// is refused. The domain is pinned to the interchange's chain.
+    Import {
+        /// The interchange file.
+        #[arg(long)]
+        file: PathBuf,
+        /// Domain (default: `default`, or the token's own domain).
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Write a domain's slashing-protection records as an EIP-3076 interchange.
+    Export {
+        /// Domain (default: `default`, or the token's own domain).
+        #[arg(long)]
+        domain: Option<String>,
+        /// Write to this file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+pub(crate) fn run_slashing(
+    cmd: SlashingCmd,
+    client: &Client,
+    out: &Output,
+) -> Result<(), CliError> {
+    let path = |what: &str, domain: Option<&str>| match domain {
+        Some(d) => format!("/v1/eth2/slashing/{what}?domain={}", client::path(d)),
+        None => format!("/v1/eth2/slashing/{what}"),
+    };
+    match cmd {
+        SlashingCmd::Import { file, domain } => {
+            let text = std::fs::read(&file)
+                .map_err(|e| CliError::Input(format!("cannot read {}: {e}", file.display())))?;
+            let doc: serde_json::Value = serde_json::from_slice(&text)
+                .map_err(|e| CliError::Input(format!("{} is not JSON: {e}", file.display())))?;
+            out.object(&client.post(&path("import", domain.as_deref()), &doc)?)
+        }
+        SlashingCmd::Export { domain, out: file } => {
+            let v = client.get(&path("export", domain.as_deref()))?;
+            match file {
+                Some(f) => std::fs::write(&f, v.to_string())
+                    .map_err(|e| CliError::Input(format!("cannot write {}: {e}", f.display()))),
+                None => out.raw(&v),
+            }
+        }
+    }
+}
+
+pub(crate) fn run(cmd: Eth2Cmd, client: &Client, out: &Output) -> Result<(), CliError> {
+    match cmd {
+        Eth2Cmd::Derive {
+            domain,
+            mnemonic_file,
+            passphrase_file,
+            count,
+            start,
+        } => {
+            let mnemonic = secret_file(&mnemonic_file, true)?;
+            let passphrase = passphrase_file
+                .as_deref()
+                .map(|p| secret_file(p, false))
+                .transpose()?;
+            let body = json!({
+                "domain": domain, "start": start, "count": count,
+                "mnemonic": mnemonic.as_str(),
+                "passphrase": passphrase.as_deref().map(String::as_str),
+            });
+            out.object(&client.post("/v1/eth2/derive", &body)?)
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Ethereum validator (BLS12-381) keys: derived in bulk from a BIP-39 mnemonic by EIP-2333 at
+//! EIP-2334's signing paths, sealed under the domain key like every key, and taking the
+//! domain's new-key temperature.
+//!
+//! Validator keys never sign through the generic `sign` route: only through the remote-signing
+//! API, under slashing protection.
+
+use serde::Serialize;
+use strongroom_core::storage::Mutation;
+use strongroom_core::{Algorithm, KeyId, Operation};
+use zeroize::Zeroizing;
+
+use crate::error::ApiError;
+use crate::service::{RequestCtx, Vault, allow, live_domain};
+
+/// The most keys one `eth2 derive` makes.
+pub(crate) const MAX_DERIVE: u32 = 10_000;
+
+/// What `POST /v1/eth2/derive` asks for. The mnemonic and passphrase zeroize on drop.
+pub(crate) struct Derive {
+    pub(crate) domain: Option<String>,
+    pub(crate) mnemonic: Zeroizing<String>,
+    pub(crate) passphrase: Option<Zeroizing<String>>,
+    pub(crate) start: u32,
+    pub(crate) count: u32,
+}
+
+/// One derived validator key.
+#[derive(Serialize)]
+pub struct DerivedKey {
+    id: String,
+    index: u32,
+    path: String,
+    /// The 48-byte BLS public key, `0x` hex (as consensus clients write it).
+    public_key: String,
+}
+
+/// What `eth2 derive` made.
+#[derive(Serialize)]
+pub struct DerivedView {
+    domain: String,
+    temperature: &'static str,
+    created: Vec<DerivedKey>,
+    /// Indices whose key the domain already holds (not made again).
+    existing: Vec<u32>,
+}
+
+impl Vault {
+    /// Derives validator keys `start .. start + count` into a domain, skipping those it holds.
+    pub(crate) async fn eth2_derive(
+        &self,
+        ctx: &RequestCtx,
+        req: Derive,
+    ) -> Result<DerivedView, ApiError> {
+        if req.count == 0 || req.count > MAX_DERIVE {
+            return Err(ApiError::bad(
+                "invalid_count",
+                format!("count must be 1 to {MAX_DERIVE}"),
+            ));
+        }
+        let end = req
+            .start
+            .checked_add(req.count)
+            .ok_or_else(|| ApiError::bad("invalid_count", "start + count overflows"))?;
+        let (d, held) = self.domain_keys(ctx, req.domain.as_deref())?;
+        allow(ctx, &Operation::CreateKey(d.id))?;
+        live_domain(&d)?;
+        let held: std::collections::HashSet<Vec<u8>> = held
+            .into_iter()
+            .filter(|k| k.algorithm == Algorithm::Bls12381 && k.destroyed_at.is_none())
+            .map(|k| k.public_key)
+            .collect();
+        let mut wanted = Vec::with_capacity(req.count as usize);
+        for index in req.start..end {
+            wanted.push((KeyId::from_random(self.random_bytes()?), index));
+        }
+        let passphrase = req.passphrase.as_ref().map_or("", |p| p.as_str());
+        let records = self.keystore.derive_validator_keys(
+            &d,
+            req.mnemonic.as_str(),
+            passphrase,
+            &wanted,
+            ctx.time,
+        )?;
+        let mut created = Vec::new();
+        let mut existing = Vec::new();
+        let mut mutations = Vec::new();
+        let mut fresh = Vec::new();
+        for (record, (_, index)) in records.into_iter().zip(&wanted) {
+            if held.contains(&record.public_key) {
+                existing.push(*index);
+                continue;
+            }
+            created.push(DerivedKey {
+                id: record.id.to_string(),
+                index: *index,
+                path: format!("m/12381/3600/{index}/0/0"),
+                public_key: format!("0x{}", hex::encode(&record.public_key)),
+            });
+            mutations.push(Mutation::CreateKey(record.clone()));
+            fresh.push(record);
+        }
+        ctx.tag(|t| {
+            t.domain = Some(d.id);
+            t.detail = Some(
+                serde_json::json!({"start": req.start, "count": req.count,
+                    "created": created.len(), "existing": existing.len(),
+                    "first": created.first().map(|k| &k.public_key),
+                    "last": created.last().map(|k| &k.public_key)})
+                .to_string(),
+            );
+        });
+        if !mutations.is_empty() {
+            self.commit(ctx, "eth2.derive", mutations).await?;
+        }
+        for record in fresh {
+            self.keys.put(record, d.clone());
+        }
+        Ok(DerivedView {
+            domain: d.name.as_str().to_owned(),
+            temperature: d.new_key_temperature.as_str(),
+            created,
+            existing,
+        })
+    }
+}
+
+/// What an interchange import did.
+#[derive(Serialize)]
+pub struct ImportView {
+    domain: String,
+    genesis_validators_root: String,
+    validators: usize,
+    blocks: usize,
+    attestations: usize,
+}
+
+impl Vault {
+    /// Merges an EIP-3076 interchange into the domain's slashing protection. The domain is
+    /// pinned to the interchange's chain (or refuses it if pinned to another).
+    pub(crate) async fn eth2_slashing_import(
+        &self,
+        ctx: &RequestCtx,
+        domain: Option<&str>,
+        body: &[u8],
+    ) -> Result<ImportView, ApiError> {
+        let d = self.resolve_domain(ctx, domain)?;
+        allow(ctx, &Operation::CreateKey(d.id))?;
+        live_domain(&d)?;
+        let interchange = strongroom_chains::slashing::parse_interchange(body)?;
+        let view = ImportView {
+            domain: d.name.as_str().to_owned(),
+            genesis_validators_root: format!(
+                "0x{}",
+                hex::encode(interchange.genesis_validators_root)
+            ),
+            validators: interchange.data.len(),
+            blocks: interchange.data.iter().map(|h| h.blocks.len()).sum(),
+            attestations: interchange.data.iter().map(|h| h.attestations.len()).sum(),
+        };
+        ctx.tag(|t| {
+            t.domain = Some(d.id);
+            t.detail = serde_json::to_string(&view).ok();
+        });
+        self.commit(
+            ctx,
+            "eth2.slashing_import",
+            vec![Mutation::Eth2Import {
+                domain: d.id,
+                interchange,
+            }],
+        )
+        .await?;
+        Ok(view)
+    }
+
+    /// The domain's slashing-protection records as an EIP-3076 interchange.
+    pub(crate) fn eth2_slashing_export(
+        &self,
+        ctx: &RequestCtx,
+        domain: Option<&str>,
+    ) -> Result<serde_json::Value, ApiError> {
+        let d = self.resolve_domain(ctx, domain)?;
+        allow(ctx, &Operation::ReadKeys(d.id))?;
+        match self.store.eth2_export(d.id)? {
+            Some(ic) => Ok(strongroom_chains::slashing::interchange_json(&ic)),
+            None => Err(ApiError::conflict(
+                "no_chain",
+                "the domain has signed nothing and imported nothing: no chain to export",
+            )),
+        }
+    }
+}
