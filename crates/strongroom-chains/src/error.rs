@@ -53,6 +53,9 @@ pub enum Error {
     /// a "change" output (or input) that is not the wallet's.
     #[error("a PSBT {0} claims a derivation of this wallet that does not match its script")]
     PsbtDerivationMismatch(&'static str),
+    /// An Ethereum remote-signing request that does not parse (the field is named).
+    #[error("invalid signing request: {0}")]
+    InvalidEth2Request(&'static str),
     /// An EIP-3076 interchange document that does not parse (what is wrong is named).
     #[error("invalid slashing-protection interchange: {0}")]
     InvalidInterchange(&'static str),

@@ -14,6 +14,7 @@ mod address;
 pub mod eip712;
 pub mod eos;
 mod error;
+pub mod eth2;
 pub mod ethereum;
 #[doc(hidden)]
 pub mod fuzzing;

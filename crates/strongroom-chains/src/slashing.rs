@@ -56,6 +56,10 @@ fn bad(what: &'static str) -> Error {
 
 fn hex_n<const N: usize>(s: &str, what: &'static str) -> Result<[u8; N], Error> {
     let h = s.strip_prefix("0x").ok_or(bad(what))?;
+    // The decoder would strip a second prefix: "0x0x..." is not hex.
+    if !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad(what));
+    }
     let v = alloy_primitives::hex::decode(h).map_err(|_| bad(what))?;
     <[u8; N]>::try_from(v.as_slice()).map_err(|_| bad(what))
 }
@@ -65,7 +69,11 @@ fn number(s: &str, what: &'static str) -> Result<u64, Error> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad(what));
     }
-    s.parse().map_err(|_| bad(what))
+    // Storage keeps slots and epochs as signed 64-bit integers.
+    s.parse::<u64>()
+        .ok()
+        .filter(|n| i64::try_from(*n).is_ok())
+        .ok_or(bad(what))
 }
 
 /// Parses an EIP-3076 interchange (version 5).

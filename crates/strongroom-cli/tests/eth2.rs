@@ -210,8 +210,55 @@ fn slashing_interchange_import_and_export() {
         .error_code(),
         "wrong_chain"
     );
+    // Another tenant may not add to this domain's validators' records (a hostile record
+    // could block them), nor export them.
+    node.cli(t, &["--json", "domain", "create", "other"]).ok();
+    let theirs = json!({"metadata": {"interchange_format_version": "5", "genesis_validators_root": gvr},
+        "data": [doc["data"][0].clone()]});
+    std::fs::write(&file, theirs.to_string()).unwrap();
+    assert_eq!(
+        node.cli(
+            t,
+            &[
+                "--json",
+                "slashing",
+                "import",
+                "--domain",
+                "other",
+                "--file",
+                file.to_str().unwrap()
+            ]
+        )
+        .error_code(),
+        "validator_of_another_domain"
+    );
+    let empty = json!({"metadata": {"interchange_format_version": "5", "genesis_validators_root": gvr},
+        "data": []});
+    std::fs::write(&file, empty.to_string()).unwrap();
+    node.cli(
+        t,
+        &[
+            "--json",
+            "slashing",
+            "import",
+            "--domain",
+            "other",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let others = node
+        .cli(t, &["--json", "slashing", "export", "--domain", "other"])
+        .ok()
+        .json();
+    assert_eq!(others["data"], json!([]));
     for bad in [
         json!({"metadata": {"interchange_format_version": "4", "genesis_validators_root": gvr}, "data": []}),
+        json!({"metadata": {"interchange_format_version": "5", "genesis_validators_root": format!("0x0x{}", "00".repeat(31))}, "data": []}),
+        json!({"metadata": {"interchange_format_version": "5", "genesis_validators_root": gvr},
+               "data": [{"pubkey": format!("0x{}", "00".repeat(48)),
+                         "signed_blocks": [{"slot": "18446744073709551615"}], "signed_attestations": []}]}),
         json!({"metadata": {"interchange_format_version": "5", "genesis_validators_root": "0x01"}, "data": []}),
         json!({"metadata": {"interchange_format_version": "5", "genesis_validators_root": gvr},
                "data": [{"pubkey": "0x01", "signed_blocks": [], "signed_attestations": []}]}),

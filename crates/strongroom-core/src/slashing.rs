@@ -3,14 +3,23 @@
 //! Storage checks and records each signature inside its write transaction (so concurrent
 //! requests on any node cannot both pass), by these rules, the EIP's "complete" strategy:
 //! - a block is refused if the validator signed another block at its slot (or one whose
-//!   signing root is unknown), or if its slot is below the lowest slot of any imported history
-//!   (the low watermark);
+//!   signing root is unknown), or if its slot is at or below the lowest slot of any imported
+//!   history (the low watermark);
 //! - an attestation is refused if its source is after its target, if the validator signed
 //!   another attestation with its target (a double vote), if it surrounds or is surrounded by
-//!   one already signed, or if its source or target is below the imported watermarks;
+//!   one already signed, or if its source is below, or its target at or below, the imported
+//!   watermarks;
 //! - signing again exactly what was signed (same signing root) is allowed and recorded once;
 //! - every request names the chain by its genesis validators root, and a domain is pinned to
-//!   the first root it sees.
+//!   the first root it sees;
+//! - a validator's records are shared by every domain (the same key in two domains is still
+//!   one validator), but only a domain that recorded it or signs for it imports into them or
+//!   exports them.
+//!
+//! The watermarks are the lowest of all imported histories, as the complete strategy says:
+//! after merging two interchanges, duties in the gap between them are signed. That is safe
+//! only if each interchange was complete (EIP-3076's security section): import complete
+//! histories, or only the newest one.
 
 use crate::DomainId;
 
@@ -90,6 +99,10 @@ pub const SLASHABLE: &str = "slashable";
 /// The [`crate::Error::Conflict`] storage answers when a request or an import names another
 /// chain than the one the domain is pinned to.
 pub const WRONG_CHAIN: &str = "genesis validators root";
+
+/// The [`crate::Error::Conflict`] storage answers when an import would add to the records of a
+/// validator another domain recorded (and this one has not signed for).
+pub const OTHER_DOMAIN: &str = "validator of another domain";
 
 /// A duty to check and record for a validator, served by a domain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

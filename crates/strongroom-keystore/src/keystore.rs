@@ -560,8 +560,6 @@ impl Keystore {
         Ok(record)
     }
 
-    /// A new key's record, at the domain's new-key temperature with its MAC; the caller seals
-    /// the secret into it.
     /// Ethereum validator keys derived from a BIP-39 mnemonic by EIP-2333 at EIP-2334's
     /// signing paths `m/12381/3600/i/0/0`, one per `(id, i)`, each sealed under the domain key
     /// like any key and labelled with its path. Derivation runs on every core.
@@ -623,6 +621,8 @@ impl Keystore {
         Ok(records)
     }
 
+    /// A new key's record, at the domain's new-key temperature with its MAC; the caller seals
+    /// the secret into it.
     fn new_record(
         u: &Unsealed,
         domain: &DomainRecord,

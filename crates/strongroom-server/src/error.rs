@@ -331,6 +331,10 @@ impl From<strongroom_core::Error> for ApiError {
                 "names use 1-64 characters from a-z, 0-9, '-' and '_'",
             ),
             C::Conflict(strongroom_core::slashing::SLASHABLE) => ApiError::NotAllowed("slashable"),
+            C::Conflict(strongroom_core::slashing::OTHER_DOMAIN) => ApiError::conflict(
+                "validator_of_another_domain",
+                "another domain recorded this validator: only it (or a domain that signs for it) imports into its records",
+            ),
             C::Conflict(strongroom_core::slashing::WRONG_CHAIN) => ApiError::conflict(
                 "wrong_chain",
                 "the domain's validators are pinned to another chain (genesis validators root)",
@@ -372,6 +376,7 @@ impl From<strongroom_chains::Error> for ApiError {
             E::InvalidPsbt(_) => ApiError::bad("invalid_psbt", e.to_string()),
             E::PsbtInput(..) => ApiError::bad("psbt_input_refused", e.to_string()),
             E::PsbtOutput(..) => ApiError::bad("psbt_output_refused", e.to_string()),
+            E::InvalidEth2Request(_) => ApiError::bad("invalid_signing_request", e.to_string()),
             E::InvalidInterchange(_) => ApiError::bad("invalid_interchange", e.to_string()),
             E::SignatureMismatch => {
                 tracing::error!("a wallet's signature does not verify against its address key");

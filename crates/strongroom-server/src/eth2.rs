@@ -74,14 +74,18 @@ impl Vault {
         for index in req.start..end {
             wanted.push((KeyId::from_random(self.random_bytes()?), index));
         }
-        let passphrase = req.passphrase.as_ref().map_or("", |p| p.as_str());
-        let records = self.keystore.derive_validator_keys(
-            &d,
-            req.mnemonic.as_str(),
-            passphrase,
-            &wanted,
-            ctx.time,
-        )?;
+        // Derivation takes every core for a while: off the async workers.
+        let records = {
+            let keystore = std::sync::Arc::clone(&self.keystore);
+            let (domain, wanted, time) = (d.clone(), wanted.clone(), ctx.time);
+            let mnemonic = req.mnemonic.clone();
+            let passphrase = req.passphrase.clone().unwrap_or_default();
+            tokio::task::spawn_blocking(move || {
+                keystore.derive_validator_keys(&domain, &mnemonic, &passphrase, &wanted, time)
+            })
+            .await
+            .map_err(|_| ApiError::Internal)??
+        };
         let mut created = Vec::new();
         let mut existing = Vec::new();
         let mut mutations = Vec::new();

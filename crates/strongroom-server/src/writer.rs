@@ -128,6 +128,9 @@ fn refusal(e: &CoreError) -> (Outcome, &'static str) {
         CoreError::Conflict(strongroom_core::slashing::WRONG_CHAIN) => {
             (Outcome::Denied, "wrong_chain")
         }
+        CoreError::Conflict(strongroom_core::slashing::OTHER_DOMAIN) => {
+            (Outcome::Denied, "validator_of_another_domain")
+        }
         CoreError::Conflict(_) => (Outcome::Denied, "conflict"),
         CoreError::NotFound(_) => (Outcome::Denied, "not_found"),
         _ => (Outcome::Failed, "storage_error"),

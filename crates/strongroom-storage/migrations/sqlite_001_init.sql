@@ -116,11 +116,10 @@ CREATE TABLE idempotency (
 -- Ethereum slashing protection (EIP-3076). A validator is a BLS public key on one chain:
 -- validator_index is the blind index of (genesis validators root || pubkey); the public key
 -- is sealed (row: validator_index); min_* are the lowest slot, source and target of imported
--- histories (signatures below them are refused). domain_id: the domain that first recorded it
--- (exports are by domain). Slots and epochs are in the clear, for the range checks.
+-- histories (signatures below them are refused). Slots and epochs are in the clear, for the
+-- range checks.
 CREATE TABLE eth2_validators (
     validator_index         BLOB PRIMARY KEY CHECK (length(validator_index) = 32),
-    domain_id               BLOB NOT NULL CHECK (length(domain_id) = 16),
     genesis_validators_root BLOB NOT NULL CHECK (length(genesis_validators_root) = 32),
     pubkey                  BLOB NOT NULL,
     min_slot                INTEGER,
@@ -141,6 +140,13 @@ CREATE TABLE eth2_attestations (
     target_epoch    INTEGER NOT NULL CHECK (target_epoch >= 0),
     signing_root    BLOB CHECK (length(signing_root) = 32),
     PRIMARY KEY (validator_index, target_epoch, source_epoch)
+);
+-- Which domains a validator's records belong to: the domain that first recorded it, and every
+-- domain that signed for it since (exports are by membership; imports only into members).
+CREATE TABLE eth2_memberships (
+    domain_id       BLOB NOT NULL CHECK (length(domain_id) = 16),
+    validator_index BLOB NOT NULL CHECK (length(validator_index) = 32),
+    PRIMARY KEY (domain_id, validator_index)
 );
 -- The chain each domain's validators sign for, pinned by its first import or signature.
 CREATE TABLE eth2_domains (

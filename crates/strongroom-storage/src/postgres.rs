@@ -278,7 +278,14 @@ impl PgStore {
             let mut conn = self.take()?;
             let Conn { client, statements } = &mut conn;
             let result = (|| {
-                let mut tx = client.transaction().map_err(pg_err)?;
+                // READ COMMITTED whatever the server's default: each statement after the lock
+                // must see what the previous lock holder committed (a snapshot taken before
+                // the lock would let two nodes both find "no conflicting duty").
+                let mut tx = client
+                    .build_transaction()
+                    .isolation_level(postgres::IsolationLevel::ReadCommitted)
+                    .start()
+                    .map_err(pg_err)?;
                 // One writer at a time across all nodes: the chain stays one chain.
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_WRITE])
                     .map_err(pg_err)?;

@@ -3,8 +3,8 @@
 //! conflicting duties (on one node or many) cannot both commit.
 
 use strongroom_core::slashing::{
-    Duty, DutyRecord, History, Interchange, SLASHABLE, SignedAttestation, SignedBlock, Validator,
-    WRONG_CHAIN,
+    Duty, DutyRecord, History, Interchange, OTHER_DOMAIN, SLASHABLE, SignedAttestation,
+    SignedBlock, Validator, WRONG_CHAIN,
 };
 use strongroom_core::{DomainId, Error as CoreError};
 
@@ -55,12 +55,38 @@ fn pin(db: &mut dyn Db, domain: DomainId, gvr: &[u8; 32]) -> Result<(), CoreErro
     }
 }
 
-/// The validator's row (made if missing) and its lower bounds `(slot, source, target)`.
+/// Whether `domain` may add records to the validator: it made it, or signs for it (`join`:
+/// a duty, which the server sends only for a key the domain holds, makes it a member).
+fn member(db: &mut dyn Db, domain: DomainId, index: &[u8], join: bool) -> Result<(), CoreError> {
+    let known = one(
+        db,
+        "SELECT 1 FROM eth2_memberships WHERE domain_id = $1 AND validator_index = $2",
+        &[bytes(domain.as_bytes()), bytes(index)],
+        |_| Ok(()),
+    )?;
+    match (known, join) {
+        (Some(()), _) => Ok(()),
+        (None, true) => {
+            db.execute(
+                "INSERT INTO eth2_memberships (domain_id, validator_index) VALUES ($1, $2)",
+                &[bytes(domain.as_bytes()), bytes(index)],
+            )?;
+            Ok(())
+        }
+        // Another tenant's records are not this domain's to add to (a hostile record could
+        // block the validator).
+        (None, false) => Err(CoreError::Conflict(OTHER_DOMAIN)),
+    }
+}
+
+/// The validator's row (made if missing, with `domain` its member) and its lower bounds
+/// `(slot, source, target)`. `join`: see [`member`].
 fn validator(
     db: &mut dyn Db,
     f: &Fields,
     domain: DomainId,
     v: &Validator,
+    join: bool,
 ) -> Result<(Vec<u8>, [Option<u64>; 3]), CoreError> {
     let index = validator_index(f, v)?;
     let bounds = one(
@@ -77,26 +103,24 @@ fn validator(
         },
     )?;
     if let Some(bounds) = bounds {
+        member(db, domain, &index, join)?;
         return Ok((index, bounds));
     }
     let sealed = f.seal("eth2_validators.pubkey", &index, &v.pubkey)?;
     db.execute(
-        "INSERT INTO eth2_validators (validator_index, domain_id, genesis_validators_root, pubkey)
-         VALUES ($1, $2, $3, $4)",
-        &[
-            bytes(&index),
-            bytes(domain.as_bytes()),
-            bytes(&v.genesis_validators_root),
-            sealed,
-        ],
+        "INSERT INTO eth2_validators (validator_index, genesis_validators_root, pubkey)
+         VALUES ($1, $2, $3)",
+        &[bytes(&index), bytes(&v.genesis_validators_root), sealed],
     )?;
+    member(db, domain, &index, true)?;
     Ok((index, [None; 3]))
 }
 
 /// Checks a duty by the rules and records it (a repeat is recorded once).
 pub(crate) fn duty(db: &mut dyn Db, f: &Fields, rec: &DutyRecord) -> Result<(), CoreError> {
     pin(db, rec.domain, &rec.validator.genesis_validators_root)?;
-    let (index, [min_slot, min_source, min_target]) = validator(db, f, rec.domain, &rec.validator)?;
+    let (index, [min_slot, min_source, min_target]) =
+        validator(db, f, rec.domain, &rec.validator, true)?;
     let vi = || bytes(&index);
     match rec.duty {
         Duty::Block { slot, signing_root } => {
@@ -192,7 +216,7 @@ pub(crate) fn import(
             genesis_validators_root: ic.genesis_validators_root,
             pubkey: h.pubkey,
         };
-        let (index, [min_slot, min_source, min_target]) = validator(db, f, domain, &v)?;
+        let (index, [min_slot, min_source, min_target]) = validator(db, f, domain, &v, false)?;
         let vi = || bytes(&index);
         for b in &h.blocks {
             let slot = int(to_i64(b.slot)?);
@@ -301,8 +325,9 @@ pub(crate) fn export(
     };
     let validators = all(
         db,
-        "SELECT validator_index, pubkey FROM eth2_validators
-         WHERE domain_id = $1 AND genesis_validators_root = $2 ORDER BY validator_index",
+        "SELECT v.validator_index, v.pubkey FROM eth2_validators v
+         JOIN eth2_memberships m ON m.validator_index = v.validator_index
+         WHERE m.domain_id = $1 AND v.genesis_validators_root = $2 ORDER BY v.validator_index",
         &[bytes(domain.as_bytes()), bytes(&gvr)],
         |r| Ok((req_bytes(r, 0)?, req_bytes(r, 1)?)),
     )?;
