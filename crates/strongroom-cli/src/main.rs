@@ -131,6 +131,13 @@ struct ServeArgs {
     /// --postgres`); a second dev node joins with a copy of the first one's dev files.
     #[arg(long, requires = "dev")]
     postgres: Option<String>,
+    /// Dev mode: serve the Ethereum remote-signing API on this (loopback) address, over plain
+    /// HTTP (production: the `[eth2]` section of the configuration).
+    #[arg(long, requires = "dev")]
+    eth2_listen: Option<SocketAddr>,
+    /// The domain the eth2 listener serves (dev mode; default `default`).
+    #[arg(long, requires = "eth2_listen")]
+    eth2_domain: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -1018,6 +1025,13 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
             },
             data_dir: a.data,
             seal: strongroom_server::SealConfig::default(),
+            eth2: a.eth2_listen.map(|listen| strongroom_server::Eth2Config {
+                listen,
+                domain: a
+                    .eth2_domain
+                    .unwrap_or_else(|| strongroom_server::DEFAULT_DOMAIN.to_owned()),
+                genesis_fork_version: None,
+            }),
         }
     } else {
         let path = a
@@ -1032,6 +1046,7 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
             storage: cfg.storage,
             data_dir: Some(cfg.data_dir),
             seal: cfg.seal,
+            eth2: cfg.eth2,
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -1046,6 +1061,9 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
             s.addr
         );
         println!("data directory: {}", s.data_dir.display());
+        if let Some(e) = s.eth2_addr {
+            println!("eth2 remote signer listening on {e}");
+        }
         if let Some(t) = &s.dev_token {
             println!("dev mode: initialised and unsealed; domain `default` exists");
             println!("root token: {}", t.as_str());

@@ -33,6 +33,11 @@ pub enum Principal {
     /// The node itself, acting on a standing rule (a hot key demoting itself when idle). It
     /// is granted nothing through [`authorize`]; its actions are recorded as `system`.
     System,
+    /// The Ethereum remote-signing listener of a domain: consensus clients send no credential
+    /// (the listener is reachable only by client certificate or on loopback). It is granted
+    /// nothing through [`authorize`]; its handlers serve only validator duties of its domain
+    /// (named in each audit record).
+    Eth2Listener,
     /// A logged-in operator.
     Operator {
         /// The operator.
@@ -51,6 +56,7 @@ impl Principal {
         match self {
             Principal::Anonymous => "anonymous".to_owned(),
             Principal::System => "system".to_owned(),
+            Principal::Eth2Listener => "eth2-listener".to_owned(),
             Principal::Root { token } => format!("root:{token}"),
             Principal::Bootstrap { token } => format!("bootstrap:{token}"),
             Principal::Application { token, .. } => format!("app:{token}"),
@@ -154,7 +160,7 @@ pub fn authorize(principal: &Principal, operation: &Operation) -> Decision {
     use Decision::{Allow, Deny};
     match (principal, operation) {
         // The node's own standing rules call the operations they need directly.
-        (Principal::System, _) => Deny(DenyReason::NotPermitted),
+        (Principal::System | Principal::Eth2Listener, _) => Deny(DenyReason::NotPermitted),
         // The shares, or the password and one-time code, are the credential for these.
         (_, Operation::Status | Operation::Init | Operation::Unseal | Operation::Login) => Allow,
         (Principal::Anonymous, _) => Deny(DenyReason::Unauthenticated),

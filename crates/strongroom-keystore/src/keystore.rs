@@ -830,6 +830,29 @@ impl Keystore {
         Ok(key.sign_digest_until(digest, accept)?)
     }
 
+    /// A BLS signature of a validator duty's 32-byte signing root by validator key `record`
+    /// (not verified before release: see `strongroom-crypto`). The caller has recorded the
+    /// duty with slashing protection first.
+    ///
+    /// # Errors
+    /// As [`Keystore::sign`]; [`Error::KeyUnavailable`] if the record is not a validator key.
+    pub fn sign_validator(
+        &self,
+        domain: &DomainRecord,
+        record: &KeyRecord,
+        signing_root: &[u8; 32],
+    ) -> Result<[u8; 96], Error> {
+        let u = self.unsealed()?;
+        let loaded = Self::open_for_signing(&u, domain, record)?;
+        drop(u);
+        match &loaded.secret {
+            LoadedSecret::Key(key) if record.algorithm == Algorithm::Bls12381 => {
+                Ok(key.sign_bls(signing_root)?)
+            }
+            _ => Err(Error::KeyUnavailable),
+        }
+    }
+
     /// A BIP-341 key-path signature of `sighash` by a wallet's address `index` (its key
     /// tweaked as BIP-86 says, with no script tree), with fresh BIP-340 auxiliary randomness.
     /// Verified against the tweaked key before it is returned.

@@ -10,6 +10,11 @@
 //! cert = "/etc/strongroom/tls.crt"
 //! key = "/etc/strongroom/tls.key"
 //! client_ca = "/etc/strongroom/clients.pem"   # optional: require client certificates
+//! # eth2_client_ca = "/etc/strongroom/validator-clients.pem"  # the eth2 listener's clients
+//! [eth2]                         # optional: the Ethereum remote-signing API
+//! listen = "127.0.0.1:9000"      # loopback, or any address with [tls] eth2_client_ca
+//! domain = "validators"          # the one domain it serves (default: "default")
+//! # genesis_fork_version = "0x00000000"   # the chain's, for builder registrations
 //! [seal]
 //! kind = "shamir"                # or "pkcs11" with the four keys below
 //! # module = "/usr/lib/softhsm/libsofthsm2.so"
@@ -41,6 +46,48 @@ pub struct Config {
     /// How the root key is protected.
     #[serde(default)]
     pub seal: SealConfig,
+    /// The Ethereum remote-signing listener.
+    pub eth2: Option<Eth2Config>,
+}
+
+/// `[eth2]`: the Ethereum remote-signing API on its own listener, bound to one domain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Eth2Config {
+    /// Address to listen on: loopback, or any address when `[tls] eth2_client_ca` makes
+    /// clients present a certificate (consensus clients send no other credential).
+    pub listen: SocketAddr,
+    /// The domain whose validator keys it serves.
+    #[serde(default = "default_eth2_domain")]
+    pub domain: String,
+    /// The chain's genesis fork version (`0x` + 8 hex digits), for builder registrations;
+    /// mainnet's by default.
+    pub genesis_fork_version: Option<String>,
+}
+
+fn default_eth2_domain() -> String {
+    crate::service::DEFAULT_DOMAIN.to_owned()
+}
+
+impl Eth2Config {
+    /// The genesis fork version as bytes.
+    ///
+    /// # Errors
+    /// [`ServeError::Config`] if it is not `0x` and 8 hex digits.
+    pub fn fork_version(&self) -> Result<[u8; 4], ServeError> {
+        let Some(v) = &self.genesis_fork_version else {
+            return Ok([0; 4]);
+        };
+        v.strip_prefix("0x")
+            .filter(|h| h.len() == 8)
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
+            .ok_or_else(|| {
+                ServeError::Config(format!(
+                    "[eth2] genesis_fork_version = {v:?}: 0x and 8 hex digits"
+                ))
+            })
+    }
 }
 
 /// `[storage]`: SQLite in the data directory (the default), or PostgreSQL.
@@ -74,6 +121,8 @@ pub struct TlsConfig {
     pub key: PathBuf,
     /// PEM CA certificate(s): when set, every client must present a certificate issued by one.
     pub client_ca: Option<PathBuf>,
+    /// PEM CA certificate(s) that the eth2 listener's clients' certificates must chain to.
+    pub eth2_client_ca: Option<PathBuf>,
 }
 
 /// `[seal]`: how the root key is protected.
@@ -277,6 +326,33 @@ mod tests {
         assert!(
             parse(&format!(
                 "listen = \"127.0.0.1:8200\"\n{base}{pg}sqlite = \"vault.db\"\n"
+            ))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn eth2_section() {
+        let base = "listen = \"127.0.0.1:8200\"\ndata_dir = \"/tmp/x\"\n";
+        let cfg = parse(&format!("{base}[eth2]\nlisten = \"127.0.0.1:9000\"\n")).unwrap();
+        let e = cfg.eth2.unwrap();
+        assert_eq!(e.domain, "default");
+        assert_eq!(e.fork_version().unwrap(), [0; 4]);
+        let cfg = parse(&format!(
+            "{base}[eth2]\nlisten = \"127.0.0.1:9000\"\ndomain = \"validators\"\ngenesis_fork_version = \"0x01017000\"\n"
+        ))
+        .unwrap();
+        assert_eq!(cfg.eth2.unwrap().fork_version().unwrap(), [1, 1, 0x70, 0]);
+        for bad in ["0x010170", "01017000", "0xzz017000"] {
+            let cfg = parse(&format!(
+                "{base}[eth2]\nlisten = \"127.0.0.1:9000\"\ngenesis_fork_version = \"{bad}\"\n"
+            ))
+            .unwrap();
+            assert!(cfg.eth2.unwrap().fork_version().is_err(), "{bad}");
+        }
+        assert!(
+            parse(&format!(
+                "{base}[eth2]\nlisten = \"127.0.0.1:9000\"\ntoken = 1\n"
             ))
             .is_err()
         );

@@ -46,6 +46,8 @@ pub enum ApiError {
     TooLarge,
     /// Too many unauthenticated or failed requests from this source (429).
     RateLimited,
+    /// Slashing protection refused a validator duty (412, as the remote-signing API says).
+    Slashable,
     /// The vault is sealed (503).
     Sealed,
     /// The vault has not been initialised (503).
@@ -98,6 +100,7 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Slashable => StatusCode::PRECONDITION_FAILED,
             ApiError::Sealed
             | ApiError::NotInitialized
             | ApiError::AuditUnavailable
@@ -125,6 +128,7 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::TooLarge => "body_too_large",
             ApiError::RateLimited => "rate_limited",
+            ApiError::Slashable => "slashable",
             ApiError::Sealed => "sealed",
             ApiError::NotInitialized => "not_initialized",
             ApiError::AuditUnavailable => "audit_unavailable",
@@ -179,6 +183,9 @@ impl ApiError {
             ApiError::NotFound => "not found".into(),
             ApiError::TooLarge => "request body too large".into(),
             ApiError::RateLimited => "too many requests from this source; slow down".into(),
+            ApiError::Slashable => {
+                "slashing protection refuses this duty: it would be slashable (EIP-3076)".into()
+            }
             ApiError::Sealed => "the vault is sealed".into(),
             ApiError::NotInitialized => "the vault is not initialised".into(),
             ApiError::ClockUntrusted => {
@@ -330,7 +337,7 @@ impl From<strongroom_core::Error> for ApiError {
                 "invalid_name",
                 "names use 1-64 characters from a-z, 0-9, '-' and '_'",
             ),
-            C::Conflict(strongroom_core::slashing::SLASHABLE) => ApiError::NotAllowed("slashable"),
+            C::Conflict(strongroom_core::slashing::SLASHABLE) => ApiError::Slashable,
             C::Conflict(strongroom_core::slashing::OTHER_DOMAIN) => ApiError::conflict(
                 "validator_of_another_domain",
                 "another domain recorded this validator: only it (or a domain that signs for it) imports into its records",

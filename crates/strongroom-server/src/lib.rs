@@ -12,6 +12,7 @@ mod eos;
 mod error;
 mod eth;
 mod eth2;
+mod eth2_api;
 mod export;
 mod http;
 mod idempotency;
@@ -31,7 +32,9 @@ mod token;
 mod wallets;
 mod writer;
 
-pub use config::{Config, SealConfig, SealKind, StorageConfig, TlsConfig, check_listen};
+pub use config::{
+    Config, Eth2Config, SealConfig, SealKind, StorageConfig, TlsConfig, check_listen,
+};
 pub use error::ApiError;
 pub use http::{MAX_BODY, ROUTES, Route};
 pub use serve::{ServeOptions, Started, serve};

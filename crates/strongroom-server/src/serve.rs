@@ -36,6 +36,8 @@ pub struct ServeOptions {
     pub data_dir: Option<PathBuf>,
     /// How the root key is protected (`[seal]`).
     pub seal: crate::config::SealConfig,
+    /// The Ethereum remote-signing listener (`[eth2]`).
+    pub eth2: Option<crate::config::Eth2Config>,
 }
 
 /// What a started node tells its operator.
@@ -47,6 +49,8 @@ pub struct Started {
     pub data_dir: PathBuf,
     /// Whether the API speaks TLS (`https://`).
     pub tls: bool,
+    /// The eth2 listener's bound address, when there is one.
+    pub eth2_addr: Option<SocketAddr>,
     /// Dev mode's root token (also in `DATA_DIR/dev-token`).
     pub dev_token: Option<Zeroizing<String>>,
 }
@@ -183,6 +187,29 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
     }
     // Certificates are checked before anything else is touched.
     let tls = opts.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+    let eth2 = match &opts.eth2 {
+        None => None,
+        Some(e) => {
+            let name: strongroom_core::id::DomainName = e.domain.parse().map_err(|_| {
+                ServeError::Config(format!("[eth2] domain = {:?}: not a domain name", e.domain))
+            })?;
+            // Consensus clients send no credential: a client certificate, or loopback only.
+            let eth2_tls = match opts.tls.as_ref().filter(|t| t.eth2_client_ca.is_some()) {
+                Some(t) => Some(crate::tls::acceptor(&crate::config::TlsConfig {
+                    client_ca: t.eth2_client_ca.clone(),
+                    ..t.clone()
+                })?),
+                None if e.listen.ip().is_loopback() => None,
+                None => {
+                    return Err(ServeError::Config(format!(
+                        "[eth2] listen = {}: without [tls] eth2_client_ca the eth2 listener binds only to loopback",
+                        e.listen
+                    )));
+                }
+            };
+            Some((e.listen, name, e.fork_version()?, eth2_tls))
+        }
+    };
     let data_dir = match (&opts.data_dir, opts.dev) {
         (Some(d), _) => d.clone(),
         (None, true) => tempfile::Builder::new()
@@ -312,10 +339,35 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
     let addr = listener
         .local_addr()
         .map_err(|e| ServeError::Io(format!("local address: {e}")))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (eth2_addr, eth2_task) = match eth2 {
+        None => (None, None),
+        Some((listen, name, fork_version, eth2_tls)) => {
+            let l = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| ServeError::Io(format!("bind {listen}: {e}")))?;
+            let bound = l
+                .local_addr()
+                .map_err(|e| ServeError::Io(format!("local address: {e}")))?;
+            let mut stop = stop_rx.clone();
+            let task = tokio::spawn(crate::eth2_api::serve(
+                Arc::clone(&vault),
+                name,
+                fork_version,
+                l,
+                eth2_tls,
+                async move {
+                    let _ = stop.changed().await;
+                },
+            ));
+            (Some(bound), Some(task))
+        }
+    };
     on_ready(&Started {
         addr,
         data_dir: dir.path().to_owned(),
         tls: tls.is_some(),
+        eth2_addr,
         dev_token,
     });
 
@@ -344,7 +396,14 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         })
     };
     let app = crate::http::router(Arc::clone(&vault));
-    crate::listener::run(listener, tls, app, shutdown_signal()).await;
+    crate::listener::run(listener, tls, app, async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
+    if let Some(t) = eth2_task {
+        let _ = t.await;
+    }
     flusher.abort();
     sweeper.abort();
     for event in vault.limiter.drain() {

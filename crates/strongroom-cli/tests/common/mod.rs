@@ -64,6 +64,8 @@ pub fn wait_up_to(secs: u64, mut f: impl FnMut() -> bool) {
 pub struct Node {
     pub child: Option<Child>,
     pub addr: String,
+    /// The eth2 remote-signing listener (`http://...`), when started with one.
+    pub eth2_addr: Option<String>,
     pub data: PathBuf,
     /// Environment for every CLI call through this node (TLS trust, say).
     pub client_env: Vec<(String, String)>,
@@ -93,11 +95,23 @@ impl Node {
                 break a.trim().to_owned();
             }
         };
+        let eth2_addr = args.contains(&"--eth2-listen").then(|| {
+            loop {
+                let line = lines
+                    .next()
+                    .expect("server exited before the eth2 listener")
+                    .unwrap();
+                if let Some(a) = line.split("eth2 remote signer listening on ").nth(1) {
+                    break format!("http://{}", a.trim());
+                }
+            }
+        });
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Node {
             child: Some(child),
             addr,
+            eth2_addr,
             data: data.to_owned(),
             client_env: Vec::new(),
         }
@@ -116,6 +130,62 @@ impl Node {
             ],
             data,
         )
+    }
+
+    /// `serve --dev --data DIR --eth2-listen 127.0.0.1:0`: with the remote-signing API.
+    pub fn dev_eth2(data: &Path) -> Self {
+        Self::start(
+            &[
+                "serve",
+                "--dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+                data.to_str().unwrap(),
+                "--eth2-listen",
+                "127.0.0.1:0",
+            ],
+            data,
+        )
+    }
+
+    /// A request to the eth2 listener (no credential, as consensus clients send none): the
+    /// status and the body as text. `json`: send `Accept: application/json`.
+    pub fn eth2(&self, method: &str, path: &str, body: Option<&str>, json: bool) -> (u16, String) {
+        let url = format!(
+            "{}{path}",
+            self.eth2_addr.as_ref().expect("no eth2 listener")
+        );
+        let mut args = vec!["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method];
+        if json {
+            args.extend(["-H", "accept: application/json"]);
+        }
+        if body.is_some() {
+            args.extend([
+                "-H",
+                "content-type: application/json",
+                "--data-binary",
+                "@-",
+            ]);
+        }
+        args.push(&url);
+        let mut child = Command::new("curl")
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin
+                .write_all(body.unwrap_or_default().as_bytes())
+                .unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.parse().unwrap(), body.to_owned())
     }
 
     /// `serve --dev` with extra environment (a faked clock, say).
