@@ -63,8 +63,14 @@ pub enum Kind {
         /// The exit epoch.
         epoch: u64,
     },
-    /// Anything else (RANDAO reveals, aggregation, sync committee duties, deposits, builder
-    /// registrations): not slashable.
+    /// A deposit message: it names who may withdraw the stake.
+    Deposit,
+    /// A builder registration, for the validator `pubkey` (it names the fee recipient).
+    Registration {
+        /// The public key the registration names.
+        pubkey: [u8; 48],
+    },
+    /// Anything else (RANDAO reveals, aggregation, sync committee duties): not slashable.
     Other,
 }
 
@@ -383,6 +389,7 @@ fn block_body(v: &Value, altair: bool) -> Result<[u8; 32], Error> {
                     let s = p
                         .as_str()
                         .and_then(|s| s.strip_prefix("0x"))
+                        .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
                         .ok_or(bad("proof"))?;
                     let b = hex::decode(s).map_err(|_| bad("proof"))?;
                     <[u8; 32]>::try_from(b.as_slice()).map_err(|_| bad("proof"))
@@ -657,14 +664,15 @@ pub fn parse_signing_request(
         }
         "VALIDATOR_REGISTRATION" => {
             let r = field(body, "validator_registration")?;
+            let pubkey = bytes_of::<48>(r, "pubkey")?;
             let root = container(&[
                 byte_vector(&bytes_of::<20>(r, "fee_recipient")?),
                 uint64(u64_of(r, "gas_limit")?),
                 uint64(u64_of(r, "timestamp")?),
-                byte_vector(&bytes_of::<48>(r, "pubkey")?),
+                byte_vector(&pubkey),
             ]);
             (
-                Kind::Other,
+                Kind::Registration { pubkey },
                 signing_root(
                     &root,
                     &compute_domain(DOMAIN_APPLICATION_BUILDER, genesis_fork_version, &[0; 32]),
@@ -681,7 +689,7 @@ pub fn parse_signing_request(
                 uint64(u64_of(d, "amount")?),
             ]);
             (
-                Kind::Other,
+                Kind::Deposit,
                 signing_root(
                     &root,
                     &compute_domain(

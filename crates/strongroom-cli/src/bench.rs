@@ -38,6 +38,12 @@ pub(crate) struct BenchArgs {
     /// Nodes on PostgreSQL.
     #[arg(long, default_value_t = 2, requires = "postgres")]
     nodes: usize,
+    /// Validator keys for the remote-signer run (derived by EIP-2333).
+    #[arg(long, default_value_t = 10_000)]
+    validators: u32,
+    /// Skip the remote-signer run.
+    #[arg(long)]
+    no_eth2: bool,
 }
 
 fn rate(n: u64, d: Duration) -> f64 {
@@ -622,6 +628,9 @@ pub(crate) fn run(out: &Output, a: &BenchArgs) -> Result<(), CliError> {
             http_line(&pg_label, h, None);
         }
     }
+    if !a.no_http && !a.no_eth2 && a.validators > 0 {
+        report.push(eth2_bench(out, a)?);
+    }
     report.push(json!({
         "audit_appends": audited.map(|h| http_json(&h, a.clients, None)),
         "audit_appends_postgres": audited_pg.map(|h| json!({"nodes": a.nodes, "run": http_json(&h, a.clients, None)})),
@@ -630,4 +639,286 @@ pub(crate) fn run(out: &Output, a: &BenchArgs) -> Result<(), CliError> {
         println!("{}", serde_json::Value::Array(report));
     }
     Ok(())
+}
+
+// ---- Ethereum validators: attestations through the remote signer ------------------------
+
+/// The chain the benchmark's attestations are for.
+const BENCH_GVR: &str = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95";
+
+fn raw_bls(seconds: u64, threads: usize) -> f64 {
+    let dst = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+    let rates: Vec<f64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    let sk = blst::min_pk::SecretKey::key_gen(&[0x42 + t as u8; 32], &[])
+                        .unwrap_or_else(|_| unreachable!());
+                    timed(seconds, |n| {
+                        std::hint::black_box(sk.sign(&digest(n), dst, &[]));
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    rates.iter().sum()
+}
+
+/// A dev node with the eth2 listener: (child, API address, eth2 address).
+fn eth2_node(
+    data: &std::path::Path,
+) -> Result<(std::process::Child, String, String, Duration), CliError> {
+    let exe = std::env::current_exe().map_err(|e| CliError::Server(format!("own path: {e}")))?;
+    let started = Instant::now();
+    let mut child = Command::new(exe)
+        .args([
+            "serve",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--eth2-listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| CliError::Server(format!("start node: {e}")))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| CliError::Server("no stdout".into()))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut api = None;
+    let eth2 = loop {
+        match lines.next() {
+            Some(Ok(l)) => {
+                if let Some(a) = l.split("eth2 remote signer listening on ").nth(1) {
+                    break a.trim().to_owned();
+                }
+                if let Some(a) = l.split("listening on ").nth(1) {
+                    api = Some(a.trim().to_owned());
+                }
+            }
+            _ => return Err(CliError::Server("the eth2 node did not start".into())),
+        }
+    };
+    let up = started.elapsed();
+    std::thread::spawn(move || for _ in lines {});
+    let api = api.ok_or_else(|| CliError::Server("no API address".into()))?;
+    Ok((child, api, eth2, up))
+}
+
+fn stop(mut child: std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+/// The attestation request for validator round `n` (validator `n % count`, target epoch
+/// `n / count + 1`): every validator's targets rise by one, so nothing is slashable.
+fn attestation_body(n: u64, count: u64) -> String {
+    let epoch = n / count + 1;
+    format!(
+        r#"{{"type":"ATTESTATION","fork_info":{{"fork":{{"previous_version":"0x04000000","current_version":"0x05000000","epoch":"1"}},"genesis_validators_root":"{BENCH_GVR}"}},"attestation":{{"slot":"{}","index":"0","beacon_block_root":"0x{}","source":{{"epoch":"{}","root":"0x{}"}},"target":{{"epoch":"{epoch}","root":"0x{}"}}}}}}"#,
+        epoch * 32,
+        hex::encode(digest(n)),
+        epoch - 1,
+        "11".repeat(32),
+        "22".repeat(32)
+    )
+}
+
+async fn eth2_client_loop(
+    mut sender: Sender,
+    authority: String,
+    keys: Arc<Vec<String>>,
+    client: u64,
+    clients: u64,
+    deadline: Instant,
+) -> (Vec<Duration>, u64) {
+    use http_body_util::BodyExt as _;
+    let mut lat = Vec::with_capacity(8192);
+    let mut errors = 0u64;
+    let count = keys.len() as u64;
+    let mut n = client;
+    while Instant::now() < deadline {
+        let key = &keys[(n % count) as usize];
+        let req = hyper::Request::builder()
+            .method(hyper::Method::POST)
+            .uri(format!("/api/v1/eth2/sign/{key}"))
+            .header("host", authority.as_str())
+            .header("accept", "application/json")
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(hyper::body::Bytes::from(
+                attestation_body(n, count),
+            )));
+        n += clients;
+        let Ok(req) = req else {
+            errors += 1;
+            continue;
+        };
+        let t = Instant::now();
+        match sender.send_request(req).await {
+            Ok(resp) => {
+                let ok = resp.status().is_success();
+                let _ = resp.into_body().collect().await;
+                if ok {
+                    lat.push(t.elapsed());
+                } else {
+                    errors += 1;
+                }
+            }
+            Err(_) => {
+                errors += 1;
+                match connect(&authority).await {
+                    Ok(s) => sender = s,
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    (lat, errors)
+}
+
+fn drive_eth2(
+    authority: &str,
+    keys: Vec<String>,
+    seconds: u64,
+    clients: usize,
+) -> Result<Http, CliError> {
+    let keys = Arc::new(keys);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Server(format!("runtime: {e}")))?;
+    rt.block_on(async move {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let start = Instant::now();
+        let mut tasks = vec![];
+        for c in 0..clients {
+            let sender = connect(authority).await?;
+            tasks.push(tokio::spawn(eth2_client_loop(
+                sender,
+                authority.to_owned(),
+                Arc::clone(&keys),
+                c as u64,
+                clients as u64,
+                deadline,
+            )));
+        }
+        let mut all = vec![];
+        let mut errors = 0;
+        for t in tasks {
+            let (lat, e) = t.await.map_err(|e| CliError::Server(e.to_string()))?;
+            all.extend(lat);
+            errors += e;
+        }
+        let elapsed = start.elapsed();
+        all.sort_unstable();
+        Ok(Http {
+            requests: all.len() as u64,
+            ops_per_sec: rate(all.len() as u64, elapsed),
+            p50_ms: percentile(&all, 0.50),
+            p99_ms: percentile(&all, 0.99),
+            errors,
+            records: 0,
+        })
+    })
+}
+
+/// One attestation (round `n`) on a fresh connection: milliseconds until it is signed.
+fn one_duty(authority: &str, key: &str, n: u64) -> Result<f64, CliError> {
+    use http_body_util::BodyExt as _;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Server(format!("runtime: {e}")))?;
+    rt.block_on(async {
+        let t = Instant::now();
+        let mut sender = connect(authority).await?;
+        let req = hyper::Request::builder()
+            .method(hyper::Method::POST)
+            .uri(format!("/api/v1/eth2/sign/{key}"))
+            .header("host", authority)
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(hyper::body::Bytes::from(
+                attestation_body(n, 1),
+            )))
+            .map_err(|e| CliError::Server(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| CliError::Server(e.to_string()))?;
+        let ok = resp.status().is_success();
+        let _ = resp.into_body().collect().await;
+        if !ok {
+            return Err(CliError::Server(
+                "the first duty after restart failed".into(),
+            ));
+        }
+        Ok(t.elapsed().as_secs_f64() * 1000.0)
+    })
+}
+
+/// Attestations end to end through the remote signer with slashing protection, for
+/// `validators` keys, against raw blst signing; EIP-2333 derivation rate; restart time.
+fn eth2_bench(out: &Output, a: &BenchArgs) -> Result<serde_json::Value, CliError> {
+    let raw1 = raw_bls(a.seconds, 1);
+    let raw2 = raw_bls(a.seconds, 2);
+    let dir = tempfile::tempdir().map_err(|e| CliError::Server(format!("temp dir: {e}")))?;
+    let (child, api, eth2, _) = eth2_node(dir.path())?;
+    let token = std::fs::read_to_string(dir.path().join("dev-token"))
+        .map_err(|e| CliError::Server(format!("dev token: {e}")))?
+        .trim()
+        .to_owned();
+    let client = crate::client::Client::new(&api, Some(token))?;
+    let words = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+    let t = Instant::now();
+    let mut made = 0u32;
+    while made < a.validators {
+        let count = (a.validators - made).min(10_000);
+        client.post(
+            "/v1/eth2/derive",
+            &json!({"mnemonic": words, "start": made, "count": count}),
+        )?;
+        made += count;
+    }
+    let derive_rate = f64::from(a.validators) / t.elapsed().as_secs_f64();
+    let keys_client = crate::client::Client::new(&format!("http://{eth2}"), None)?;
+    let keys: Vec<String> = serde_json::from_value(keys_client.get("/api/v1/eth2/publicKeys")?)
+        .map_err(|e| CliError::Server(format!("public keys: {e}")))?;
+    let run = drive_eth2(&eth2, keys.clone(), a.seconds, a.clients)?;
+    stop(child);
+    // Restart with every validator key: until the listener answers, then until the first
+    // duty is signed (which builds the public-key index).
+    let (child, _, eth2, up) = eth2_node(dir.path())?;
+    let first_ms = one_duty(&eth2, &keys[0], u64::from(a.validators) * 1_000)?;
+    stop(child);
+    if !out.json {
+        println!(
+            "ethereum attestations (remote signer, slashing protection, {} validators), {} clients:",
+            a.validators, a.clients
+        );
+        println!("  raw blst sign, 1 core:        {raw1:>10.0} sign/s");
+        println!("  raw blst sign, 2 threads:     {raw2:>10.0} sign/s");
+        http_line("1 node, SQLite", &run, Some(raw2));
+        println!("  EIP-2333 derivation:          {derive_rate:>10.0} keys/s");
+        println!(
+            "  restart with {} keys:        {:>10.0} ms to listen, first duty {first_ms:.0} ms later",
+            a.validators,
+            up.as_secs_f64() * 1000.0
+        );
+    }
+    Ok(json!({
+        "eth2_attestations": http_json(&run, a.clients, Some(raw2)),
+        "validators": a.validators,
+        "raw_bls_1_core": raw1, "raw_bls_2_threads": raw2,
+        "eip2333_keys_per_sec": derive_rate,
+        "restart_listen_ms": up.as_secs_f64() * 1000.0,
+        "restart_first_duty_ms": first_ms,
+    }))
 }

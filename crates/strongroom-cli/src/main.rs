@@ -1031,6 +1031,7 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
                     .eth2_domain
                     .unwrap_or_else(|| strongroom_server::DEFAULT_DOMAIN.to_owned()),
                 genesis_fork_version: None,
+                genesis_validators_root: None,
             }),
         }
     } else {

@@ -15,6 +15,7 @@
 //! listen = "127.0.0.1:9000"      # loopback, or any address with [tls] eth2_client_ca
 //! domain = "validators"          # the one domain it serves (default: "default")
 //! # genesis_fork_version = "0x00000000"   # the chain's, for builder registrations
+//! # genesis_validators_root = "0x4b36..."  # refuse requests for any other chain
 //! [seal]
 //! kind = "shamir"                # or "pkcs11" with the four keys below
 //! # module = "/usr/lib/softhsm/libsofthsm2.so"
@@ -63,6 +64,9 @@ pub struct Eth2Config {
     /// The chain's genesis fork version (`0x` + 8 hex digits), for builder registrations;
     /// mainnet's by default.
     pub genesis_fork_version: Option<String>,
+    /// The chain's genesis validators root (`0x` + 64 hex digits): requests naming another
+    /// are refused. Without it, the domain is pinned to the first chain a request names.
+    pub genesis_validators_root: Option<String>,
 }
 
 fn default_eth2_domain() -> String {
@@ -70,6 +74,26 @@ fn default_eth2_domain() -> String {
 }
 
 impl Eth2Config {
+    /// The configured genesis validators root as bytes.
+    ///
+    /// # Errors
+    /// [`ServeError::Config`] if it is not `0x` and 64 hex digits.
+    pub fn validators_root(&self) -> Result<Option<[u8; 32]>, ServeError> {
+        let Some(v) = &self.genesis_validators_root else {
+            return Ok(None);
+        };
+        v.strip_prefix("0x")
+            .filter(|h| h.len() == 64)
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                ServeError::Config(format!(
+                    "[eth2] genesis_validators_root = {v:?}: 0x and 64 hex digits"
+                ))
+            })
+    }
+
     /// The genesis fork version as bytes.
     ///
     /// # Errors

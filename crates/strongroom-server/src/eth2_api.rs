@@ -34,35 +34,52 @@ use strongroom_core::{Algorithm, Principal, RequestId};
 use crate::error::ApiError;
 use crate::service::{RequestCtx, Tags, Vault};
 
-/// The largest signing request accepted (a full phase0 block with every list at its limit
-/// stays well under it).
-const MAX_REQUEST: usize = 4 * 1024 * 1024;
+/// The largest signing request accepted (a full phase0 block with every list at its limit is
+/// about 400 KB of JSON).
+const MAX_REQUEST: usize = 1024 * 1024;
 
 /// What the listener serves.
 #[derive(Clone)]
 struct Listener {
     vault: Arc<Vault>,
     domain_name: DomainName,
-    // Domain names are sealed: found once the vault is unsealed, then kept.
-    domain: Arc<OnceLock<DomainRecord>>,
+    // Domain names are sealed: the id is found once the vault is unsealed, then kept; the
+    // record is read again on every request (a destroyed domain serves nothing).
+    domain: Arc<OnceLock<strongroom_core::DomainId>>,
     genesis_fork_version: [u8; 4],
+    /// The chain the operator pinned in the configuration, if any.
+    genesis_validators_root: Option<[u8; 32]>,
+    index: Arc<Mutex<KeyIndex>>,
 }
+
+/// Which key holds a public key: public keys are sealed in storage, so finding one means
+/// opening every key of the domain. Built once, rebuilt on a miss (at most once a second, so
+/// that unknown keys cannot make every request pay for it); each hit is checked against the
+/// key's current (MAC-checked) record.
+#[derive(Default)]
+struct KeyIndex {
+    by_pubkey: std::collections::HashMap<Vec<u8>, strongroom_core::KeyId>,
+    built: Option<std::time::Instant>,
+}
+
+/// The least time between two rebuilds of the index.
+const REINDEX_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Listener {
     /// The served domain (refused while sealed, or once destroyed).
     fn domain(&self) -> Result<DomainRecord, ApiError> {
-        if let Some(d) = self.domain.get() {
-            return live(d.clone());
-        }
         if self.vault.keystore.status().sealed {
             return Err(ApiError::Sealed);
+        }
+        if let Some(id) = self.domain.get() {
+            return live(self.vault.store.domain(*id)?.ok_or(ApiError::NotFound)?);
         }
         let d = self
             .vault
             .store
             .domain_by_name(&self.domain_name)?
             .ok_or(ApiError::NotFound)?;
-        let _ = self.domain.set(d.clone());
+        let _ = self.domain.set(d.id);
         live(d)
     }
 }
@@ -72,18 +89,24 @@ fn live(d: DomainRecord) -> Result<DomainRecord, ApiError> {
     Ok(d)
 }
 
-/// The remote-signing router for the domain `domain_name`. `genesis_fork_version` is the
-/// chain's, for builder registrations (which carry no fork info).
-pub(crate) fn router(
-    vault: Arc<Vault>,
-    domain_name: DomainName,
-    genesis_fork_version: [u8; 4],
-) -> Router {
+/// What the operator says about the chain: its genesis fork version (for builder
+/// registrations, which carry no fork info) and, optionally, its genesis validators root (else
+/// the first request that names one pins the domain to it).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Chain {
+    pub(crate) genesis_fork_version: [u8; 4],
+    pub(crate) genesis_validators_root: Option<[u8; 32]>,
+}
+
+/// The remote-signing router for the domain `domain_name`.
+pub(crate) fn router(vault: Arc<Vault>, chain: Chain, domain_name: DomainName) -> Router {
     let state = Listener {
         vault,
         domain_name,
         domain: Arc::new(OnceLock::new()),
-        genesis_fork_version,
+        genesis_fork_version: chain.genesis_fork_version,
+        genesis_validators_root: chain.genesis_validators_root,
+        index: Arc::new(Mutex::new(KeyIndex::default())),
     };
     Router::new()
         .route("/upcheck", get(upcheck))
@@ -140,6 +163,7 @@ async fn pipeline(
         let (outcome, code) = match response.extensions().get::<ApiError>() {
             Some(e) => (e.outcome(), Some(e.code())),
             None if response.status().is_success() => (Outcome::Granted, None),
+            None if response.status().is_client_error() => (Outcome::Denied, Some("not_routed")),
             None => (Outcome::Failed, Some("internal_error")),
         };
         if vault
@@ -155,13 +179,6 @@ async fn pipeline(
         response.headers_mut().insert("x-request-id", v);
     }
     response
-}
-
-fn ctx_of(headers: &axum::http::Extensions) -> Result<Arc<RequestCtx>, ApiError> {
-    headers
-        .get::<Arc<RequestCtx>>()
-        .cloned()
-        .ok_or(ApiError::Internal)
 }
 
 async fn upcheck() -> impl IntoResponse {
@@ -182,11 +199,64 @@ fn validator_keys(l: &Listener) -> Result<Vec<KeyRecord>, ApiError> {
 }
 
 async fn public_keys(State(l): State<Listener>) -> Result<impl IntoResponse, ApiError> {
-    let keys: Vec<String> = validator_keys(&l)?
+    // Listing opens every key of the domain: off the async workers, and it refreshes the
+    // index.
+    let keys = tokio::task::spawn_blocking(move || reindex(&l, true))
+        .await
+        .map_err(|_| ApiError::Internal)??;
+    let keys: Vec<String> = keys
         .iter()
-        .map(|k| format!("0x{}", hex::encode(&k.public_key)))
+        .map(|k| format!("0x{}", hex::encode(k)))
         .collect();
     Ok(axum::Json(keys))
+}
+
+/// Rebuilds the public-key index (unless `force` is false and it was rebuilt within
+/// [`REINDEX_AFTER`]), holding its lock so that concurrent misses build it once; the domain's
+/// validator public keys.
+fn reindex(l: &Listener, force: bool) -> Result<Vec<Vec<u8>>, ApiError> {
+    let mut index = l
+        .index
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !force && index.built.is_some_and(|t| t.elapsed() < REINDEX_AFTER) {
+        return Ok(index.by_pubkey.keys().cloned().collect());
+    }
+    let keys = validator_keys(l)?;
+    index.by_pubkey = keys.iter().map(|k| (k.public_key.clone(), k.id)).collect();
+    index.built = Some(std::time::Instant::now());
+    Ok(keys.into_iter().map(|k| k.public_key).collect())
+}
+
+/// The indexed key for `pubkey`, if it is still the domain's live validator key with it.
+fn indexed(
+    l: &Listener,
+    domain: &DomainRecord,
+    pubkey: &[u8],
+) -> Result<Option<KeyRecord>, ApiError> {
+    let id = l
+        .index
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .by_pubkey
+        .get(pubkey)
+        .copied();
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    let Some(found) = l.vault.keys.get(l.vault.store.as_ref(), id)? else {
+        return Ok(None);
+    };
+    let (k, d) = (&found.0, &found.1);
+    if d.id != domain.id
+        || k.algorithm != Algorithm::Bls12381
+        || k.destroyed_at.is_some()
+        || k.public_key != pubkey
+    {
+        return Ok(None);
+    }
+    l.vault.check_public(k)?;
+    Ok(Some(k.clone()))
 }
 
 /// The domain's validator key with this public key (`0x` + 96 hex digits).
@@ -201,23 +271,37 @@ fn key_by_identifier(l: &Listener, identifier: &str) -> Result<KeyRecord, ApiErr
                 "the identifier is a BLS public key: 0x and 96 hex digits",
             )
         })?;
-    validator_keys(l)?
-        .into_iter()
-        .find(|k| k.public_key == pubkey)
-        .ok_or(ApiError::NotFound)
+    let domain = l.domain()?;
+    if let Some(k) = indexed(l, &domain, &pubkey)? {
+        return Ok(k);
+    }
+    reindex(l, false)?;
+    indexed(l, &domain, &pubkey)?.ok_or(ApiError::NotFound)
 }
 
 async fn sign(
     State(l): State<Listener>,
     Path(identifier): Path<String>,
+    axum::Extension(ctx): axum::Extension<Arc<RequestCtx>>,
     headers: HeaderMap,
-    req: Request,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let ctx = ctx_of(req.extensions())?;
-    let body = axum::body::to_bytes(req.into_body(), MAX_REQUEST)
-        .await
-        .map_err(|_| ApiError::TooLarge)?;
-    let k = key_by_identifier(&l, &identifier)?;
+    let body = body.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::bad("malformed_request", "the request body could not be read")
+        }
+    })?;
+    // The key asked for, in the record even if it is not found.
+    ctx.tag(|t| t.detail = Some(json!({"identifier": identifier}).to_string()));
+    let k = {
+        let l = l.clone();
+        let identifier = identifier.clone();
+        tokio::task::spawn_blocking(move || key_by_identifier(&l, &identifier))
+            .await
+            .map_err(|_| ApiError::Internal)??
+    };
     ctx.tag(|t| t.key = Some(k.id));
     let signature = sign_for(&l, &ctx, &k, &body).await?;
     let hex_sig = format!("0x{}", hex::encode(signature));
@@ -259,8 +343,27 @@ async fn sign_for(
             "signingRoot is not the signing root of the request",
         ));
     }
-    if let Kind::VoluntaryExit { .. } = request.kind {
-        return Err(ApiError::NotAllowed("exit_not_authorized"));
+    match request.kind {
+        Kind::VoluntaryExit { .. } => return Err(ApiError::NotAllowed("exit_not_authorized")),
+        // A deposit names who may withdraw the stake: signed for the wrong credentials (before
+        // the validator's own deposit lands) it hands the stake to someone else.
+        Kind::Deposit => return Err(ApiError::NotAllowed("deposit_not_authorized")),
+        Kind::Registration { pubkey } if pubkey.as_slice() != k.public_key.as_slice() => {
+            return Err(ApiError::bad(
+                "pubkey_mismatch",
+                "the registration names another validator's public key",
+            ));
+        }
+        _ => {}
+    }
+    if let (Some(pinned), Some(asked)) =
+        (l.genesis_validators_root, request.genesis_validators_root)
+        && pinned != asked
+    {
+        return Err(ApiError::conflict(
+            "wrong_chain",
+            "the request names another chain than the configured genesis validators root",
+        ));
     }
     // A validator key signs duties only while hot; demoting it stops them at once.
     let k = match l.vault.demote_if_idle(k, ctx.time).await? {
@@ -319,20 +422,47 @@ async fn sign_for(
     if k.hot_idle_secs.is_some() {
         l.vault.last_use.touch(k.id, ctx.time);
     }
-    Ok(l.vault
-        .keystore
-        .sign_validator(&domain, &k, &request.signing_root)?)
+    // Demoted (or frozen) while the duty was being recorded: the record stays, nothing is
+    // signed.
+    let current = l
+        .vault
+        .keys
+        .get(l.vault.store.as_ref(), k.id)?
+        .ok_or(ApiError::NotFound)?;
+    let signed = if temperature::signing(current.0.temperature) == Change::Now {
+        l.vault
+            .keystore
+            .sign_validator(&domain, &current.0, &request.signing_root)
+            .map_err(ApiError::from)
+    } else {
+        Err(ApiError::conflict(
+            "key_not_hot",
+            "the key was demoted while the duty was recorded",
+        ))
+    };
+    if let Err(e) = &signed {
+        // The granted record is written; say that no signature followed.
+        let _ = l
+            .vault
+            .writer
+            .submit(
+                vec![],
+                ctx.event("eth2.sign_failed", e.outcome(), Some(e.code())),
+            )
+            .await;
+    }
+    signed
 }
 
 /// Serves the remote-signing API for `domain` on `listener` until `shutdown`.
 pub(crate) async fn serve(
     vault: Arc<Vault>,
+    chain: Chain,
     domain_name: DomainName,
-    genesis_fork_version: [u8; 4],
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let app = router(vault, domain_name, genesis_fork_version);
+    let app = router(vault, chain, domain_name);
     crate::listener::run(listener, tls, app, shutdown).await;
 }

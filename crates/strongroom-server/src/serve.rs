@@ -207,7 +207,11 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
                     )));
                 }
             };
-            Some((e.listen, name, e.fork_version()?, eth2_tls))
+            let chain = crate::eth2_api::Chain {
+                genesis_fork_version: e.fork_version()?,
+                genesis_validators_root: e.validators_root()?,
+            };
+            Some((e.listen, name, chain, eth2_tls))
         }
     };
     let data_dir = match (&opts.data_dir, opts.dev) {
@@ -342,7 +346,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (eth2_addr, eth2_task) = match eth2 {
         None => (None, None),
-        Some((listen, name, fork_version, eth2_tls)) => {
+        Some((listen, name, chain, eth2_tls)) => {
             let l = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|e| ServeError::Io(format!("bind {listen}: {e}")))?;
@@ -352,8 +356,8 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
             let mut stop = stop_rx.clone();
             let task = tokio::spawn(crate::eth2_api::serve(
                 Arc::clone(&vault),
+                chain,
                 name,
-                fork_version,
                 l,
                 eth2_tls,
                 async move {

@@ -660,9 +660,10 @@ pub(crate) fn idle_limited_keys(db: &mut dyn Db, f: &Fields) -> Result<Vec<KeyRe
 }
 
 /// Audit operations whose granted records are a key's signatures (for idle demotion).
-const SIGNING_OPERATIONS: [&str; 7] = [
+const SIGNING_OPERATIONS: [&str; 8] = [
     "key.sign",
     "btc.sign_psbt",
+    "eth2.sign",
     "eos.sign",
     "eth.sign_tx",
     "eth.erc20_transfer",

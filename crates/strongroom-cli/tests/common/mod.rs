@@ -149,6 +149,26 @@ impl Node {
         )
     }
 
+    /// [`Node::dev_eth2`] on a PostgreSQL database; a second node joins the first's vault when
+    /// its data directory holds copies of the first one's `dev-unseal-share` and `dev-token`.
+    pub fn dev_eth2_postgres(data: &Path, url: &str) -> Self {
+        Self::start(
+            &[
+                "serve",
+                "--dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+                data.to_str().unwrap(),
+                "--postgres",
+                url,
+                "--eth2-listen",
+                "127.0.0.1:0",
+            ],
+            data,
+        )
+    }
+
     /// A request to the eth2 listener (no credential, as consensus clients send none): the
     /// status and the body as text. `json`: send `Accept: application/json`.
     pub fn eth2(&self, method: &str, path: &str, body: Option<&str>, json: bool) -> (u16, String) {
