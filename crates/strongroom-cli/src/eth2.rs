@@ -31,6 +31,53 @@ pub(crate) enum Eth2Cmd {
         #[arg(long, default_value_t = 0)]
         start: u32,
     },
+    /// Import EIP-2335 keystores (files, or directories of `*.json` files; `deposit_data*`
+    /// files are skipped): decrypted inside the vault on every core and sealed under the
+    /// domain key, so restarts never pay the keystore KDF again. Keys the domain holds are
+    /// skipped. Progress goes to standard error.
+    Import {
+        /// Domain (default: `default`, or the token's own domain).
+        #[arg(long)]
+        domain: Option<String>,
+        /// Keystore files or directories.
+        #[arg(long = "keystore", required = true, num_args = 1..)]
+        keystores: Vec<PathBuf>,
+        /// A file holding the keystores' password.
+        #[arg(long)]
+        password_file: PathBuf,
+    },
+}
+
+/// Keystores sent per request.
+const IMPORT_BATCH: usize = 16;
+
+/// The keystore files named: files as given, directories' `*.json` files (sorted), without
+/// `deposit_data*`.
+fn keystore_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| CliError::Input(format!("cannot read {}: {e}", p.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    f.extension().is_some_and(|x| x == "json")
+                        && !f
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with("deposit_data"))
+                })
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    if out.is_empty() {
+        return Err(CliError::Input("no keystore files".into()));
+    }
+    Ok(out)
 }
 
 /// `strongroom slashing ...`: EIP-3076 slashing-protection interchange.
@@ -88,6 +135,41 @@ pub(crate) fn run_slashing(
 
 pub(crate) fn run(cmd: Eth2Cmd, client: &Client, out: &Output) -> Result<(), CliError> {
     match cmd {
+        Eth2Cmd::Import {
+            domain,
+            keystores,
+            password_file,
+        } => {
+            let password = secret_file(&password_file, false)?;
+            let files = keystore_files(&keystores)?;
+            let (mut created, mut existing) = (Vec::new(), Vec::new());
+            let mut done = 0;
+            for batch in files.chunks(IMPORT_BATCH) {
+                let mut items = Vec::with_capacity(batch.len());
+                for f in batch {
+                    let text = std::fs::read(f).map_err(|e| {
+                        CliError::Input(format!("cannot read {}: {e}", f.display()))
+                    })?;
+                    let ks: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+                        CliError::Input(format!("{} is not JSON: {e}", f.display()))
+                    })?;
+                    let name = f
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    items.push(json!([name, ks]));
+                }
+                let v = client.post(
+                    "/v1/eth2/import",
+                    &json!({"domain": domain, "password": password.as_str(), "keystores": items}),
+                )?;
+                created.extend(v["created"].as_array().cloned().unwrap_or_default());
+                existing.extend(v["existing"].as_array().cloned().unwrap_or_default());
+                done += batch.len();
+                eprintln!("imported {done}/{} keystores", files.len());
+            }
+            out.object(&json!({"created": created, "existing": existing}))
+        }
         Eth2Cmd::Derive {
             domain,
             mnemonic_file,

@@ -284,3 +284,67 @@ fn slashing_interchange_import_and_export() {
         );
     }
 }
+
+/// EIP-2335 keystores (the EIP's own two, scrypt and PBKDF2, of one key) import as one
+/// validator key; importing again creates nothing; a wrong password is refused.
+#[test]
+fn eip2335_keystores_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::dev(&dir.path().join("vault"));
+    let token = node.dev_token();
+    let t = Some(token.as_str());
+    let vectors = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../strongroom-crypto/tests/vectors/eip2335"
+    );
+    let password = dir.path().join("password");
+    std::fs::write(&password, "𝔱𝔢𝔰𝔱𝔭𝔞𝔰𝔰𝔴𝔬𝔯𝔡🔑").unwrap();
+    let import = |pw: &std::path::Path| {
+        node.cli(
+            t,
+            &[
+                "--json",
+                "eth2",
+                "import",
+                "--keystore",
+                vectors,
+                "--password-file",
+                pw.to_str().unwrap(),
+            ],
+        )
+    };
+    let first = import(&password).ok().json();
+    assert_eq!(first["created"].as_array().unwrap().len(), 1, "{first}");
+    assert_eq!(first["existing"].as_array().unwrap().len(), 1);
+    let pubkey = "0x9612d7a727c9d0a22e185a1c768478dfe919cada9266988cb32359c11f2b7b27f4ae4040902382ae2910c15e2b420d07";
+    assert_eq!(first["created"][0]["public_key"], pubkey);
+    let again = import(&password).ok().json();
+    assert_eq!(again["created"], json!([]));
+    assert_eq!(again["existing"].as_array().unwrap().len(), 2);
+    let listed = node.cli(t, &["--json", "key", "list"]).ok().json();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| format!("0x{}", k["public_key"].as_str().unwrap()) == pubkey)
+    );
+    // A fresh domain, a wrong password: refused by the keystore's checksum.
+    node.cli(t, &["--json", "domain", "create", "fresh"]).ok();
+    std::fs::write(&password, "testpassword").unwrap();
+    let wrong = node.cli(
+        t,
+        &[
+            "--json",
+            "eth2",
+            "import",
+            "--domain",
+            "fresh",
+            "--keystore",
+            &format!("{vectors}/pbkdf2.json"),
+            "--password-file",
+            password.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(wrong.error_code(), "wrong_password");
+}

@@ -38,6 +38,10 @@ pub enum Error {
     /// A share string is not well formed (bad prefix, length, hex or checksum).
     #[error("malformed share")]
     MalformedShare,
+    /// An EIP-2335 keystore that does not parse, or asks for an unsupported function or
+    /// parameters beyond the bounds strongroom accepts.
+    #[error("invalid EIP-2335 keystore")]
+    InvalidKeystore,
     /// A BIP-39 mnemonic has an unknown word, a wrong word count or a bad checksum.
     #[error("invalid BIP-39 mnemonic")]
     InvalidMnemonic,

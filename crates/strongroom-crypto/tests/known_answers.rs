@@ -410,3 +410,44 @@ fn bls_signatures_verify_and_bind_key_and_message() {
     let order = h("73eda753299d7d483339d80809a1d80553bda402fffe5bfeffffffff00000001");
     assert!(SigningKey::from_secret_bytes(Algorithm::Bls12381, &order).is_err());
 }
+
+/// EIP-2335's test keystores (scrypt and PBKDF2) decrypt, with the EIP's password (whose
+/// fraktur letters NFKD-normalise to ASCII), to the EIP's secret; a wrong password fails the
+/// checksum; hostile parameters are refused before any work.
+#[test]
+fn eip2335_test_keystores() {
+    let password = "𝔱𝔢𝔰𝔱𝔭𝔞𝔰𝔰𝔴𝔬𝔯𝔡🔑";
+    let secret = h("000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f");
+    let expected = SigningKey::from_secret_bytes(Algorithm::Bls12381, &secret).unwrap();
+    for file in ["scrypt", "pbkdf2"] {
+        let path = format!(
+            "{}/tests/vectors/eip2335/{file}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let ks = std::fs::read(&path).unwrap();
+        let key = strongroom_crypto::decrypt_eip2335(&ks, password).unwrap();
+        assert_eq!(key.public_key(), expected.public_key(), "{file}");
+        assert_eq!(
+            hex::encode(key.public_key()),
+            "9612d7a727c9d0a22e185a1c768478dfe919cada9266988cb32359c11f2b7b27f4ae4040902382ae2910c15e2b420d07"
+        );
+        // The normalised password is the same key; another is not.
+        assert!(strongroom_crypto::decrypt_eip2335(&ks, "testpassword\u{1F511}").is_ok());
+        assert_eq!(
+            strongroom_crypto::decrypt_eip2335(&ks, "testpassword").unwrap_err(),
+            strongroom_crypto::Error::Unseal
+        );
+    }
+    let scrypt = std::fs::read_to_string(format!(
+        "{}/tests/vectors/eip2335/scrypt.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    // 2^30 rounds of 8 KiB: 8 GiB of memory. Refused, not attempted.
+    let hostile = scrypt.replace("262144", "1073741824");
+    assert_eq!(
+        strongroom_crypto::decrypt_eip2335(hostile.as_bytes(), "x").unwrap_err(),
+        strongroom_crypto::Error::InvalidKeystore
+    );
+    assert!(strongroom_crypto::decrypt_eip2335(b"{}", "x").is_err());
+}

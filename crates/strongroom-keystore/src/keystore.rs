@@ -621,6 +621,65 @@ impl Keystore {
         Ok(records)
     }
 
+    /// Validator keys decrypted from EIP-2335 keystores (on every core), each sealed under the
+    /// domain key like any key and labelled `label`. The keystore KDF is paid once, here:
+    /// from then on the key opens like every other.
+    ///
+    /// # Errors
+    /// [`Error::Sealed`], a keystore that does not parse or a wrong password
+    /// (`Crypto(Unseal)`), or entropy failures.
+    pub fn import_validator_keys(
+        &self,
+        domain: &DomainRecord,
+        password: &str,
+        keystores: &[(KeyId, Vec<u8>, String)],
+        now: UnixMillis,
+    ) -> Result<Vec<KeyRecord>, Error> {
+        let u = self.unsealed()?;
+        let dk = Self::domain_key(&u, domain)?;
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let chunk = keystores.len().div_ceil(threads).max(1);
+        let decrypted: Vec<Result<Vec<SigningKey>, Error>> = std::thread::scope(|s| {
+            let handles: Vec<_> = keystores
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|(_, ks, _)| Ok(strongroom_crypto::decrypt_eip2335(ks, password)?))
+                            .collect()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(Err(Error::KeyUnavailable)))
+                .collect()
+        });
+        let mut records = Vec::with_capacity(keystores.len());
+        for (key, (id, _, label)) in decrypted
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .zip(keystores)
+        {
+            let mut record = Self::new_record(
+                &u,
+                domain,
+                *id,
+                Algorithm::Bls12381,
+                Some(label.clone()),
+                key.public_key().to_vec(),
+                now,
+            );
+            let blob =
+                dk.seal_signing_key(&key_aad(&u.vault_id, &record), &key, self.entropy.as_ref())?;
+            record.sealed_secret = Some(blob);
+            records.push(record);
+        }
+        Ok(records)
+    }
+
     /// A new key's record, at the domain's new-key temperature with its MAC; the caller seals
     /// the secret into it.
     fn new_record(

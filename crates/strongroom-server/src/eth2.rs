@@ -195,3 +195,138 @@ impl Vault {
         }
     }
 }
+
+/// The most keystores one import request carries (the CLI sends them in batches).
+pub(crate) const MAX_IMPORT: usize = 64;
+
+/// What `POST /v1/eth2/import` asks for. The password zeroizes on drop.
+pub(crate) struct Import {
+    pub(crate) domain: Option<String>,
+    pub(crate) password: Zeroizing<String>,
+    /// EIP-2335 keystores, each with a name for its label (its file name, say).
+    pub(crate) keystores: Vec<(String, serde_json::Value)>,
+}
+
+/// What an import made.
+#[derive(Serialize)]
+pub struct ImportedView {
+    domain: String,
+    temperature: &'static str,
+    created: Vec<DerivedKey>,
+    /// Keystores whose key the domain already holds (not decrypted again).
+    existing: Vec<String>,
+}
+
+impl Vault {
+    /// Imports EIP-2335 keystores into a domain: decrypted inside the boundary (on every
+    /// core), re-sealed under the domain key, so that the keystore KDF is never paid again.
+    pub(crate) async fn eth2_import(
+        &self,
+        ctx: &RequestCtx,
+        req: Import,
+    ) -> Result<ImportedView, ApiError> {
+        if req.keystores.is_empty() || req.keystores.len() > MAX_IMPORT {
+            return Err(ApiError::bad(
+                "invalid_count",
+                format!("1 to {MAX_IMPORT} keystores per request"),
+            ));
+        }
+        let (d, held) = self.domain_keys(ctx, req.domain.as_deref())?;
+        allow(ctx, &Operation::CreateKey(d.id))?;
+        live_domain(&d)?;
+        let held: std::collections::HashSet<Vec<u8>> = held
+            .into_iter()
+            .filter(|k| k.algorithm == Algorithm::Bls12381 && k.destroyed_at.is_none())
+            .map(|k| k.public_key)
+            .collect();
+        let mut existing = Vec::new();
+        let mut todo = Vec::new();
+        for (name, ks) in &req.keystores {
+            let bytes = serde_json::to_vec(ks).map_err(|_| ApiError::Internal)?;
+            let named = strongroom_crypto::eip2335_pubkey(&bytes).map_err(keystore_error)?;
+            if named.is_some_and(|p| held.contains(&p)) {
+                existing.push(name.clone());
+                continue;
+            }
+            let label = format!(
+                "eth2 keystore {}",
+                name.chars().take(100).collect::<String>()
+            );
+            todo.push((KeyId::from_random(self.random_bytes()?), bytes, label));
+        }
+        let records = if todo.is_empty() {
+            Vec::new()
+        } else {
+            let keystore = std::sync::Arc::clone(&self.keystore);
+            let (domain, time) = (d.clone(), ctx.time);
+            let password = req.password.clone();
+            let todo = todo.clone();
+            tokio::task::spawn_blocking(move || {
+                keystore.import_validator_keys(&domain, &password, &todo, time)
+            })
+            .await
+            .map_err(|_| ApiError::Internal)?
+            .map_err(|e| match e {
+                strongroom_keystore::Error::Crypto(c) => keystore_error(c),
+                other => other.into(),
+            })?
+        };
+        let mut created = Vec::new();
+        let mut mutations = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (record, (_, _, label)) in records.iter().zip(&todo) {
+            // A keystore without `pubkey`, or two files of one key.
+            if held.contains(&record.public_key) || !seen.insert(record.public_key.clone()) {
+                existing.push(label.clone());
+                continue;
+            }
+            created.push(DerivedKey {
+                id: record.id.to_string(),
+                index: 0,
+                path: label.clone(),
+                public_key: format!("0x{}", hex::encode(&record.public_key)),
+            });
+            mutations.push(Mutation::CreateKey(record.clone()));
+        }
+        ctx.tag(|t| {
+            t.domain = Some(d.id);
+            t.detail = Some(
+                serde_json::json!({"keystores": req.keystores.len(), "created": created.len(),
+                    "existing": existing.len()})
+                .to_string(),
+            );
+        });
+        if !mutations.is_empty() {
+            self.commit(ctx, "eth2.import", mutations).await?;
+        }
+        for record in records {
+            if created.iter().any(|c| c.id == record.id.to_string()) {
+                self.keys.put(record, d.clone());
+            }
+        }
+        Ok(ImportedView {
+            domain: d.name.as_str().to_owned(),
+            temperature: d.new_key_temperature.as_str(),
+            created,
+            existing,
+        })
+    }
+}
+
+/// A keystore that cannot be opened, as the client sees it.
+fn keystore_error(e: strongroom_crypto::Error) -> ApiError {
+    match e {
+        strongroom_crypto::Error::Unseal => ApiError::bad(
+            "wrong_password",
+            "the password does not open the keystore (its checksum differs)",
+        ),
+        strongroom_crypto::Error::InvalidKeyMaterial => ApiError::bad(
+            "invalid_keystore",
+            "the keystore's secret is not the key its pubkey names",
+        ),
+        _ => ApiError::bad(
+            "invalid_keystore",
+            "not an EIP-2335 keystore strongroom accepts (version 4, scrypt or PBKDF2-HMAC-SHA256 within bounds, AES-128-CTR)",
+        ),
+    }
+}

@@ -315,6 +315,14 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "POST",
+        "/v1/eth2/import",
+        "eth2.import",
+        "Import EIP-2335 keystores (at most 64 per request) into a domain: decrypted in the vault and sealed under the domain key",
+        true,
+        false,
+    ),
+    route(
+        "POST",
         "/v1/eth2/slashing/import",
         "eth2.slashing_import",
         "Merge an EIP-3076 slashing-protection interchange (?domain=D) into the domain's records; pins the domain to its chain",
@@ -539,6 +547,10 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/keys/{id}", get(show_key).delete(destroy_key))
         .route("/v1/keys/{id}/sign", post(sign))
         .route("/v1/eth2/derive", post(eth2_derive))
+        .route(
+            "/v1/eth2/import",
+            post(eth2_import).layer(axum::extract::DefaultBodyLimit::max(MAX_INTERCHANGE)),
+        )
         .route(
             "/v1/eth2/slashing/import",
             // Interchanges of thousands of validators are megabytes.
@@ -1004,6 +1016,37 @@ async fn eth2_slashing_export(
 ) -> Result<impl IntoResponse, ApiError> {
     let q = query(q)?;
     Ok(Json(v.eth2_slashing_export(&ctx, q.domain.as_deref())?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeystoreBody {
+    domain: Option<String>,
+    password: Zeroizing<String>,
+    /// `[name, keystore]` pairs.
+    keystores: Vec<(String, serde_json::Value)>,
+}
+
+async fn eth2_import(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::bad("malformed_request", "the request body could not be read")
+        }
+    })?;
+    let b: KeystoreBody = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad("malformed_json", "the request body is not an import"))?;
+    let req = crate::eth2::Import {
+        domain: b.domain,
+        password: b.password,
+        keystores: b.keystores,
+    };
+    Ok(Json(v.eth2_import(&ctx, req).await?))
 }
 
 async fn eth2_derive(

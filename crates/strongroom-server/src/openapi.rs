@@ -89,6 +89,12 @@ fn request_schema(operation: &str) -> Option<Value> {
             json!({"type": "object", "required": ["metadata", "data"],
                    "description": "an EIP-3076 interchange (format version 5)"})
         }
+        "eth2.import" => {
+            json!({"type": "object", "required": ["password", "keystores"], "additionalProperties": false,
+            "properties": {"domain": {"type": "string"}, "password": {"type": "string"},
+                           "keystores": {"type": "array", "maxItems": 64, "description": "[name, EIP-2335 keystore] pairs",
+                                         "items": {"type": "array", "minItems": 2, "maxItems": 2}}}})
+        }
         "eth2.derive" => {
             json!({"type": "object", "required": ["mnemonic", "count"], "additionalProperties": false,
             "properties": {"domain": {"type": "string"}, "mnemonic": {"type": "string", "description": "BIP-39 words"},
