@@ -31,6 +31,16 @@ pub(crate) enum Eth2Cmd {
         #[arg(long, default_value_t = 0)]
         start: u32,
     },
+    /// Authorise a validator key's voluntary exit at an epoch (irreversible: a request that
+    /// needs at least one approval). The remote signer then signs that exit, and no other.
+    AuthorizeExit {
+        /// The validator key's id.
+        #[arg(long)]
+        key: String,
+        /// The exit epoch.
+        #[arg(long)]
+        epoch: u64,
+    },
     /// Import EIP-2335 keystores (files, or directories of `*.json` files; `deposit_data*`
     /// files are skipped): decrypted inside the vault on every core and sealed under the
     /// domain key, so restarts never pay the keystore KDF again. Keys the domain holds are
@@ -135,6 +145,10 @@ pub(crate) fn run_slashing(
 
 pub(crate) fn run(cmd: Eth2Cmd, client: &Client, out: &Output) -> Result<(), CliError> {
     match cmd {
+        Eth2Cmd::AuthorizeExit { key, epoch } => out.object(&client.post(
+            &format!("/v1/keys/{}/eth2-exit", client::path(&key)),
+            &json!({"epoch": epoch}),
+        )?),
         Eth2Cmd::Import {
             domain,
             keystores,

@@ -257,6 +257,34 @@ fn duties_are_signed_over_the_computed_root_and_slashing_is_refused() {
         .as_str()
         .unwrap()
         .to_owned();
+    // An exit is signed only once a quorum authorised it, for that epoch only (dev mode
+    // approves at once; production files a request needing an approval).
+    let exit = ex["VOLUNTARY_EXIT"].clone();
+    let authorized = node
+        .cli(
+            Some(&token),
+            &[
+                "--json",
+                "eth2",
+                "authorize-exit",
+                "--key",
+                &id,
+                "--epoch",
+                "119",
+            ],
+        )
+        .ok()
+        .json();
+    assert_eq!(authorized["authorized"], true);
+    let (status, body) = node.eth2("POST", &sign_path, Some(&exit.to_string()), true);
+    assert_eq!(status, 200, "{body}");
+    let mut later = exit.clone();
+    later["voluntary_exit"]["epoch"] = "120".into();
+    later.as_object_mut().unwrap().remove("signingRoot");
+    assert_eq!(
+        code(node.eth2("POST", &sign_path, Some(&later.to_string()), true)),
+        (403, "exit_not_authorized".into())
+    );
     node.cli(Some(&token), &["--json", "key", "temperature", &id, "cold"])
         .ok();
     assert_eq!(

@@ -345,6 +345,46 @@ fn cold_warm_hot() {
         "{result}"
     );
 
+    // A validator's exit is authorised only by a quorum: filed, described, approved.
+    let validator = node
+        .cli(
+            a,
+            &[
+                "--json",
+                "key",
+                "create",
+                "--domain",
+                "ops",
+                "--algorithm",
+                "bls12-381",
+            ],
+        )
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = pending(&node.cli(
+        a,
+        &[
+            "--json",
+            "eth2",
+            "authorize-exit",
+            "--key",
+            &validator,
+            "--epoch",
+            "200000",
+        ],
+    ));
+    let shown = node.cli(a, &["--json", "request", "show", &r]).ok().json();
+    let description = shown["description"].as_str().unwrap();
+    assert!(
+        description.starts_with("authorise the voluntary exit of validator key")
+            && description.ends_with("at epoch 200000: the validator leaves the chain for good"),
+        "{description}"
+    );
+    assert_eq!(approve(&node, ann, &r).ok().json()["status"], "executed");
+
     // Each warm signature waits for an approver; the application reads the result.
     let s1 = pending(&node.cli(
         t,

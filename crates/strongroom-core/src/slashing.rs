@@ -104,6 +104,9 @@ pub const WRONG_CHAIN: &str = "genesis validators root";
 /// validator another domain recorded (and this one has not signed for).
 pub const OTHER_DOMAIN: &str = "validator of another domain";
 
+/// The [`crate::Error::Conflict`] storage answers when a voluntary exit has no authorisation.
+pub const EXIT_NOT_AUTHORIZED: &str = "exit not authorized";
+
 /// A duty to check and record for a validator, served by a domain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DutyRecord {

@@ -51,6 +51,23 @@ pub enum Mutation {
         /// The interchange.
         interchange: crate::slashing::Interchange,
     },
+    /// Authorise validator key `key` to sign its voluntary exit at `epoch` (a quorum-approved
+    /// request does this; exits are irreversible).
+    Eth2AuthorizeExit {
+        /// The validator key.
+        key: KeyId,
+        /// The exit epoch.
+        epoch: u64,
+    },
+    /// A voluntary exit about to be signed: fails with [`Error::Conflict`]
+    /// ([`crate::slashing::EXIT_NOT_AUTHORIZED`]) unless it was authorised for this key and
+    /// epoch.
+    Eth2Exit {
+        /// The validator key.
+        key: KeyId,
+        /// The exit epoch.
+        epoch: u64,
+    },
     /// Set a wallet's policy; fails with [`Error::Conflict`] unless the stored version is
     /// `record.version - 1` (none stored for version 1).
     SetPolicy(crate::record::PolicyRecord),

@@ -338,6 +338,9 @@ impl From<strongroom_core::Error> for ApiError {
                 "names use 1-64 characters from a-z, 0-9, '-' and '_'",
             ),
             C::Conflict(strongroom_core::slashing::SLASHABLE) => ApiError::Slashable,
+            C::Conflict(strongroom_core::slashing::EXIT_NOT_AUTHORIZED) => {
+                ApiError::NotAllowed("exit_not_authorized")
+            }
             C::Conflict(strongroom_core::slashing::OTHER_DOMAIN) => ApiError::conflict(
                 "validator_of_another_domain",
                 "another domain recorded this validator: only it (or a domain that signs for it) imports into its records",

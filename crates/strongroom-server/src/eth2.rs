@@ -330,3 +330,54 @@ fn keystore_error(e: strongroom_crypto::Error) -> ApiError {
         ),
     }
 }
+
+impl Vault {
+    /// Files (or, in dev mode, runs) the authorisation of validator key `id`'s voluntary exit
+    /// at `epoch`: a `key.sign` request needing at least one approval, because an exit is
+    /// irreversible. Once approved, the remote signer signs that exit.
+    pub(crate) async fn eth2_authorize_exit(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+        epoch: u64,
+    ) -> Result<crate::requests::Gated<serde_json::Value>, ApiError> {
+        let found = self.key_for(ctx, id, Operation::DestroyKey)?;
+        let (k, d) = (&found.0, &found.1);
+        if k.algorithm != Algorithm::Bls12381 {
+            return Err(ApiError::bad(
+                "not_a_validator_key",
+                "only validator (bls12-381) keys exit",
+            ));
+        }
+        let params = crate::requests::strip_nulls(serde_json::json!({
+            "key": k.id.to_string(),
+            "algorithm": k.algorithm.as_str(),
+            "label": k.label,
+            "domain": d.name.as_str(),
+            "public_key": format!("0x{}", hex::encode(&k.public_key)),
+            "eth2_exit_epoch": epoch,
+        }));
+        if let Some(p) = self
+            .gate_min(
+                ctx,
+                strongroom_core::quorum::GatedOp::SignWarm,
+                params,
+                Some(d.id),
+                Some(k.id),
+                1,
+            )
+            .await?
+        {
+            return Ok(crate::requests::Gated::Pending(p));
+        }
+        self.commit(
+            ctx,
+            "eth2.authorize_exit",
+            vec![Mutation::Eth2AuthorizeExit { key: k.id, epoch }],
+        )
+        .await?;
+        Ok(crate::requests::Gated::Done(
+            serde_json::json!({"key": k.id.to_string(), "epoch": epoch, "authorized": true}),
+        ))
+    }
+}

@@ -7,8 +7,8 @@
 //! a request whose `signingRoot` disagrees. Blocks and attestations pass slashing protection
 //! (`Mutation::Eth2Duty`) in the same storage transaction as their audit record, before the
 //! key signs; every request that names a chain is checked against the domain's pinned chain.
-//! Voluntary exits are refused: they are irreversible, and exit authorisations are not built
-//! yet. Answers: `{"signature": ...}` when the client accepts JSON, the bare signature as text
+//! Voluntary exits are signed only for a key and epoch a quorum authorised (`eth2
+//! authorize-exit`): they are irreversible. Answers: `{"signature": ...}` when the client accepts JSON, the bare signature as text
 //! otherwise; 412 for a slashing refusal, 404 for an unknown key, 400 for a malformed request.
 
 use std::future::Future;
@@ -344,7 +344,6 @@ async fn sign_for(
         ));
     }
     match request.kind {
-        Kind::VoluntaryExit { .. } => return Err(ApiError::NotAllowed("exit_not_authorized")),
         // A deposit names who may withdraw the stake: signed for the wrong credentials (before
         // the validator's own deposit lands) it hands the stake to someone else.
         Kind::Deposit => return Err(ApiError::NotAllowed("deposit_not_authorized")),
@@ -407,6 +406,17 @@ async fn sign_for(
                 },
             })]
         }
+        // Irreversible: only with a quorum-approved authorisation for this key and epoch.
+        (Kind::VoluntaryExit { epoch, .. }, Some(gvr)) => vec![
+            Mutation::Eth2Exit { key: k.id, epoch },
+            Mutation::Eth2Import {
+                domain: domain.id,
+                interchange: Interchange {
+                    genesis_validators_root: gvr,
+                    data: vec![],
+                },
+            },
+        ],
         // Other duties: the chain must be the domain's (an empty import pins or checks it).
         (_, Some(gvr)) => vec![Mutation::Eth2Import {
             domain: domain.id,

@@ -338,6 +338,14 @@ pub const ROUTES: &[Route] = &[
         false,
     ),
     route(
+        "POST",
+        "/v1/keys/{id}/eth2-exit",
+        "eth2.authorize_exit",
+        "Authorise a validator key's voluntary exit at an epoch (a request needing at least one approval); the remote signer then signs that exit",
+        true,
+        false,
+    ),
+    route(
         "PUT",
         "/v1/keys/{id}/policy",
         "key.policy_set",
@@ -547,6 +555,7 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/keys/{id}", get(show_key).delete(destroy_key))
         .route("/v1/keys/{id}/sign", post(sign))
         .route("/v1/eth2/derive", post(eth2_derive))
+        .route("/v1/keys/{id}/eth2-exit", post(eth2_authorize_exit))
         .route(
             "/v1/eth2/import",
             post(eth2_import).layer(axum::extract::DefaultBodyLimit::max(MAX_INTERCHANGE)),
@@ -1047,6 +1056,21 @@ async fn eth2_import(
         keystores: b.keystores,
     };
     Ok(Json(v.eth2_import(&ctx, req).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExitBody {
+    epoch: u64,
+}
+
+async fn eth2_authorize_exit(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ExitBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    v.eth2_authorize_exit(&ctx, &id, b.epoch).await
 }
 
 async fn eth2_derive(

@@ -95,6 +95,10 @@ fn request_schema(operation: &str) -> Option<Value> {
                            "keystores": {"type": "array", "maxItems": 64, "description": "[name, EIP-2335 keystore] pairs",
                                          "items": {"type": "array", "minItems": 2, "maxItems": 2}}}})
         }
+        "eth2.authorize_exit" => {
+            json!({"type": "object", "required": ["epoch"], "additionalProperties": false,
+            "properties": {"epoch": {"type": "integer", "minimum": 0}}})
+        }
         "eth2.derive" => {
             json!({"type": "object", "required": ["mnemonic", "count"], "additionalProperties": false,
             "properties": {"domain": {"type": "string"}, "mnemonic": {"type": "string", "description": "BIP-39 words"},

@@ -312,6 +312,14 @@ fn describe(op: GatedOp, p: &Value) -> String {
                 param(intent, "max_fee_per_gas")
             )
         }
+        GatedOp::SignWarm if p.get("eth2_exit_epoch").is_some() => format!(
+            "authorise the voluntary exit of validator key {} ({}, label {}) in domain \"{}\" at epoch {}: the validator leaves the chain for good",
+            param(p, "key"),
+            param(p, "public_key"),
+            p.get("label").and_then(Value::as_str).unwrap_or("none"),
+            param(p, "domain"),
+            scalar(p, "eth2_exit_epoch")
+        ),
         GatedOp::SignWarm if p.get("eos_tx").is_some() => {
             let intent = &p["intent"];
             let actions = |list: &str| {
@@ -963,6 +971,26 @@ impl Vault {
                         "key_cold",
                         "the key was frozen after the request was filed",
                     ));
+                }
+                // A validator's voluntary exit, authorised: the remote signer may now sign it.
+                if let Some(epoch) = p.get("eth2_exit_epoch").and_then(Value::as_u64) {
+                    ctx.tag(|t| {
+                        t.key = Some(k.id);
+                        t.domain = Some(d.id);
+                    });
+                    let finish = self.decide(
+                        rec,
+                        RequestStatus::Executed,
+                        Some(json!({"key": k.id.to_string(), "epoch": epoch, "authorized": true})),
+                        ctx.time,
+                    )?;
+                    return self
+                        .commit(
+                            ctx,
+                            "eth2.authorize_exit",
+                            vec![finish, Mutation::Eth2AuthorizeExit { key: k.id, epoch }],
+                        )
+                        .await;
                 }
                 // A wallet's transaction: decoded again from the approved parameters.
                 if ["eth_tx", "btc_psbt", "eos_tx"]

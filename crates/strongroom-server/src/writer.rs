@@ -125,6 +125,9 @@ fn refusal(e: &CoreError) -> (Outcome, &'static str) {
             (Outcome::Denied, "limit_exceeded")
         }
         CoreError::Conflict(strongroom_core::slashing::SLASHABLE) => (Outcome::Denied, "slashable"),
+        CoreError::Conflict(strongroom_core::slashing::EXIT_NOT_AUTHORIZED) => {
+            (Outcome::Denied, "exit_not_authorized")
+        }
         CoreError::Conflict(strongroom_core::slashing::WRONG_CHAIN) => {
             (Outcome::Denied, "wrong_chain")
         }

@@ -148,6 +148,12 @@ CREATE TABLE eth2_memberships (
     validator_index BLOB NOT NULL CHECK (length(validator_index) = 32),
     PRIMARY KEY (domain_id, validator_index)
 );
+-- Voluntary exits authorised by a quorum: (validator key, exit epoch).
+CREATE TABLE eth2_exits (
+    key_id BLOB NOT NULL CHECK (length(key_id) = 16),
+    epoch  INTEGER NOT NULL CHECK (epoch >= 0),
+    PRIMARY KEY (key_id, epoch)
+);
 -- The chain each domain's validators sign for, pinned by its first import or signature.
 CREATE TABLE eth2_domains (
     domain_id               BLOB PRIMARY KEY CHECK (length(domain_id) = 16),

@@ -1410,6 +1410,10 @@ impl Txn<'_> {
                 }
             }
             Mutation::Eth2Duty(rec) => slashing::duty(self.db, self.fields, rec),
+            Mutation::Eth2AuthorizeExit { key, epoch } => {
+                slashing::authorize_exit(self.db, *key, *epoch)
+            }
+            Mutation::Eth2Exit { key, epoch } => slashing::exit(self.db, *key, *epoch),
             Mutation::Eth2Import {
                 domain,
                 interchange,

@@ -3,10 +3,10 @@
 //! conflicting duties (on one node or many) cannot both commit.
 
 use strongroom_core::slashing::{
-    Duty, DutyRecord, History, Interchange, OTHER_DOMAIN, SLASHABLE, SignedAttestation,
-    SignedBlock, Validator, WRONG_CHAIN,
+    Duty, DutyRecord, EXIT_NOT_AUTHORIZED, History, Interchange, OTHER_DOMAIN, SLASHABLE,
+    SignedAttestation, SignedBlock, Validator, WRONG_CHAIN,
 };
-use strongroom_core::{DomainId, Error as CoreError};
+use strongroom_core::{DomainId, Error as CoreError, KeyId};
 
 use super::{Db, Fields, Param, all, bytes, int, one, req_bytes, to_i64};
 
@@ -201,6 +201,36 @@ pub(crate) fn duty(db: &mut dyn Db, f: &Fields, rec: &DutyRecord) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Records an exit authorisation (idempotent).
+pub(crate) fn authorize_exit(db: &mut dyn Db, key: KeyId, epoch: u64) -> Result<(), CoreError> {
+    let e = int(to_i64(epoch)?);
+    let known = one(
+        db,
+        "SELECT 1 FROM eth2_exits WHERE key_id = $1 AND epoch = $2",
+        &[bytes(key.as_bytes()), e.clone()],
+        |_| Ok(()),
+    )?;
+    if known.is_none() {
+        db.execute(
+            "INSERT INTO eth2_exits (key_id, epoch) VALUES ($1, $2)",
+            &[bytes(key.as_bytes()), e],
+        )?;
+    }
+    Ok(())
+}
+
+/// Refuses an exit that was not authorised.
+pub(crate) fn exit(db: &mut dyn Db, key: KeyId, epoch: u64) -> Result<(), CoreError> {
+    let e = int(to_i64(epoch).map_err(|_| CoreError::Conflict(EXIT_NOT_AUTHORIZED))?);
+    one(
+        db,
+        "SELECT 1 FROM eth2_exits WHERE key_id = $1 AND epoch = $2",
+        &[bytes(key.as_bytes()), e],
+        |_| Ok(()),
+    )?
+    .ok_or(CoreError::Conflict(EXIT_NOT_AUTHORIZED))
 }
 
 /// Merges an interchange (see `Mutation::Eth2Import`).
