@@ -1,4 +1,4 @@
-//! Published vectors for HD wallets: BIP-32 (1-3), BIP-39 (the Trezor English set), BIP-84,
+//! Published vectors for HD wallets: BIP-32 (1-4), BIP-39 (the Trezor English set), BIP-84,
 //! BIP-86, BIP-341 (key-path output keys), Ethereum's m/44'/60' address, EIP-55 and EOS.
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -22,11 +22,12 @@ fn path(text: &str) -> Vec<u32> {
         .collect()
 }
 
-/// BIP-32 test vectors 1-3 (from BIP-32's text): the public key our derivation gives at each
+/// BIP-32 test vectors 1-4 (from BIP-32's text; vector 5 is about parsing invalid extended keys,
+/// which strongroom never accepts from anyone): the public key our derivation gives at each
 /// path equals the one in the published extended public key (decoded, not derived, by
 /// rust-bitcoin).
 #[test]
-fn bip32_vectors_1_to_3() {
+fn bip32_vectors_1_to_4() {
     let vectors: &[(&str, &[(&str, &str)])] = &[
         (
             "000102030405060708090a0b0c0d0e0f",
@@ -96,6 +97,24 @@ fn bip32_vectors_1_to_3() {
                 (
                     "m/0h",
                     "xpub68NZiKmJWnxxS6aaHmn81bvJeTESw724CRDs6HbuccFQN9Ku14VQrADWgqbhhTHBaohPX4CjNLf9fq9MYo6oDaPPLPxSb7gwQN3ih19Zm4Y",
+                ),
+            ],
+        ),
+        // Vector 4: hardened derivation whose private key has leading zeros.
+        (
+            "3ddd5602285899a946114506157c7997e5444528f3003f6134712147db19b678",
+            &[
+                (
+                    "m",
+                    "xpub661MyMwAqRbcGczjuMoRm6dXaLDEhW1u34gKenbeYqAix21mdUKJyuyu5F1rzYGVxyL6tmgBUAEPrEz92mBXjByMRiJdba9wpnN37RLLAXa",
+                ),
+                (
+                    "m/0h",
+                    "xpub69AUMk3qDBi3uW1sXgjCmVjJ2G6WQoYSnNHyzkmdCHEhSZ4tBok37xfFEqHd2AddP56Tqp4o56AePAgCjYdvpW2PU2jbUPFKsav5ut6Ch1m",
+                ),
+                (
+                    "m/0h/1h",
+                    "xpub6BJA1jSqiukeaesWfxe6sNK9CCGaujFFSJLomWHprUL9DePQ4JDkM5d88n49sMGJxrhpjazuXYWdMf17C9T5XnxkopaeS7jGk1GyyVziaMt",
                 ),
             ],
         ),
