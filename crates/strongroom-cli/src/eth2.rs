@@ -31,6 +31,19 @@ pub(crate) enum Eth2Cmd {
         #[arg(long, default_value_t = 0)]
         start: u32,
     },
+    /// Make every validator key of a domain that is colder than `--to` that warm, with one
+    /// approval for the whole batch (`key.warm`).
+    Promote {
+        /// Domain (default: `default`, or the token's own domain).
+        #[arg(long)]
+        domain: Option<String>,
+        /// `warm` or `hot`.
+        #[arg(long)]
+        to: String,
+        /// Hot keys demote themselves to warm after this long without a signature (`30m`).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        idle: Option<std::time::Duration>,
+    },
     /// Authorise a validator key's voluntary exit at an epoch (irreversible: a request that
     /// needs at least one approval). The remote signer then signs that exit, and no other.
     AuthorizeExit {
@@ -145,6 +158,11 @@ pub(crate) fn run_slashing(
 
 pub(crate) fn run(cmd: Eth2Cmd, client: &Client, out: &Output) -> Result<(), CliError> {
     match cmd {
+        Eth2Cmd::Promote { domain, to, idle } => out.object(&client.post(
+            "/v1/eth2/promote",
+            &json!({"domain": domain, "to": to,
+                    "idle_seconds": idle.map(|d| d.as_secs())}),
+        )?),
         Eth2Cmd::AuthorizeExit { key, epoch } => out.object(&client.post(
             &format!("/v1/keys/{}/eth2-exit", client::path(&key)),
             &json!({"epoch": epoch}),

@@ -381,3 +381,148 @@ impl Vault {
         ))
     }
 }
+
+/// The most keys one promotion names.
+const MAX_PROMOTE: usize = 10_000;
+
+impl Vault {
+    /// Files (or, in dev mode, runs) one `key.warm` request that makes every validator key of
+    /// a domain that is colder than `to` that warm: one approval for a whole batch.
+    pub(crate) async fn eth2_promote(
+        &self,
+        ctx: &RequestCtx,
+        domain: Option<&str>,
+        to: &str,
+        idle: Option<u32>,
+    ) -> Result<crate::requests::Gated<serde_json::Value>, ApiError> {
+        use strongroom_core::temperature::Temperature;
+        let to: Temperature = to.parse()?;
+        if to == Temperature::Cold {
+            return Err(ApiError::bad(
+                "invalid_temperature",
+                "a promotion makes keys warm or hot (freezing is `key temperature ID cold`)",
+            ));
+        }
+        let (d, keys) = self.domain_keys(ctx, domain)?;
+        allow(ctx, &Operation::ChangeTemperature(d.id))?;
+        live_domain(&d)?;
+        let rank = |t: Temperature| match t {
+            Temperature::Cold => 0,
+            Temperature::Warm => 1,
+            _ => 2,
+        };
+        let batch: Vec<_> = keys
+            .iter()
+            .filter(|k| {
+                k.algorithm == Algorithm::Bls12381
+                    && k.destroyed_at.is_none()
+                    && k.sealed_secret.is_some()
+                    && rank(k.temperature) < rank(to)
+            })
+            .collect();
+        if batch.is_empty() || batch.len() > MAX_PROMOTE {
+            return Err(ApiError::bad(
+                "invalid_count",
+                format!(
+                    "1 to {MAX_PROMOTE} validator keys colder than {to} (found {})",
+                    batch.len()
+                ),
+            ));
+        }
+        let params = crate::requests::strip_nulls(serde_json::json!({
+            "domain": d.name.as_str(),
+            "to": to.as_str(),
+            "idle_seconds": idle.filter(|_| to == Temperature::Hot),
+            "validators": batch.iter().map(|k| serde_json::json!({
+                "key": k.id.to_string(),
+                "public_key": format!("0x{}", hex::encode(&k.public_key)),
+                "from": k.temperature.as_str(),
+            })).collect::<Vec<_>>(),
+        }));
+        if let Some(p) = self
+            .gate(
+                ctx,
+                strongroom_core::quorum::GatedOp::WarmKey,
+                params.clone(),
+                Some(d.id),
+                None,
+            )
+            .await?
+        {
+            return Ok(crate::requests::Gated::Pending(p));
+        }
+        let done = self
+            .eth2_promote_prepared(ctx, &params, |_| Ok(None))
+            .await?;
+        Ok(crate::requests::Gated::Done(done))
+    }
+
+    /// Makes the keys a promotion names warmer, each from the temperature the approvers were
+    /// shown, in one transaction with `finish`'s mutation.
+    pub(crate) async fn eth2_promote_prepared(
+        &self,
+        ctx: &RequestCtx,
+        params: &serde_json::Value,
+        finish: impl FnOnce(serde_json::Value) -> Result<Option<Mutation>, ApiError>,
+    ) -> Result<serde_json::Value, ApiError> {
+        use strongroom_core::record::KeyRecord;
+        use strongroom_core::temperature::Temperature;
+        let to: Temperature = params["to"].as_str().ok_or(ApiError::Internal)?.parse()?;
+        let idle = params
+            .get("idle_seconds")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|s| u32::try_from(s).ok());
+        let mut mutations = Vec::new();
+        let mut changed = Vec::new();
+        for v in params["validators"].as_array().ok_or(ApiError::Internal)? {
+            let id: KeyId = v["key"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or(ApiError::Internal)?;
+            let found = self
+                .keys
+                .get(self.store.as_ref(), id)?
+                .ok_or(ApiError::NotFound)?;
+            let (k, d) = (&found.0, &found.1);
+            if !self.keystore.verify_temperature(k)? {
+                return Err(ApiError::KeyUnavailable);
+            }
+            if k.temperature.as_str() != v["from"].as_str().unwrap_or_default()
+                || k.sealed_secret.is_none()
+                || k.destroyed_at.is_some()
+            {
+                return Err(ApiError::conflict(
+                    "key_changed",
+                    format!("the key {id} changed since the promotion was filed"),
+                ));
+            }
+            let mut next = KeyRecord {
+                temperature: to,
+                temperature_since: ctx.time,
+                hot_idle_secs: idle.filter(|_| to == Temperature::Hot),
+                ..k.clone()
+            };
+            next.temperature_mac = self.keystore.temperature_mac(&next)?;
+            mutations.push(Mutation::SetTemperature {
+                id,
+                temperature: to,
+                since: next.temperature_since,
+                hot_idle_secs: next.hot_idle_secs,
+                mac: next.temperature_mac,
+                expected_mac: k.temperature_mac,
+            });
+            changed.push((next, d.clone()));
+        }
+        let result = serde_json::json!({"promoted": changed.len(), "to": to.as_str()});
+        ctx.tag(|t| {
+            t.domain = changed.first().map(|(_, d)| d.id);
+            t.detail = Some(result.to_string());
+        });
+        mutations.extend(finish(result.clone())?);
+        self.commit(ctx, "key.warm", mutations).await?;
+        for (k, d) in changed {
+            self.keys.put(k, d);
+        }
+        Ok(result)
+    }
+}

@@ -339,6 +339,14 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "POST",
+        "/v1/eth2/promote",
+        "eth2.promote",
+        "Make every validator key of a domain colder than `to` that warm, with one approval (key.warm)",
+        true,
+        false,
+    ),
+    route(
+        "POST",
         "/v1/keys/{id}/eth2-exit",
         "eth2.authorize_exit",
         "Authorise a validator key's voluntary exit at an epoch (a request needing at least one approval); the remote signer then signs that exit",
@@ -556,6 +564,7 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/keys/{id}/sign", post(sign))
         .route("/v1/eth2/derive", post(eth2_derive))
         .route("/v1/keys/{id}/eth2-exit", post(eth2_authorize_exit))
+        .route("/v1/eth2/promote", post(eth2_promote))
         .route(
             "/v1/eth2/import",
             post(eth2_import).layer(axum::extract::DefaultBodyLimit::max(MAX_INTERCHANGE)),
@@ -1056,6 +1065,23 @@ async fn eth2_import(
         keystores: b.keystores,
     };
     Ok(Json(v.eth2_import(&ctx, req).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromoteBody {
+    domain: Option<String>,
+    to: String,
+    idle_seconds: Option<u32>,
+}
+
+async fn eth2_promote(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<PromoteBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    v.eth2_promote(&ctx, b.domain.as_deref(), &b.to, b.idle_seconds)
+        .await
 }
 
 #[derive(Deserialize)]

@@ -95,6 +95,11 @@ fn request_schema(operation: &str) -> Option<Value> {
                            "keystores": {"type": "array", "maxItems": 64, "description": "[name, EIP-2335 keystore] pairs",
                                          "items": {"type": "array", "minItems": 2, "maxItems": 2}}}})
         }
+        "eth2.promote" => {
+            json!({"type": "object", "required": ["to"], "additionalProperties": false,
+            "properties": {"domain": {"type": "string"}, "to": {"type": "string", "enum": ["warm", "hot"]},
+                           "idle_seconds": {"type": "integer", "minimum": 1}}})
+        }
         "eth2.authorize_exit" => {
             json!({"type": "object", "required": ["epoch"], "additionalProperties": false,
             "properties": {"epoch": {"type": "integer", "minimum": 0}}})

@@ -198,6 +198,37 @@ fn describe(op: GatedOp, p: &Value) -> String {
             param(p, "name"),
             p.get("new_keys").and_then(Value::as_str).unwrap_or("warm")
         ),
+        GatedOp::WarmKey if p.get("validators").is_some() => {
+            let list: Vec<String> = p["validators"]
+                .as_array()
+                .map(|v| {
+                    v.iter()
+                        .map(|v| format!("{} ({})", param(v, "public_key"), param(v, "from")))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let shown = list.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            format!(
+                "make {} validator keys of domain \"{}\" {}{}: {shown}{}",
+                list.len(),
+                param(p, "domain"),
+                param(p, "to"),
+                p.get("idle_seconds")
+                    .and_then(Value::as_u64)
+                    .map(|s| format!(
+                        " (demoting themselves to warm after {s} s without a signature)"
+                    ))
+                    .unwrap_or_default(),
+                if list.len() > 5 {
+                    format!(
+                        " and {} more (request show lists every one)",
+                        list.len() - 5
+                    )
+                } else {
+                    String::new()
+                }
+            )
+        }
         GatedOp::WarmKey => format!(
             "make the {} key {} (label {}) in domain \"{}\" {}{} (it is {} now)",
             param(p, "algorithm"),
@@ -932,6 +963,13 @@ impl Vault {
                 .await
                 .map(|_| ())
             }
+            GatedOp::WarmKey if p.get("validators").is_some() => self
+                .eth2_promote_prepared(ctx, p, |v| {
+                    self.decide(rec, RequestStatus::Executed, Some(v), ctx.time)
+                        .map(Some)
+                })
+                .await
+                .map(|_| ()),
             GatedOp::WarmKey => {
                 let id = rec.key.ok_or(ApiError::NotFound)?;
                 // Approvers approved a step from the temperature they were shown.
