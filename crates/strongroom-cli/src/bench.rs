@@ -434,7 +434,7 @@ fn drive(
 }
 
 async fn client_loop(
-    mut sender: Sender,
+    sender: Sender,
     path: String,
     auth: String,
     authority: String,
@@ -442,11 +442,8 @@ async fn client_loop(
     client: u64,
     deadline: Instant,
 ) -> (Vec<Duration>, u64) {
-    use http_body_util::BodyExt as _;
-    let mut lat = Vec::with_capacity(8192);
-    let mut errors = 0u64;
     let mut n = client * 1_000_000_000;
-    while Instant::now() < deadline {
+    let next = move || {
         let (method, body) = match field {
             Body::Digest | Body::Message => (
                 hyper::Method::POST,
@@ -469,14 +466,35 @@ async fn client_loop(
             Body::None => (hyper::Method::GET, String::new()),
         };
         n += 1;
-        let req = hyper::Request::builder()
+        (method, path.clone(), body)
+    };
+    request_loop(sender, authority, Some(auth), next, deadline).await
+}
+
+/// Sends the requests `next` makes on one connection until `deadline` (reconnecting after a
+/// failure): the latencies of the successful ones, and the number that failed.
+async fn request_loop(
+    mut sender: Sender,
+    authority: String,
+    auth: Option<String>,
+    mut next: impl FnMut() -> (hyper::Method, String, String),
+    deadline: Instant,
+) -> (Vec<Duration>, u64) {
+    use http_body_util::BodyExt as _;
+    let mut lat = Vec::with_capacity(8192);
+    let mut errors = 0u64;
+    while Instant::now() < deadline {
+        let (method, path, body) = next();
+        let mut req = hyper::Request::builder()
             .method(method)
             .uri(path.as_str())
             .header("host", authority.as_str())
-            .header("authorization", auth.as_str())
-            .header("content-type", "application/json")
-            .body(http_body_util::Full::new(hyper::body::Bytes::from(body)));
-        let Ok(req) = req else {
+            .header("accept", "application/json")
+            .header("content-type", "application/json");
+        if let Some(a) = &auth {
+            req = req.header("authorization", a.as_str());
+        }
+        let Ok(req) = req.body(http_body_util::Full::new(hyper::body::Bytes::from(body))) else {
             errors += 1;
             continue;
         };
@@ -733,55 +751,26 @@ fn attestation_body(n: u64, count: u64) -> String {
 }
 
 async fn eth2_client_loop(
-    mut sender: Sender,
+    sender: Sender,
     authority: String,
     keys: Arc<Vec<String>>,
     client: u64,
     clients: u64,
     deadline: Instant,
 ) -> (Vec<Duration>, u64) {
-    use http_body_util::BodyExt as _;
-    let mut lat = Vec::with_capacity(8192);
-    let mut errors = 0u64;
     let count = keys.len() as u64;
     let mut n = client;
-    while Instant::now() < deadline {
+    let next = move || {
         let key = &keys[(n % count) as usize];
-        let req = hyper::Request::builder()
-            .method(hyper::Method::POST)
-            .uri(format!("/api/v1/eth2/sign/{key}"))
-            .header("host", authority.as_str())
-            .header("accept", "application/json")
-            .header("content-type", "application/json")
-            .body(http_body_util::Full::new(hyper::body::Bytes::from(
-                attestation_body(n, count),
-            )));
+        let request = (
+            hyper::Method::POST,
+            format!("/api/v1/eth2/sign/{key}"),
+            attestation_body(n, count),
+        );
         n += clients;
-        let Ok(req) = req else {
-            errors += 1;
-            continue;
-        };
-        let t = Instant::now();
-        match sender.send_request(req).await {
-            Ok(resp) => {
-                let ok = resp.status().is_success();
-                let _ = resp.into_body().collect().await;
-                if ok {
-                    lat.push(t.elapsed());
-                } else {
-                    errors += 1;
-                }
-            }
-            Err(_) => {
-                errors += 1;
-                match connect(&authority).await {
-                    Ok(s) => sender = s,
-                    Err(_) => break,
-                }
-            }
-        }
-    }
-    (lat, errors)
+        request
+    };
+    request_loop(sender, authority, None, next, deadline).await
 }
 
 fn drive_eth2(

@@ -14,10 +14,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use strongroom_chains::psbt::{self, InputKind, InputSignature, PsbtPlan};
 use strongroom_core::Operation;
-use strongroom_core::quorum::GatedOp;
 use strongroom_core::record::{DomainRecord, KeyRecord};
 use strongroom_core::storage::Mutation;
-use strongroom_core::temperature::{self, Change};
 use strongroom_core::wallet::{WalletPublic, WalletSpec};
 use strongroom_policy::{Decision, Intent};
 
@@ -118,50 +116,15 @@ impl Vault {
         }
         let plan = psbt::plan(psbt::parse_psbt(psbt_text.as_bytes())?, &w)?;
         let (intents, decisions, deciding) = self.btc_judge(ctx, &k, &w, &plan)?;
-        let min_approvals = match &deciding {
-            Decision::Deny { .. } => return Err(ApiError::NotAllowed("policy_denied")),
-            Decision::Quorum { approvals, .. } => Some(*approvals),
-            Decision::Allow { .. } => None,
+        let extra = json!({
+            "chain": "bitcoin",
+            "btc_psbt": plan.psbt_base64(),
+            "intent": plan.to_json(&w),
+        });
+        let k = match self.wallet_gate(ctx, &k, &d, &deciding, extra).await? {
+            crate::policy::WalletGate::Sign(k) => k,
+            crate::policy::WalletGate::Filed(p) => return Ok(Gated::Pending(p)),
         };
-        let k = match self.demote_if_idle(&k, ctx.time).await? {
-            Some(k) => k,
-            None => k,
-        };
-        let needs_quorum = match temperature::signing(k.temperature) {
-            Change::Now => min_approvals.is_some(),
-            Change::NeedsQuorum => true,
-            _ => {
-                return Err(ApiError::conflict(
-                    "key_cold",
-                    "the wallet is cold: make it warmer (with a quorum) before it can sign",
-                ));
-            }
-        };
-        if needs_quorum {
-            let params = crate::requests::strip_nulls(json!({
-                "key": k.id.to_string(),
-                "wallet": k.id.to_string(),
-                "label": k.label,
-                "domain": d.name.as_str(),
-                "chain": "bitcoin",
-                "btc_psbt": plan.psbt_base64(),
-                "intent": plan.to_json(&w),
-                "rule": deciding.rule(),
-            }));
-            if let Some(p) = self
-                .gate_min(
-                    ctx,
-                    GatedOp::SignWarm,
-                    params,
-                    Some(d.id),
-                    Some(k.id),
-                    min_approvals.unwrap_or(0),
-                )
-                .await?
-            {
-                return Ok(Gated::Pending(p));
-            }
-        }
         let spends = crate::policy::grouped_spends(k.id, &intents, &decisions, ctx.time)?;
         let signed = self.btc_sign_prepared(&k, &d, &w, plan)?;
         self.commit_spends(ctx, "btc.sign_psbt", &k, spends).await?;

@@ -13,10 +13,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use strongroom_chains::eos::{self, EosCall};
 use strongroom_core::Operation;
-use strongroom_core::quorum::GatedOp;
 use strongroom_core::record::{DomainRecord, KeyRecord};
 use strongroom_core::storage::Mutation;
-use strongroom_core::temperature::{self, Change};
 use strongroom_core::wallet::{WalletPublic, WalletSpec};
 use strongroom_policy::{Decision, Intent};
 
@@ -95,53 +93,21 @@ impl Vault {
     ) -> Result<Gated<EosSignedView>, ApiError> {
         let (k, d, w) = self.wallet_for(ctx, id, Operation::Sign)?;
         let judged = self.eos_judge(ctx, &k, &w, index, chain_id, packed, context_free_data)?;
-        let min_approvals = match &judged.deciding {
-            Decision::Deny { .. } => return Err(ApiError::NotAllowed("policy_denied")),
-            Decision::Quorum { approvals, .. } => Some(*approvals),
-            Decision::Allow { .. } => None,
+        let extra = json!({
+            "chain": "eos",
+            "index": index,
+            "eos_chain_id": hex::encode(chain_id),
+            "eos_tx": hex::encode(packed),
+            "eos_context_free_data": hex::encode(context_free_data),
+            "intent": judged.tx.to_json(),
+        });
+        let k = match self
+            .wallet_gate(ctx, &k, &d, &judged.deciding, extra)
+            .await?
+        {
+            crate::policy::WalletGate::Sign(k) => k,
+            crate::policy::WalletGate::Filed(p) => return Ok(Gated::Pending(p)),
         };
-        let k = match self.demote_if_idle(&k, ctx.time).await? {
-            Some(k) => k,
-            None => k,
-        };
-        let needs_quorum = match temperature::signing(k.temperature) {
-            Change::Now => min_approvals.is_some(),
-            Change::NeedsQuorum => true,
-            _ => {
-                return Err(ApiError::conflict(
-                    "key_cold",
-                    "the wallet is cold: make it warmer (with a quorum) before it can sign",
-                ));
-            }
-        };
-        if needs_quorum {
-            let params = crate::requests::strip_nulls(json!({
-                "key": k.id.to_string(),
-                "wallet": k.id.to_string(),
-                "label": k.label,
-                "domain": d.name.as_str(),
-                "chain": "eos",
-                "index": index,
-                "eos_chain_id": hex::encode(chain_id),
-                "eos_tx": hex::encode(packed),
-                "eos_context_free_data": hex::encode(context_free_data),
-                "intent": judged.tx.to_json(),
-                "rule": judged.deciding.rule(),
-            }));
-            if let Some(p) = self
-                .gate_min(
-                    ctx,
-                    GatedOp::SignWarm,
-                    params,
-                    Some(d.id),
-                    Some(k.id),
-                    min_approvals.unwrap_or(0),
-                )
-                .await?
-            {
-                return Ok(Gated::Pending(p));
-            }
-        }
         let (signed, spends) = self.eos_sign_prepared(ctx, &k, &d, &w, &judged)?;
         self.commit_spends(ctx, "eos.sign", &k, spends).await?;
         Ok(Gated::Done(signed))

@@ -11,7 +11,6 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use strongroom_chains::ethereum::{self, EthTx};
 use strongroom_core::Operation;
-use strongroom_core::quorum::GatedOp;
 use strongroom_core::record::{DomainRecord, KeyRecord};
 use strongroom_core::temperature::{self, Change};
 use strongroom_core::wallet::{WalletPublic, WalletSpec};
@@ -100,53 +99,22 @@ impl Vault {
         let intent = parsed.tx.intent();
         let pi = crate::policy::eth_policy_intent(&intent);
         let decision = self.eth_decide(ctx, &a, intent.to_json(), &pi)?;
-        let (min_approvals, limit) = match &decision {
-            Decision::Quorum { approvals, .. } => (Some(*approvals), None),
-            Decision::Allow { daily_limit, .. } => (None, daily_limit.clone()),
-            Decision::Deny { .. } => return Err(ApiError::NotAllowed("policy_denied")),
+        let limit = match &decision {
+            Decision::Allow { daily_limit, .. } => daily_limit.clone(),
+            _ => None,
         };
-        let a = match self.demote_if_idle(&a.k, ctx.time).await? {
-            Some(k) => Account { k, ..a },
-            None => a,
+        let extra = json!({
+            "chain": "ethereum",
+            "chain_id": a.chain_id,
+            "index": index,
+            "from": a.from.to_checksum(None),
+            "eth_tx": tx,
+            "intent": intent.to_json(),
+        });
+        let a = match self.wallet_gate(ctx, &a.k, &a.d, &decision, extra).await? {
+            crate::policy::WalletGate::Sign(k) => Account { k, ..a },
+            crate::policy::WalletGate::Filed(p) => return Ok(Gated::Pending(p)),
         };
-        let needs_quorum = match temperature::signing(a.k.temperature) {
-            Change::Now => min_approvals.is_some(),
-            Change::NeedsQuorum => true,
-            _ => {
-                return Err(ApiError::conflict(
-                    "key_cold",
-                    "the wallet is cold: make it warmer (with a quorum) before it can sign",
-                ));
-            }
-        };
-        if needs_quorum {
-            let params = crate::requests::strip_nulls(json!({
-                "key": a.k.id.to_string(),
-                "wallet": a.k.id.to_string(),
-                "label": a.k.label,
-                "domain": a.d.name.as_str(),
-                "chain": "ethereum",
-                "chain_id": a.chain_id,
-                "index": index,
-                "from": a.from.to_checksum(None),
-                "eth_tx": tx,
-                "intent": intent.to_json(),
-                "rule": decision.rule(),
-            }));
-            if let Some(p) = self
-                .gate_min(
-                    ctx,
-                    GatedOp::SignWarm,
-                    params,
-                    Some(a.d.id),
-                    Some(a.k.id),
-                    min_approvals.unwrap_or(0),
-                )
-                .await?
-            {
-                return Ok(Gated::Pending(p));
-            }
-        }
         let signed = self.eth_sign_prepared(&a.k, &a.d, index, a.from, &parsed.tx)?;
         // Counted against the rolling limit in the transaction that writes the audit record:
         // if it does not fit, the signature is never released.

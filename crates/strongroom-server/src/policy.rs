@@ -260,7 +260,77 @@ pub(crate) fn grouped_spends(
         .collect())
 }
 
+/// What the gate in front of a wallet signature decided.
+pub(crate) enum WalletGate {
+    /// Sign now, with the wallet record as it is (an idle hot wallet may have demoted itself).
+    Sign(KeyRecord),
+    /// A `key.sign` request was filed.
+    Filed(Box<crate::requests::PendingView>),
+}
+
 impl Vault {
+    /// The gate every wallet signature passes once its policy has decided: a denial refuses;
+    /// an idle hot wallet demotes itself first; a cold wallet refuses; a warm one, or a rule
+    /// that asks for approvals, files a `key.sign` request whose parameters are the wallet's
+    /// (key, label, domain, deciding rule) and `extra` (what the approvers approve).
+    pub(crate) async fn wallet_gate(
+        &self,
+        ctx: &RequestCtx,
+        k: &KeyRecord,
+        d: &strongroom_core::record::DomainRecord,
+        decision: &Decision,
+        extra: Value,
+    ) -> Result<WalletGate, ApiError> {
+        use strongroom_core::temperature::{self, Change};
+        let min_approvals = match decision {
+            Decision::Deny { .. } => return Err(ApiError::NotAllowed("policy_denied")),
+            Decision::Quorum { approvals, .. } => Some(*approvals),
+            Decision::Allow { .. } => None,
+        };
+        let k = self
+            .demote_if_idle(k, ctx.time)
+            .await?
+            .unwrap_or_else(|| k.clone());
+        let needs_quorum = match temperature::signing(k.temperature) {
+            Change::Now => min_approvals.is_some(),
+            Change::NeedsQuorum => true,
+            _ => {
+                return Err(ApiError::conflict(
+                    "key_cold",
+                    "the wallet is cold: make it warmer (with a quorum) before it can sign",
+                ));
+            }
+        };
+        if !needs_quorum {
+            return Ok(WalletGate::Sign(k));
+        }
+        let mut params = json!({
+            "key": k.id.to_string(),
+            "wallet": k.id.to_string(),
+            "label": k.label,
+            "domain": d.name.as_str(),
+            "rule": decision.rule(),
+        });
+        if let (Some(p), Value::Object(e)) = (params.as_object_mut(), extra) {
+            p.extend(e);
+        }
+        match self
+            .gate_min(
+                ctx,
+                GatedOp::SignWarm,
+                crate::requests::strip_nulls(params),
+                Some(d.id),
+                Some(k.id),
+                min_approvals.unwrap_or(0),
+            )
+            .await?
+        {
+            Some(p) => Ok(WalletGate::Filed(p)),
+            // Dev mode, or no rule asks for approvals: run at once.
+            None => Ok(WalletGate::Sign(k)),
+        }
+    }
+
     /// Commits a signature's `spends` with the request's audit record, so that a signature
     /// whose spend does not fit its rolling limit is never released; a hot wallet whose limit
     /// is exhausted demotes itself to warm (from then on a person approves each signature, and
