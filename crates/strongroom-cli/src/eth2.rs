@@ -54,6 +54,27 @@ pub(crate) enum Eth2Cmd {
         #[arg(long)]
         epoch: u64,
     },
+    /// Write a cold validator key out as an EIP-2335 keystore, only by quorum: with `--key`
+    /// it files a `key.export` request; once approved, its requester collects the keystore
+    /// (within an hour) with `--request`. The password is sent only when the keystore is
+    /// made, and never stored.
+    Export {
+        /// The validator key's id (files the request).
+        #[arg(long, conflicts_with = "request", required_unless_present = "request")]
+        key: Option<String>,
+        /// The approved request's id (collects the keystore).
+        #[arg(long)]
+        request: Option<String>,
+        /// A file holding the keystore's password (at least 8 characters).
+        #[arg(long)]
+        password_file: PathBuf,
+        /// The keystore's KDF: `scrypt` (default) or `pbkdf2`.
+        #[arg(long)]
+        kdf: Option<String>,
+        /// Where to write the keystore (created; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Import EIP-2335 keystores (files, or directories of `*.json` files; `deposit_data*`
     /// files are skipped): decrypted inside the vault on every core and sealed under the
     /// domain key, so restarts never pay the keystore KDF again. Keys the domain holds are
@@ -163,6 +184,35 @@ pub(crate) fn run(cmd: Eth2Cmd, client: &Client, out: &Output) -> Result<(), Cli
             &json!({"domain": domain, "to": to,
                     "idle_seconds": idle.map(|d| d.as_secs())}),
         )?),
+        Eth2Cmd::Export {
+            key,
+            request,
+            password_file,
+            kdf,
+            out: file,
+        } => {
+            let password = secret_file(&password_file, false)?;
+            let v = client.post(
+                "/v1/eth2/export-keystore",
+                &json!({"key": key, "request": request, "password": password.as_str(), "kdf": kdf}),
+            )?;
+            let Some(keystore) = v.get("keystore") else {
+                // Filed: the request, for approvers.
+                return out.object(&v);
+            };
+            let text = serde_json::to_vec_pretty(keystore)
+                .map_err(|e| CliError::Input(format!("cannot encode the keystore: {e}")))?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&file)
+                .map_err(|e| CliError::Input(format!("cannot create {}: {e}", file.display())))?;
+            std::io::Write::write_all(&mut f, &text)
+                .and_then(|()| f.sync_all())
+                .map_err(|e| CliError::Input(format!("cannot write {}: {e}", file.display())))?;
+            out.object(&json!({"written": file.display().to_string(),
+                               "pubkey": keystore["pubkey"]}))
+        }
         Eth2Cmd::AuthorizeExit { key, epoch } => out.object(&client.post(
             &format!("/v1/keys/{}/eth2-exit", client::path(&key)),
             &json!({"epoch": epoch}),

@@ -333,6 +333,10 @@ enum TokenCmd {
         /// Domain (default: `default`).
         #[arg(long)]
         domain: Option<String>,
+        /// `sign` (an application token: signs with the domain's keys) or `keymanager` (the
+        /// Ethereum Keymanager API only: list, import and delete validator keystores).
+        #[arg(long, default_value = "sign")]
+        scope: String,
         /// Lifetime, e.g. `30m`, `12h`, `7d`.
         #[arg(long, value_parser = humantime::parse_duration)]
         ttl: Option<std::time::Duration>,
@@ -685,8 +689,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             &client()?.get("/v1/domains")?,
             &["name", "id", "state", "created_at"],
         ),
-        Command::Token(TokenCmd::Create { domain, ttl }) => {
-            let body = json!({"domain": domain, "ttl_seconds": ttl.map(|d| d.as_secs())});
+        Command::Token(TokenCmd::Create { domain, ttl, scope }) => {
+            let body = json!({"domain": domain, "ttl_seconds": ttl.map(|d| d.as_secs()),
+                              "scope": scope});
             out.object(&client()?.post("/v1/tokens", &body)?)
         }
         Command::Token(TokenCmd::Revoke { id }) => {

@@ -427,4 +427,44 @@ fn racing_across_two_nodes_yields_one_signature() {
         63,
         "{results:?}"
     );
+    // Deleted through node A's Keymanager API, the key signs nothing more on node B, at once:
+    // the delete's slashing data holds every attestation either node signed.
+    assert_eq!(
+        b.eth2("POST", &path, Some(&attestation(100, 101, 0)), true)
+            .0,
+        200
+    );
+    let root = a.dev_token();
+    let km = a
+        .cli(
+            Some(&root),
+            &["--json", "token", "create", "--scope", "keymanager"],
+        )
+        .ok()
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, deleted) = a.http(
+        "DELETE",
+        "/eth/v1/keystores",
+        Some(&km),
+        Some(&json!({"pubkeys": [pubkey]}).to_string()),
+    );
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(deleted["data"][0]["status"], "deleted");
+    let data: Value =
+        serde_json::from_str(deleted["slashing_protection"].as_str().unwrap()).unwrap();
+    let targets: Vec<&str> = data["data"][0]["signed_attestations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["target_epoch"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, ["100", "101"]);
+    assert_eq!(
+        b.eth2("POST", &path, Some(&attestation(101, 102, 0)), true)
+            .0,
+        409
+    );
 }

@@ -385,6 +385,74 @@ fn cold_warm_hot() {
     );
     assert_eq!(approve(&node, ann, &r).ok().json()["status"], "executed");
 
+    // A validator key leaves as an EIP-2335 keystore only cold, only by quorum, and only to
+    // its requester, who names the password when collecting it.
+    let password = dir.path().join("keystore-password");
+    std::fs::write(&password, "correct horse battery").unwrap();
+    let out = dir.path().join("exported.json");
+    let export = |who: Option<&str>, flag: &str, id: &str| {
+        node.cli(
+            who,
+            &[
+                "--json",
+                "eth2",
+                "export",
+                flag,
+                id,
+                "--kdf",
+                "pbkdf2",
+                "--password-file",
+                password.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        )
+    };
+    assert_eq!(export(a, "--key", &validator).error_code(), "key_not_cold");
+    node.cli(
+        Some(&carl.token),
+        &["--json", "key", "temperature", &validator, "cold"],
+    )
+    .ok();
+    let r = pending(&export(a, "--key", &validator));
+    let shown = node.cli(a, &["--json", "request", "show", &r]).ok().json();
+    assert!(
+        shown["description"]
+            .as_str()
+            .unwrap()
+            .contains("out as an EIP-2335 keystore (pbkdf2) for the requester"),
+        "{shown}"
+    );
+    assert!(!shown.to_string().contains("correct horse"), "{shown}");
+    assert_eq!(
+        export(a, "--request", &r).error_code(),
+        "request_not_approved"
+    );
+    assert_eq!(approve(&node, ann, &r).ok().json()["status"], "executed");
+    // Only the requester collects it.
+    assert_eq!(
+        export(Some(&bob.token), "--request", &r).error_code(),
+        "not_found"
+    );
+    assert!(!out.exists());
+    let written = export(a, "--request", &r).ok().json();
+    let keystore: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let shown_key = node
+        .cli(a, &["--json", "key", "show", &validator])
+        .ok()
+        .json();
+    assert_eq!(keystore["pubkey"], shown_key["public_key"], "{written}");
+    let key =
+        strongroom_crypto::decrypt_eip2335(&std::fs::read(&out).unwrap(), "correct horse battery")
+            .unwrap();
+    assert_eq!(
+        hex::encode(key.public_key()),
+        shown_key["public_key"].as_str().unwrap()
+    );
+    // Never overwritten.
+    assert_ne!(export(a, "--request", &r).code, 0);
+
     // Each warm signature waits for an approver; the application reads the result.
     let s1 = pending(&node.cli(
         t,
@@ -486,7 +554,8 @@ fn cold_warm_hot() {
     let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert_eq!(
         count("SELECT count(*) FROM audit WHERE operation = 'key.freeze' AND outcome = 1"),
-        2
+        3,
+        "the ed25519 key twice, the validator key once"
     );
     assert_eq!(
         count(&format!(

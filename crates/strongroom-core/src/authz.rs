@@ -30,6 +30,14 @@ pub enum Principal {
         /// The only domain this token can see.
         domain: DomainId,
     },
+    /// A key-manager token confined to one domain: staking tools list, import and delete
+    /// (make cold) validator keys through the Ethereum Keymanager API, and nothing else.
+    Keymanager {
+        /// The token's identifier.
+        token: TokenId,
+        /// The only domain this token can see.
+        domain: DomainId,
+    },
     /// The node itself, acting on a standing rule (a hot key demoting itself when idle). It
     /// is granted nothing through [`authorize`]; its actions are recorded as `system`.
     System,
@@ -60,6 +68,7 @@ impl Principal {
             Principal::Root { token } => format!("root:{token}"),
             Principal::Bootstrap { token } => format!("bootstrap:{token}"),
             Principal::Application { token, .. } => format!("app:{token}"),
+            Principal::Keymanager { token, .. } => format!("keymanager:{token}"),
             Principal::Operator { id, .. } => format!("operator:{id}"),
         }
     }
@@ -129,6 +138,9 @@ pub enum Operation {
     AcknowledgeClock,
     /// Set the policy of a wallet in a domain.
     SetPolicy(DomainId),
+    /// List, import and delete (make cold) the validator keys of a domain through the
+    /// Ethereum Keymanager API.
+    ManageValidators(DomainId),
 }
 
 /// Why a request was refused.
@@ -183,6 +195,7 @@ pub fn authorize(principal: &Principal, operation: &Operation) -> Decision {
             | Operation::ImportKey(d)
             | Operation::ChangeTemperature(d)
             | Operation::SetPolicy(d)
+            | Operation::ManageValidators(d)
                 if d != domain =>
             {
                 Deny(DenyReason::OutOfScope)
@@ -191,6 +204,15 @@ pub fn authorize(principal: &Principal, operation: &Operation) -> Decision {
             Operation::ReadRequests => Allow,
             _ => Deny(DenyReason::NotPermitted),
         },
+        // The Keymanager API of its own domain, nothing else (it cannot sign).
+        (Principal::Keymanager { domain, .. }, Operation::ManageValidators(d)) => {
+            if d == domain {
+                Allow
+            } else {
+                Deny(DenyReason::OutOfScope)
+            }
+        }
+        (Principal::Keymanager { .. }, _) => Deny(DenyReason::NotPermitted),
         (Principal::Operator { roles, domain, .. }, op) => operator_decision(*roles, *domain, op),
     }
 }
@@ -206,7 +228,8 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
         | Operation::ExportKey(d)
         | Operation::ImportKey(d)
         | Operation::ChangeTemperature(d)
-        | Operation::SetPolicy(d) => Some(*d),
+        | Operation::SetPolicy(d)
+        | Operation::ManageValidators(d) => Some(*d),
         _ => None,
     };
     if let (Some(scope), Some(target)) = (scope, target)
@@ -243,7 +266,8 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
                 | Operation::SetQuorum
                 | Operation::ReadQuorum
                 | Operation::AcknowledgeClock
-                | Operation::SetPolicy(_),
+                | Operation::SetPolicy(_)
+                | Operation::ManageValidators(_),
             ) => true,
             // Safety actions: sealing and freezing never wait for anyone.
             (Role::Custodian, Operation::Seal | Operation::ChangeTemperature(_)) => true,
@@ -313,6 +337,7 @@ mod tests {
             Operation::ExportAudit,
             Operation::AcknowledgeClock,
             Operation::SetPolicy(d),
+            Operation::ManageValidators(d),
         ]
     }
 
@@ -358,6 +383,7 @@ mod tests {
                 | Operation::ImportKey(d)
                 | Operation::ChangeTemperature(d)
                 | Operation::SetPolicy(d)
+                | Operation::ManageValidators(d)
                     if d == other =>
                 {
                     Decision::Deny(DenyReason::OutOfScope)
@@ -365,6 +391,17 @@ mod tests {
                 _ => Decision::Deny(DenyReason::NotPermitted),
             };
             assert_eq!(authorize(&app, &op), expected, "{op:?}");
+            // A key-manager token: the Keymanager API of its own domain and nothing else.
+            let keymanager = Principal::Keymanager {
+                token,
+                domain: mine,
+            };
+            let expected = match op {
+                Operation::ManageValidators(d) if d == mine => Decision::Allow,
+                Operation::ManageValidators(_) => Decision::Deny(DenyReason::OutOfScope),
+                _ => Decision::Deny(DenyReason::NotPermitted),
+            };
+            assert_eq!(authorize(&keymanager, &op), expected, "{op:?}");
         }
     }
 

@@ -98,6 +98,9 @@ pub enum TokenKind {
     Application(DomainId),
     /// An operator's session, issued by login.
     Session(OperatorId),
+    /// A key-manager token for one domain: the Ethereum Keymanager API only (list, import
+    /// and delete validator keystores). It cannot sign.
+    Keymanager(DomainId),
 }
 
 /// An operator. Secrets appear only as an Argon2id hash and a sealed TOTP seed; the row is

@@ -104,6 +104,10 @@ pub const WRONG_CHAIN: &str = "genesis validators root";
 /// validator another domain recorded (and this one has not signed for).
 pub const OTHER_DOMAIN: &str = "validator of another domain";
 
+/// The [`crate::Error::Conflict`] of a duty whose key was demoted (or destroyed) before the
+/// duty's transaction ran.
+pub const KEY_NOT_HOT: &str = "key not hot";
+
 /// The [`crate::Error::Conflict`] storage answers when a voluntary exit has no authorisation.
 pub const EXIT_NOT_AUTHORIZED: &str = "exit not authorized";
 

@@ -59,6 +59,23 @@ pub enum Mutation {
         /// The exit epoch.
         epoch: u64,
     },
+    /// Make `domain`, which holds the validator's key, one of the validator's domains (so it
+    /// may add records another domain began); pins the domain to the chain, or fails with
+    /// [`Error::Conflict`] ([`crate::slashing::WRONG_CHAIN`]) if it is pinned to another.
+    Eth2Join {
+        /// The domain.
+        domain: DomainId,
+        /// The validator.
+        validator: crate::slashing::Validator,
+    },
+    /// Fails with [`Error::Conflict`] ([`crate::slashing::KEY_NOT_HOT`]) unless key `key`
+    /// is live and hot as stored now. Put before a duty: write transactions are serialised
+    /// (on PostgreSQL by the write lock), so a demotion committed first, on any node, stops
+    /// the duty, and one committed after it finds the duty recorded.
+    RequireHotKey {
+        /// The validator key.
+        key: KeyId,
+    },
     /// A voluntary exit about to be signed: fails with [`Error::Conflict`]
     /// ([`crate::slashing::EXIT_NOT_AUTHORIZED`]) unless it was authorised for this key and
     /// epoch.

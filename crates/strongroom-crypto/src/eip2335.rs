@@ -182,3 +182,81 @@ pub fn decrypt_eip2335(keystore: &[u8], password: &str) -> Result<SigningKey, Er
     }
     Ok(signing)
 }
+
+/// The key-derivation function of a keystore [`encrypt_eip2335`] writes, with the EIP's own
+/// parameters (what the staking deposit tools write).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Eip2335Kdf {
+    /// scrypt, N = 2^18, r = 8, p = 1 (256 MiB).
+    Scrypt,
+    /// PBKDF2-HMAC-SHA256, 2^18 rounds.
+    Pbkdf2,
+}
+
+/// The bytes of fresh randomness one keystore takes: salt (32), IV (16) and UUID (16).
+pub const EIP2335_RANDOM_LEN: usize = 64;
+
+/// Encrypts validator key `key` into an EIP-2335 (version 4) keystore under `password`
+/// (normalised as the EIP says), with `random` ([`EIP2335_RANDOM_LEN`] fresh bytes) as its
+/// salt, IV and UUID. `path` is its EIP-2334 path, or empty.
+///
+/// # Errors
+/// [`Error::InvalidKeyMaterial`] unless `key` is a BLS12-381 key.
+pub fn encrypt_eip2335(
+    key: &SigningKey,
+    password: &str,
+    kdf: Eip2335Kdf,
+    path: &str,
+    random: &[u8; EIP2335_RANDOM_LEN],
+) -> Result<Vec<u8>, Error> {
+    if key.algorithm() != Algorithm::Bls12381 {
+        return Err(Error::InvalidKeyMaterial);
+    }
+    let (salt, rest) = random.split_at(32);
+    let (iv, uuid) = rest.split_at(16);
+    let password = normalise(password);
+    let mut dk = Zeroizing::new([0u8; 32]);
+    let kdf_module = match kdf {
+        Eip2335Kdf::Scrypt => {
+            let params = scrypt::Params::new(18, 8, 1).map_err(|_| Error::InvalidKeystore)?;
+            scrypt::scrypt(&password, salt, &params, dk.as_mut())
+                .map_err(|_| Error::InvalidKeystore)?;
+            serde_json::json!({"function": "scrypt", "message": "",
+                "params": {"dklen": 32, "n": 262_144, "r": 8, "p": 1, "salt": hex::encode(salt)}})
+        }
+        Eip2335Kdf::Pbkdf2 => {
+            pbkdf2::pbkdf2_hmac::<Sha256>(&password, salt, 1 << 18, dk.as_mut());
+            serde_json::json!({"function": "pbkdf2", "message": "",
+                "params": {"dklen": 32, "c": 262_144, "prf": "hmac-sha256", "salt": hex::encode(salt)}})
+        }
+    };
+    let mut ciphertext = key.secret_bytes();
+    let mut aes = ctr::Ctr128BE::<aes::Aes128>::new_from_slices(&dk[..16], iv)
+        .map_err(|_| Error::InvalidKeystore)?;
+    aes.apply_keystream(ciphertext.as_mut());
+    let mut h = Sha256::new();
+    h.update(&dk[16..32]);
+    h.update(&ciphertext[..]);
+    let checksum: [u8; 32] = h.finalize().into();
+    // A version-4, variant-1 UUID from the random bytes.
+    let mut u = [0u8; 16];
+    u.copy_from_slice(uuid);
+    u[6] = (u[6] & 0x0f) | 0x40;
+    u[8] = (u[8] & 0x3f) | 0x80;
+    let u = hex::encode(u);
+    let doc = serde_json::json!({
+        "crypto": {
+            "kdf": kdf_module,
+            "checksum": {"function": "sha256", "params": {}, "message": hex::encode(checksum)},
+            "cipher": {"function": "aes-128-ctr", "params": {"iv": hex::encode(iv)},
+                       "message": hex::encode(&ciphertext[..])},
+        },
+        "description": "",
+        "pubkey": hex::encode(key.public_key()),
+        "path": path,
+        "uuid": format!("{}-{}-{}-{}-{}", &u[..8], &u[8..12], &u[12..16], &u[16..20], &u[20..]),
+        "version": 4,
+    });
+    serde_json::to_vec_pretty(&doc).map_err(|_| Error::InvalidKeystore)
+}

@@ -37,7 +37,9 @@ pub use aead::{AeadKey, SEALED_BLOB_VERSION};
 pub use age::{AgeRecipient, age_encrypt};
 pub use approval::{ApprovalKey, approval_key_is_unusable, request_hash, verify_approval};
 pub use bundle::{BundleShare, SealedBundle, open_bundle, seal_bundle};
-pub use eip2335::{decrypt_eip2335, eip2335_pubkey};
+pub use eip2335::{
+    EIP2335_RANDOM_LEN, Eip2335Kdf, decrypt_eip2335, eip2335_pubkey, encrypt_eip2335,
+};
 pub use entropy::OsEntropy;
 pub use error::Error;
 pub use hd::{HdAccount, HdSeed};

@@ -451,3 +451,53 @@ fn eip2335_test_keystores() {
     );
     assert!(strongroom_crypto::decrypt_eip2335(b"{}", "x").is_err());
 }
+
+#[test]
+fn eip2335_encryption_reproduces_the_test_keystores() {
+    let password = "𝔱𝔢𝔰𝔱𝔭𝔞𝔰𝔰𝔴𝔬𝔯𝔡🔑";
+    let secret = h("000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f");
+    let key = SigningKey::from_secret_bytes(Algorithm::Bls12381, &secret).unwrap();
+    for (file, kdf) in [
+        ("scrypt", strongroom_crypto::Eip2335Kdf::Scrypt),
+        ("pbkdf2", strongroom_crypto::Eip2335Kdf::Pbkdf2),
+    ] {
+        let path = format!(
+            "{}/tests/vectors/eip2335/{file}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let vector: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let c = &vector["crypto"];
+        // The vector's salt and IV as the "random" bytes: the same ciphertext and checksum.
+        let mut random = [0u8; strongroom_crypto::EIP2335_RANDOM_LEN];
+        random[..32].copy_from_slice(&h(c["kdf"]["params"]["salt"].as_str().unwrap()));
+        random[32..48].copy_from_slice(&h(c["cipher"]["params"]["iv"].as_str().unwrap()));
+        let made = strongroom_crypto::encrypt_eip2335(
+            &key,
+            password,
+            kdf,
+            vector["path"].as_str().unwrap(),
+            &random,
+        )
+        .unwrap();
+        let ours: serde_json::Value = serde_json::from_slice(&made).unwrap();
+        assert_eq!(ours["crypto"], vector["crypto"], "{file}");
+        assert_eq!(ours["pubkey"], vector["pubkey"]);
+        assert_eq!(ours["version"], 4);
+        assert_eq!(ours["uuid"].as_str().unwrap().len(), 36);
+        let back = strongroom_crypto::decrypt_eip2335(&made, password).unwrap();
+        assert_eq!(back.public_key(), key.public_key());
+    }
+    // Only validator keys go into keystores.
+    let ed = SigningKey::from_secret_bytes(Algorithm::Ed25519, &[7; 32]).unwrap();
+    assert!(
+        strongroom_crypto::encrypt_eip2335(
+            &ed,
+            "x",
+            strongroom_crypto::Eip2335Kdf::Pbkdf2,
+            "",
+            &[0; 64]
+        )
+        .is_err()
+    );
+}

@@ -68,6 +68,19 @@ impl std::fmt::Debug for WalletSource<'_> {
     }
 }
 
+/// One EIP-2335 keystore to import: the id and label its key will have, the document and
+/// the password that opens it.
+pub struct KeystoreImport<'a> {
+    /// The new key's identifier.
+    pub id: KeyId,
+    /// The keystore document (JSON).
+    pub keystore: &'a [u8],
+    /// The new key's label.
+    pub label: String,
+    /// Its password (normalised as EIP-2335 says when used).
+    pub password: &'a str,
+}
+
 /// The sealed boundary.
 pub struct Keystore {
     state: RwLock<State>,
@@ -621,63 +634,125 @@ impl Keystore {
         Ok(records)
     }
 
-    /// Validator keys decrypted from EIP-2335 keystores (on every core), each sealed under the
-    /// domain key like any key and labelled `label`. The keystore KDF is paid once, here:
-    /// from then on the key opens like every other.
+    /// Validator keys decrypted from EIP-2335 keystores (on every core, each thread taking
+    /// the next keystore as it finishes one), each sealed under the domain key like any key.
+    /// The keystore KDF is paid once, here: from then on the key opens like every other.
+    /// One result per keystore, in order: a keystore that does not open fails alone.
     ///
     /// # Errors
-    /// [`Error::Sealed`], a keystore that does not parse or a wrong password
-    /// (`Crypto(Unseal)`), or entropy failures.
+    /// [`Error::Sealed`] for the whole batch; per keystore, one that does not parse or a
+    /// wrong password (`Crypto(Unseal)`), or entropy failures.
     pub fn import_validator_keys(
         &self,
         domain: &DomainRecord,
-        password: &str,
-        keystores: &[(KeyId, Vec<u8>, String)],
+        keystores: &[KeystoreImport<'_>],
         now: UnixMillis,
-    ) -> Result<Vec<KeyRecord>, Error> {
+    ) -> Result<Vec<Result<KeyRecord, Error>>, Error> {
         let u = self.unsealed()?;
         let dk = Self::domain_key(&u, domain)?;
-        let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        let chunk = keystores.len().div_ceil(threads).max(1);
-        let decrypted: Vec<Result<Vec<SigningKey>, Error>> = std::thread::scope(|s| {
-            let handles: Vec<_> = keystores
-                .chunks(chunk)
-                .map(|part| {
-                    s.spawn(move || {
-                        part.iter()
-                            .map(|(_, ks, _)| Ok(strongroom_crypto::decrypt_eip2335(ks, password)?))
-                            .collect()
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(keystores.len())
+            .max(1);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut decrypted: Vec<(usize, Result<SigningKey, Error>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(ks) = keystores.get(i) else { break };
+                            done.push((
+                                i,
+                                strongroom_crypto::decrypt_eip2335(ks.keystore, ks.password)
+                                    .map_err(Error::from),
+                            ));
+                        }
+                        done
                     })
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or(Err(Error::KeyUnavailable)))
+                .flat_map(|h| h.join().unwrap_or_default())
                 .collect()
         });
+        decrypted.sort_by_key(|(i, _)| *i);
+        if decrypted.len() != keystores.len() {
+            // A decrypting thread panicked: nothing is trusted.
+            return Err(Error::KeyUnavailable);
+        }
         let mut records = Vec::with_capacity(keystores.len());
-        for (key, (id, _, label)) in decrypted
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .flatten()
-            .zip(keystores)
-        {
-            let mut record = Self::new_record(
-                &u,
-                domain,
-                *id,
-                Algorithm::Bls12381,
-                Some(label.clone()),
-                key.public_key().to_vec(),
-                now,
-            );
-            let blob =
-                dk.seal_signing_key(&key_aad(&u.vault_id, &record), &key, self.entropy.as_ref())?;
-            record.sealed_secret = Some(blob);
-            records.push(record);
+        for ((_, key), ks) in decrypted.into_iter().zip(keystores) {
+            records.push(key.and_then(|key| {
+                let mut record = Self::new_record(
+                    &u,
+                    domain,
+                    ks.id,
+                    Algorithm::Bls12381,
+                    Some(ks.label.clone()),
+                    key.public_key().to_vec(),
+                    now,
+                );
+                let blob = dk.seal_signing_key(
+                    &key_aad(&u.vault_id, &record),
+                    &key,
+                    self.entropy.as_ref(),
+                )?;
+                record.sealed_secret = Some(blob);
+                Ok(record)
+            }));
         }
         Ok(records)
+    }
+
+    /// Validator key `record` written out as an EIP-2335 keystore under `password`. The key
+    /// is opened for this alone (a cold key is not loaded); the caller has checked the
+    /// quorum that releases it and that the key is cold.
+    ///
+    /// # Errors
+    /// [`Error::Sealed`], [`Error::KeyDestroyed`], [`Error::KeyUnavailable`] for a blob or
+    /// temperature that does not verify or a key that is not a validator key's; entropy
+    /// failures.
+    pub fn export_validator_keystore(
+        &self,
+        domain: &DomainRecord,
+        record: &KeyRecord,
+        password: &str,
+        kdf: strongroom_crypto::Eip2335Kdf,
+        path: &str,
+    ) -> Result<Vec<u8>, Error> {
+        let u = self.unsealed()?;
+        if record.algorithm != Algorithm::Bls12381
+            || record.domain != domain.id
+            || !u.record_mac.verify(
+                &temperature_binding(&u.vault_id, record),
+                &record.temperature_mac,
+            )
+        {
+            return Err(Error::KeyUnavailable);
+        }
+        if record.destroyed_at.is_some() {
+            return Err(Error::KeyDestroyed);
+        }
+        let blob = record.sealed_secret.as_deref().ok_or(Error::KeyDestroyed)?;
+        let dk = Self::domain_key(&u, domain)?;
+        let aad = key_aad(&u.vault_id, record);
+        drop(u);
+        let key = dk
+            .open_signing_key(&aad, blob, record.algorithm)
+            .map_err(|_| Error::KeyUnavailable)?;
+        if key.public_key() != record.public_key.as_slice() {
+            return Err(Error::KeyUnavailable);
+        }
+        let mut random = Zeroizing::new([0u8; strongroom_crypto::EIP2335_RANDOM_LEN]);
+        self.entropy
+            .fill(random.as_mut())
+            .map_err(|_| strongroom_crypto::Error::Entropy)?;
+        Ok(strongroom_crypto::encrypt_eip2335(
+            &key, password, kdf, path, &random,
+        )?)
     }
 
     /// A new key's record, at the domain's new-key temperature with its MAC; the caller seals

@@ -18,7 +18,7 @@ mod keystore;
 mod seal;
 
 pub use error::Error;
-pub use keystore::{Initialized, Keystore, SealStatus, WalletSource};
+pub use keystore::{Initialized, Keystore, KeystoreImport, SealStatus, WalletSource};
 pub use seal::{
     HsmError, HsmWrap, RootWrapper, SealKind, ShamirConfig, ShamirSeal, StoredSeal, hsm_aad,
 };

@@ -140,7 +140,7 @@ impl ApiError {
         }
     }
 
-    fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         match self {
             ApiError::BadRequest { message, .. } | ApiError::Conflict { message, .. } => {
                 message.clone()
@@ -338,6 +338,10 @@ impl From<strongroom_core::Error> for ApiError {
                 "names use 1-64 characters from a-z, 0-9, '-' and '_'",
             ),
             C::Conflict(strongroom_core::slashing::SLASHABLE) => ApiError::Slashable,
+            C::Conflict(strongroom_core::slashing::KEY_NOT_HOT) => ApiError::conflict(
+                "key_not_hot",
+                "the key was demoted (or destroyed) before the duty was recorded",
+            ),
             C::Conflict(strongroom_core::slashing::EXIT_NOT_AUTHORIZED) => {
                 ApiError::NotAllowed("exit_not_authorized")
             }

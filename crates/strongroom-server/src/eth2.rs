@@ -261,15 +261,25 @@ impl Vault {
             let (domain, time) = (d.clone(), ctx.time);
             let password = req.password.clone();
             let todo = todo.clone();
-            tokio::task::spawn_blocking(move || {
-                keystore.import_validator_keys(&domain, &password, &todo, time)
+            let results = tokio::task::spawn_blocking(move || {
+                let items: Vec<_> = todo
+                    .iter()
+                    .map(|(id, bytes, label)| strongroom_keystore::KeystoreImport {
+                        id: *id,
+                        keystore: bytes,
+                        label: label.clone(),
+                        password: &password,
+                    })
+                    .collect();
+                keystore.import_validator_keys(&domain, &items, time)
             })
             .await
-            .map_err(|_| ApiError::Internal)?
-            .map_err(|e| match e {
-                strongroom_keystore::Error::Crypto(c) => keystore_error(c),
-                other => other.into(),
-            })?
+            .map_err(|_| ApiError::Internal)??;
+            // One password for the batch: any keystore it does not open fails the batch.
+            results
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(import_error)?
         };
         let mut created = Vec::new();
         let mut mutations = Vec::new();
@@ -313,8 +323,16 @@ impl Vault {
     }
 }
 
+/// A keystore import failure, as the client sees it.
+pub(crate) fn import_error(e: strongroom_keystore::Error) -> ApiError {
+    match e {
+        strongroom_keystore::Error::Crypto(c) => keystore_error(c),
+        other => other.into(),
+    }
+}
+
 /// A keystore that cannot be opened, as the client sees it.
-fn keystore_error(e: strongroom_crypto::Error) -> ApiError {
+pub(crate) fn keystore_error(e: strongroom_crypto::Error) -> ApiError {
     match e {
         strongroom_crypto::Error::Unseal => ApiError::bad(
             "wrong_password",
@@ -524,5 +542,162 @@ impl Vault {
             self.keys.put(k, d);
         }
         Ok(result)
+    }
+}
+
+/// How long after its approval an EIP-2335 export may be collected by its requester.
+const COLLECT_WITHIN: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// What `POST /v1/eth2/export-keystore` asks for: file a request for key `key`, or collect
+/// approved request `request`. The password zeroizes on drop and is never stored.
+pub(crate) struct ExportKeystore {
+    pub(crate) key: Option<String>,
+    pub(crate) request: Option<String>,
+    pub(crate) password: Zeroizing<String>,
+    pub(crate) kdf: Option<String>,
+}
+
+fn parse_kdf(kdf: Option<&str>) -> Result<strongroom_crypto::Eip2335Kdf, ApiError> {
+    match kdf.unwrap_or("scrypt") {
+        "scrypt" => Ok(strongroom_crypto::Eip2335Kdf::Scrypt),
+        "pbkdf2" => Ok(strongroom_crypto::Eip2335Kdf::Pbkdf2),
+        _ => Err(ApiError::bad(
+            "invalid_kdf",
+            "the keystore KDF is scrypt or pbkdf2",
+        )),
+    }
+}
+
+/// A validator key that may leave as a keystore: live, sealed here, and cold (a key that
+/// could still sign duties here must not be loadable elsewhere).
+pub(crate) fn exportable_validator(k: &strongroom_core::record::KeyRecord) -> Result<(), ApiError> {
+    if k.algorithm != Algorithm::Bls12381 {
+        return Err(ApiError::bad(
+            "not_a_validator_key",
+            "only validator (bls12-381) keys are written as EIP-2335 keystores",
+        ));
+    }
+    if k.destroyed_at.is_some() || k.sealed_secret.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    if k.temperature != strongroom_core::temperature::Temperature::Cold {
+        return Err(ApiError::conflict(
+            "key_not_cold",
+            "make the key cold first (key temperature ID cold, or the Keymanager API's delete): a key that can sign here must not be loadable elsewhere",
+        ));
+    }
+    Ok(())
+}
+
+impl Vault {
+    /// Writes a cold validator key out as an EIP-2335 keystore, only by quorum: the first
+    /// call files a `key.export` request (answering 202); once it is approved, its requester
+    /// collects the keystore within an hour by calling again with the request's id and the
+    /// password. The password is used at collection only, never stored.
+    pub(crate) async fn eth2_export_keystore(
+        &self,
+        ctx: &RequestCtx,
+        req: ExportKeystore,
+    ) -> Result<crate::requests::Gated<serde_json::Value>, ApiError> {
+        if req.password.chars().count() < 8 {
+            return Err(ApiError::bad(
+                "weak_password",
+                "a keystore password has at least 8 characters",
+            ));
+        }
+        let (found, kdf, request) = match (req.key.as_deref(), req.request.as_deref()) {
+            (Some(id), None) => {
+                let found = self.key_for(ctx, id, Operation::ExportKey)?;
+                let kdf = parse_kdf(req.kdf.as_deref())?;
+                {
+                    let (k, d) = (&found.0, &found.1);
+                    exportable_validator(k)?;
+                    let params = crate::requests::strip_nulls(serde_json::json!({
+                        "key": k.id.to_string(),
+                        "algorithm": k.algorithm.as_str(),
+                        "label": k.label,
+                        "domain": d.name.as_str(),
+                        "public_key": format!("0x{}", hex::encode(&k.public_key)),
+                        "eth2_keystore": req.kdf.as_deref().unwrap_or("scrypt"),
+                    }));
+                    if let Some(p) = self
+                        .gate(
+                            ctx,
+                            strongroom_core::quorum::GatedOp::ExportKey,
+                            params,
+                            Some(d.id),
+                            Some(k.id),
+                        )
+                        .await?
+                    {
+                        return Ok(crate::requests::Gated::Pending(p));
+                    }
+                }
+                (found, kdf, None)
+            }
+            (None, Some(request)) => {
+                let rec = self.load_request(request)?;
+                let params: serde_json::Value =
+                    serde_json::from_str(&rec.params).map_err(|_| ApiError::Internal)?;
+                // Only its requester collects it, only once approved, only for a while.
+                if rec.op != strongroom_core::quorum::GatedOp::ExportKey
+                    || params.get("eth2_keystore").is_none()
+                    || rec.requester != ctx.principal.audit_label()
+                {
+                    return Err(ApiError::NotFound);
+                }
+                if rec.status != strongroom_core::record::RequestStatus::Executed {
+                    return Err(ApiError::conflict(
+                        "request_not_approved",
+                        format!("the request is {}, not approved", rec.status.as_str()),
+                    ));
+                }
+                if rec
+                    .decided_at
+                    .is_none_or(|at| ctx.time >= at.saturating_add(COLLECT_WITHIN))
+                {
+                    return Err(ApiError::conflict(
+                        "collection_expired",
+                        "an approved keystore export is collected within an hour of its approval",
+                    ));
+                }
+                let id = rec.key.ok_or(ApiError::NotFound)?;
+                let found = self.key_for(ctx, &id.to_string(), Operation::ExportKey)?;
+                let kdf = parse_kdf(params["eth2_keystore"].as_str())?;
+                (found, kdf, Some(rec.id))
+            }
+            _ => {
+                return Err(ApiError::bad(
+                    "invalid_request",
+                    "name the key (to file the export) or the approved request (to collect it)",
+                ));
+            }
+        };
+        let (k, d) = (found.0.clone(), found.1.clone());
+        exportable_validator(&k)?;
+        ctx.tag(|t| {
+            t.key = Some(k.id);
+            t.domain = Some(d.id);
+            t.acting_for = request;
+            t.detail = Some(
+                serde_json::json!({"public_key": format!("0x{}", hex::encode(&k.public_key))})
+                    .to_string(),
+            );
+        });
+        let path = crate::keymanager::derivation_path(k.label.as_deref()).unwrap_or_default();
+        let keystore = {
+            let ks = std::sync::Arc::clone(&self.keystore);
+            let password = req.password.clone();
+            tokio::task::spawn_blocking(move || {
+                ks.export_validator_keystore(&d, &k, &password, kdf, &path)
+            })
+            .await
+            .map_err(|_| ApiError::Internal)??
+        };
+        let doc: serde_json::Value =
+            serde_json::from_slice(&keystore).map_err(|_| ApiError::Internal)?;
+        Ok(crate::requests::Gated::Done(
+            serde_json::json!({"keystore": doc}),
+        ))
     }
 }

@@ -427,7 +427,12 @@ async fn sign_for(
         }],
         (_, None) => vec![],
     };
-    // Durable (and, for duties, checked) with the audit record before the key signs.
+    // Still hot as stored, in the transaction (a keymanager delete or a freeze on any node
+    // that committed first stops it); durable (and, for duties, checked) with the audit
+    // record before the key signs.
+    let mutations = std::iter::once(Mutation::RequireHotKey { key: k.id })
+        .chain(mutations)
+        .collect();
     l.vault.commit(ctx, "eth2.sign", mutations).await?;
     if k.hot_idle_secs.is_some() {
         l.vault.last_use.touch(k.id, ctx.time);

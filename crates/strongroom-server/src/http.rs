@@ -506,6 +506,38 @@ pub const ROUTES: &[Route] = &[
         false,
     ),
     route(
+        "POST",
+        "/v1/eth2/export-keystore",
+        "eth2.export_keystore",
+        "Write a cold validator key out as an EIP-2335 keystore: files a key.export request, then its requester collects it once approved",
+        true,
+        false,
+    ),
+    route(
+        "GET",
+        "/eth/v1/keystores",
+        "keymanager.list",
+        "Keymanager API: the domain's active validator keys (key-manager token)",
+        true,
+        false,
+    ),
+    route(
+        "POST",
+        "/eth/v1/keystores",
+        "keymanager.import",
+        "Keymanager API: import EIP-2335 keystores with their EIP-3076 slashing data",
+        true,
+        false,
+    ),
+    route(
+        "DELETE",
+        "/eth/v1/keystores",
+        "keymanager.delete",
+        "Keymanager API: make validator keys cold at once and return their slashing data",
+        true,
+        false,
+    ),
+    route(
         "GET",
         "/v1/openapi.json",
         "openapi",
@@ -565,6 +597,7 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/eth2/derive", post(eth2_derive))
         .route("/v1/keys/{id}/eth2-exit", post(eth2_authorize_exit))
         .route("/v1/eth2/promote", post(eth2_promote))
+        .route("/v1/eth2/export-keystore", post(eth2_export_keystore))
         .route(
             "/v1/eth2/import",
             post(eth2_import).layer(axum::extract::DefaultBodyLimit::max(MAX_INTERCHANGE)),
@@ -594,6 +627,14 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/requests/{id}/reject", post(reject_request))
         .route("/v1/quorum", get(list_quorum).post(set_quorum))
         .route("/v1/audit/export", get(export_audit))
+        .route(
+            "/eth/v1/keystores",
+            get(keymanager_list)
+                .post(keymanager_import)
+                .delete(keymanager_delete)
+                // Hundreds of keystores and their slashing data.
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_INTERCHANGE)),
+        )
         .route("/v1/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {
@@ -767,6 +808,18 @@ async fn pipeline(
             response = ApiError::AuditUnavailable.into_response();
         }
     }
+    // The Keymanager API's own error shape: `{"message": ...}` (with our stable code).
+    if operation.starts_with("keymanager.")
+        && let Some(e) = response.extensions_mut().remove::<ApiError>()
+    {
+        let status = response.status();
+        response = (
+            status,
+            Json(serde_json::json!({"message": e.message(), "code": e.code()})),
+        )
+            .into_response();
+        response.extensions_mut().insert(e);
+    }
     if let Ok(v) = HeaderValue::from_str(&request_id.to_string()) {
         response.headers_mut().insert("x-request-id", v);
     }
@@ -927,6 +980,8 @@ async fn list_domains(
 struct TokenBody {
     domain: Option<String>,
     ttl_seconds: Option<u64>,
+    /// `sign` (the default: an application token) or `keymanager`.
+    scope: Option<String>,
 }
 
 async fn create_token(
@@ -935,7 +990,10 @@ async fn create_token(
     ApiJson(b): ApiJson<TokenBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let ttl = b.ttl_seconds.map(std::time::Duration::from_secs);
-    Ok(Json(v.create_token(&ctx, b.domain.as_deref(), ttl).await?))
+    Ok(Json(
+        v.create_token(&ctx, b.domain.as_deref(), ttl, b.scope.as_deref())
+            .await?,
+    ))
 }
 
 async fn revoke_token(
@@ -1065,6 +1123,76 @@ async fn eth2_import(
         keystores: b.keystores,
     };
     Ok(Json(v.eth2_import(&ctx, req).await?))
+}
+
+async fn keymanager_list(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.keymanager_list(&ctx)?))
+}
+
+/// A Keymanager API body (up to [`MAX_INTERCHANGE`]).
+fn keymanager_body<T: DeserializeOwned>(
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::bad("malformed_request", "the request body could not be read")
+        }
+    })?;
+    serde_json::from_slice(&body).map_err(|_| {
+        ApiError::bad(
+            "malformed_json",
+            "the request body is not what the Keymanager API expects",
+        )
+    })
+}
+
+async fn keymanager_import(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let req = keymanager_body(body)?;
+    Ok(Json(v.keymanager_import(&ctx, req).await?))
+}
+
+async fn keymanager_delete(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let req = keymanager_body(body)?;
+    Ok(Json(v.keymanager_delete(&ctx, req).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportKeystoreBody {
+    key: Option<String>,
+    request: Option<String>,
+    password: Zeroizing<String>,
+    kdf: Option<String>,
+}
+
+async fn eth2_export_keystore(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<ExportKeystoreBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    v.eth2_export_keystore(
+        &ctx,
+        crate::eth2::ExportKeystore {
+            key: b.key,
+            request: b.request,
+            password: b.password,
+            kdf: b.kdf,
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]

@@ -18,6 +18,7 @@ mod http;
 mod idempotency;
 mod idle;
 mod key_policy;
+mod keymanager;
 mod limiter;
 mod listener;
 mod node_seal;

@@ -32,7 +32,26 @@ fn request_schema(operation: &str) -> Option<Value> {
                                "description": "hot only: demote to warm after this long without a signature"}}})
         }
         "token.create" => json!({"type": "object", "additionalProperties": false,
-            "properties": {"domain": {"type": "string"}, "ttl_seconds": {"type": "integer", "minimum": 0}}}),
+            "properties": {"domain": {"type": "string"}, "ttl_seconds": {"type": "integer", "minimum": 0},
+                           "scope": {"type": "string", "enum": ["sign", "keymanager"],
+                                     "description": "sign (default): an application token; keymanager: the Keymanager API only"}}}),
+        "eth2.export_keystore" => {
+            json!({"type": "object", "required": ["password"], "additionalProperties": false,
+            "description": "key (files a key.export request) or request (collects the approved keystore)",
+            "properties": {"key": {"type": "string"}, "request": {"type": "string"},
+                           "password": {"type": "string", "minLength": 8},
+                           "kdf": {"type": "string", "enum": ["scrypt", "pbkdf2"]}}})
+        }
+        "keymanager.import" => {
+            json!({"type": "object", "required": ["keystores", "passwords"], "additionalProperties": false,
+            "properties": {"keystores": {"type": "array", "maxItems": 256, "items": {"type": "string", "description": "an EIP-2335 keystore, JSON-encoded"}},
+                           "passwords": {"type": "array", "items": {"type": "string"}},
+                           "slashing_protection": {"type": "string", "description": "an EIP-3076 interchange, JSON-encoded"}}})
+        }
+        "keymanager.delete" => {
+            json!({"type": "object", "required": ["pubkeys"], "additionalProperties": false,
+            "properties": {"pubkeys": {"type": "array", "maxItems": 10000, "items": {"type": "string", "pattern": "^0x[0-9a-fA-F]{96}$"}}}})
+        }
         "key.create" => {
             json!({"type": "object", "required": ["algorithm"], "additionalProperties": false,
             "properties": {"domain": {"type": "string"},
@@ -236,6 +255,7 @@ fn response_schema(operation: &str) -> Value {
             "key_label": {"type": ["string", "null"]}}}),
         "token.create" => json!({"type": "object", "properties": {"id": {"type": "string"},
             "token": {"type": "string"}, "domain": {"type": "string"},
+            "scope": {"type": "string", "enum": ["sign", "keymanager"]},
             "expires_at": {"type": ["string", "null"]}}}),
         _ => json!({"type": "object"}),
     }
@@ -283,6 +303,7 @@ pub fn document() -> Value {
                 | "operator.create"
                 | "operator.roles"
                 | "key.export"
+                | "eth2.export_keystore"
                 | "domain.destroy"
                 | "key.destroy"
                 | "quorum.set"

@@ -501,6 +501,14 @@ fn describe(op: GatedOp, p: &Value) -> String {
             param(p, "domain_id"),
             p["keys"]
         ),
+        GatedOp::ExportKey if p.get("eth2_keystore").is_some() => format!(
+            "write the cold validator key {} ({}, label {}) in domain \"{}\" out as an EIP-2335 keystore ({}) for the requester, who may collect it within an hour of approval",
+            param(p, "public_key"),
+            param(p, "key"),
+            p.get("label").and_then(Value::as_str).unwrap_or("none"),
+            param(p, "domain"),
+            param(p, "eth2_keystore"),
+        ),
         GatedOp::ExportKey => {
             let custodians = p["custodian_keys"]
                 .as_array()
@@ -645,7 +653,7 @@ impl Vault {
     }
 
     /// A stored request whose MAC and hash check out.
-    fn load_request(&self, id: &str) -> Result<PendingRecord, ApiError> {
+    pub(crate) fn load_request(&self, id: &str) -> Result<PendingRecord, ApiError> {
         let id: PendingId = id.parse().map_err(|_| ApiError::NotFound)?;
         let rec = self.store.pending(id)?.ok_or(ApiError::NotFound)?;
         let genuine = self
@@ -918,6 +926,26 @@ impl Vault {
                 })
                 .await
                 .map(|_| ())
+            }
+            // Approved: the requester may now collect the keystore (the key must still be a
+            // cold validator key then, too).
+            GatedOp::ExportKey if p.get("eth2_keystore").is_some() => {
+                let id = rec.key.ok_or(ApiError::NotFound)?;
+                let k = self.store.key(id)?.ok_or(ApiError::NotFound)?;
+                self.check_public(&k)?;
+                crate::eth2::exportable_validator(&k)?;
+                ctx.tag(|t| {
+                    t.key = Some(k.id);
+                    t.domain = Some(k.domain);
+                });
+                let finish = self.decide(
+                    rec,
+                    RequestStatus::Executed,
+                    Some(json!({"key": id.to_string(), "eth2_keystore": "approved",
+                        "collect": format!("strongroom eth2 export --request {} --password-file FILE --out FILE", rec.id)})),
+                    ctx.time,
+                )?;
+                self.commit(ctx, "eth2.export_approved", vec![finish]).await
             }
             GatedOp::ExportKey => {
                 let id = rec.key.ok_or(ApiError::NotFound)?;

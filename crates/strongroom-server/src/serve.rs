@@ -294,6 +294,9 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         policies: crate::policy::PolicyCache::default(),
         eth_addresses: crate::eth::AddressCache::default(),
         seal: crate::node_seal::NodeSeal::new(pkcs11),
+        eth2_genesis: eth2
+            .as_ref()
+            .and_then(|(_, _, chain, _)| chain.genesis_validators_root),
     });
     // Other nodes on the same database: forget what they change (see docs/architecture.md).
     let weak = Arc::downgrade(&vault);

@@ -126,6 +126,8 @@ pub struct Vault {
     pub(crate) eth_addresses: crate::eth::AddressCache,
     /// The seal this node's configuration names (and its PKCS#11 token).
     pub(crate) seal: crate::node_seal::NodeSeal,
+    /// The chain `[eth2]` names, for slashing data of a domain not yet pinned to one.
+    pub(crate) eth2_genesis: Option<[u8; 32]>,
 }
 
 /// Key records with their domains, so the signing path does not read the database. This node
@@ -377,6 +379,7 @@ pub struct TokenView {
     id: String,
     token: String,
     domain: String,
+    scope: &'static str,
     expires_at: Option<String>,
 }
 
@@ -909,7 +912,10 @@ impl Vault {
             (Some(n), _) => self
                 .store
                 .domain_by_name(&n.parse::<DomainName>().map_err(|_| ApiError::NotFound)?)?,
-            (None, Principal::Application { domain, .. }) => self.store.domain(domain)?,
+            (
+                None,
+                Principal::Application { domain, .. } | Principal::Keymanager { domain, .. },
+            ) => self.store.domain(domain)?,
             (None, _) => self
                 .store
                 .domain_by_name(&DEFAULT_DOMAIN.parse::<DomainName>()?)?,
@@ -924,8 +930,19 @@ impl Vault {
         ctx: &RequestCtx,
         domain: Option<&str>,
         ttl: Option<Duration>,
+        scope: Option<&str>,
     ) -> Result<TokenView, ApiError> {
         allow(ctx, &Operation::CreateToken)?;
+        let keymanager = match scope.unwrap_or("sign") {
+            "sign" => false,
+            "keymanager" => true,
+            _ => {
+                return Err(ApiError::bad(
+                    "invalid_scope",
+                    "a token's scope is sign (an application token) or keymanager",
+                ));
+            }
+        };
         if ttl.is_some_and(|t| t > MAX_TTL) {
             return Err(ApiError::bad(
                 "invalid_ttl",
@@ -935,12 +952,12 @@ impl Vault {
         let d = self.resolve_domain(ctx, domain)?;
         live_domain(&d)?;
         let expires_at = ttl.map(|t| ctx.time.saturating_add(t));
-        let mut issued = token::issue(
-            self.entropy.as_ref(),
-            TokenKind::Application(d.id),
-            ctx.time,
-            expires_at,
-        )?;
+        let kind = if keymanager {
+            TokenKind::Keymanager(d.id)
+        } else {
+            TokenKind::Application(d.id)
+        };
+        let mut issued = token::issue(self.entropy.as_ref(), kind, ctx.time, expires_at)?;
         issued.record.mac = self
             .keystore
             .record_mac(&token::binding(&self.vault_id, &issued.record))?;
@@ -954,6 +971,7 @@ impl Vault {
             id: issued.record.id.to_string(),
             token: issued.value.as_str().to_owned(),
             domain: d.name.to_string(),
+            scope: if keymanager { "keymanager" } else { "sign" },
             expires_at: expires_at.map(rfc3339),
         })
     }

@@ -66,6 +66,10 @@ pub(crate) fn binding(vault_id: &VaultId, t: &TokenRecord) -> Vec<u8> {
             out.push(4);
             out.extend_from_slice(&[0; 16]);
         }
+        TokenKind::Keymanager(d) => {
+            out.push(5);
+            out.extend_from_slice(d.as_bytes());
+        }
         // Root, and any kind added later, carry no domain.
         _ => {
             out.push(1);
@@ -169,6 +173,10 @@ impl Tokens {
             TokenKind::Root => Ok(Principal::Root { token: record.id }),
             TokenKind::Bootstrap => Ok(Principal::Bootstrap { token: record.id }),
             TokenKind::Application(domain) => Ok(Principal::Application {
+                token: record.id,
+                domain,
+            }),
+            TokenKind::Keymanager(domain) => Ok(Principal::Keymanager {
                 token: record.id,
                 domain,
             }),

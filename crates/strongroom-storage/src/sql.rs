@@ -359,6 +359,9 @@ fn token_row(r: &dyn Row) -> Result<TokenRecord, CoreError> {
         ("session", None, Some(o)) => {
             TokenKind::Session(OperatorId::from_bytes(o.try_into().map_err(|_| bad())?))
         }
+        ("keymanager", Some(d), None) => {
+            TokenKind::Keymanager(DomainId::from_bytes(d.try_into().map_err(|_| bad())?))
+        }
         _ => return Err(bad()),
     };
     Ok(TokenRecord {
@@ -1204,6 +1207,7 @@ impl Txn<'_> {
                     TokenKind::Bootstrap => ("bootstrap", None, None),
                     TokenKind::Application(d) => ("app", Some(*d.as_bytes()), None),
                     TokenKind::Session(o) => ("session", None, Some(*o.as_bytes())),
+                    TokenKind::Keymanager(d) => ("keymanager", Some(*d.as_bytes()), None),
                     _ => {
                         return Err(CoreError::Storage(
                             "token kind not supported by this backend".into(),
@@ -1414,6 +1418,10 @@ impl Txn<'_> {
                 slashing::authorize_exit(self.db, *key, *epoch)
             }
             Mutation::Eth2Exit { key, epoch } => slashing::exit(self.db, *key, *epoch),
+            Mutation::RequireHotKey { key } => slashing::require_hot(self.db, *key),
+            Mutation::Eth2Join { domain, validator } => {
+                slashing::join(self.db, self.fields, *domain, validator)
+            }
             Mutation::Eth2Import {
                 domain,
                 interchange,

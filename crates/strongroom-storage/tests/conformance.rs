@@ -12,6 +12,7 @@ use strongroom_core::record::{
     ApprovalRecord, AuditBody, AuditEvent, DomainRecord, InitRecord, KeyRecord, OperatorRecord,
     Outcome, PendingRecord, RequestStatus, SignedHead, TokenKind, TokenRecord,
 };
+use strongroom_core::slashing::{Duty, DutyRecord};
 use strongroom_core::storage::{Change, FieldCipher, Mutation, Storage};
 use strongroom_core::temperature::Temperature;
 use strongroom_core::{
@@ -936,6 +937,105 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
             vec![spend("native", 1, t0 + 25 * hour, Some(u64::MAX))]
         ),
         Err(Error::Conflict(_))
+    ));
+
+    // A duty's key must be hot as stored when its transaction runs.
+    let va = domain(41, "validators-a");
+    let vb = domain(42, "validators-b");
+    apply(
+        store,
+        vec![
+            Mutation::CreateDomain(va.clone()),
+            Mutation::CreateDomain(vb.clone()),
+        ],
+    )
+    .unwrap();
+    let mut vk = key(43, &va);
+    vk.temperature = Temperature::Hot;
+    apply(store, vec![Mutation::CreateKey(vk.clone())]).unwrap();
+    apply(store, vec![Mutation::RequireHotKey { key: vk.id }]).unwrap();
+    apply(
+        store,
+        vec![Mutation::SetTemperature {
+            id: vk.id,
+            temperature: Temperature::Cold,
+            since: UnixMillis(500),
+            hot_idle_secs: None,
+            mac: [44; 32],
+            expected_mac: vk.temperature_mac,
+        }],
+    )
+    .unwrap();
+    for missing in [vk.id, KeyId::from_random([45; 16])] {
+        assert!(matches!(
+            apply(store, vec![Mutation::RequireHotKey { key: missing }]),
+            Err(Error::Conflict(strongroom_core::slashing::KEY_NOT_HOT))
+        ));
+    }
+    // A validator one domain began: another adds to its records only once it holds the key.
+    let validator = strongroom_core::slashing::Validator {
+        genesis_validators_root: [46; 32],
+        pubkey: [47; 48],
+    };
+    apply(
+        store,
+        vec![Mutation::Eth2Duty(DutyRecord {
+            domain: va.id,
+            validator,
+            duty: Duty::Attestation {
+                source: 1,
+                target: 2,
+                signing_root: [48; 32],
+            },
+        })],
+    )
+    .unwrap();
+    let history = |domain: DomainId| Mutation::Eth2Import {
+        domain,
+        interchange: strongroom_core::slashing::Interchange {
+            genesis_validators_root: validator.genesis_validators_root,
+            data: vec![strongroom_core::slashing::History {
+                pubkey: validator.pubkey,
+                blocks: vec![],
+                attestations: vec![strongroom_core::slashing::SignedAttestation {
+                    source: 3,
+                    target: 4,
+                    signing_root: None,
+                }],
+            }],
+        },
+    };
+    assert!(matches!(
+        apply(store, vec![history(vb.id)]),
+        Err(Error::Conflict(strongroom_core::slashing::OTHER_DOMAIN))
+    ));
+    apply(
+        store,
+        vec![
+            Mutation::Eth2Join {
+                domain: vb.id,
+                validator,
+            },
+            history(vb.id),
+        ],
+    )
+    .unwrap();
+    let exported = store.eth2_export(vb.id).unwrap().unwrap();
+    assert_eq!(exported.data.len(), 1);
+    assert_eq!(exported.data[0].attestations.len(), 2);
+    // Joining checks the chain the domain is pinned to.
+    assert!(matches!(
+        apply(
+            store,
+            vec![Mutation::Eth2Join {
+                domain: vb.id,
+                validator: strongroom_core::slashing::Validator {
+                    genesis_validators_root: [49; 32],
+                    pubkey: [47; 48],
+                },
+            }],
+        ),
+        Err(Error::Conflict(strongroom_core::slashing::WRONG_CHAIN))
     ));
 
     // A batch that fails leaves nothing behind.

@@ -3,8 +3,8 @@
 //! conflicting duties (on one node or many) cannot both commit.
 
 use strongroom_core::slashing::{
-    Duty, DutyRecord, EXIT_NOT_AUTHORIZED, History, Interchange, OTHER_DOMAIN, SLASHABLE,
-    SignedAttestation, SignedBlock, Validator, WRONG_CHAIN,
+    Duty, DutyRecord, EXIT_NOT_AUTHORIZED, History, Interchange, KEY_NOT_HOT, OTHER_DOMAIN,
+    SLASHABLE, SignedAttestation, SignedBlock, Validator, WRONG_CHAIN,
 };
 use strongroom_core::{DomainId, Error as CoreError, KeyId};
 
@@ -231,6 +231,29 @@ pub(crate) fn exit(db: &mut dyn Db, key: KeyId, epoch: u64) -> Result<(), CoreEr
         |_| Ok(()),
     )?
     .ok_or(CoreError::Conflict(EXIT_NOT_AUTHORIZED))
+}
+
+/// Makes `domain` one of the validator's domains (see `Mutation::Eth2Join`).
+pub(crate) fn join(
+    db: &mut dyn Db,
+    f: &Fields,
+    domain: DomainId,
+    v: &Validator,
+) -> Result<(), CoreError> {
+    pin(db, domain, &v.genesis_validators_root)?;
+    validator(db, f, domain, v, true).map(|_| ())
+}
+
+/// Fails unless the key is live and hot as stored now (see `Mutation::RequireHotKey`).
+pub(crate) fn require_hot(db: &mut dyn Db, key: KeyId) -> Result<(), CoreError> {
+    one(
+        db,
+        "SELECT 1 FROM keys WHERE id = $1 AND temperature = 'hot' AND destroyed_at IS NULL
+         AND sealed_secret IS NOT NULL",
+        &[bytes(key.as_bytes())],
+        |_| Ok(()),
+    )?
+    .ok_or(CoreError::Conflict(KEY_NOT_HOT))
 }
 
 /// Merges an interchange (see `Mutation::Eth2Import`).
