@@ -44,6 +44,9 @@ pub(crate) struct BenchArgs {
     /// Skip the remote-signer run.
     #[arg(long)]
     no_eth2: bool,
+    /// EIP-2335 keystores (scrypt, the EIP's parameters) for the import run; 0 skips it.
+    #[arg(long, default_value_t = 200)]
+    keystores: usize,
 }
 
 fn rate(n: u64, d: Duration) -> f64 {
@@ -649,6 +652,9 @@ pub(crate) fn run(out: &Output, a: &BenchArgs) -> Result<(), CliError> {
     if !a.no_http && !a.no_eth2 && a.validators > 0 {
         report.push(eth2_bench(out, a)?);
     }
+    if !a.no_http && !a.no_eth2 && a.keystores > 0 {
+        report.push(import_bench(out, a.keystores)?);
+    }
     report.push(json!({
         "audit_appends": audited.map(|h| http_json(&h, a.clients, None)),
         "audit_appends_postgres": audited_pg.map(|h| json!({"nodes": a.nodes, "run": http_json(&h, a.clients, None)})),
@@ -909,5 +915,123 @@ fn eth2_bench(out: &Output, a: &BenchArgs) -> Result<serde_json::Value, CliError
         "eip2333_keys_per_sec": derive_rate,
         "restart_listen_ms": up.as_secs_f64() * 1000.0,
         "restart_first_duty_ms": first_ms,
+    }))
+}
+
+// ---- Ethereum validators: EIP-2335 keystore import ---------------------------------------
+
+/// `n` keystores of distinct random validator keys under `password` (scrypt), made on every
+/// core.
+fn make_keystores(n: usize, password: &str) -> Result<Vec<serde_json::Value>, CliError> {
+    use strongroom_core::EntropySource as _;
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut made: Vec<(usize, Result<Vec<u8>, CliError>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= n {
+                            break out;
+                        }
+                        let one = || -> Result<Vec<u8>, CliError> {
+                            let fail = |e: &dyn std::fmt::Display| {
+                                CliError::Server(format!("keystore fixture: {e}"))
+                            };
+                            // Below 2^248, so below the group order.
+                            let mut secret = [0u8; 32];
+                            OsEntropy.fill(&mut secret[1..]).map_err(|e| fail(&e))?;
+                            let key = strongroom_crypto::SigningKey::from_secret_bytes(
+                                Algorithm::Bls12381,
+                                &secret,
+                            )
+                            .map_err(|e| fail(&e))?;
+                            let mut random = [0u8; strongroom_crypto::EIP2335_RANDOM_LEN];
+                            OsEntropy.fill(&mut random).map_err(|e| fail(&e))?;
+                            strongroom_crypto::encrypt_eip2335(
+                                &key,
+                                password,
+                                strongroom_crypto::Eip2335Kdf::Scrypt,
+                                &format!("m/12381/3600/{i}/0/0"),
+                                &random,
+                            )
+                            .map_err(|e| fail(&e))
+                        };
+                        out.push((i, one()));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    made.sort_by_key(|(i, _)| *i);
+    made.into_iter()
+        .map(|(_, ks)| {
+            serde_json::from_slice(&ks?)
+                .map_err(|e| CliError::Server(format!("keystore fixture: {e}")))
+        })
+        .collect()
+}
+
+/// Keystores imported end to end (over HTTP, in the CLI's batches of 16, decrypted on every
+/// core inside the node) against the raw KDF: one keystore decrypted at a time on one core,
+/// times the cores.
+fn import_bench(out: &Output, n: usize) -> Result<serde_json::Value, CliError> {
+    let password = "bench keystore password";
+    let keystores = make_keystores(n, password)?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let sample = keystores.len().min(6);
+    let t = Instant::now();
+    for ks in &keystores[..sample] {
+        let bytes = serde_json::to_vec(ks).map_err(|e| CliError::Server(e.to_string()))?;
+        strongroom_crypto::decrypt_eip2335(&bytes, password)
+            .map_err(|e| CliError::Server(format!("raw decrypt: {e}")))?;
+    }
+    let raw1 = sample as f64 / t.elapsed().as_secs_f64();
+    let dir = tempfile::tempdir().map_err(|e| CliError::Server(format!("temp dir: {e}")))?;
+    let (child, api, _, _) = eth2_node(dir.path())?;
+    let token = std::fs::read_to_string(dir.path().join("dev-token"))
+        .map_err(|e| CliError::Server(format!("dev token: {e}")))?
+        .trim()
+        .to_owned();
+    let client = crate::client::Client::new(&api, Some(token))?;
+    let t = Instant::now();
+    let mut created = 0;
+    for (b, batch) in keystores.chunks(16).enumerate() {
+        let items: Vec<_> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, ks)| json!([format!("keystore-{}.json", b * 16 + i), ks]))
+            .collect();
+        let v = client.post(
+            "/v1/eth2/import",
+            &json!({"password": password, "keystores": items}),
+        )?;
+        created += v["created"].as_array().map_or(0, Vec::len);
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    stop(child);
+    if created != n {
+        return Err(CliError::Server(format!(
+            "imported {created} of {n} keystores"
+        )));
+    }
+    let ideal = raw1 * cores as f64;
+    if !out.json {
+        println!("EIP-2335 keystore import (scrypt N=2^18, {n} keystores, batches of 16):");
+        println!("  raw KDF + decrypt, 1 core:    {raw1:>10.2} keystores/s");
+        println!(
+            "  imported, {cores} cores:          {rate:>10.2} keystores/s ({:.2}x of {cores} x raw)",
+            rate / ideal
+        );
+    }
+    Ok(json!({
+        "eip2335_import": {"keystores": n, "kdf": "scrypt", "raw_1_core_per_sec": raw1,
+                           "cores": cores, "imported_per_sec": rate, "ratio_to_cores_x_raw": rate / ideal},
     }))
 }

@@ -167,6 +167,12 @@ fn keymanager_api_lists_imports_and_deletes_validator_keys() {
         (status, bad["code"].as_str()),
         (400, Some("invalid_pubkey"))
     );
+    // A deleted key is not promoted in bulk (it may be running elsewhere now).
+    assert_eq!(
+        node.cli(r, &["--json", "eth2", "promote", "--to", "hot"])
+            .error_code(),
+        "invalid_count"
+    );
 
     // Import: each keystore with its own password; a wrong one fails alone; a second keystore
     // of one key is a duplicate; the slashing data of this request's keys is recorded, not
@@ -299,6 +305,39 @@ fn keymanager_api_lists_imports_and_deletes_validator_keys() {
         .json();
     assert_eq!(other["data"].as_array().unwrap().len(), 1, "{other}");
     assert_eq!(other["data"][0]["pubkey"], pk(0));
+    // A document that concerns none of the request's keys records nothing (nor pins the
+    // domain to its chain).
+    node.cli(r, &["--json", "domain", "create", "third"]).ok();
+    let km_third = node
+        .cli(
+            r,
+            &[
+                "--json",
+                "token",
+                "create",
+                "--domain",
+                "third",
+                "--scope",
+                "keymanager",
+            ],
+        )
+        .ok()
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bogus = json!({
+        "metadata": {"interchange_format_version": "5",
+                     "genesis_validators_root": format!("0x{}", "11".repeat(32))},
+        "data": [{"pubkey": pk(1), "signed_blocks": [{"slot": "1"}], "signed_attestations": []}]
+    });
+    let (status, none) = import(&km_third, vec![], vec![], Some(bogus));
+    assert_eq!((status, &none["data"]), (200, &json!([])), "{none}");
+    assert_eq!(
+        node.cli(r, &["--json", "slashing", "export", "--domain", "third"])
+            .error_code(),
+        "no_chain"
+    );
     // Each domain's token sees its own keys only.
     let (_, mine) = node.http("GET", "/eth/v1/keystores", Some(km), None);
     assert!(

@@ -216,4 +216,43 @@ fn scoped_officers_manage_only_their_domain() {
         ],
     )
     .ok();
+    // ...and issue and revoke d1's tokens, and no other domain's.
+    let other = node.cli(r, &["--json", "token", "create"]).ok().json();
+    for scope in ["sign", "keymanager"] {
+        assert_eq!(
+            node.cli(s, &["--json", "token", "create", "--scope", scope])
+                .error_code(),
+            "not_found",
+            "the default domain is not sam's"
+        );
+    }
+    assert_eq!(
+        node.cli(
+            s,
+            &["--json", "token", "revoke", other["id"].as_str().unwrap()]
+        )
+        .error_code(),
+        "not_found"
+    );
+    let mine = node
+        .cli(
+            s,
+            &[
+                "--json",
+                "token",
+                "create",
+                "--domain",
+                "d1",
+                "--scope",
+                "keymanager",
+            ],
+        )
+        .ok()
+        .json();
+    assert_eq!(mine["scope"], "keymanager");
+    node.cli(
+        s,
+        &["--json", "token", "revoke", mine["id"].as_str().unwrap()],
+    )
+    .ok();
 }

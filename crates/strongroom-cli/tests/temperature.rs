@@ -450,8 +450,24 @@ fn cold_warm_hot() {
         hex::encode(key.public_key()),
         shown_key["public_key"].as_str().unwrap()
     );
-    // Never overwritten.
-    assert_ne!(export(a, "--request", &r).code, 0);
+    // Collected once only (and the file is never overwritten).
+    std::fs::remove_file(&out).unwrap();
+    assert_eq!(export(a, "--request", &r).error_code(), "already_collected");
+    assert!(!out.exists());
+    // The key left: promoting it again is possible, one key at a time, and the approvers are
+    // warned that another signer may run it.
+    let w = pending(&node.cli(a, &["--json", "key", "temperature", &validator, "hot"]));
+    let desc = node.cli(a, &["--json", "request", "show", &w]).ok().json()["description"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        desc.contains(
+            "WARNING: this validator key was released to another signer (eth2.export_keystore at"
+        ),
+        "{desc}"
+    );
+    node.cli(a, &["--json", "request", "reject", &w]).ok();
 
     // Each warm signature waits for an approver; the application reads the result.
     let s1 = pending(&node.cli(

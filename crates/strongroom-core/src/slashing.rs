@@ -108,6 +108,9 @@ pub const OTHER_DOMAIN: &str = "validator of another domain";
 /// duty's transaction ran.
 pub const KEY_NOT_HOT: &str = "key not hot";
 
+/// The [`crate::Error::Conflict`] of an export whose key was warmed (or destroyed) meanwhile.
+pub const KEY_NOT_COLD: &str = "key not cold";
+
 /// The [`crate::Error::Conflict`] storage answers when a voluntary exit has no authorisation.
 pub const EXIT_NOT_AUTHORIZED: &str = "exit not authorized";
 

@@ -76,6 +76,23 @@ pub enum Mutation {
         /// The validator key.
         key: KeyId,
     },
+    /// Record that validator key `key` was released to another signer (`how`: the operation),
+    /// so that batch promotion passes it over; a key released again keeps its first record.
+    Eth2Release {
+        /// The key.
+        key: KeyId,
+        /// When.
+        at: UnixMillis,
+        /// The operation that released it.
+        how: &'static str,
+    },
+    /// Fails with [`Error::Conflict`] ([`crate::slashing::KEY_NOT_COLD`]) unless key `key`
+    /// is live and cold as stored now (a key leaving as a keystore must not be able to sign
+    /// here, whatever another node's cache says).
+    RequireColdKey {
+        /// The key.
+        key: KeyId,
+    },
     /// A voluntary exit about to be signed: fails with [`Error::Conflict`]
     /// ([`crate::slashing::EXIT_NOT_AUTHORIZED`]) unless it was authorised for this key and
     /// epoch.
@@ -363,6 +380,12 @@ pub trait Storage: Send + Sync + 'static {
     /// # Errors
     /// Storage failure or corrupt data.
     fn eth2_export(&self, domain: DomainId) -> Result<Option<crate::slashing::Interchange>, Error>;
+    /// The validator keys of `domain` released to another signer (see
+    /// [`Mutation::Eth2Release`]), with when and how.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn eth2_released(&self, domain: DomainId) -> Result<Vec<(KeyId, UnixMillis, String)>, Error>;
     /// An operator by login name.
     ///
     /// # Errors

@@ -22,6 +22,9 @@ use crate::{Error, SigningKey};
 const MAX_SCRYPT_MEMORY: u64 = 512 * 1024 * 1024;
 /// The most PBKDF2 rounds (the EIP's are 2^18).
 const MAX_PBKDF2_ROUNDS: u32 = 1 << 22;
+/// The most scrypt lanes (the EIP's `p` is 1): each lane is another full pass, so `p` bounds
+/// the work as `N` and `r` bound the memory.
+const MAX_SCRYPT_LANES: u32 = 4;
 
 #[derive(Deserialize)]
 struct Keystore {
@@ -130,7 +133,13 @@ pub fn decrypt_eip2335(keystore: &[u8], password: &str) -> Result<SigningKey, Er
         ) => {
             let log_n = u8::try_from(n.trailing_zeros()).map_err(|_| Error::InvalidKeystore)?;
             let memory = n.saturating_mul(u64::from(*r)).saturating_mul(128);
-            if *dklen != 32 || !n.is_power_of_two() || *n < 2 || memory > MAX_SCRYPT_MEMORY {
+            if *dklen != 32
+                || !n.is_power_of_two()
+                || *n < 2
+                || memory > MAX_SCRYPT_MEMORY
+                || *p == 0
+                || *p > MAX_SCRYPT_LANES
+            {
                 return Err(Error::InvalidKeystore);
             }
             let params = scrypt::Params::new(log_n, *r, *p).map_err(|_| Error::InvalidKeystore)?;

@@ -450,6 +450,16 @@ fn eip2335_test_keystores() {
         strongroom_crypto::Error::InvalidKeystore
     );
     assert!(strongroom_crypto::decrypt_eip2335(b"{}", "x").is_err());
+    // Tiny memory but 2^29 lanes (64 GiB in one allocation, or years of work): refused.
+    let lanes = scrypt
+        .replace("\"n\": 262144", "\"n\": 2")
+        .replace("\"r\": 8", "\"r\": 1")
+        .replace("\"p\": 1", "\"p\": 536870911");
+    assert!(lanes.contains("536870911"));
+    assert_eq!(
+        strongroom_crypto::decrypt_eip2335(lanes.as_bytes(), "x").unwrap_err(),
+        strongroom_crypto::Error::InvalidKeystore
+    );
 }
 
 #[test]

@@ -648,8 +648,8 @@ impl Keystore {
         keystores: &[KeystoreImport<'_>],
         now: UnixMillis,
     ) -> Result<Vec<Result<KeyRecord, Error>>, Error> {
-        let u = self.unsealed()?;
-        let dk = Self::domain_key(&u, domain)?;
+        // No key is held across the KDF (seconds): a seal meanwhile drops them at once.
+        drop(self.unsealed()?);
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
             .min(keystores.len())
@@ -683,6 +683,9 @@ impl Keystore {
             // A decrypting thread panicked: nothing is trusted.
             return Err(Error::KeyUnavailable);
         }
+        // Still unsealed (sealed meanwhile: nothing is imported).
+        let u = self.unsealed()?;
+        let dk = Self::domain_key(&u, domain)?;
         let mut records = Vec::with_capacity(keystores.len());
         for ((_, key), ks) in decrypted.into_iter().zip(keystores) {
             records.push(key.and_then(|key| {

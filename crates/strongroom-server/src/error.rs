@@ -342,6 +342,10 @@ impl From<strongroom_core::Error> for ApiError {
                 "key_not_hot",
                 "the key was demoted (or destroyed) before the duty was recorded",
             ),
+            C::Conflict(strongroom_core::slashing::KEY_NOT_COLD) => ApiError::conflict(
+                "key_not_cold",
+                "the key was warmed (or destroyed) while its keystore was made",
+            ),
             C::Conflict(strongroom_core::slashing::EXIT_NOT_AUTHORIZED) => {
                 ApiError::NotAllowed("exit_not_authorized")
             }

@@ -152,6 +152,7 @@ impl Vault {
         allow(ctx, &Operation::CreateKey(d.id))?;
         live_domain(&d)?;
         let interchange = strongroom_chains::slashing::parse_interchange(body)?;
+        self.check_chain(&interchange)?;
         let view = ImportView {
             domain: d.name.as_str().to_owned(),
             genesis_validators_root: format!(
@@ -261,7 +262,9 @@ impl Vault {
             let (domain, time) = (d.clone(), ctx.time);
             let password = req.password.clone();
             let todo = todo.clone();
+            let turn = self.kdf_turn().await?;
             let results = tokio::task::spawn_blocking(move || {
+                let _turn = turn;
                 let items: Vec<_> = todo
                     .iter()
                     .map(|(id, bytes, label)| strongroom_keystore::KeystoreImport {
@@ -424,6 +427,14 @@ impl Vault {
         let (d, keys) = self.domain_keys(ctx, domain)?;
         allow(ctx, &Operation::ChangeTemperature(d.id))?;
         live_domain(&d)?;
+        // Keys released to another signer are not promoted in bulk (one at a time, with
+        // `key temperature`, whose request warns the approvers).
+        let released: std::collections::HashSet<KeyId> = self
+            .store
+            .eth2_released(d.id)?
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect();
         let rank = |t: Temperature| match t {
             Temperature::Cold => 0,
             Temperature::Warm => 1,
@@ -436,6 +447,7 @@ impl Vault {
                     && k.destroyed_at.is_none()
                     && k.sealed_secret.is_some()
                     && rank(k.temperature) < rank(to)
+                    && !released.contains(&k.id)
             })
             .collect();
         if batch.is_empty() || batch.len() > MAX_PROMOTE {
@@ -652,6 +664,17 @@ impl Vault {
                         format!("the request is {}, not approved", rec.status.as_str()),
                     ));
                 }
+                let collected = rec
+                    .result
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+                    .is_some_and(|r| r.get("collected_at").is_some());
+                if collected {
+                    return Err(ApiError::conflict(
+                        "already_collected",
+                        "an approved keystore export is collected once",
+                    ));
+                }
                 if rec
                     .decided_at
                     .is_none_or(|at| ctx.time >= at.saturating_add(COLLECT_WITHIN))
@@ -664,7 +687,7 @@ impl Vault {
                 let id = rec.key.ok_or(ApiError::NotFound)?;
                 let found = self.key_for(ctx, &id.to_string(), Operation::ExportKey)?;
                 let kdf = parse_kdf(params["eth2_keystore"].as_str())?;
-                (found, kdf, Some(rec.id))
+                (found, kdf, Some(rec))
             }
             _ => {
                 return Err(ApiError::bad(
@@ -678,22 +701,62 @@ impl Vault {
         ctx.tag(|t| {
             t.key = Some(k.id);
             t.domain = Some(d.id);
-            t.acting_for = request;
+            t.acting_for = request.as_ref().map(|r| r.id);
             t.detail = Some(
                 serde_json::json!({"public_key": format!("0x{}", hex::encode(&k.public_key))})
                     .to_string(),
             );
         });
         let path = crate::keymanager::derivation_path(k.label.as_deref()).unwrap_or_default();
+        let key_id = k.id;
         let keystore = {
             let ks = std::sync::Arc::clone(&self.keystore);
             let password = req.password.clone();
+            let turn = self.kdf_turn().await?;
             tokio::task::spawn_blocking(move || {
+                let _turn = turn;
                 ks.export_validator_keystore(&d, &k, &password, kdf, &path)
             })
             .await
             .map_err(|_| ApiError::Internal)??
         };
+        // Released only if the key is still cold as stored (whatever this node's cache
+        // says), and a request's keystore only once: both in the transaction with the audit
+        // record.
+        let mut mutations = vec![
+            Mutation::RequireColdKey { key: key_id },
+            Mutation::Eth2Release {
+                key: key_id,
+                at: ctx.time,
+                how: "eth2.export_keystore",
+            },
+        ];
+        if let Some(rec) = &request {
+            let mut result: serde_json::Value = rec
+                .result
+                .as_deref()
+                .and_then(|r| serde_json::from_str(r).ok())
+                .unwrap_or_else(|| serde_json::json!({}));
+            result["collected_at"] = crate::service::rfc3339(ctx.time).into();
+            mutations.push(self.decide(
+                rec,
+                strongroom_core::record::RequestStatus::Executed,
+                Some(result),
+                ctx.time,
+            )?);
+        }
+        self.commit(ctx, "eth2.export_keystore", mutations)
+            .await
+            .map_err(|e| match e {
+                // A second collection racing this one closed the request first.
+                ApiError::Conflict {
+                    code: "conflict", ..
+                } => ApiError::conflict(
+                    "already_collected",
+                    "an approved keystore export is collected once",
+                ),
+                other => other,
+            })?;
         let doc: serde_json::Value =
             serde_json::from_slice(&keystore).map_err(|_| ApiError::Internal)?;
         Ok(crate::requests::Gated::Done(

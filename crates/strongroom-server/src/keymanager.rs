@@ -94,6 +94,17 @@ pub(crate) fn derivation_path(label: Option<&str>) -> Option<String> {
 }
 
 impl Vault {
+    /// Refuses an interchange for another chain than the one `[eth2]` names.
+    pub(crate) fn check_chain(&self, ic: &Interchange) -> Result<(), ApiError> {
+        match self.eth2_genesis {
+            Some(g) if g != ic.genesis_validators_root => Err(ApiError::conflict(
+                "wrong_chain",
+                "the interchange is for another chain than the configured genesis validators root",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The domain the Keymanager API acts in (the token's own), authorised.
     fn keymanager_domain(&self, ctx: &RequestCtx) -> Result<DomainRecord, ApiError> {
         let d = self.resolve_domain(ctx, None)?;
@@ -160,6 +171,9 @@ impl Vault {
             .as_deref()
             .map(|s| strongroom_chains::slashing::parse_interchange(s.as_bytes()))
             .transpose()?;
+        if let Some(ic) = &interchange {
+            self.check_chain(ic)?;
+        }
         let held: HashSet<Vec<u8>> = self
             .validator_records(&d)?
             .into_iter()
@@ -208,7 +222,9 @@ impl Vault {
             let keystores = req.keystores;
             let passwords = req.passwords;
             let todo = todo.clone();
+            let turn = self.kdf_turn().await?;
             tokio::task::spawn_blocking(move || {
+                let _turn = turn;
                 let items: Vec<_> = todo
                     .iter()
                     .map(|(i, id, label)| strongroom_keystore::KeystoreImport {
@@ -258,6 +274,13 @@ impl Vault {
                 .into_iter()
                 .filter(|h| named.contains(h.pubkey.as_slice()))
                 .collect();
+            // Nothing of this request's: nothing recorded (and the domain not pinned by a
+            // document that concerned none of its keys).
+            if data.is_empty() {
+                return self
+                    .keymanager_import_commit(ctx, &d, statuses, created, mutations, 0)
+                    .await;
+            }
             imported_history = data.len();
             let mut joins: Vec<[u8; 48]> = data.iter().map(|h| h.pubkey).collect();
             joins.sort_unstable();
@@ -281,6 +304,20 @@ impl Vault {
             });
             mutations.splice(0..0, first);
         }
+        self.keymanager_import_commit(ctx, &d, statuses, created, mutations, imported_history)
+            .await
+    }
+
+    /// Records an import's keys (and slashing data) and answers with each keystore's status.
+    async fn keymanager_import_commit(
+        &self,
+        ctx: &RequestCtx,
+        d: &DomainRecord,
+        statuses: Vec<Option<Status>>,
+        created: Vec<KeyRecord>,
+        mutations: Vec<Mutation>,
+        imported_history: usize,
+    ) -> Result<serde_json::Value, ApiError> {
         let data: Vec<Status> = statuses
             .into_iter()
             .map(|s| s.unwrap_or_else(|| Status::of("error")))
@@ -341,8 +378,18 @@ impl Vault {
         let mut mutations = Vec::new();
         let mut demoted = Vec::new();
         let mut active = HashSet::new();
+        let mut released = HashSet::new();
         for p in &asked {
             let Some(k) = by_pubkey.get(p) else { continue };
+            // Its slashing data goes to the caller, to run it elsewhere: batch promotion
+            // passes it over from now on.
+            if released.insert(k.id) {
+                mutations.push(Mutation::Eth2Release {
+                    key: k.id,
+                    at: ctx.time,
+                    how: "keymanager.delete",
+                });
+            }
             if k.temperature == Temperature::Cold || !active.insert(p.clone()) {
                 continue;
             }

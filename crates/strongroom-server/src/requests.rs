@@ -230,7 +230,7 @@ fn describe(op: GatedOp, p: &Value) -> String {
             )
         }
         GatedOp::WarmKey => format!(
-            "make the {} key {} (label {}) in domain \"{}\" {}{} (it is {} now)",
+            "make the {} key {} (label {}) in domain \"{}\" {}{} (it is {} now){}",
             param(p, "algorithm"),
             param(p, "key"),
             p.get("label").and_then(Value::as_str).unwrap_or("none"),
@@ -240,7 +240,14 @@ fn describe(op: GatedOp, p: &Value) -> String {
                 .and_then(Value::as_u64)
                 .map(|s| format!(", demoting itself to warm after {s} s without a signature"))
                 .unwrap_or_default(),
-            param(p, "from")
+            param(p, "from"),
+            p.get("released")
+                .map(|r| format!(
+                    ". WARNING: this validator key was released to another signer ({} at {}); if that signer still runs it, signing here too gets the validator slashed",
+                    param(r, "by"),
+                    param(r, "at")
+                ))
+                .unwrap_or_default()
         ),
         GatedOp::SetPolicy if p.get("key_policy").is_some() => {
             let kp = &p["key_policy"];

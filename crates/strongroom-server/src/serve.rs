@@ -297,6 +297,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         eth2_genesis: eth2
             .as_ref()
             .and_then(|(_, _, chain, _)| chain.genesis_validators_root),
+        kdf_gate: Arc::new(tokio::sync::Semaphore::new(1)),
     });
     // Other nodes on the same database: forget what they change (see docs/architecture.md).
     let weak = Arc::downgrade(&vault);

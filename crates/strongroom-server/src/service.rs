@@ -128,6 +128,20 @@ pub struct Vault {
     pub(crate) seal: crate::node_seal::NodeSeal,
     /// The chain `[eth2]` names, for slashing data of a domain not yet pinned to one.
     pub(crate) eth2_genesis: Option<[u8; 32]>,
+    /// One keystore KDF batch at a time (each takes every core and up to 512 MiB per core):
+    /// concurrent imports queue rather than exhaust memory.
+    pub(crate) kdf_gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl Vault {
+    /// A turn at the keystore KDF, held by the blocking task it is moved into (so a client
+    /// that goes away does not free it while the work runs).
+    pub(crate) async fn kdf_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        Arc::clone(&self.kdf_gate)
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::Internal)
+    }
 }
 
 /// Key records with their domains, so the signing path does not read the database. This node
@@ -950,6 +964,15 @@ impl Vault {
             ));
         }
         let d = self.resolve_domain(ctx, domain)?;
+        // An officer scoped to one domain issues tokens for it alone.
+        if let Principal::Operator {
+            domain: Some(scope),
+            ..
+        } = ctx.principal
+            && scope != d.id
+        {
+            return Err(ApiError::NotFound);
+        }
         live_domain(&d)?;
         let expires_at = ttl.map(|t| ctx.time.saturating_add(t));
         let kind = if keymanager {
@@ -985,6 +1008,16 @@ impl Vault {
         let id: TokenId = id.parse()?;
         let current = self.store.token(id)?.ok_or(ApiError::NotFound)?;
         if current.revoked_at.is_some() {
+            return Err(ApiError::NotFound);
+        }
+        // An officer scoped to one domain revokes its tokens alone.
+        if let Principal::Operator {
+            domain: Some(scope),
+            ..
+        } = ctx.principal
+            && !matches!(current.kind,
+                TokenKind::Application(d) | TokenKind::Keymanager(d) if d == scope)
+        {
             return Err(ApiError::NotFound);
         }
         let revoked = TokenRecord {
@@ -1343,6 +1376,16 @@ impl Vault {
             Change::Unchanged => return Ok(Gated::Done(KeyView::new(k, d))),
             Change::Now => {}
             Change::NeedsQuorum => {
+                // A validator key released to another signer: the approvers are told.
+                let released = if k.algorithm == Algorithm::Bls12381 {
+                    self.store
+                        .eth2_released(d.id)?
+                        .into_iter()
+                        .find(|(id, _, _)| *id == k.id)
+                        .map(|(_, at, how)| serde_json::json!({"at": rfc3339(at), "by": how}))
+                } else {
+                    None
+                };
                 let params = crate::requests::strip_nulls(serde_json::json!({
                     "key": k.id.to_string(),
                     "algorithm": k.algorithm.as_str(),
@@ -1351,6 +1394,7 @@ impl Vault {
                     "from": k.temperature.as_str(),
                     "to": to.as_str(),
                     "idle_seconds": idle,
+                    "released": released,
                 }));
                 if let Some(p) = self
                     .gate(ctx, GatedOp::WarmKey, params, Some(d.id), Some(k.id))

@@ -282,6 +282,12 @@ mod tests {
         ) -> Result<Option<strongroom_core::slashing::Interchange>, CoreError> {
             self.inner.eth2_export(domain)
         }
+        fn eth2_released(
+            &self,
+            domain: DomainId,
+        ) -> Result<Vec<(KeyId, UnixMillis, String)>, CoreError> {
+            self.inner.eth2_released(domain)
+        }
         fn use_field_cipher(
             &self,
             cipher: Arc<dyn strongroom_core::storage::FieldCipher>,

@@ -154,6 +154,13 @@ CREATE TABLE eth2_exits (
     epoch  BIGINT NOT NULL CHECK (epoch >= 0),
     PRIMARY KEY (key_id, epoch)
 );
+-- Validator keys released to another signer (a Keymanager API delete, an EIP-2335 export):
+-- batch promotion passes them over.
+CREATE TABLE eth2_released (
+    key_id      BYTEA PRIMARY KEY CHECK (octet_length(key_id) = 16),
+    released_at BIGINT NOT NULL,
+    how         TEXT NOT NULL
+);
 -- The chain each domain's validators sign for, pinned by its first import or signature.
 CREATE TABLE eth2_domains (
     domain_id               BYTEA PRIMARY KEY CHECK (octet_length(domain_id) = 16),

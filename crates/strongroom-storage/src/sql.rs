@@ -1418,7 +1418,11 @@ impl Txn<'_> {
                 slashing::authorize_exit(self.db, *key, *epoch)
             }
             Mutation::Eth2Exit { key, epoch } => slashing::exit(self.db, *key, *epoch),
-            Mutation::RequireHotKey { key } => slashing::require_hot(self.db, *key),
+            Mutation::RequireHotKey { key } => slashing::require_temperature(self.db, *key, "hot"),
+            Mutation::Eth2Release { key, at, how } => slashing::release(self.db, *key, *at, how),
+            Mutation::RequireColdKey { key } => {
+                slashing::require_temperature(self.db, *key, "cold")
+            }
             Mutation::Eth2Join { domain, validator } => {
                 slashing::join(self.db, self.fields, *domain, validator)
             }
@@ -1679,6 +1683,12 @@ macro_rules! storage_over_sql {
                 domain: DomainId,
             ) -> Result<Option<strongroom_core::slashing::Interchange>, CoreError> {
                 self.read(|db| crate::sql::slashing::export(db, &self.fields, domain))
+            }
+            fn eth2_released(
+                &self,
+                domain: DomainId,
+            ) -> Result<Vec<(KeyId, UnixMillis, String)>, CoreError> {
+                self.read(|db| crate::sql::slashing::released(db, domain))
             }
             fn operator_by_name(
                 &self,

@@ -972,6 +972,33 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
             Err(Error::Conflict(strongroom_core::slashing::KEY_NOT_HOT))
         ));
     }
+    apply(store, vec![Mutation::RequireColdKey { key: vk.id }]).unwrap();
+    assert!(matches!(
+        apply(
+            store,
+            vec![Mutation::RequireColdKey {
+                key: KeyId::from_random([45; 16])
+            }]
+        ),
+        Err(Error::Conflict(strongroom_core::slashing::KEY_NOT_COLD))
+    ));
+    // A release is recorded once (the first), and listed for the key's domain only.
+    for (at, how) in [(600, "keymanager.delete"), (700, "eth2.export_keystore")] {
+        apply(
+            store,
+            vec![Mutation::Eth2Release {
+                key: vk.id,
+                at: UnixMillis(at),
+                how,
+            }],
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        store.eth2_released(va.id).unwrap(),
+        vec![(vk.id, UnixMillis(600), "keymanager.delete".to_owned())]
+    );
+    assert_eq!(store.eth2_released(vb.id).unwrap(), vec![]);
     // A validator one domain began: another adds to its records only once it holds the key.
     let validator = strongroom_core::slashing::Validator {
         genesis_validators_root: [46; 32],

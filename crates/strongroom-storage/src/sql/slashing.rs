@@ -3,8 +3,8 @@
 //! conflicting duties (on one node or many) cannot both commit.
 
 use strongroom_core::slashing::{
-    Duty, DutyRecord, EXIT_NOT_AUTHORIZED, History, Interchange, KEY_NOT_HOT, OTHER_DOMAIN,
-    SLASHABLE, SignedAttestation, SignedBlock, Validator, WRONG_CHAIN,
+    Duty, DutyRecord, EXIT_NOT_AUTHORIZED, History, Interchange, KEY_NOT_COLD, KEY_NOT_HOT,
+    OTHER_DOMAIN, SLASHABLE, SignedAttestation, SignedBlock, Validator, WRONG_CHAIN,
 };
 use strongroom_core::{DomainId, Error as CoreError, KeyId};
 
@@ -233,6 +233,45 @@ pub(crate) fn exit(db: &mut dyn Db, key: KeyId, epoch: u64) -> Result<(), CoreEr
     .ok_or(CoreError::Conflict(EXIT_NOT_AUTHORIZED))
 }
 
+/// Records a validator key's release (see `Mutation::Eth2Release`).
+pub(crate) fn release(
+    db: &mut dyn Db,
+    key: KeyId,
+    at: strongroom_core::UnixMillis,
+    how: &str,
+) -> Result<(), CoreError> {
+    db.execute(
+        "INSERT INTO eth2_released (key_id, released_at, how) VALUES ($1, $2, $3)
+         ON CONFLICT (key_id) DO NOTHING",
+        &[
+            bytes(key.as_bytes()),
+            super::millis_param(at)?,
+            super::text(how),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The released validator keys of a domain (see `Storage::eth2_released`).
+pub(crate) fn released(
+    db: &mut dyn Db,
+    domain: DomainId,
+) -> Result<Vec<(KeyId, strongroom_core::UnixMillis, String)>, CoreError> {
+    all(
+        db,
+        "SELECT r.key_id, r.released_at, r.how FROM eth2_released r
+         JOIN keys k ON k.id = r.key_id WHERE k.domain_id = $1 ORDER BY r.key_id",
+        &[bytes(domain.as_bytes())],
+        |r| {
+            Ok((
+                KeyId::from_bytes(super::arr(r, 0)?),
+                super::millis(r, 1)?,
+                super::req_text(r, 2)?,
+            ))
+        },
+    )
+}
+
 /// Makes `domain` one of the validator's domains (see `Mutation::Eth2Join`).
 pub(crate) fn join(
     db: &mut dyn Db,
@@ -244,16 +283,25 @@ pub(crate) fn join(
     validator(db, f, domain, v, true).map(|_| ())
 }
 
-/// Fails unless the key is live and hot as stored now (see `Mutation::RequireHotKey`).
-pub(crate) fn require_hot(db: &mut dyn Db, key: KeyId) -> Result<(), CoreError> {
+/// Fails unless the key is live and at `temperature` (`hot` or `cold`) as stored now (see
+/// `Mutation::RequireHotKey` and `Mutation::RequireColdKey`).
+pub(crate) fn require_temperature(
+    db: &mut dyn Db,
+    key: KeyId,
+    temperature: &'static str,
+) -> Result<(), CoreError> {
     one(
         db,
-        "SELECT 1 FROM keys WHERE id = $1 AND temperature = 'hot' AND destroyed_at IS NULL
+        "SELECT 1 FROM keys WHERE id = $1 AND temperature = $2 AND destroyed_at IS NULL
          AND sealed_secret IS NOT NULL",
-        &[bytes(key.as_bytes())],
+        &[bytes(key.as_bytes()), super::text(temperature)],
         |_| Ok(()),
     )?
-    .ok_or(CoreError::Conflict(KEY_NOT_HOT))
+    .ok_or(CoreError::Conflict(if temperature == "hot" {
+        KEY_NOT_HOT
+    } else {
+        KEY_NOT_COLD
+    }))
 }
 
 /// Merges an interchange (see `Mutation::Eth2Import`).
