@@ -469,25 +469,28 @@ async fn client_loop(
             Body::None => (hyper::Method::GET, String::new()),
         };
         n += 1;
-        (method, path.clone(), body)
+        Some((method, path.clone(), body))
     };
     request_loop(sender, authority, Some(auth), next, deadline).await
 }
 
-/// Sends the requests `next` makes on one connection until `deadline` (reconnecting after a
-/// failure): the latencies of the successful ones, and the number that failed.
+/// Sends the requests `next` makes on one connection until `deadline` or until `next` has no
+/// more (reconnecting after a failure): the latencies of the successful ones, and the number
+/// that failed.
 async fn request_loop(
     mut sender: Sender,
     authority: String,
     auth: Option<String>,
-    mut next: impl FnMut() -> (hyper::Method, String, String),
+    mut next: impl FnMut() -> Option<(hyper::Method, String, String)>,
     deadline: Instant,
 ) -> (Vec<Duration>, u64) {
     use http_body_util::BodyExt as _;
     let mut lat = Vec::with_capacity(8192);
     let mut errors = 0u64;
     while Instant::now() < deadline {
-        let (method, path, body) = next();
+        let Some((method, path, body)) = next() else {
+            break;
+        };
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(path.as_str())
@@ -735,6 +738,17 @@ fn eth2_node(
     Ok((child, api, eth2, up))
 }
 
+/// CPU seconds (user and system) process `pid` has used, where `/proc` tells.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(ticks / 100.0)
+}
+
 fn stop(mut child: std::process::Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -760,13 +774,17 @@ async fn eth2_client_loop(
     sender: Sender,
     authority: String,
     keys: Arc<Vec<String>>,
+    rounds: std::ops::Range<u64>,
     client: u64,
     clients: u64,
     deadline: Instant,
 ) -> (Vec<Duration>, u64) {
     let count = keys.len() as u64;
-    let mut n = client;
+    let mut n = rounds.start + client;
     let next = move || {
+        if n >= rounds.end {
+            return None;
+        }
         let key = &keys[(n % count) as usize];
         let request = (
             hyper::Method::POST,
@@ -774,14 +792,17 @@ async fn eth2_client_loop(
             attestation_body(n, count),
         );
         n += clients;
-        request
+        Some(request)
     };
     request_loop(sender, authority, None, next, deadline).await
 }
 
+/// Attestation rounds `rounds` (round `n`: validator `n % count`, whose target epoch is
+/// `n / count + 1`) from `clients` connections, until done or `seconds` pass.
 fn drive_eth2(
     authority: &str,
     keys: Vec<String>,
+    rounds: std::ops::Range<u64>,
     seconds: u64,
     clients: usize,
 ) -> Result<Http, CliError> {
@@ -800,6 +821,7 @@ fn drive_eth2(
                 sender,
                 authority.to_owned(),
                 Arc::clone(&keys),
+                rounds.clone(),
                 c as u64,
                 clients as u64,
                 deadline,
@@ -886,7 +908,16 @@ fn eth2_bench(out: &Output, a: &BenchArgs) -> Result<serde_json::Value, CliError
     let keys_client = crate::client::Client::new(&format!("http://{eth2}"), None)?;
     let keys: Vec<String> = serde_json::from_value(keys_client.get("/api/v1/eth2/publicKeys")?)
         .map_err(|e| CliError::Server(format!("public keys: {e}")))?;
-    let run = drive_eth2(&eth2, keys.clone(), a.seconds, a.clients)?;
+    // First, one attestation by every validator (each key is opened on its first duty, as on
+    // a node's first epoch); then the steady state, every validator attesting once an epoch.
+    let count = keys.len() as u64;
+    let first = drive_eth2(&eth2, keys.clone(), 0..count, 3600, a.clients)?;
+    let cpu_before = cpu_seconds(child.id());
+    let started = Instant::now();
+    let run = drive_eth2(&eth2, keys.clone(), count..u64::MAX, a.seconds, a.clients)?;
+    let server_cores = cpu_seconds(child.id())
+        .zip(cpu_before)
+        .map(|(after, before)| (after - before) / started.elapsed().as_secs_f64());
     stop(child);
     // Restart with every validator key: until the listener answers, then until the first
     // duty is signed (which builds the public-key index).
@@ -900,7 +931,11 @@ fn eth2_bench(out: &Output, a: &BenchArgs) -> Result<serde_json::Value, CliError
         );
         println!("  raw blst sign, 1 core:        {raw1:>10.0} sign/s");
         println!("  raw blst sign, 2 threads:     {raw2:>10.0} sign/s");
-        http_line("1 node, SQLite", &run, Some(raw2));
+        http_line("first epoch (keys opened)", &first, Some(raw2));
+        http_line("steady state", &run, Some(raw2));
+        if let Some(c) = server_cores {
+            println!("  node CPU during the run:      {c:>10.2} cores");
+        }
         println!("  EIP-2333 derivation:          {derive_rate:>10.0} keys/s");
         println!(
             "  restart with {} keys:        {:>10.0} ms to listen, first duty {first_ms:.0} ms later",
@@ -910,8 +945,10 @@ fn eth2_bench(out: &Output, a: &BenchArgs) -> Result<serde_json::Value, CliError
     }
     Ok(json!({
         "eth2_attestations": http_json(&run, a.clients, Some(raw2)),
+        "eth2_attestations_first_epoch": http_json(&first, a.clients, Some(raw2)),
         "validators": a.validators,
         "raw_bls_1_core": raw1, "raw_bls_2_threads": raw2,
+        "node_cpu_cores": server_cores,
         "eip2333_keys_per_sec": derive_rate,
         "restart_listen_ms": up.as_secs_f64() * 1000.0,
         "restart_first_duty_ms": first_ms,

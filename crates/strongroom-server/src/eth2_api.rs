@@ -259,9 +259,9 @@ fn indexed(
     Ok(Some(k.clone()))
 }
 
-/// The domain's validator key with this public key (`0x` + 96 hex digits).
-fn key_by_identifier(l: &Listener, identifier: &str) -> Result<KeyRecord, ApiError> {
-    let pubkey = identifier
+/// The public key an identifier names (`0x` + 96 hex digits).
+fn identifier_pubkey(identifier: &str) -> Result<Vec<u8>, ApiError> {
+    identifier
         .strip_prefix("0x")
         .filter(|h| h.len() == 96 && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .and_then(|h| hex::decode(h).ok())
@@ -270,13 +270,61 @@ fn key_by_identifier(l: &Listener, identifier: &str) -> Result<KeyRecord, ApiErr
                 "invalid_identifier",
                 "the identifier is a BLS public key: 0x and 96 hex digits",
             )
-        })?;
+        })
+}
+
+/// The domain's validator key with this public key, and the domain, if the index and the
+/// key cache hold them: no database read. (A key or domain changed on another node is
+/// forgotten by the cache; a destroyed or demoted key is refused again in the transaction
+/// that records its duty.) `None`: take the slow path.
+fn indexed_identifier(
+    l: &Listener,
+    identifier: &str,
+) -> Result<Option<(KeyRecord, DomainRecord)>, ApiError> {
+    let pubkey = identifier_pubkey(identifier)?;
+    if l.vault.keystore.status().sealed {
+        return Err(ApiError::Sealed);
+    }
+    let Some(served) = l.domain.get().copied() else {
+        return Ok(None);
+    };
+    let id = l
+        .index
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .by_pubkey
+        .get(&pubkey)
+        .copied();
+    let Some(id) = id else { return Ok(None) };
+    let Some(found) = l.vault.keys.get(l.vault.store.as_ref(), id)? else {
+        return Ok(None);
+    };
+    let (k, d) = (&found.0, &found.1);
+    if d.id != served
+        || d.destroyed_at.is_some()
+        || k.algorithm != Algorithm::Bls12381
+        || k.destroyed_at.is_some()
+        || k.public_key != pubkey
+    {
+        return Ok(None);
+    }
+    l.vault.check_public(k)?;
+    Ok(Some((k.clone(), d.clone())))
+}
+
+/// The domain's validator key with this public key (`0x` + 96 hex digits), and the domain.
+fn key_by_identifier(
+    l: &Listener,
+    identifier: &str,
+) -> Result<(KeyRecord, DomainRecord), ApiError> {
+    let pubkey = identifier_pubkey(identifier)?;
     let domain = l.domain()?;
     if let Some(k) = indexed(l, &domain, &pubkey)? {
-        return Ok(k);
+        return Ok((k, domain));
     }
     reindex(l, false)?;
-    indexed(l, &domain, &pubkey)?.ok_or(ApiError::NotFound)
+    let k = indexed(l, &domain, &pubkey)?.ok_or(ApiError::NotFound)?;
+    Ok((k, domain))
 }
 
 async fn sign(
@@ -295,15 +343,20 @@ async fn sign(
     })?;
     // The key asked for, in the record even if it is not found.
     ctx.tag(|t| t.detail = Some(json!({"identifier": identifier}).to_string()));
-    let k = {
-        let l = l.clone();
-        let identifier = identifier.clone();
-        tokio::task::spawn_blocking(move || key_by_identifier(&l, &identifier))
-            .await
-            .map_err(|_| ApiError::Internal)??
+    // The index answers from memory; only a miss (which rebuilds it from the database) goes
+    // off the async workers.
+    let (k, domain) = match indexed_identifier(&l, &identifier)? {
+        Some(found) => found,
+        None => {
+            let l = l.clone();
+            let identifier = identifier.clone();
+            tokio::task::spawn_blocking(move || key_by_identifier(&l, &identifier))
+                .await
+                .map_err(|_| ApiError::Internal)??
+        }
     };
     ctx.tag(|t| t.key = Some(k.id));
-    let signature = sign_for(&l, &ctx, &k, &body).await?;
+    let signature = sign_for(&l, &ctx, &k, &domain, &body).await?;
     let hex_sig = format!("0x{}", hex::encode(signature));
     let wants_json = headers
         .get(header::ACCEPT)
@@ -321,9 +374,9 @@ async fn sign_for(
     l: &Listener,
     ctx: &RequestCtx,
     k: &KeyRecord,
+    domain: &DomainRecord,
     body: &Bytes,
 ) -> Result<[u8; 96], ApiError> {
-    let domain = l.domain()?;
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|_| ApiError::bad("malformed_json", "the request body is not JSON"))?;
     let request = parse_signing_request(&value, l.genesis_fork_version)?;
@@ -447,7 +500,7 @@ async fn sign_for(
     let signed = if temperature::signing(current.0.temperature) == Change::Now {
         l.vault
             .keystore
-            .sign_validator(&domain, &current.0, &request.signing_root)
+            .sign_validator(domain, &current.0, &request.signing_root)
             .map_err(ApiError::from)
     } else {
         Err(ApiError::conflict(
