@@ -461,18 +461,29 @@ impl SigningKey {
 
     fn pairwise_consistency_test(&self) -> Result<(), Error> {
         const PCT_DIGEST: [u8; 32] = *b"strongroom pairwise consistency!";
+        // Tests only: `STRONGROOM_BREAK_SELF_TEST=pairwise-consistency` verifies against
+        // another message, as a key whose halves disagree would fail.
+        #[allow(unused_mut)]
+        let mut checked = PCT_DIGEST;
+        #[cfg(feature = "danger-break-self-test")]
+        if std::env::var("STRONGROOM_BREAK_SELF_TEST").is_ok_and(|b| b == "pairwise-consistency") {
+            checked[0] ^= 1;
+        }
         if let Inner::Bls(_) = self.inner {
             let sig = self.sign_bls(&PCT_DIGEST)?;
             return self
                 .verifier
-                .verify(Payload::Message(&PCT_DIGEST), &sig)
+                .verify(Payload::Message(&checked), &sig)
                 .map_err(|_| Error::SelfCheck);
         }
-        let payload = match self.algorithm() {
-            Algorithm::Ed25519 => Payload::Message(&PCT_DIGEST),
-            _ => Payload::Digest(&PCT_DIGEST),
+        let (signed, verified) = match self.algorithm() {
+            Algorithm::Ed25519 => (Payload::Message(&PCT_DIGEST), Payload::Message(&checked)),
+            _ => (Payload::Digest(&PCT_DIGEST), Payload::Digest(&checked)),
         };
-        self.sign(payload).map(|_| ()).map_err(|_| Error::SelfCheck)
+        let sig = self.sign_unverified(signed)?;
+        self.verifier
+            .verify(verified, &sig.bytes)
+            .map_err(|_| Error::SelfCheck)
     }
 }
 

@@ -54,6 +54,11 @@ pub enum ApiError {
     NotInitialized,
     /// The audit log cannot be written, so nothing is done (503).
     AuditUnavailable,
+    /// A power-on self-test (named) failed: no cryptographic operation is served (503).
+    SelfTestFailed(&'static str),
+    /// A signature or a new key failed its own check (verify-before-release, the
+    /// pairwise-consistency test): nothing was released or kept (500).
+    SelfCheckFailed,
     /// The wall clock moved backwards: time-dependent operations wait for a security
     /// officer's acknowledgement (503).
     ClockUntrusted,
@@ -104,11 +109,13 @@ impl ApiError {
             ApiError::Sealed
             | ApiError::NotInitialized
             | ApiError::AuditUnavailable
+            | ApiError::SelfTestFailed(_)
             | ApiError::ClockUntrusted
             | ApiError::Hsm(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::KeyUnavailable | ApiError::StoredDataCorrupt | ApiError::Internal => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            ApiError::KeyUnavailable
+            | ApiError::StoredDataCorrupt
+            | ApiError::SelfCheckFailed
+            | ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -132,6 +139,8 @@ impl ApiError {
             ApiError::Sealed => "sealed",
             ApiError::NotInitialized => "not_initialized",
             ApiError::AuditUnavailable => "audit_unavailable",
+            ApiError::SelfTestFailed(_) => "self_test_failed",
+            ApiError::SelfCheckFailed => "self_check_failed",
             ApiError::ClockUntrusted => "clock_untrusted",
             ApiError::KeyUnavailable => "key_unavailable",
             ApiError::StoredDataCorrupt => "stored_data_corrupt",
@@ -194,6 +203,12 @@ impl ApiError {
             ApiError::AuditUnavailable => {
                 "the audit log cannot be written; nothing was done".into()
             }
+            ApiError::SelfCheckFailed => {
+                "a cryptographic self-check failed (a signature, or a new key's pairwise-consistency test); nothing was released or kept".into()
+            }
+            ApiError::SelfTestFailed(test) => format!(
+                "the power-on self-test {test} failed: this node serves no cryptographic operation"
+            ),
             ApiError::KeyUnavailable => "key unavailable".into(),
             ApiError::StoredDataCorrupt => {
                 "stored data failed its integrity check (edited or damaged database)".into()
@@ -298,8 +313,10 @@ impl From<strongroom_keystore::Error> for ApiError {
                 ApiError::Internal
             }
             K::Crypto(strongroom_crypto::Error::SelfCheck) => {
-                tracing::error!("signature self-check failed; nothing released");
-                ApiError::Internal
+                tracing::error!(
+                    "a self-check failed (a signature, or a new key's pairwise-consistency test); nothing released or kept"
+                );
+                ApiError::SelfCheckFailed
             }
             other => {
                 tracing::error!(error = %other, "keystore failure");

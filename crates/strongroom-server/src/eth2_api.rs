@@ -153,6 +153,9 @@ async fn pipeline(
     }
     let mut response = if vault.writer.has_failed() {
         ApiError::AuditUnavailable.into_response()
+    } else if let Err(test) = vault.self_test {
+        // Upcheck too: the consensus client must see this signer is down.
+        ApiError::SelfTestFailed(test).into_response()
     } else if let (Err(e), false) = (&domain, operation == "eth2.upcheck") {
         e.clone().into_response()
     } else {

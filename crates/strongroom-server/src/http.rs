@@ -743,6 +743,10 @@ async fn pipeline(
         e.into_response()
     } else if vault.writer.has_failed() && route.is_none_or(|r| r.operation != "health") {
         ApiError::AuditUnavailable.into_response()
+    } else if let Err(test) = vault.self_test
+        && route.is_none_or(|r| !matches!(r.operation, "health" | "status"))
+    {
+        ApiError::SelfTestFailed(test).into_response()
     } else if time_dependent && !vault.time.trusted() {
         ApiError::ClockUntrusted.into_response()
     } else if route.is_some_and(|r| !r.while_sealed) && vault.keystore.status().sealed {

@@ -275,6 +275,9 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         Arc::clone(&clock),
         &dir.head_path(),
     )?;
+    // Power-on self-tests, before anything can unseal: a failure leaves the node answering
+    // health and status only.
+    let self_test = strongroom_crypto::self_test();
     let vault = Arc::new(Vault {
         store,
         keystore,
@@ -298,6 +301,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
             .as_ref()
             .and_then(|(_, _, chain, _)| chain.genesis_validators_root),
         kdf_gate: Arc::new(tokio::sync::Semaphore::new(1)),
+        self_test,
     });
     // Other nodes on the same database: forget what they change (see docs/architecture.md).
     let weak = Arc::downgrade(&vault);
@@ -332,10 +336,41 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         .submit(vec![], lifecycle("server.start")?)
         .await
         .map_err(|_| ServeError::Api(crate::ApiError::AuditUnavailable))?;
+    let tested = {
+        let ctx = vault
+            .system_ctx(Principal::System)
+            .map_err(ServeError::Api)?;
+        ctx.tag(|t| {
+            t.detail = Some(
+                serde_json::json!({"tests": strongroom_crypto::SELF_TESTS,
+                    "failed": vault.self_test.err()})
+                .to_string(),
+            );
+        });
+        match vault.self_test {
+            Ok(()) => ctx.event("selftest.power_on", Outcome::Granted, None),
+            Err(test) => {
+                tracing::error!(
+                    test,
+                    "a power-on self-test failed: this node serves no cryptographic operation"
+                );
+                ctx.event(
+                    "selftest.power_on",
+                    Outcome::Failed,
+                    Some("self_test_failed"),
+                )
+            }
+        }
+    };
+    vault
+        .writer
+        .submit(vec![], tested)
+        .await
+        .map_err(|_| ServeError::Api(crate::ApiError::AuditUnavailable))?;
     // A vault sealed by a PKCS#11 token unseals itself here, or stays sealed and says why.
     vault.auto_unseal();
 
-    let dev_token = if opts.dev {
+    let dev_token = if opts.dev && vault.self_test.is_ok() {
         Some(dev_bootstrap(&vault, dir.path()).await?)
     } else {
         None

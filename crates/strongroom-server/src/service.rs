@@ -128,6 +128,8 @@ pub struct Vault {
     pub(crate) seal: crate::node_seal::NodeSeal,
     /// The chain `[eth2]` names, for slashing data of a domain not yet pinned to one.
     pub(crate) eth2_genesis: Option<[u8; 32]>,
+    /// The power-on self-tests' outcome: `Err(name)` if one failed (nothing is served).
+    pub(crate) self_test: Result<(), &'static str>,
     /// One keystore KDF batch at a time (each takes every core and up to 512 MiB per core):
     /// concurrent imports queue rather than exhaust memory.
     pub(crate) kdf_gate: Arc<tokio::sync::Semaphore>,
@@ -258,6 +260,19 @@ pub struct StatusView {
     /// Why this node's token last failed, while it matters.
     #[serde(skip_serializing_if = "Option::is_none")]
     seal_error: Option<SealErrorView>,
+    /// The power-on self-tests.
+    self_test: SelfTestView,
+}
+
+/// The power-on self-tests as the status shows them.
+#[derive(Serialize)]
+pub struct SelfTestView {
+    passed: bool,
+    /// The test that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed: Option<&'static str>,
+    /// Every test run.
+    tests: &'static [&'static str],
 }
 
 /// A token failure as the status shows it.
@@ -492,6 +507,9 @@ impl Vault {
     /// vault still sealed by shares only. A failure leaves the vault sealed, never falls back
     /// to anything else, and is what `status` reports.
     pub(crate) fn auto_unseal(&self) {
+        if self.self_test.is_err() {
+            return;
+        }
         let s = self.keystore.status();
         if !s.initialized
             || !s.sealed
@@ -554,6 +572,11 @@ impl Vault {
             seal: self.keystore.seal_kind().map(|k| k.as_str()),
             node_seal: self.seal.kind().as_str(),
             seal_error,
+            self_test: SelfTestView {
+                passed: self.self_test.is_ok(),
+                failed: self.self_test.err(),
+                tests: &strongroom_crypto::SELF_TESTS,
+            },
         }
     }
 
