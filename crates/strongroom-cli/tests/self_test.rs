@@ -83,3 +83,74 @@ fn a_new_key_that_fails_its_pairwise_consistency_test_is_not_kept() {
         .json();
     assert_eq!(listed, serde_json::json!([]), "nothing kept");
 }
+
+#[test]
+fn a_stuck_entropy_source_seals_the_vault_and_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("vault");
+    let trigger = dir.path().join("stick");
+    let node = Node::dev_with_env(
+        &data,
+        &[("STRONGROOM_BREAK_ENTROPY", trigger.to_str().unwrap())],
+    );
+    let (_, st) = node.http("GET", "/v1/sys/status", None, None);
+    assert_eq!(st["entropy"]["healthy"], true, "{st}");
+    assert!(
+        st["entropy"]["sources"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("os"))
+    );
+    let token = node.dev_token();
+    node.cli(
+        Some(&token),
+        &["--json", "key", "create", "--algorithm", "ed25519"],
+    )
+    .ok();
+    // The source sticks: within one reseed interval the health test fails, and from then on
+    // nothing is generated.
+    std::fs::write(&trigger, b"").unwrap();
+    let mut failed = None;
+    for _ in 0..600 {
+        let r = node.cli(
+            Some(&token),
+            &["--json", "key", "create", "--algorithm", "ed25519"],
+        );
+        if r.code != 0 {
+            failed = Some(r.error_code());
+            break;
+        }
+    }
+    let code = failed.expect("the stuck source was never noticed");
+    assert!(
+        code == "entropy_failed" || code == "sealed",
+        "fails closed: {code}"
+    );
+    let (_, st) = node.http("GET", "/v1/sys/status", None, None);
+    assert_eq!(st["entropy"]["healthy"], false, "{st}");
+    assert_eq!(st["entropy"]["failed"], "test-stuck: repetition count");
+    assert_eq!(st["sealed"], true, "the vault sealed itself: {st}");
+    node.stop();
+    // Audited (in the clear, as records written while sealed are).
+    let audited: i64 = db(&data)
+        .query_row("SELECT count(*) FROM audit WHERE sealed = 0", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert!(audited >= 1);
+    let raw: Vec<Vec<u8>> = {
+        let conn = db(&data);
+        let mut stmt = conn
+            .prepare("SELECT event FROM audit WHERE sealed = 0")
+            .unwrap();
+        stmt.query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(
+        raw.iter()
+            .any(|e| String::from_utf8_lossy(e).contains("entropy.failed")),
+        "an entropy.failed record"
+    );
+}

@@ -3,7 +3,9 @@
 //! It provides the secret types (root key, AEAD keys, signing keys, unseal shares, TOTP
 //! secrets), operator password hashing (Argon2id), one-time passwords (RFC 6238), sealing
 //! with AES-256-GCM, HKDF derivation, signing with verify-before-release, signature
-//! verification, and Shamir splitting of the root key.
+//! verification, Shamir splitting of the root key, EIP-2335 keystores, the power-on
+//! known-answer tests ([`self_test`]) and the vault's random-bit generator
+//! ([`HealthCheckedEntropy`]: SP 800-90B health tests on raw inputs, SP 800-90A HMAC_DRBG).
 //!
 //! Rules this crate keeps, and callers may rely on:
 //! - Secret types have private fields, zeroize on drop, print as `..` in `Debug`, and implement
@@ -15,12 +17,15 @@
 //!   public key (the defence against fault attacks on deterministic signatures).
 //! - Errors about secrets are opaque: a failed unseal says only that it failed.
 //!
-//! It must not do I/O other than asking its [`strongroom_core::EntropySource`] for randomness.
+//! It must not do I/O other than asking its [`strongroom_core::EntropySource`] for randomness
+//! (and, for the generator, reading the raw sources and reporting a latched failure on
+//! standard error).
 
 mod aead;
 mod age;
 mod approval;
 mod bundle;
+mod drbg;
 mod eip2335;
 mod entropy;
 mod error;
@@ -38,6 +43,7 @@ pub use aead::{AeadKey, SEALED_BLOB_VERSION};
 pub use age::{AgeRecipient, age_encrypt};
 pub use approval::{ApprovalKey, approval_key_is_unusable, request_hash, verify_approval};
 pub use bundle::{BundleShare, SealedBundle, open_bundle, seal_bundle};
+pub use drbg::{CpuRaw, HealthCheckedEntropy, OsRaw, RawSource};
 pub use eip2335::{
     EIP2335_RANDOM_LEN, Eip2335Kdf, decrypt_eip2335, eip2335_pubkey, encrypt_eip2335,
 };

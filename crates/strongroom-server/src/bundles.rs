@@ -206,7 +206,7 @@ impl Vault {
         let mut bundle_id = [0u8; 16];
         self.entropy
             .fill(&mut bundle_id)
-            .map_err(|_| ApiError::Internal)?;
+            .map_err(|_| ApiError::EntropyFailed)?;
         let names: Vec<String> = recipients.iter().map(ToString::to_string).collect();
         let aad = bundle_aad(&self.vault_id, &bundle_id, &k, threshold, &names);
         let sealed = strongroom_crypto::seal_bundle(

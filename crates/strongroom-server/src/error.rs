@@ -56,6 +56,9 @@ pub enum ApiError {
     AuditUnavailable,
     /// A power-on self-test (named) failed: no cryptographic operation is served (503).
     SelfTestFailed(&'static str),
+    /// The random-bit generator failed a health test: nothing needing randomness is done
+    /// (503).
+    EntropyFailed,
     /// A signature or a new key failed its own check (verify-before-release, the
     /// pairwise-consistency test): nothing was released or kept (500).
     SelfCheckFailed,
@@ -110,6 +113,7 @@ impl ApiError {
             | ApiError::NotInitialized
             | ApiError::AuditUnavailable
             | ApiError::SelfTestFailed(_)
+            | ApiError::EntropyFailed
             | ApiError::ClockUntrusted
             | ApiError::Hsm(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::KeyUnavailable
@@ -141,6 +145,7 @@ impl ApiError {
             ApiError::AuditUnavailable => "audit_unavailable",
             ApiError::SelfTestFailed(_) => "self_test_failed",
             ApiError::SelfCheckFailed => "self_check_failed",
+            ApiError::EntropyFailed => "entropy_failed",
             ApiError::ClockUntrusted => "clock_untrusted",
             ApiError::KeyUnavailable => "key_unavailable",
             ApiError::StoredDataCorrupt => "stored_data_corrupt",
@@ -202,6 +207,9 @@ impl ApiError {
             }
             ApiError::AuditUnavailable => {
                 "the audit log cannot be written; nothing was done".into()
+            }
+            ApiError::EntropyFailed => {
+                "the random-bit generator failed a health test: the vault sealed itself; restart the node and unseal".into()
             }
             ApiError::SelfCheckFailed => {
                 "a cryptographic self-check failed (a signature, or a new key's pairwise-consistency test); nothing was released or kept".into()
@@ -310,7 +318,7 @@ impl From<strongroom_keystore::Error> for ApiError {
             ),
             K::Crypto(strongroom_crypto::Error::Entropy) => {
                 tracing::error!("entropy source failed");
-                ApiError::Internal
+                ApiError::EntropyFailed
             }
             K::Crypto(strongroom_crypto::Error::SelfCheck) => {
                 tracing::error!(

@@ -669,22 +669,26 @@ async fn pipeline(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let request_id = {
-        let mut b = [0u8; 16];
-        if vault.entropy.fill(&mut b).is_err() {
-            return ApiError::Internal.into_response();
-        }
-        RequestId::from_random(b)
-    };
-    let wall = vault.clock.now();
-    let observed = vault.time.observe(wall);
-    let time = observed.effective;
     let route = lookup(
         req.method(),
         req.extensions()
             .get::<MatchedPath>()
             .map(MatchedPath::as_str),
     );
+    let request_id = {
+        let mut b = [0u8; 16];
+        if vault.entropy.fill(&mut b).is_err() {
+            vault.entropy_failed().await;
+            // Health and status still answer (and say why); nothing else is done.
+            if route.is_none_or(|r| !matches!(r.operation, "health" | "status")) {
+                return ApiError::EntropyFailed.into_response();
+            }
+        }
+        RequestId::from_random(b)
+    };
+    let wall = vault.clock.now();
+    let observed = vault.time.observe(wall);
+    let time = observed.effective;
     let operation = route.map_or("http.unrouted", |r| r.operation);
     let source = peer.ip();
 
@@ -811,6 +815,10 @@ async fn pipeline(
         {
             response = ApiError::AuditUnavailable.into_response();
         }
+    }
+    // A health test that failed while this request drew randomness: seal and audit it.
+    if vault.rng.failure().is_some() {
+        vault.entropy_failed().await;
     }
     // The Keymanager API's own error shape: `{"message": ...}` (with our stable code).
     if operation.starts_with("keymanager.")

@@ -487,7 +487,9 @@ impl Vault {
         let roles = Roles::new(&roles)?;
         let domain = self.operator_scope(domain)?;
         let mut id = [0u8; 16];
-        self.entropy.fill(&mut id).map_err(|_| ApiError::Internal)?;
+        self.entropy
+            .fill(&mut id)
+            .map_err(|_| ApiError::EntropyFailed)?;
         let id = OperatorId::from_random(id);
         let password = strongroom_crypto::generate_password(self.entropy.as_ref())?;
         let totp = TotpSecret::generate(OtpAlgorithm::Sha1, self.entropy.as_ref())?;

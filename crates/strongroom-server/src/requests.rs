@@ -617,10 +617,12 @@ impl Vault {
         let required = required_approvals(&self.store.quorum_rules()?, op, domain).max(min);
         let mut id = [0u8; 16];
         let mut nonce = [0u8; 32];
-        self.entropy.fill(&mut id).map_err(|_| ApiError::Internal)?;
+        self.entropy
+            .fill(&mut id)
+            .map_err(|_| ApiError::EntropyFailed)?;
         self.entropy
             .fill(&mut nonce)
-            .map_err(|_| ApiError::Internal)?;
+            .map_err(|_| ApiError::EntropyFailed)?;
         let mut rec = PendingRecord {
             id: PendingId::from_random(id),
             op,

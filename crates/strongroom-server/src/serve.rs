@@ -9,7 +9,7 @@ use std::sync::Arc;
 use strongroom_core::record::Outcome;
 use strongroom_core::storage::{Change, Storage};
 use strongroom_core::{Clock, EntropySource, Principal, SystemClock};
-use strongroom_crypto::OsEntropy;
+use strongroom_crypto::HealthCheckedEntropy;
 use strongroom_keystore::Keystore;
 use strongroom_storage::{DataDir, Opened};
 use zeroize::Zeroizing;
@@ -224,7 +224,9 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         (None, false) => return Err(ServeError::Config("a data directory is required".into())),
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let entropy: Arc<dyn EntropySource> = Arc::new(OsEntropy);
+    // Health-tested raw inputs (the OS, and RDSEED where present) through HMAC_DRBG.
+    let rng = Arc::new(HealthCheckedEntropy::system());
+    let entropy: Arc<dyn EntropySource> = rng.clone();
 
     let dir = DataDir::open(&data_dir)?;
     // Drawn before it is needed so that an entropy failure stops the start instead of
@@ -302,6 +304,8 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
             .and_then(|(_, _, chain, _)| chain.genesis_validators_root),
         kdf_gate: Arc::new(tokio::sync::Semaphore::new(1)),
         self_test,
+        rng,
+        entropy_reported: std::sync::atomic::AtomicBool::new(false),
     });
     // Other nodes on the same database: forget what they change (see docs/architecture.md).
     let weak = Arc::downgrade(&vault);

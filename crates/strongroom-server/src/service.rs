@@ -130,6 +130,10 @@ pub struct Vault {
     pub(crate) eth2_genesis: Option<[u8; 32]>,
     /// The power-on self-tests' outcome: `Err(name)` if one failed (nothing is served).
     pub(crate) self_test: Result<(), &'static str>,
+    /// The random-bit generator behind `entropy`, for its health.
+    pub(crate) rng: Arc<strongroom_crypto::HealthCheckedEntropy>,
+    /// Set once an entropy failure has been acted on.
+    pub(crate) entropy_reported: std::sync::atomic::AtomicBool,
     /// One keystore KDF batch at a time (each takes every core and up to 512 MiB per core):
     /// concurrent imports queue rather than exhaust memory.
     pub(crate) kdf_gate: Arc<tokio::sync::Semaphore>,
@@ -262,6 +266,18 @@ pub struct StatusView {
     seal_error: Option<SealErrorView>,
     /// The power-on self-tests.
     self_test: SelfTestView,
+    /// The random-bit generator's raw sources and health.
+    entropy: EntropyView,
+}
+
+/// The random-bit generator as the status shows it.
+#[derive(Serialize)]
+pub struct EntropyView {
+    sources: Vec<&'static str>,
+    healthy: bool,
+    /// The source and health test that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed: Option<String>,
 }
 
 /// The power-on self-tests as the status shows them.
@@ -454,7 +470,9 @@ impl Vault {
 
     pub(crate) fn random_bytes(&self) -> Result<[u8; 16], ApiError> {
         let mut b = [0u8; 16];
-        self.entropy.fill(&mut b).map_err(|_| ApiError::Internal)?;
+        self.entropy
+            .fill(&mut b)
+            .map_err(|_| ApiError::EntropyFailed)?;
         Ok(b)
     }
 
@@ -577,6 +595,14 @@ impl Vault {
                 failed: self.self_test.err(),
                 tests: &strongroom_crypto::SELF_TESTS,
             },
+            entropy: {
+                let failed = self.rng.failure();
+                EntropyView {
+                    sources: self.rng.source_names(),
+                    healthy: failed.is_none(),
+                    failed,
+                }
+            },
         }
     }
 
@@ -687,6 +713,40 @@ impl Vault {
         allow(ctx, &Operation::AcknowledgeClock)?;
         self.time.acknowledge(ctx.wall);
         Ok(serde_json::json!({"clock": "trusted", "effective_time": rfc3339(ctx.time)}))
+    }
+
+    /// Acts once on a failed entropy health test: the vault seals (its keys are zeroized;
+    /// nothing can be generated safely any more) and the failure is audited — in the clear,
+    /// as records written while sealed are, since sealing a record needs randomness.
+    pub(crate) async fn entropy_failed(&self) {
+        let Some(failure) = self.rng.failure() else {
+            return;
+        };
+        if self
+            .entropy_reported
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        tracing::error!(
+            failure,
+            "an entropy health test failed: the vault seals and produces no random bytes until restarted"
+        );
+        self.keystore.seal();
+        self.keys.clear();
+        let ctx = RequestCtx {
+            // No randomness to draw an id from.
+            request_id: RequestId::from_random([0; 16]),
+            time: self.time.observe(self.clock.now()).effective,
+            wall: self.clock.now(),
+            source: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            principal: Principal::System,
+            request_expiry: None,
+            tags: Mutex::new(Tags::default()),
+        };
+        ctx.tag(|t| t.detail = Some(serde_json::json!({"failed": failure}).to_string()));
+        let event = ctx.event("entropy.failed", Outcome::Failed, Some("entropy_failed"));
+        let _ = self.writer.submit(vec![], event).await;
     }
 
     pub(crate) fn seal(&self, ctx: &RequestCtx) -> Result<StatusView, ApiError> {

@@ -30,8 +30,10 @@ pub(crate) fn issue(
 ) -> Result<Issued, ApiError> {
     let mut raw = Zeroizing::new([0u8; 32]);
     let mut id = [0u8; 16];
-    entropy.fill(raw.as_mut()).map_err(|_| ApiError::Internal)?;
-    entropy.fill(&mut id).map_err(|_| ApiError::Internal)?;
+    entropy
+        .fill(raw.as_mut())
+        .map_err(|_| ApiError::EntropyFailed)?;
+    entropy.fill(&mut id).map_err(|_| ApiError::EntropyFailed)?;
     let value = Zeroizing::new(format!("{PREFIX}{}", hex::encode(&raw[..])));
     let record = TokenRecord {
         id: TokenId::from_random(id),
