@@ -172,6 +172,13 @@ enum OperatorCmd {
     },
     /// Seal: wipe all key material from the server's memory.
     Seal,
+    /// Tamper response (security officer or custodian, no quorum): zeroize every key at once
+    /// and seal; automatic (PKCS#11) unseals are held until the shares are presented.
+    Tamper {
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Protect the root key as this node's `[seal]` says (needs approval: seal.migrate):
     /// from Shamir shares to the PKCS#11 token, back to shares alone, or to another token
     /// key. The unseal shares stay valid either way. Run on an unsealed node configured for
@@ -559,6 +566,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Operator(OperatorCmd::Unseal { share_file, .. }) => {
             let share = read_share(share_file)?;
             out.status(&client()?.post("/v1/sys/unseal", &json!({"share": share.as_str()}))?)
+        }
+        Command::Operator(OperatorCmd::Tamper { reason }) => {
+            out.status(&client()?.post("/v1/sys/tamper", &json!({"reason": reason}))?)
         }
         Command::Operator(OperatorCmd::Seal) => {
             out.status(&client()?.post("/v1/sys/seal", &json!({}))?)
@@ -1038,6 +1048,7 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
                 genesis_fork_version: None,
                 genesis_validators_root: None,
             }),
+            tamper: strongroom_server::TamperConfig::default(),
         }
     } else {
         let path = a
@@ -1053,6 +1064,7 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
             data_dir: Some(cfg.data_dir),
             seal: cfg.seal,
             eth2: cfg.eth2,
+            tamper: cfg.tamper,
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

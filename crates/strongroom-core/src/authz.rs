@@ -141,6 +141,9 @@ pub enum Operation {
     /// List, import and delete (make cold) the validator keys of a domain through the
     /// Ethereum Keymanager API.
     ManageValidators(DomainId),
+    /// Tamper response: zeroize every key at once and seal; only an unseal with the shares
+    /// brings the vault back.
+    Tamper,
 }
 
 /// Why a request was refused.
@@ -269,8 +272,12 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
                 | Operation::SetPolicy(_)
                 | Operation::ManageValidators(_),
             ) => true,
-            // Safety actions: sealing and freezing never wait for anyone.
-            (Role::Custodian, Operation::Seal | Operation::ChangeTemperature(_)) => true,
+            // Safety actions: sealing, freezing and the tamper response never wait for anyone.
+            (
+                Role::Custodian,
+                Operation::Seal | Operation::ChangeTemperature(_) | Operation::Tamper,
+            ) => true,
+            (Role::SecurityOfficer, Operation::Tamper) => true,
             (Role::SecurityOfficer, Operation::ChangeTemperature(_)) => true,
             // Those who approve register the key they approve with.
             (Role::SecurityOfficer | Role::Approver, Operation::RegisterApprovalKey) => true,
@@ -338,6 +345,7 @@ mod tests {
             Operation::AcknowledgeClock,
             Operation::SetPolicy(d),
             Operation::ManageValidators(d),
+            Operation::Tamper,
         ]
     }
 
@@ -429,6 +437,10 @@ mod tests {
             (&so, Operation::Sign(mine), no),
             (&so, Operation::Seal, allow),
             (&custodian, Operation::Seal, allow),
+            (&so, Operation::Tamper, allow),
+            (&custodian, Operation::Tamper, allow),
+            (&approver, Operation::Tamper, no),
+            (&auditor, Operation::Tamper, no),
             (&custodian, Operation::CreateDomain, no),
             (&custodian, Operation::ReadKeys(mine), no),
             (&auditor, Operation::ListOperators, allow),

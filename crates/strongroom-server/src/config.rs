@@ -49,6 +49,31 @@ pub struct Config {
     pub seal: SealConfig,
     /// The Ethereum remote-signing listener.
     pub eth2: Option<Eth2Config>,
+    /// The tamper response.
+    #[serde(default)]
+    pub tamper: TamperConfig,
+}
+
+/// `[tamper]`: what triggers the tamper response besides `operator tamper`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TamperConfig {
+    /// The signal that zeroizes every key and seals: `usr1`, `usr2` (the default) or `off`
+    /// (for an enclosure sensor or a watchdog to send).
+    #[serde(default = "default_tamper_signal")]
+    pub signal: String,
+}
+
+impl Default for TamperConfig {
+    fn default() -> Self {
+        TamperConfig {
+            signal: default_tamper_signal(),
+        }
+    }
+}
+
+fn default_tamper_signal() -> String {
+    "usr2".to_owned()
 }
 
 /// `[eth2]`: the Ethereum remote-signing API on its own listener, bound to one domain.

@@ -56,6 +56,9 @@ pub enum ApiError {
     AuditUnavailable,
     /// A power-on self-test (named) failed: no cryptographic operation is served (503).
     SelfTestFailed(&'static str),
+    /// The database is older than the audit head this node signed (described): the vault
+    /// does not unseal over it (503).
+    RolledBack(String),
     /// The random-bit generator failed a health test: nothing needing randomness is done
     /// (503).
     EntropyFailed,
@@ -114,6 +117,7 @@ impl ApiError {
             | ApiError::AuditUnavailable
             | ApiError::SelfTestFailed(_)
             | ApiError::EntropyFailed
+            | ApiError::RolledBack(_)
             | ApiError::ClockUntrusted
             | ApiError::Hsm(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::KeyUnavailable
@@ -146,6 +150,7 @@ impl ApiError {
             ApiError::SelfTestFailed(_) => "self_test_failed",
             ApiError::SelfCheckFailed => "self_check_failed",
             ApiError::EntropyFailed => "entropy_failed",
+            ApiError::RolledBack(_) => "database_rolled_back",
             ApiError::ClockUntrusted => "clock_untrusted",
             ApiError::KeyUnavailable => "key_unavailable",
             ApiError::StoredDataCorrupt => "stored_data_corrupt",
@@ -208,6 +213,9 @@ impl ApiError {
             ApiError::AuditUnavailable => {
                 "the audit log cannot be written; nothing was done".into()
             }
+            ApiError::RolledBack(what) => format!(
+                "{what}: the database was rolled back (restored from an older copy?); the vault will not unseal over it"
+            ),
             ApiError::EntropyFailed => {
                 "the random-bit generator failed a health test: the vault sealed itself; restart the node and unseal".into()
             }

@@ -107,6 +107,14 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "POST",
+        "/v1/sys/tamper",
+        "operator.tamper",
+        "Tamper response: zeroize every key and seal; automatic unseals wait for the shares",
+        true,
+        false,
+    ),
+    route(
+        "POST",
         "/v1/sys/seal/migrate",
         "seal.migrate",
         "Protect the root key as this node's [seal] says: move between Shamir shares and a PKCS#11 token (gated: seal.migrate)",
@@ -568,6 +576,7 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/sys/init", post(init))
         .route("/v1/sys/unseal", post(unseal))
         .route("/v1/sys/seal", post(seal))
+        .route("/v1/sys/tamper", post(tamper))
         .route("/v1/sys/seal/migrate", post(migrate_seal))
         .route("/v1/sys/clock/acknowledge", post(acknowledge_clock))
         .route("/v1/domains", post(create_domain).get(list_domains))
@@ -956,6 +965,20 @@ async fn unseal(
 
 async fn seal(State(v): State<Arc<Vault>>, ctx: Ctx) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(v.seal(&ctx)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TamperBody {
+    reason: Option<String>,
+}
+
+async fn tamper(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<TamperBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.tamper(&ctx, "api", b.reason.as_deref())?))
 }
 
 async fn migrate_seal(

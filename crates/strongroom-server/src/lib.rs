@@ -34,7 +34,7 @@ mod wallets;
 mod writer;
 
 pub use config::{
-    Config, Eth2Config, SealConfig, SealKind, StorageConfig, TlsConfig, check_listen,
+    Config, Eth2Config, SealConfig, SealKind, StorageConfig, TamperConfig, TlsConfig, check_listen,
 };
 pub use error::ApiError;
 pub use http::{MAX_BODY, ROUTES, Route};

@@ -35,6 +35,8 @@ fn request_schema(operation: &str) -> Option<Value> {
             "properties": {"domain": {"type": "string"}, "ttl_seconds": {"type": "integer", "minimum": 0},
                            "scope": {"type": "string", "enum": ["sign", "keymanager"],
                                      "description": "sign (default): an application token; keymanager: the Keymanager API only"}}}),
+        "operator.tamper" => json!({"type": "object", "additionalProperties": false,
+            "properties": {"reason": {"type": "string", "description": "recorded in the audit log"}}}),
         "eth2.export_keystore" => {
             json!({"type": "object", "required": ["password"], "additionalProperties": false,
             "description": "key (files a key.export request) or request (collects the approved keystore)",

@@ -20,6 +20,8 @@ use crate::{ServeError, limiter, token::Tokens};
 
 const DEV_SHARE: &str = "dev-unseal-share";
 const DEV_TOKEN: &str = "dev-token";
+/// In the data directory after a tamper response (see `Vault::tamper`).
+const TAMPER_MARKER: &str = "tampered";
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -38,6 +40,8 @@ pub struct ServeOptions {
     pub seal: crate::config::SealConfig,
     /// The Ethereum remote-signing listener (`[eth2]`).
     pub eth2: Option<crate::config::Eth2Config>,
+    /// The tamper response (`[tamper]`).
+    pub tamper: crate::config::TamperConfig,
 }
 
 /// What a started node tells its operator.
@@ -187,6 +191,16 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
     }
     // Certificates are checked before anything else is touched.
     let tls = opts.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+    let tamper_signal = match opts.tamper.signal.as_str() {
+        "usr1" => Some(tokio::signal::unix::SignalKind::user_defined1()),
+        "usr2" => Some(tokio::signal::unix::SignalKind::user_defined2()),
+        "off" => None,
+        other => {
+            return Err(ServeError::Config(format!(
+                "[tamper] signal = {other:?}: usr1, usr2 or off"
+            )));
+        }
+    };
     let eth2 = match &opts.eth2 {
         None => None,
         Some(e) => {
@@ -271,6 +285,9 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
     store
         .use_field_cipher(keystore.clone())
         .map_err(strongroom_storage::Error::from)?;
+    // Before anything is written: is the database older than the newest head this node
+    // signed (a restored old copy would undo slashing records and spent limits)?
+    let rollback = rolled_back(store.as_ref(), &meta, &dir.head_path())?;
     let (writer, _thread) = Writer::start(
         Arc::clone(&store),
         Arc::clone(&keystore),
@@ -306,6 +323,8 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         self_test,
         rng,
         entropy_reported: std::sync::atomic::AtomicBool::new(false),
+        tamper_marker: dir.path().join(TAMPER_MARKER),
+        rollback: rollback.clone(),
     });
     // Other nodes on the same database: forget what they change (see docs/architecture.md).
     let weak = Arc::downgrade(&vault);
@@ -340,6 +359,28 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         .submit(vec![], lifecycle("server.start")?)
         .await
         .map_err(|_| ServeError::Api(crate::ApiError::AuditUnavailable))?;
+    if let Some(what) = &rollback {
+        tracing::error!(
+            what,
+            "the database is older than the audit head this node signed: it will not unseal"
+        );
+        let ctx = vault
+            .system_ctx(Principal::System)
+            .map_err(ServeError::Api)?;
+        ctx.tag(|t| t.detail = Some(serde_json::json!({"rollback": what}).to_string()));
+        vault
+            .writer
+            .submit(
+                vec![],
+                ctx.event(
+                    "rollback.detected",
+                    Outcome::Failed,
+                    Some("database_rolled_back"),
+                ),
+            )
+            .await
+            .map_err(|_| ServeError::Api(crate::ApiError::AuditUnavailable))?;
+    }
     let tested = {
         let ctx = vault
             .system_ctx(Principal::System)
@@ -374,7 +415,29 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
     // A vault sealed by a PKCS#11 token unseals itself here, or stays sealed and says why.
     vault.auto_unseal();
 
-    let dev_token = if opts.dev && vault.self_test.is_ok() {
+    // The tamper signal: zeroize and seal at once, then audit.
+    if let Some(kind) = tamper_signal {
+        let mut sig = tokio::signal::unix::signal(kind)
+            .map_err(|e| ServeError::Io(format!("tamper signal: {e}")))?;
+        let v = Arc::clone(&vault);
+        tokio::spawn(async move {
+            while sig.recv().await.is_some() {
+                let Ok(ctx) = v.system_ctx(Principal::System) else {
+                    // Still zeroize, even without a context to audit with.
+                    v.keystore.seal();
+                    continue;
+                };
+                let outcome = v.tamper(&ctx, "signal", None);
+                let event = match &outcome {
+                    Ok(_) => ctx.event("operator.tamper", Outcome::Granted, None),
+                    Err(e) => ctx.event("operator.tamper", e.outcome(), Some(e.code())),
+                };
+                let _ = v.writer.submit(vec![], event).await;
+            }
+        });
+    }
+
+    let dev_token = if opts.dev && vault.self_test.is_ok() && vault.rollback.is_none() {
         Some(dev_bootstrap(&vault, dir.path()).await?)
     } else {
         None
@@ -463,4 +526,53 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         .await
         .map_err(|_| ServeError::Api(crate::ApiError::AuditUnavailable))?;
     Ok(())
+}
+
+/// Compares the newest head in the head file whose signature verifies (this node signed it)
+/// with the database's audit chain: a description if the database ends before it, or holds
+/// another record at its place.
+fn rolled_back(
+    store: &dyn Storage,
+    meta: &strongroom_core::record::VaultMeta,
+    head_path: &Path,
+) -> Result<Option<String>, ServeError> {
+    let Some(init) = &meta.init else {
+        return Ok(None);
+    };
+    let newest = strongroom_storage::HeadFile::read(head_path)?
+        .into_iter()
+        .filter(|h| {
+            strongroom_audit::verify_head_signature(h, &meta.vault_id, &init.audit_public_key)
+        })
+        .max_by_key(|h| h.seq);
+    let Some(head) = newest else {
+        return Ok(None);
+    };
+    let tail = store
+        .audit_tail()
+        .map_err(strongroom_storage::Error::from)?;
+    let seen = match tail {
+        Some((seq, _)) if seq >= head.seq => store
+            .audit_records(head.seq, 1)
+            .map_err(strongroom_storage::Error::from)?
+            .into_iter()
+            .next()
+            .map(|r| r.hash),
+        _ => None,
+    };
+    Ok(match (tail, seen) {
+        (_, Some(hash)) if hash == head.hash => None,
+        (_, Some(_)) => Some(format!(
+            "the database's audit record {} is not the one this node signed",
+            head.seq
+        )),
+        (Some((seq, _)), None) => Some(format!(
+            "the database's audit log ends at record {seq}, but this node signed record {}",
+            head.seq
+        )),
+        (None, None) => Some(format!(
+            "the database's audit log is empty, but this node signed record {}",
+            head.seq
+        )),
+    })
 }

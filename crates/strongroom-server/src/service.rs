@@ -134,6 +134,12 @@ pub struct Vault {
     pub(crate) rng: Arc<strongroom_crypto::HealthCheckedEntropy>,
     /// Set once an entropy failure has been acted on.
     pub(crate) entropy_reported: std::sync::atomic::AtomicBool,
+    /// Present after a tamper response: no automatic (PKCS#11) unseal until an unseal with
+    /// the shares removes it.
+    pub(crate) tamper_marker: std::path::PathBuf,
+    /// Why the database is older than the audit head this node signed, if it is: the vault
+    /// does not unseal over it.
+    pub(crate) rollback: Option<String>,
     /// One keystore KDF batch at a time (each takes every core and up to 512 MiB per core):
     /// concurrent imports queue rather than exhaust memory.
     pub(crate) kdf_gate: Arc<tokio::sync::Semaphore>,
@@ -268,6 +274,9 @@ pub struct StatusView {
     self_test: SelfTestView,
     /// The random-bit generator's raw sources and health.
     entropy: EntropyView,
+    /// Why the database looks rolled back (the vault will not unseal over it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rollback: Option<String>,
 }
 
 /// The random-bit generator as the status shows it.
@@ -525,7 +534,14 @@ impl Vault {
     /// vault still sealed by shares only. A failure leaves the vault sealed, never falls back
     /// to anything else, and is what `status` reports.
     pub(crate) fn auto_unseal(&self) {
-        if self.self_test.is_err() {
+        if self.self_test.is_err() || self.rollback.is_some() {
+            return;
+        }
+        // After a tamper response only the shares bring the vault back.
+        if self.tamper_marker.exists() {
+            tracing::warn!(
+                "the vault was sealed by a tamper response: no automatic unseal; unseal with the shares"
+            );
             return;
         }
         let s = self.keystore.status();
@@ -595,6 +611,7 @@ impl Vault {
                 failed: self.self_test.err(),
                 tests: &strongroom_crypto::SELF_TESTS,
             },
+            rollback: self.rollback.clone(),
             entropy: {
                 let failed = self.rng.failure();
                 EntropyView {
@@ -687,8 +704,18 @@ impl Vault {
 
     pub(crate) fn unseal(&self, ctx: &RequestCtx, share: &str) -> Result<StatusView, ApiError> {
         allow(ctx, &Operation::Unseal)?;
+        if let Some(what) = &self.rollback {
+            return Err(ApiError::RolledBack(what.clone()));
+        }
         self.refresh_if_uninitialized()?;
         self.keystore.submit_share(share)?;
+        // The unseal ceremony: the shares end a tamper response's hold on automatic unseals.
+        if !self.keystore.status().sealed
+            && self.tamper_marker.exists()
+            && let Err(e) = std::fs::remove_file(&self.tamper_marker)
+        {
+            tracing::error!(error = %e, "could not remove the tamper marker");
+        }
         Ok(self.status())
     }
 
@@ -747,6 +774,39 @@ impl Vault {
         ctx.tag(|t| t.detail = Some(serde_json::json!({"failed": failure}).to_string()));
         let event = ctx.event("entropy.failed", Outcome::Failed, Some("entropy_failed"));
         let _ = self.writer.submit(vec![], event).await;
+    }
+
+    /// The tamper response: every key zeroized at once (the vault seals), automatic unseals
+    /// held until the shares are presented, and the event audited. `how`: `api` or `signal`.
+    pub(crate) fn tamper(
+        &self,
+        ctx: &RequestCtx,
+        how: &'static str,
+        reason: Option<&str>,
+    ) -> Result<StatusView, ApiError> {
+        if how == "api" {
+            allow(ctx, &Operation::Tamper)?;
+        }
+        // Zeroize first: nothing, not even a failed write, delays it.
+        self.keystore.seal();
+        self.keys.clear();
+        self.tokens.clear();
+        let held = write_marker(&self.tamper_marker, ctx.wall, how);
+        if let Err(e) = &held {
+            tracing::error!(error = %e, "could not write the tamper marker");
+        }
+        tracing::error!(
+            how,
+            "tamper response: every key zeroized, the vault is sealed"
+        );
+        ctx.tag(|t| {
+            t.detail = Some(
+                serde_json::json!({"how": how, "reason": reason.map(|r| r.chars().take(200).collect::<String>()),
+                    "automatic_unseal_held": held.is_ok()})
+                .to_string(),
+            );
+        });
+        Ok(self.status())
     }
 
     pub(crate) fn seal(&self, ctx: &RequestCtx) -> Result<StatusView, ApiError> {
@@ -1552,4 +1612,16 @@ impl Vault {
         self.keys.put(changed, d);
         Ok(view)
     }
+}
+
+/// Writes the tamper marker durably (its content is informational).
+fn write_marker(path: &std::path::Path, at: UnixMillis, how: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(format!("tampered at {} ms by {how}\n", at.0).as_bytes())?;
+    f.sync_all()?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
