@@ -16,7 +16,7 @@ use zeroize::{Zeroize as _, Zeroizing};
 /// Draws between reseeds: each reseed reads fresh raw input from every source.
 const RESEED_INTERVAL: u32 = 256;
 /// Raw bytes read from each source per reseed.
-const RAW_PER_SOURCE: usize = 48;
+const RAW_PER_SOURCE: usize = 96;
 /// The min-entropy per raw byte the health tests assume (bits); conservative for a
 /// conditioned source, so that the tests' false-alarm rate stays near 2^-40.
 const ASSUMED_MIN_ENTROPY: f64 = 4.0;
@@ -150,10 +150,10 @@ fn rct_cutoff(h: f64) -> u32 {
     1 + (-ALPHA_LOG2 / h).ceil() as u32
 }
 
-/// SP 800-90B 4.4.2: the least C with P(X >= C) <= alpha for X ~ Binomial(W - 1, 2^-H), plus
-/// the window's first sample.
+/// SP 800-90B 4.4.2: C = 1 + CRITBINOM(W, 2^-H, 1 - alpha), CRITBINOM(n, p, q) being the
+/// least k with P(X <= k) >= q for X ~ Binomial(n, p).
 fn apt_cutoff(h: f64) -> u32 {
-    let n = APT_WINDOW - 1;
+    let n = APT_WINDOW;
     let p = 2f64.powf(-h);
     let alpha = 2f64.powf(ALPHA_LOG2);
     // Upper tail by summing the probability mass from the top (in log space).
@@ -166,8 +166,8 @@ fn apt_cutoff(h: f64) -> u32 {
     for k in (0..=n).rev() {
         tail += mass(k);
         if tail > alpha {
-            // k makes the tail too likely: the cutoff is one above it (plus the first sample).
-            return u32::try_from(k + 2).unwrap_or(u32::MAX);
+            // P(X >= k) > alpha, so P(X <= k) < 1 - alpha: CRITBINOM is k, and C is k + 1.
+            return u32::try_from(k + 1).unwrap_or(u32::MAX);
         }
     }
     1
@@ -291,12 +291,20 @@ impl HealthCheckedEntropy {
     /// Fresh, health-tested raw input from every source.
     fn gather(&self, state: &mut State) -> Result<Zeroizing<Vec<u8>>, strongroom_core::Error> {
         let mut seed = Zeroizing::new(Vec::with_capacity(RAW_PER_SOURCE * self.sources.len()));
-        for (source, tests) in self.sources.iter().zip(state.tests.iter_mut()) {
+        for (i, (source, tests)) in self.sources.iter().zip(state.tests.iter_mut()).enumerate() {
             let mut raw = Zeroizing::new([0u8; RAW_PER_SOURCE]);
-            let verdict = source
-                .read(raw.as_mut())
-                .map_err(|_| "unavailable")
-                .and_then(|()| tests.check(raw.as_ref()));
+            // An extra source that is momentarily dry (RDSEED under contention) is skipped for
+            // this reseed; the first (the operating system's) must always deliver.
+            if source.read(raw.as_mut()).is_err() {
+                if i > 0 {
+                    continue;
+                }
+                let what = format!("{}: unavailable", source.name());
+                tracing_free_log(&what);
+                state.failed = Some(what);
+                return Err(strongroom_core::Error::Entropy);
+            }
+            let verdict = tests.check(raw.as_ref());
             if let Err(test) = verdict {
                 let what = format!("{}: {test}", source.name());
                 tracing_free_log(&what);
@@ -464,8 +472,13 @@ mod tests {
                 Err(strongroom_core::Error::Entropy)
             }
         }
-        let e = HealthCheckedEntropy::with_sources(vec![Box::new(OsRaw), Box::new(Broken)]);
+        // The first (the operating system's) must deliver...
+        let e = HealthCheckedEntropy::with_sources(vec![Box::new(Broken), Box::new(OsRaw)]);
         assert!(e.fill(&mut [0u8; 8]).is_err());
         assert_eq!(e.failure().as_deref(), Some("broken: unavailable"));
+        // ...an extra one that is momentarily dry is skipped.
+        let e = HealthCheckedEntropy::with_sources(vec![Box::new(OsRaw), Box::new(Broken)]);
+        draw_many(&e, 3 * RESEED_INTERVAL as usize).unwrap();
+        assert!(e.failure().is_none());
     }
 }

@@ -54,6 +54,10 @@ pub use kdf::{AuditSigningKey, RecordMacKey, RootKey};
 pub use otp::{DRIFT_STEPS, OtpAlgorithm, OtpRejection, STEP_SECONDS, TotpSecret};
 pub use password::{generate_password, hash_password, verify_password};
 pub use self_test::{SELF_TESTS, self_test};
+
+/// Whether this build carries the test-only `danger-break-self-test` feature (a binary built
+/// by `cargo test`): such a binary must never be deployed, and says so when it starts.
+pub const DANGER_TEST_BUILD: bool = cfg!(feature = "danger-break-self-test");
 pub use shamir::{Share, ShareHeader, combine, split};
 pub use signing::{Payload, Signature, SigningKey, verify, verify_bls, verify_schnorr};
 pub use spki::spki_der;

@@ -128,7 +128,8 @@ async fn pipeline(
     let vault = &l.vault;
     let mut id = [0u8; 16];
     if vault.entropy.fill(&mut id).is_err() {
-        return ApiError::Internal.into_response();
+        vault.entropy_failed().await;
+        return ApiError::EntropyFailed.into_response();
     }
     let wall = vault.clock.now();
     let time = vault.time.observe(wall).effective;

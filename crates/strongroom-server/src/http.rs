@@ -754,7 +754,9 @@ async fn pipeline(
         e.into_response()
     } else if let Err(e) = request_expiry {
         e.into_response()
-    } else if vault.writer.has_failed() && route.is_none_or(|r| r.operation != "health") {
+    } else if vault.writer.has_failed()
+        && route.is_none_or(|r| !matches!(r.operation, "health" | "operator.tamper"))
+    {
         ApiError::AuditUnavailable.into_response()
     } else if let Err(test) = vault.self_test
         && route.is_none_or(|r| !matches!(r.operation, "health" | "status"))

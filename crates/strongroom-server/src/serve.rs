@@ -297,6 +297,11 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
     // Power-on self-tests, before anything can unseal: a failure leaves the node answering
     // health and status only.
     let self_test = strongroom_crypto::self_test();
+    if strongroom_crypto::DANGER_TEST_BUILD {
+        tracing::warn!(
+            "this binary was built for tests (feature danger-break-self-test): never deploy it"
+        );
+    }
     let vault = Arc::new(Vault {
         store,
         keystore,
@@ -422,11 +427,8 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         let v = Arc::clone(&vault);
         tokio::spawn(async move {
             while sig.recv().await.is_some() {
-                let Ok(ctx) = v.system_ctx(Principal::System) else {
-                    // Still zeroize, even without a context to audit with.
-                    v.keystore.seal();
-                    continue;
-                };
+                // No randomness needed: this must work when the generator has failed.
+                let ctx = v.fixed_ctx(Principal::System);
                 let outcome = v.tamper(&ctx, "signal", None);
                 let event = match &outcome {
                     Ok(_) => ctx.event("operator.tamper", Outcome::Granted, None),

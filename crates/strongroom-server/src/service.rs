@@ -298,6 +298,9 @@ pub struct SelfTestView {
     failed: Option<&'static str>,
     /// Every test run.
     tests: &'static [&'static str],
+    /// A binary built for tests (never to be deployed).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    test_build: bool,
 }
 
 /// A token failure as the status shows it.
@@ -534,7 +537,7 @@ impl Vault {
     /// vault still sealed by shares only. A failure leaves the vault sealed, never falls back
     /// to anything else, and is what `status` reports.
     pub(crate) fn auto_unseal(&self) {
-        if self.self_test.is_err() || self.rollback.is_some() {
+        if self.self_test.is_err() || self.rollback.is_some() || self.rng.failure().is_some() {
             return;
         }
         // After a tamper response only the shares bring the vault back.
@@ -610,6 +613,7 @@ impl Vault {
                 passed: self.self_test.is_ok(),
                 failed: self.self_test.err(),
                 tests: &strongroom_crypto::SELF_TESTS,
+                test_build: strongroom_crypto::DANGER_TEST_BUILD,
             },
             rollback: self.rollback.clone(),
             entropy: {
@@ -742,6 +746,20 @@ impl Vault {
         Ok(serde_json::json!({"clock": "trusted", "effective_time": rfc3339(ctx.time)}))
     }
 
+    /// A context for the node's own actions that draws no randomness (its request id is all
+    /// zeros): for responses that must work when the generator does not.
+    pub(crate) fn fixed_ctx(&self, principal: Principal) -> RequestCtx {
+        RequestCtx {
+            request_id: RequestId::from_random([0; 16]),
+            time: self.time.observe(self.clock.now()).effective,
+            wall: self.clock.now(),
+            source: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            principal,
+            request_expiry: None,
+            tags: Mutex::new(Tags::default()),
+        }
+    }
+
     /// Acts once on a failed entropy health test: the vault seals (its keys are zeroized;
     /// nothing can be generated safely any more) and the failure is audited — in the clear,
     /// as records written while sealed are, since sealing a record needs randomness.
@@ -761,16 +779,7 @@ impl Vault {
         );
         self.keystore.seal();
         self.keys.clear();
-        let ctx = RequestCtx {
-            // No randomness to draw an id from.
-            request_id: RequestId::from_random([0; 16]),
-            time: self.time.observe(self.clock.now()).effective,
-            wall: self.clock.now(),
-            source: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-            principal: Principal::System,
-            request_expiry: None,
-            tags: Mutex::new(Tags::default()),
-        };
+        let ctx = self.fixed_ctx(Principal::System);
         ctx.tag(|t| t.detail = Some(serde_json::json!({"failed": failure}).to_string()));
         let event = ctx.event("entropy.failed", Outcome::Failed, Some("entropy_failed"));
         let _ = self.writer.submit(vec![], event).await;
@@ -793,7 +802,10 @@ impl Vault {
         self.tokens.clear();
         let held = write_marker(&self.tamper_marker, ctx.wall, how);
         if let Err(e) = &held {
-            tracing::error!(error = %e, "could not write the tamper marker");
+            tracing::error!(
+                error = %e,
+                "could not write the tamper marker: a PKCS#11 token would unseal this vault at the next start"
+            );
         }
         tracing::error!(
             how,
@@ -806,6 +818,10 @@ impl Vault {
                 .to_string(),
             );
         });
+        // Zeroized either way; say so if the hold on automatic unseals is missing.
+        if held.is_err() {
+            return Err(ApiError::Internal);
+        }
         Ok(self.status())
     }
 

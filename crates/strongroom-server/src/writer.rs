@@ -181,7 +181,15 @@ impl Loop {
             // Attach to the chain as the database has it now: with several nodes on one
             // database, another node may have appended since this one last did (the backend's
             // write transaction serialises appends).
-            chain = Chain::resume(chain.vault_id(), txn.audit_tail()?);
+            let tail = txn.audit_tail()?;
+            // Never behind what this node last appended: a database put back under a running
+            // node is refused (and the node stops), not built on.
+            if tail.map_or(0, |(seq, _)| seq) < self.chain.seq() {
+                return Err(CoreError::Corrupt(
+                    "the audit chain went back: the database was rolled back",
+                ));
+            }
+            chain = Chain::resume(chain.vault_id(), tail);
             for j in &jobs {
                 let applied = if j.mutations.is_empty() {
                     Ok(())

@@ -19,6 +19,9 @@ use crate::error::{Error, io};
 pub struct HeadFile {
     file: File,
     next_slot: u64,
+    /// The newest head's sequence number in the file: a head below it is never written, so
+    /// the file keeps the high-water mark rollback detection compares with.
+    newest: Option<u64>,
 }
 
 impl HeadFile {
@@ -42,7 +45,12 @@ impl HeadFile {
             (Some(_), None) => 1,
             _ => 0,
         };
-        Ok(Self { file, next_slot })
+        let newest = heads.iter().flatten().map(|h| h.seq).max();
+        Ok(Self {
+            file,
+            next_slot,
+            newest,
+        })
     }
 
     /// Durably records `head` as the newest signed head.
@@ -50,12 +58,19 @@ impl HeadFile {
     /// # Errors
     /// I/O failures; the caller must treat them as fatal for the audit log (fail closed).
     pub fn write(&mut self, head: &SignedHead) -> Result<(), Error> {
+        // Only forwards: a lower head means the database went back under a running node.
+        if self.newest.is_some_and(|n| head.seq < n) {
+            return Err(Error::Corrupt(
+                "an audit head older than the head file's: the database was rolled back",
+            ));
+        }
         let offset = self.next_slot * HEAD_SLOT_LEN as u64;
         self.file
             .write_all_at(&encode_head_slot(head), offset)
             .map_err(io("write head file"))?;
         self.file.sync_data().map_err(io("sync head file"))?;
         self.next_slot ^= 1;
+        self.newest = Some(head.seq);
         Ok(())
     }
 
@@ -138,6 +153,28 @@ mod tests {
             .collect();
         seqs.sort_unstable();
         assert_eq!(seqs, vec![3, 4]);
+    }
+
+    #[test]
+    fn never_goes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit-head");
+        let mut f = HeadFile::open(&path).unwrap();
+        f.write(&head(10)).unwrap();
+        f.write(&head(11)).unwrap();
+        // A head below the newest (a database put back under a running node) is refused,
+        // also after a reopen, and the high-water mark stays for the next start to compare.
+        assert!(matches!(f.write(&head(5)), Err(Error::Corrupt(_))));
+        drop(f);
+        let mut f = HeadFile::open(&path).unwrap();
+        assert!(f.write(&head(6)).is_err());
+        assert!(f.write(&head(7)).is_err());
+        assert_eq!(
+            HeadFile::read(&path).unwrap().iter().map(|h| h.seq).max(),
+            Some(11)
+        );
+        f.write(&head(11)).unwrap();
+        f.write(&head(12)).unwrap();
     }
 
     #[test]
