@@ -416,23 +416,31 @@ fn drive(
                 sender, path, auth, authority, field, c as u64, deadline,
             )));
         }
-        let mut all = vec![];
-        let mut errors = 0;
-        for t in tasks {
-            let (lat, e) = t.await.map_err(|e| CliError::Server(e.to_string()))?;
-            all.extend(lat);
-            errors += e;
-        }
-        let elapsed = start.elapsed();
-        all.sort_unstable();
-        Ok(Http {
-            requests: all.len() as u64,
-            ops_per_sec: rate(all.len() as u64, elapsed),
-            p50_ms: percentile(&all, 0.50),
-            p99_ms: percentile(&all, 0.99),
-            errors,
-            records: 0,
-        })
+        collect(tasks, start).await
+    })
+}
+
+/// The clients' latencies and failures, as one run since `start`.
+async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, u64)>>,
+    start: Instant,
+) -> Result<Http, CliError> {
+    let mut all = vec![];
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await.map_err(|e| CliError::Server(e.to_string()))?;
+        all.extend(lat);
+        errors += e;
+    }
+    let elapsed = start.elapsed();
+    all.sort_unstable();
+    Ok(Http {
+        requests: all.len() as u64,
+        ops_per_sec: rate(all.len() as u64, elapsed),
+        p50_ms: percentile(&all, 0.50),
+        p99_ms: percentile(&all, 0.99),
+        errors,
+        records: 0,
     })
 }
 
@@ -827,23 +835,7 @@ fn drive_eth2(
                 deadline,
             )));
         }
-        let mut all = vec![];
-        let mut errors = 0;
-        for t in tasks {
-            let (lat, e) = t.await.map_err(|e| CliError::Server(e.to_string()))?;
-            all.extend(lat);
-            errors += e;
-        }
-        let elapsed = start.elapsed();
-        all.sort_unstable();
-        Ok(Http {
-            requests: all.len() as u64,
-            ops_per_sec: rate(all.len() as u64, elapsed),
-            p50_ms: percentile(&all, 0.50),
-            p99_ms: percentile(&all, 0.99),
-            errors,
-            records: 0,
-        })
+        collect(tasks, start).await
     })
 }
 

@@ -264,6 +264,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A request body that could not be read: 413 when it is over the route's limit, 400 otherwise.
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(e: axum::extract::rejection::BytesRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::bad("malformed_request", "the request body could not be read")
+        }
+    }
+}
+
 impl From<strongroom_keystore::HsmError> for ApiError {
     fn from(e: strongroom_keystore::HsmError) -> Self {
         ApiError::Hsm(e)

@@ -258,26 +258,11 @@ impl Vault {
         let records = if todo.is_empty() {
             Vec::new()
         } else {
-            let keystore = std::sync::Arc::clone(&self.keystore);
-            let (domain, time) = (d.clone(), ctx.time);
-            let password = req.password.clone();
-            let todo = todo.clone();
-            let turn = self.kdf_turn().await?;
-            let results = tokio::task::spawn_blocking(move || {
-                let _turn = turn;
-                let items: Vec<_> = todo
-                    .iter()
-                    .map(|(id, bytes, label)| strongroom_keystore::KeystoreImport {
-                        id: *id,
-                        keystore: bytes,
-                        label: label.clone(),
-                        password: &password,
-                    })
-                    .collect();
-                keystore.import_validator_keys(&domain, &items, time)
-            })
-            .await
-            .map_err(|_| ApiError::Internal)??;
+            let items = todo
+                .iter()
+                .map(|(id, bytes, label)| (*id, bytes.clone(), label.clone(), req.password.clone()))
+                .collect();
+            let results = self.open_keystores(&d, ctx.time, items).await?;
             // One password for the batch: any keystore it does not open fails the batch.
             results
                 .into_iter()
@@ -323,6 +308,43 @@ impl Vault {
             created,
             existing,
         })
+    }
+}
+
+/// One keystore to open: the new key's id, the document, its label and its password.
+pub(crate) type ToOpen = (KeyId, Vec<u8>, String, Zeroizing<String>);
+
+impl Vault {
+    /// Opens EIP-2335 keystores into new sealed key records (on every core, one batch at a
+    /// time per node, off the async workers): one result per keystore.
+    pub(crate) async fn open_keystores(
+        &self,
+        d: &strongroom_core::record::DomainRecord,
+        time: strongroom_core::UnixMillis,
+        items: Vec<ToOpen>,
+    ) -> Result<Vec<Result<strongroom_core::record::KeyRecord, strongroom_keystore::Error>>, ApiError>
+    {
+        let keystore = std::sync::Arc::clone(&self.keystore);
+        let domain = d.clone();
+        let turn = self.kdf_turn().await?;
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            let batch: Vec<_> = items
+                .iter()
+                .map(
+                    |(id, bytes, label, password)| strongroom_keystore::KeystoreImport {
+                        id: *id,
+                        keystore: bytes,
+                        label: label.clone(),
+                        password: password.as_str(),
+                    },
+                )
+                .collect();
+            keystore.import_validator_keys(&domain, &batch, time)
+        })
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(ApiError::from)
     }
 }
 

@@ -338,13 +338,7 @@ async fn sign(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge
-        } else {
-            ApiError::bad("malformed_request", "the request body could not be read")
-        }
-    })?;
+    let body = body?;
     // The key asked for, in the record even if it is not found.
     ctx.tag(|t| t.detail = Some(json!({"identifier": identifier}).to_string()));
     // The index answers from memory; only a miss (which rebuilds it from the database) goes

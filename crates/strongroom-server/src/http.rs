@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, MatchedPath, Path, Query, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
@@ -857,13 +857,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge
-            } else {
-                ApiError::bad("malformed_request", "the request body could not be read")
-            }
-        })?;
+        let bytes = Bytes::from_request(req, state).await?;
         serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
             let what = match e.classify() {
                 serde_json::error::Category::Data => "has the wrong fields or types",
@@ -1109,13 +1103,7 @@ async fn eth2_slashing_import(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let q = query(q)?;
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge
-        } else {
-            ApiError::bad("malformed_request", "the request body could not be read")
-        }
-    })?;
+    let body = body?;
     Ok(Json(
         v.eth2_slashing_import(&ctx, q.domain.as_deref(), &body)
             .await?,
@@ -1145,13 +1133,7 @@ async fn eth2_import(
     ctx: Ctx,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge
-        } else {
-            ApiError::bad("malformed_request", "the request body could not be read")
-        }
-    })?;
+    let body = body?;
     let b: KeystoreBody = serde_json::from_slice(&body)
         .map_err(|_| ApiError::bad("malformed_json", "the request body is not an import"))?;
     let req = crate::eth2::Import {
@@ -1173,13 +1155,7 @@ async fn keymanager_list(
 fn keymanager_body<T: DeserializeOwned>(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<T, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge
-        } else {
-            ApiError::bad("malformed_request", "the request body could not be read")
-        }
-    })?;
+    let body = body?;
     serde_json::from_slice(&body).map_err(|_| {
         ApiError::bad(
             "malformed_json",

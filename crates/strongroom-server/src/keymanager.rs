@@ -217,27 +217,18 @@ impl Vault {
         let results = if todo.is_empty() {
             Vec::new()
         } else {
-            let keystore = std::sync::Arc::clone(&self.keystore);
-            let (domain, time) = (d.clone(), ctx.time);
-            let keystores = req.keystores;
-            let passwords = req.passwords;
-            let todo = todo.clone();
-            let turn = self.kdf_turn().await?;
-            tokio::task::spawn_blocking(move || {
-                let _turn = turn;
-                let items: Vec<_> = todo
-                    .iter()
-                    .map(|(i, id, label)| strongroom_keystore::KeystoreImport {
-                        id: *id,
-                        keystore: keystores[*i].as_bytes(),
-                        label: label.clone(),
-                        password: passwords[*i].as_str(),
-                    })
-                    .collect();
-                keystore.import_validator_keys(&domain, &items, time)
-            })
-            .await
-            .map_err(|_| ApiError::Internal)??
+            let items = todo
+                .iter()
+                .map(|(i, id, label)| {
+                    (
+                        *id,
+                        req.keystores[*i].as_bytes().to_vec(),
+                        label.clone(),
+                        req.passwords[*i].clone(),
+                    )
+                })
+                .collect();
+            self.open_keystores(&d, ctx.time, items).await?
         };
         let mut created = Vec::new();
         let mut mutations = Vec::new();

@@ -445,6 +445,19 @@ pub fn db(data: &Path) -> rusqlite::Connection {
 }
 
 /// Copies a stopped node's data directory (for independent tamper experiments).
+/// The audit events written in the clear (while the vault was sealed), as lossy text.
+#[allow(dead_code)]
+pub fn clear_audit_events(data: &Path) -> Vec<String> {
+    let conn = db(data);
+    let mut stmt = conn
+        .prepare("SELECT event FROM audit WHERE sealed = 0")
+        .unwrap();
+    stmt.query_map([], |row| row.get::<_, Vec<u8>>(0))
+        .unwrap()
+        .map(|e| String::from_utf8_lossy(&e.unwrap()).into_owned())
+        .collect()
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
