@@ -7,9 +7,10 @@ use aes_gcm::aead::{Aead, KeyInit, Payload as AeadPayload};
 
 type Nonce = aes_gcm::aead::Nonce<Aes256Gcm>;
 use strongroom_core::{Algorithm, EntropySource};
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use crate::Error;
+use crate::memory::Secret;
 use crate::signing::SigningKey;
 
 /// Format version of sealed blobs written by this code.
@@ -19,11 +20,19 @@ const TAG_LEN: usize = 16;
 
 /// A 256-bit AEAD key: the domain-wrapping key derived from the root, or a domain master key.
 pub struct AeadKey {
-    bytes: [u8; 32],
+    // Locked, dump-excluded memory; zeroed on drop.
+    bytes: Secret<32>,
 }
 
 impl AeadKey {
+    #[cfg(test)]
     pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self {
+            bytes: Secret::from_slice(&bytes),
+        }
+    }
+
+    pub(crate) fn from_secret(bytes: Secret<32>) -> Self {
         Self { bytes }
     }
 
@@ -32,13 +41,15 @@ impl AeadKey {
     /// # Errors
     /// [`Error::Entropy`] if the source fails.
     pub fn generate(entropy: &dyn EntropySource) -> Result<Self, Error> {
-        let mut bytes = [0u8; 32];
-        entropy.fill(&mut bytes).map_err(|_| Error::Entropy)?;
+        let mut bytes = Secret::zeroed();
+        entropy
+            .fill(bytes.expose_mut())
+            .map_err(|_| Error::Entropy)?;
         Ok(Self { bytes })
     }
 
     fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new((&self.bytes).into())
+        Aes256Gcm::new(self.bytes.expose().into())
     }
 
     fn seal(
@@ -100,7 +111,7 @@ impl AeadKey {
         key: &AeadKey,
         entropy: &dyn EntropySource,
     ) -> Result<Vec<u8>, Error> {
-        self.seal(aad, &key.bytes, entropy)
+        self.seal(aad, key.bytes.expose(), entropy)
     }
 
     /// Opens a blob made by [`AeadKey::seal_key`] with the same `aad`.
@@ -109,8 +120,10 @@ impl AeadKey {
     /// [`Error::Unseal`] for a wrong key, wrong `aad` or tampered blob.
     pub fn open_key(&self, aad: &[u8], blob: &[u8]) -> Result<AeadKey, Error> {
         let plain = self.open(aad, blob)?;
-        let bytes: [u8; 32] = plain.as_slice().try_into().map_err(|_| Error::Unseal)?;
-        Ok(AeadKey { bytes })
+        let bytes: &[u8; 32] = plain.as_slice().try_into().map_err(|_| Error::Unseal)?;
+        Ok(AeadKey {
+            bytes: Secret::from_slice(bytes),
+        })
     }
 
     /// Seals a signing key's secret under this key, binding `aad`.
@@ -123,7 +136,7 @@ impl AeadKey {
         key: &SigningKey,
         entropy: &dyn EntropySource,
     ) -> Result<Vec<u8>, Error> {
-        self.seal(aad, key.secret_bytes().as_ref(), entropy)
+        self.seal(aad, key.secret_bytes()?.as_ref(), entropy)
     }
 
     /// Opens a blob made by [`AeadKey::seal_signing_key`] and rebuilds the signing key.
@@ -216,12 +229,6 @@ impl AeadKey {
     }
 }
 
-impl Drop for AeadKey {
-    fn drop(&mut self) {
-        self.bytes.zeroize();
-    }
-}
-
 impl ZeroizeOnDrop for AeadKey {}
 
 impl std::fmt::Debug for AeadKey {
@@ -241,7 +248,10 @@ mod tests {
         let inner = AeadKey::from_bytes([4; 32]);
         let blob = kek.seal_key(b"domain-a", &inner, &OsEntropy).unwrap();
         assert_eq!(blob.len(), 1 + 12 + 32 + 16);
-        assert_eq!(kek.open_key(b"domain-a", &blob).unwrap().bytes, [4; 32]);
+        assert_eq!(
+            kek.open_key(b"domain-a", &blob).unwrap().bytes.expose(),
+            &[4; 32]
+        );
         assert_eq!(kek.open_key(b"domain-b", &blob).unwrap_err(), Error::Unseal);
         assert_eq!(
             AeadKey::from_bytes([8; 32])

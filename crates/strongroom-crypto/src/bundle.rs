@@ -57,7 +57,8 @@ pub fn seal_bundle(
     }
     let mut key = Zeroizing::new([0u8; 32]);
     entropy.fill(key.as_mut()).map_err(|_| Error::Entropy)?;
-    let ciphertext = AeadKey::from_bytes(*key).seal_secret_bytes(aad, secret, entropy)?;
+    let ciphertext = AeadKey::from_secret(crate::memory::Secret::from_slice(&key))
+        .seal_secret_bytes(aad, secret, entropy)?;
     let shares = split_bytes(&key, threshold, count, entropy)?;
     let mut out = Vec::with_capacity(shares.len());
     for (r, s) in recipients.iter().zip(&shares) {
@@ -101,7 +102,7 @@ pub fn open_bundle(
         shares.push(share);
     }
     let key = combine_bytes(threshold, &shares)?;
-    AeadKey::from_bytes(*key).open_secret_bytes(aad, ciphertext)
+    AeadKey::from_secret(crate::memory::Secret::from_slice(&key)).open_secret_bytes(aad, ciphertext)
 }
 
 #[cfg(test)]

@@ -240,7 +240,7 @@ pub fn encrypt_eip2335(
                 "params": {"dklen": 32, "c": 262_144, "prf": "hmac-sha256", "salt": hex::encode(salt)}})
         }
     };
-    let mut ciphertext = key.secret_bytes();
+    let mut ciphertext = key.secret_bytes()?;
     let mut aes = ctr::Ctr128BE::<aes::Aes128>::new_from_slices(&dk[..16], iv)
         .map_err(|_| Error::InvalidKeystore)?;
     aes.apply_keystream(ciphertext.as_mut());

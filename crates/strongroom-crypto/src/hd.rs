@@ -14,6 +14,7 @@ use strongroom_core::wallet::{ExtendedPublic, WalletPublic, WalletSpec};
 use strongroom_core::{Algorithm, EntropySource};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::memory::{InMemory, Secret};
 use crate::{Error, SigningKey};
 
 /// Shortest and longest seeds BIP-32 accepts (128 and 512 bits).
@@ -124,15 +125,20 @@ impl HdSeed {
     pub fn account(&self, spec: WalletSpec) -> Result<(HdAccount, WalletPublic), Error> {
         let public = self.wallet_public(spec)?;
         let (mut account, _) = self.derive(&spec.account_path())?;
-        let key = Zeroizing::new(account.private_key.secret_bytes());
+        let mut secret = Zeroizing::new([0u8; 64]);
+        secret[..32].copy_from_slice(&account.private_key.secret_bytes());
+        secret[32..].copy_from_slice(&account.chain_code.to_bytes());
         account.private_key.non_secure_erase();
+        let depth = account.depth;
+        let parent_fingerprint = account.parent_fingerprint.to_bytes();
+        let child_number = u32::from(account.child_number);
+        let aad = HdAccount::memory_aad(depth, parent_fingerprint, child_number);
         Ok((
             HdAccount {
-                key,
-                chain_code: Zeroizing::new(account.chain_code.to_bytes()),
-                depth: account.depth,
-                parent_fingerprint: account.parent_fingerprint.to_bytes(),
-                child_number: u32::from(account.child_number),
+                secret: InMemory::seal(&aad, secret.as_ref())?,
+                depth,
+                parent_fingerprint,
+                child_number,
             },
             public,
         ))
@@ -170,14 +176,22 @@ impl HdSeed {
 
 /// An account-level BIP-32 extended private key. Zeroized on drop.
 pub struct HdAccount {
-    key: Zeroizing<[u8; 32]>,
-    chain_code: Zeroizing<[u8; 32]>,
+    // Private key || chain code, encrypted in memory (see `crate::memory`).
+    secret: InMemory,
     depth: u8,
     parent_fingerprint: [u8; 4],
     child_number: u32,
 }
 
 impl HdAccount {
+    fn memory_aad(depth: u8, parent_fingerprint: [u8; 4], child_number: u32) -> Vec<u8> {
+        let mut aad = b"strongroom/memory/hd-account/".to_vec();
+        aad.push(depth);
+        aad.extend_from_slice(&parent_fingerprint);
+        aad.extend_from_slice(&child_number.to_be_bytes());
+        aad
+    }
+
     /// The signing key of address `index` on the receive (`change = false`) or change branch:
     /// `account/0/index` or `account/1/index`.
     ///
@@ -188,15 +202,23 @@ impl HdAccount {
         if index >= strongroom_core::wallet::HARDENED {
             return Err(Error::InvalidKeyMaterial);
         }
+        let secret: Secret<64> = self.secret.open(&Self::memory_aad(
+            self.depth,
+            self.parent_fingerprint,
+            self.child_number,
+        ))?;
+        let (key, chain_code) = secret.expose().split_at(32);
+        let mut chain = [0u8; 32];
+        chain.copy_from_slice(chain_code);
         let mut account = Xpriv {
             network: NetworkKind::Main,
             depth: self.depth,
             parent_fingerprint: self.parent_fingerprint.into(),
             child_number: ChildNumber::from(self.child_number),
-            private_key: SecretKey::from_slice(self.key.as_ref())
-                .map_err(|_| Error::InvalidKeyMaterial)?,
-            chain_code: (*self.chain_code).into(),
+            private_key: SecretKey::from_slice(key).map_err(|_| Error::InvalidKeyMaterial)?,
+            chain_code: chain.into(),
         };
+        chain.zeroize();
         let path = [
             ChildNumber::from(u32::from(change)),
             ChildNumber::from(index),

@@ -1,19 +1,20 @@
 //! The root key and what is derived from it.
 
-use ed25519_dalek::Signer as _;
 use hkdf::Hkdf;
-use sha2::Sha256;
+use sha2::{Sha256, Sha512};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::Error;
 use crate::aead::AeadKey;
+use crate::memory::Secret;
 use strongroom_core::EntropySource;
 
 /// The vault's root key: 32 random bytes that exist only in memory (reassembled from shares)
 /// and from which every other vault-wide key is derived.
 pub struct RootKey {
-    bytes: [u8; 32],
+    // Locked, dump-excluded memory; zeroed on drop.
+    bytes: Secret<32>,
 }
 
 impl RootKey {
@@ -22,17 +23,23 @@ impl RootKey {
     /// # Errors
     /// [`Error::Entropy`] if the source fails.
     pub fn generate(entropy: &dyn EntropySource) -> Result<Self, Error> {
-        let mut bytes = [0u8; 32];
-        entropy.fill(&mut bytes).map_err(|_| Error::Entropy)?;
+        let mut bytes = Secret::zeroed();
+        entropy
+            .fill(bytes.expose_mut())
+            .map_err(|_| Error::Entropy)?;
         Ok(Self { bytes })
     }
 
-    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self { bytes }
+    pub(crate) fn from_bytes(mut bytes: [u8; 32]) -> Self {
+        let key = Self {
+            bytes: Secret::from_slice(&bytes),
+        };
+        bytes.zeroize();
+        key
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8; 32] {
-        &self.bytes
+        self.bytes.expose()
     }
 
     /// The raw root key, for a seal that must hand it to a hardware token to be wrapped. The
@@ -40,22 +47,24 @@ impl RootKey {
     /// is a bug.
     #[must_use]
     pub fn danger_expose_bytes(&self) -> &[u8; 32] {
-        &self.bytes
+        self.bytes.expose()
     }
 
     /// A root key from raw bytes a hardware token unwrapped. The caller must check the result
     /// against the vault's stored check value before trusting it.
     #[must_use]
     pub fn danger_from_bytes(bytes: &Zeroizing<[u8; 32]>) -> Self {
-        Self { bytes: **bytes }
+        Self {
+            bytes: Secret::from_slice(bytes),
+        }
     }
 
-    fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
-        let hk = Hkdf::<Sha256>::new(Some(b"strongroom/v1"), &self.bytes);
-        let mut out = Zeroizing::new([0u8; 32]);
+    fn derive(&self, label: &[u8]) -> Secret<32> {
+        let hk = Hkdf::<Sha256>::new(Some(b"strongroom/v1"), self.bytes.expose());
+        let mut out = Secret::zeroed();
         // 32 bytes is far below HKDF-SHA256's 8160-byte limit, so expand cannot fail.
-        if hk.expand(label, out.as_mut()).is_err() {
-            out.zeroize();
+        if hk.expand(label, out.expose_mut()).is_err() {
+            out.expose_mut().zeroize();
         }
         out
     }
@@ -63,7 +72,7 @@ impl RootKey {
     /// A public check value that identifies this root key without revealing it.
     #[must_use]
     pub fn check_value(&self) -> [u8; 32] {
-        *self.derive(b"root-check")
+        *self.derive(b"root-check").expose()
     }
 
     /// Whether `check` is this key's check value (constant time).
@@ -75,13 +84,13 @@ impl RootKey {
     /// The key that seals domain master keys.
     #[must_use]
     pub fn domain_wrapping_key(&self) -> AeadKey {
-        AeadKey::from_bytes(*self.derive(b"domain-wrapping-key"))
+        AeadKey::from_secret(self.derive(b"domain-wrapping-key"))
     }
 
     /// The key that seals operators' TOTP secrets.
     #[must_use]
     pub fn operator_wrapping_key(&self) -> AeadKey {
-        AeadKey::from_bytes(*self.derive(b"operator-wrapping-key"))
+        AeadKey::from_secret(self.derive(b"operator-wrapping-key"))
     }
 
     /// The key that authenticates stored records a database editor must not forge (tokens).
@@ -105,15 +114,8 @@ impl RootKey {
     #[must_use]
     pub fn audit_signing_key(&self) -> AuditSigningKey {
         let seed = self.derive(b"audit-signing-key");
-        AuditSigningKey {
-            inner: ed25519_dalek::SigningKey::from_bytes(&seed),
-        }
-    }
-}
-
-impl Drop for RootKey {
-    fn drop(&mut self) {
-        self.bytes.zeroize();
+        let public = ed25519_dalek::SigningKey::from_bytes(seed.expose()).verifying_key();
+        AuditSigningKey { seed, public }
     }
 }
 
@@ -127,14 +129,14 @@ impl std::fmt::Debug for RootKey {
 
 impl ConstantTimeEq for RootKey {
     fn ct_eq(&self, other: &Self) -> subtle::Choice {
-        self.bytes.ct_eq(&other.bytes)
+        self.bytes.expose().ct_eq(other.bytes.expose())
     }
 }
 
 /// HMAC-SHA256 key over stored records. Derived from the root key, so records can only be
 /// made (and checked) while unsealed.
 pub struct RecordMacKey {
-    key: Zeroizing<[u8; 32]>,
+    key: Secret<32>,
 }
 
 impl RecordMacKey {
@@ -143,7 +145,7 @@ impl RecordMacKey {
     pub fn mac(&self, data: &[u8]) -> [u8; 32] {
         use hmac::{KeyInit, Mac};
         // HMAC accepts keys of any length, so this cannot fail.
-        let mut m = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(self.key.as_ref())
+        let mut m = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(self.key.expose())
             .unwrap_or_else(|_| <hmac::Hmac<Sha256> as KeyInit>::new(&Default::default()));
         m.update(data);
         m.finalize().into_bytes().into()
@@ -164,21 +166,23 @@ impl std::fmt::Debug for RecordMacKey {
 
 /// Signs audit chain heads. Derived from the root key, so it exists only while unsealed.
 pub struct AuditSigningKey {
-    // ed25519_dalek::SigningKey zeroizes itself on drop.
-    inner: ed25519_dalek::SigningKey,
+    seed: Secret<32>,
+    public: ed25519_dalek::VerifyingKey,
 }
 
 impl AuditSigningKey {
     /// The public half, published at initialisation and used by offline verification.
     #[must_use]
     pub fn public_key(&self) -> [u8; 32] {
-        self.inner.verifying_key().to_bytes()
+        self.public.to_bytes()
     }
 
     /// Signs `message` (an encoded chain head).
     #[must_use]
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
-        self.inner.sign(message).to_bytes()
+        // The expanded key for this one signature; `public` was computed from the same seed.
+        let esk = ed25519_dalek::hazmat::ExpandedSecretKey::from(self.seed.expose());
+        ed25519_dalek::hazmat::raw_sign::<Sha512>(&esk, message, &self.public).to_bytes()
     }
 }
 
@@ -209,7 +213,7 @@ mod tests {
             a.audit_signing_key().public_key(),
             c.audit_signing_key().public_key()
         );
-        assert_ne!(*a.derive(b"x"), *a.derive(b"y"));
+        assert_ne!(a.derive(b"x").expose(), a.derive(b"y").expose());
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod entropy;
 mod error;
 mod hd;
 mod kdf;
+mod memory;
 mod otp;
 mod password;
 mod self_test;

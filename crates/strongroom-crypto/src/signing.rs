@@ -4,13 +4,16 @@
 //! signature is verified against the key's own public key before it leaves this module,
 //! except BLS signatures: deterministic with no nonce to fault, and a pairing check would
 //! cost more than the signature (the key is checked when it is loaded instead).
+//!
+//! A loaded key's secret bytes are kept encrypted under the per-process memory key
+//! ([`crate::memory`]) and opened into locked memory only for the instant of a signature.
 
-use ed25519_dalek::Signer as _;
-use p256::ecdsa::signature::hazmat::{PrehashSigner as _, PrehashVerifier as _};
+use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
 use strongroom_core::{Algorithm, EntropySource};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::Error;
+use crate::memory::{InMemory, Secret};
 
 /// What is signed: a 32-byte prehash (ECDSA) or a whole message (Ed25519).
 #[derive(Clone, Copy, Debug)]
@@ -43,7 +46,9 @@ pub struct Signature {
 
 /// A private signing key.
 pub struct SigningKey {
-    inner: Inner,
+    algorithm: Algorithm,
+    // The 32 secret bytes (secp256k1/P-256/BLS scalar, Ed25519 seed), encrypted in memory.
+    secret: InMemory,
     public_key: Vec<u8>,
     // Parsed once, so verify-before-release does not decompress the point on every signature.
     verifier: Verifier,
@@ -124,16 +129,6 @@ impl Verifier {
     }
 }
 
-enum Inner {
-    // libsecp256k1's SecretKey is `Copy`, so we keep our own zeroizing bytes and build the
-    // library value only for the duration of one signature.
-    Secp256k1(Zeroizing<[u8; 32]>),
-    // The library types zeroize themselves on drop.
-    Ed25519(Box<ed25519_dalek::SigningKey>),
-    P256(Box<p256::ecdsa::SigningKey>),
-    Bls(Box<blst::min_pk::SecretKey>),
-}
-
 pub(crate) fn secp() -> &'static secp256k1::Secp256k1<secp256k1::All> {
     static CTX: std::sync::OnceLock<secp256k1::Secp256k1<secp256k1::All>> =
         std::sync::OnceLock::new();
@@ -191,74 +186,61 @@ impl SigningKey {
     /// # Errors
     /// [`Error::InvalidKeyMaterial`] if the bytes are not a valid key for `algorithm`.
     pub fn from_secret_bytes(algorithm: Algorithm, bytes: &[u8]) -> Result<Self, Error> {
-        let (inner, public_key) = Self::parts(algorithm, bytes)?;
+        let arr: &[u8; 32] = bytes.try_into().map_err(|_| Error::InvalidKeyMaterial)?;
+        let public_key = Self::public_key_of(algorithm, arr)?;
         let verifier = Verifier::parse(algorithm, &public_key)?;
+        let secret = InMemory::seal(&memory_aad(algorithm, &public_key), arr)?;
         Ok(Self {
-            inner,
+            algorithm,
+            secret,
             public_key,
             verifier,
         })
     }
 
-    fn parts(algorithm: Algorithm, bytes: &[u8]) -> Result<(Inner, Vec<u8>), Error> {
-        let arr: &[u8; 32] = bytes.try_into().map_err(|_| Error::InvalidKeyMaterial)?;
+    /// The public key of `bytes`, which also checks that they are a key for `algorithm`.
+    fn public_key_of(algorithm: Algorithm, arr: &[u8; 32]) -> Result<Vec<u8>, Error> {
         match algorithm {
             Algorithm::Secp256k1 => {
                 let mut sk =
                     secp256k1::SecretKey::from_slice(arr).map_err(|_| Error::InvalidKeyMaterial)?;
                 let pk = secp256k1::PublicKey::from_secret_key(secp(), &sk);
                 sk.non_secure_erase();
-                Ok((
-                    Inner::Secp256k1(Zeroizing::new(*arr)),
-                    pk.serialize().to_vec(),
-                ))
+                Ok(pk.serialize().to_vec())
             }
             Algorithm::Ed25519 => {
                 let sk = ed25519_dalek::SigningKey::from_bytes(arr);
-                let public_key = sk.verifying_key().to_bytes().to_vec();
-                Ok((Inner::Ed25519(Box::new(sk)), public_key))
+                Ok(sk.verifying_key().to_bytes().to_vec())
             }
             Algorithm::P256 => {
                 let sk = p256::ecdsa::SigningKey::from_slice(arr)
                     .map_err(|_| Error::InvalidKeyMaterial)?;
-                let public_key = sk.verifying_key().to_sec1_point(true).as_bytes().to_vec();
-                Ok((Inner::P256(Box::new(sk)), public_key))
+                Ok(sk.verifying_key().to_sec1_point(true).as_bytes().to_vec())
             }
             // Nonzero and below the group order.
             Algorithm::Bls12381 => {
                 let sk = blst::min_pk::SecretKey::from_bytes(arr)
                     .map_err(|_| Error::InvalidKeyMaterial)?;
-                let public_key = sk.sk_to_pk().compress().to_vec();
-                Ok((Inner::Bls(Box::new(sk)), public_key))
+                Ok(sk.sk_to_pk().compress().to_vec())
             }
             _ => Err(Error::InvalidKeyMaterial),
         }
     }
 
-    pub(crate) fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
-        match &self.inner {
-            Inner::Secp256k1(b) => Zeroizing::new(**b),
-            Inner::Ed25519(k) => Zeroizing::new(k.to_bytes()),
-            Inner::P256(k) => {
-                let mut fb = k.to_bytes();
-                let mut out = Zeroizing::new([0u8; 32]);
-                out.copy_from_slice(&fb);
-                fb.zeroize();
-                out
-            }
-            Inner::Bls(k) => Zeroizing::new(k.to_bytes()),
-        }
+    /// The secret bytes, opened into locked memory for one use.
+    fn open(&self) -> Result<Secret<32>, Error> {
+        self.secret
+            .open(&memory_aad(self.algorithm, &self.public_key))
+    }
+
+    pub(crate) fn secret_bytes(&self) -> Result<Zeroizing<[u8; 32]>, Error> {
+        Ok(Zeroizing::new(*self.open()?.expose()))
     }
 
     /// The key's algorithm.
     #[must_use]
     pub fn algorithm(&self) -> Algorithm {
-        match self.inner {
-            Inner::Secp256k1(_) => Algorithm::Secp256k1,
-            Inner::Ed25519(_) => Algorithm::Ed25519,
-            Inner::P256(_) => Algorithm::P256,
-            Inner::Bls(_) => Algorithm::Bls12381,
-        }
+        self.algorithm
     }
 
     /// The public key: compressed SEC1 (33 bytes) for ECDSA, 32 bytes for Ed25519, a
@@ -294,12 +276,13 @@ impl SigningKey {
         digest: &[u8; 32],
         accept: impl Fn(&[u8; 64]) -> bool,
     ) -> Result<Signature, Error> {
-        let Inner::Secp256k1(bytes) = &self.inner else {
+        if self.algorithm != Algorithm::Secp256k1 {
             return Err(not_secp256k1());
-        };
+        }
+        let bytes = self.open()?;
         let msg = secp256k1::Message::from_digest(*digest);
         for counter in 0u32..256 {
-            let mut sk = secp256k1::SecretKey::from_slice(bytes.as_ref())
+            let mut sk = secp256k1::SecretKey::from_slice(bytes.expose())
                 .map_err(|_| Error::InvalidKeyMaterial)?;
             let rsig = if counter == 0 {
                 secp().sign_ecdsa_recoverable(&msg, &sk)
@@ -333,12 +316,15 @@ impl SigningKey {
     /// # Errors
     /// [`Error::WrongPayload`] for other algorithms.
     pub fn sign_bls(&self, msg: &[u8]) -> Result<[u8; 96], Error> {
-        let Inner::Bls(sk) = &self.inner else {
+        if self.algorithm != Algorithm::Bls12381 {
             return Err(Error::WrongPayload {
                 expected: "BLS key",
                 given: "other key",
             });
-        };
+        }
+        // blst's SecretKey zeroizes itself on drop.
+        let sk = blst::min_pk::SecretKey::from_bytes(self.open()?.expose())
+            .map_err(|_| Error::InvalidKeyMaterial)?;
         Ok(sk.sign(msg, BLS_DST, &[]).compress())
     }
 
@@ -387,10 +373,10 @@ impl SigningKey {
         aux: &[u8; 32],
     ) -> Result<[u8; 64], Error> {
         use bitcoin::key::TapTweak as _;
-        let Inner::Secp256k1(bytes) = &self.inner else {
+        if self.algorithm != Algorithm::Secp256k1 {
             return Err(not_secp256k1());
-        };
-        let mut sk = secp256k1::SecretKey::from_slice(bytes.as_ref())
+        }
+        let mut sk = secp256k1::SecretKey::from_slice(self.open()?.expose())
             .map_err(|_| Error::InvalidKeyMaterial)?;
         let mut keypair = secp256k1::Keypair::from_secret_key(secp(), &sk);
         sk.non_secure_erase();
@@ -411,9 +397,10 @@ impl SigningKey {
     }
 
     fn sign_unverified(&self, payload: Payload<'_>) -> Result<Signature, Error> {
-        match (&self.inner, payload) {
-            (Inner::Secp256k1(bytes), Payload::Digest(digest)) => {
-                let mut sk = secp256k1::SecretKey::from_slice(bytes.as_ref())
+        match (self.algorithm, payload, &self.verifier) {
+            (Algorithm::Secp256k1, Payload::Digest(digest), _) => {
+                // libsecp256k1's SecretKey is `Copy`: built for this one signature and erased.
+                let mut sk = secp256k1::SecretKey::from_slice(self.open()?.expose())
                     .map_err(|_| Error::InvalidKeyMaterial)?;
                 let msg = secp256k1::Message::from_digest(*digest);
                 let rsig = secp().sign_ecdsa_recoverable(&msg, &sk);
@@ -426,9 +413,19 @@ impl SigningKey {
                     der: Some(der),
                 })
             }
-            (Inner::P256(sk), Payload::Digest(digest)) => {
-                let sig: p256::ecdsa::Signature =
-                    sk.sign_prehash(digest).map_err(|_| Error::SelfCheck)?;
+            (Algorithm::P256, Payload::Digest(digest), _) => {
+                // The scalar alone (the library's SigningKey would recompute the public key,
+                // a second scalar multiplication per signature); RFC 6979 as `sign_prehash`.
+                let mut d = Option::<p256::NonZeroScalar>::from(p256::NonZeroScalar::from_repr(
+                    (*self.open()?.expose()).into(),
+                ))
+                .ok_or(Error::InvalidKeyMaterial)?;
+                let (sig, _) = ecdsa::hazmat::sign_prehashed_rfc6979::<p256::NistP256, sha2::Sha256>(
+                    &d,
+                    digest,
+                    &[],
+                );
+                d.zeroize();
                 let sig = sig.normalize_s();
                 let mut bytes = [0u8; 64];
                 bytes.copy_from_slice(&sig.to_bytes());
@@ -438,18 +435,25 @@ impl SigningKey {
                     der: Some(sig.to_der().as_bytes().to_vec()),
                 })
             }
-            (Inner::Ed25519(sk), Payload::Message(msg)) => Ok(Signature {
-                bytes: sk.sign(msg).to_bytes(),
-                recovery_id: None,
-                der: None,
-            }),
+            (Algorithm::Ed25519, Payload::Message(msg), Verifier::Ed25519(vk)) => {
+                // The expanded key (one SHA-512 of the seed) and the stored public key, rather
+                // than recomputing the public key per signature. They cannot disagree: the
+                // public key is bound into the memory encryption's associated data.
+                let esk = ed25519_dalek::hazmat::ExpandedSecretKey::from(self.open()?.expose());
+                Ok(Signature {
+                    bytes: ed25519_dalek::hazmat::raw_sign::<sha2::Sha512>(&esk, msg, vk)
+                        .to_bytes(),
+                    recovery_id: None,
+                    der: None,
+                })
+            }
             // BLS signatures are 96 bytes: `sign_bls`.
-            (Inner::Bls(_), _) => Err(Error::WrongPayload {
+            (Algorithm::Bls12381, _, _) => Err(Error::WrongPayload {
                 expected: "BLS signing root (sign_bls)",
                 given: "generic signature",
             }),
-            (inner, given) => Err(Error::WrongPayload {
-                expected: if matches!(inner, Inner::Ed25519(_)) {
+            (algorithm, given, _) => Err(Error::WrongPayload {
+                expected: if algorithm == Algorithm::Ed25519 {
                     "message"
                 } else {
                     "32-byte digest"
@@ -469,7 +473,7 @@ impl SigningKey {
         if std::env::var("STRONGROOM_BREAK_SELF_TEST").is_ok_and(|b| b == "pairwise-consistency") {
             checked[0] ^= 1;
         }
-        if let Inner::Bls(_) = self.inner {
+        if self.algorithm == Algorithm::Bls12381 {
             let sig = self.sign_bls(&PCT_DIGEST)?;
             return self
                 .verifier
@@ -495,7 +499,19 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
+// The secret is ciphertext in memory; its plaintext exists only in locked, zeroed-on-drop
+// buffers for the duration of one operation.
 impl ZeroizeOnDrop for SigningKey {}
+
+/// What a signing key's memory encryption binds: the algorithm and the public key.
+fn memory_aad(algorithm: Algorithm, public_key: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(32 + public_key.len());
+    aad.extend_from_slice(b"strongroom/memory/signing-key/");
+    aad.extend_from_slice(algorithm.as_str().as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(public_key);
+    aad
+}
 
 fn not_secp256k1() -> Error {
     Error::WrongPayload {

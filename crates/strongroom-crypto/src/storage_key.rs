@@ -13,6 +13,7 @@ use strongroom_core::EntropySource;
 use zeroize::Zeroizing;
 
 use crate::Error;
+use crate::memory::Secret;
 
 /// Version byte of a sealed field.
 pub const SEALED_FIELD_VERSION: u8 = 1;
@@ -22,12 +23,13 @@ const AAD_LABEL: &[u8] = b"strongroom/field/v1";
 
 /// The storage key and the blind-index key. Zeroized on drop; exists only while unsealed.
 pub struct StorageKeys {
-    seal: Zeroizing<[u8; 32]>,
-    index: Zeroizing<[u8; 32]>,
+    // Locked, dump-excluded memory; zeroed on drop.
+    seal: Secret<32>,
+    index: Secret<32>,
 }
 
 impl StorageKeys {
-    pub(crate) fn from_parts(seal: Zeroizing<[u8; 32]>, index: Zeroizing<[u8; 32]>) -> Self {
+    pub(crate) fn from_parts(seal: Secret<32>, index: Secret<32>) -> Self {
         Self { seal, index }
     }
 
@@ -51,7 +53,7 @@ impl StorageKeys {
     ) -> Result<Vec<u8>, Error> {
         let mut nonce = [0u8; NONCE_LEN];
         entropy.fill(&mut nonce).map_err(|_| Error::Entropy)?;
-        let ct = XChaCha20Poly1305::new((&*self.seal).into())
+        let ct = XChaCha20Poly1305::new(self.seal.expose().into())
             .encrypt(
                 (&nonce).into(),
                 Payload {
@@ -78,7 +80,7 @@ impl StorageKeys {
         }
         let (nonce, ct) = blob[1..].split_at(NONCE_LEN);
         let nonce = <&[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| Error::Unseal)?;
-        XChaCha20Poly1305::new((&*self.seal).into())
+        XChaCha20Poly1305::new(self.seal.expose().into())
             .decrypt(
                 nonce.into(),
                 Payload {
@@ -95,7 +97,7 @@ impl StorageKeys {
         // HMAC pads a short key with zeros to its 64-byte block, so this is HMAC under the
         // 32-byte index key, built without a fallible constructor.
         let mut block = Zeroizing::new([0u8; 64]);
-        block[..32].copy_from_slice(self.index.as_ref());
+        block[..32].copy_from_slice(self.index.expose());
         let mut m = <hmac::Hmac<Sha256> as KeyInit>::new(&(*block).into());
         m.update(purpose);
         m.update(&[0]);
@@ -167,7 +169,7 @@ mod tests {
     fn the_hmac_is_rfc_4231_hmac_sha256() {
         // RFC 4231 test case 2 as an independent check of the index's construction: key
         // "Jefe", data "what do ya want for nothing?" (purpose "what do ya", NUL replaced).
-        let k = StorageKeys::from_parts(Zeroizing::new([0; 32]), Zeroizing::new([0; 32]));
+        let k = StorageKeys::from_parts(Secret::zeroed(), Secret::zeroed());
         let mut m = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(b"Jefe").unwrap();
         m.update(b"what do ya want for nothing?");
         assert_eq!(

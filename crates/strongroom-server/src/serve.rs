@@ -22,6 +22,8 @@ const DEV_SHARE: &str = "dev-unseal-share";
 const DEV_TOKEN: &str = "dev-token";
 /// In the data directory after a tamper response (see `Vault::tamper`).
 const TAMPER_MARKER: &str = "tampered";
+/// How often the process checks for an attached tracer.
+const TRACER_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -237,6 +239,12 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
             .keep(),
         (None, false) => return Err(ServeError::Config("a data directory is required".into())),
     };
+    // Before any key exists: no core dumps, not dumpable (no ptrace or /proc/PID/mem for
+    // anyone without CAP_SYS_PTRACE), and the lock limit raised for the key slabs.
+    let hardening = strongroom_memguard::harden_process();
+    if !hardening.non_dumpable || !hardening.no_core_files {
+        tracing::warn!(?hardening, "process hardening incomplete");
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Health-tested raw inputs (the OS, and RDSEED where present) through HMAC_DRBG.
     let rng = Arc::new(HealthCheckedEntropy::system());
@@ -329,6 +337,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         rng,
         entropy_reported: std::sync::atomic::AtomicBool::new(false),
         tamper_marker: dir.path().join(TAMPER_MARKER),
+        hardening,
         rollback: rollback.clone(),
     });
     // Other nodes on the same database: forget what they change (see docs/architecture.md).
@@ -435,6 +444,30 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
                     Err(e) => ctx.event("operator.tamper", e.outcome(), Some(e.code())),
                 };
                 let _ = v.writer.submit(vec![], event).await;
+            }
+        });
+    }
+    // A tracer attached despite the non-dumpable flag (only CAP_SYS_PTRACE can): the same
+    // response, once per attachment.
+    {
+        let v = Arc::clone(&vault);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(TRACER_POLL);
+            let mut traced = None;
+            loop {
+                tick.tick().await;
+                let now = strongroom_memguard::tracer_pid().ok().flatten();
+                if now.is_some() && now != traced {
+                    let ctx = v.fixed_ctx(Principal::System);
+                    let reason = now.map(|pid| format!("tracer attached: pid {pid}"));
+                    let outcome = v.tamper(&ctx, "tracer", reason.as_deref());
+                    let event = match &outcome {
+                        Ok(_) => ctx.event("operator.tamper", Outcome::Granted, None),
+                        Err(e) => ctx.event("operator.tamper", e.outcome(), Some(e.code())),
+                    };
+                    let _ = v.writer.submit(vec![], event).await;
+                }
+                traced = now;
             }
         });
     }

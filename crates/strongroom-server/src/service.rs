@@ -137,6 +137,8 @@ pub struct Vault {
     /// Present after a tamper response: no automatic (PKCS#11) unseal until an unseal with
     /// the shares removes it.
     pub(crate) tamper_marker: std::path::PathBuf,
+    /// What process hardening achieved at start (no core dumps, not dumpable, lock limit).
+    pub(crate) hardening: strongroom_memguard::Hardening,
     /// Why the database is older than the audit head this node signed, if it is: the vault
     /// does not unseal over it.
     pub(crate) rollback: Option<String>,
@@ -277,6 +279,24 @@ pub struct StatusView {
     /// Why the database looks rolled back (the vault will not unseal over it).
     #[serde(skip_serializing_if = "Option::is_none")]
     rollback: Option<String>,
+    /// Where key bytes live in this process.
+    memory: MemoryView,
+}
+
+/// Protected memory as the status shows it.
+#[derive(Serialize)]
+pub struct MemoryView {
+    /// `memfd_secret`, `mlock` or `unlocked` (no lock budget left); absent before any key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backing: Option<&'static str>,
+    /// Every slab of key memory is locked (never swapped).
+    locked: bool,
+    /// The process is not dumpable (no core files; no ptrace or /proc/PID/mem without
+    /// CAP_SYS_PTRACE).
+    non_dumpable: bool,
+    /// The lock limit, bytes (absent: unlimited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memlock_limit: Option<u64>,
 }
 
 /// The random-bit generator as the status shows it.
@@ -616,6 +636,16 @@ impl Vault {
                 test_build: strongroom_crypto::DANGER_TEST_BUILD,
             },
             rollback: self.rollback.clone(),
+            memory: {
+                let m = strongroom_memguard::status();
+                MemoryView {
+                    backing: m.backing.map(strongroom_memguard::Backing::as_str),
+                    locked: m.unlocked_slabs == 0,
+                    non_dumpable: self.hardening.non_dumpable
+                        && !strongroom_memguard::is_dumpable(),
+                    memlock_limit: self.hardening.memlock_limit,
+                }
+            },
             entropy: {
                 let failed = self.rng.failure();
                 EntropyView {
@@ -786,7 +816,7 @@ impl Vault {
     }
 
     /// The tamper response: every key zeroized at once (the vault seals), automatic unseals
-    /// held until the shares are presented, and the event audited. `how`: `api` or `signal`.
+    /// held until the shares are presented, and the event audited. `how`: `api`, `signal` or `tracer`.
     pub(crate) fn tamper(
         &self,
         ctx: &RequestCtx,

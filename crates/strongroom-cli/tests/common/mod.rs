@@ -77,7 +77,21 @@ impl Node {
     }
 
     fn start_with_env(args: &[&str], data: &Path, env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(BIN)
+        Self::start_wrapped(&[], args, data, env)
+    }
+
+    /// Starts `wrapper... strongroom args...` (the wrapper execs the server, as `setpriv`
+    /// does, so the child's pid is the server's).
+    fn start_wrapped(wrapper: &[&str], args: &[&str], data: &Path, env: &[(&str, &str)]) -> Self {
+        let mut command = match wrapper.split_first() {
+            None => Command::new(BIN),
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(BIN);
+                c
+            }
+        };
+        let mut child = command
             .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -129,6 +143,23 @@ impl Node {
                 data.to_str().unwrap(),
             ],
             data,
+        )
+    }
+
+    /// [`Node::dev`] started through `wrapper` (`setpriv` with fewer capabilities, say).
+    pub fn dev_wrapped(data: &Path, wrapper: &[&str]) -> Self {
+        Self::start_wrapped(
+            wrapper,
+            &[
+                "serve",
+                "--dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+                data.to_str().unwrap(),
+            ],
+            data,
+            &[],
         )
     }
 
