@@ -8,6 +8,7 @@
 mod bench;
 mod btc;
 mod client;
+mod config;
 mod custodian;
 mod eos;
 mod eth;
@@ -104,6 +105,9 @@ enum Command {
     /// Quorum rules.
     #[command(subcommand)]
     Quorum(QuorumCmd),
+    /// Security officers' signatures of a node's configuration file.
+    #[command(subcommand)]
+    Config(config::ConfigCmd),
     /// Sign with a key.
     Sign(SignArgs),
     /// Work with the audit log.
@@ -287,8 +291,9 @@ enum DomainCmd {
 #[derive(Subcommand)]
 enum QuorumCmd {
     /// Set the vault-wide number of approvals for an operation. Operations: domain.create,
-    /// domain.destroy, operator.add, operator.roles, quorum.set, key.destroy, key.warm, key.sign, key.export, seal.migrate, policy.set.
-    /// Without a rule, one approval is needed.
+    /// domain.destroy, operator.add, operator.roles, quorum.set, key.destroy, key.warm, key.sign, key.export, seal.migrate, policy.set,
+    /// config.change (security officers' signatures of a changed node configuration: `config
+    /// sign`). Without a rule, one approval is needed.
     Set {
         /// Operation.
         #[arg(long)]
@@ -790,6 +795,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Eth(cmd) => eth::run(cmd, &client()?, &out),
         Command::Btc(cmd) => btc::run(cmd, &client()?, &out),
         Command::Eos(cmd) => eos::run(cmd, &client()?, &out),
+        Command::Config(cmd) => config::run(cmd, client, &out),
         Command::Eth2(cmd) => eth2::run(cmd, &client()?, &out),
         Command::Slashing(cmd) => eth2::run_slashing(cmd, &client()?, &out),
         Command::Audit(AuditCmd::Export { out: path }) => {
@@ -965,7 +971,7 @@ fn generate_approval_key(out: &output::Output, path: &PathBuf) -> Result<(), Cli
     )
 }
 
-fn read_secret_file(path: &PathBuf) -> Result<zeroize::Zeroizing<String>, CliError> {
+pub(crate) fn read_secret_file(path: &PathBuf) -> Result<zeroize::Zeroizing<String>, CliError> {
     std::fs::read_to_string(path)
         .map(|s| zeroize::Zeroizing::new(s.trim_end_matches(['\r', '\n']).to_owned()))
         .map_err(|e| CliError::Input(format!("cannot read {}: {e}", path.display())))
@@ -1049,14 +1055,16 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
                 genesis_validators_root: None,
             }),
             tamper: strongroom_server::TamperConfig::default(),
+            config_file: None,
         }
     } else {
         let path = a
             .config
             .ok_or_else(|| CliError::Input("--config is required without --dev".into()))?;
-        let cfg =
-            strongroom_server::Config::load(&path).map_err(|e| CliError::Server(e.to_string()))?;
+        let (cfg, measured) = strongroom_server::Config::load_measured(&path)
+            .map_err(|e| CliError::Server(e.to_string()))?;
         strongroom_server::ServeOptions {
+            config_file: Some(measured),
             dev: false,
             listen: cfg.listen,
             tls: cfg.tls,

@@ -189,7 +189,9 @@ fn a_pkcs11_vault_unseals_itself_and_stays_sealed_when_the_token_fails() {
     // Recovery (the PIN latch itself is tested in strongroom-pkcs11's token test).
     let node = start(&data, &hsm, &cases[0].0);
     assert_eq!(status(&node)["seal_error"]["code"], "hsm_pin_incorrect");
-    // Recovery: two of the three shares unseal it without the token.
+    // Recovery: two of the three shares unseal it without the token (under a changed
+    // configuration, which an officer signs first).
+    sign_config(&node, &data, &alice);
     node.cli_stdin(None, &["operator", "unseal"], &shares[0])
         .ok();
     node.cli_stdin(None, &["operator", "unseal"], &shares[2])
@@ -292,6 +294,8 @@ fn migrating_between_shamir_and_pkcs11_takes_a_quorum_and_keeps_the_shares() {
             .error_code(),
         "sealed"
     );
+    // A changed configuration: an officer signs it (`config.change`) before it unseals.
+    sign_config(&node, &data, &alice);
     unseal(&node, &shares);
     let req = pending(&node.cli(a, &["--json", "operator", "seal-migrate"]));
     let shown = node
@@ -329,6 +333,7 @@ fn migrating_between_shamir_and_pkcs11_takes_a_quorum_and_keeps_the_shares() {
         (Some("pkcs11"), Some("shamir"))
     );
     assert_eq!(s["sealed"], true);
+    sign_config(&node, &data, &alice);
     unseal(&node, &shares);
     let req = pending(&node.cli(a, &["--json", "operator", "seal-migrate"]));
     // The requester never approves their own request.
@@ -344,6 +349,7 @@ fn migrating_between_shamir_and_pkcs11_takes_a_quorum_and_keeps_the_shares() {
         (s["sealed"].as_bool(), s["seal"].as_str()),
         (Some(true), Some("shamir"))
     );
+    sign_config(&node, &data, &bob);
     unseal(&node, &shares);
     node.stop();
     assert_eq!(audit_verify(&data).code, 0);

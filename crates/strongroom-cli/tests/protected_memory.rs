@@ -2,7 +2,7 @@
 //! CAP_SYS_PTRACE can neither attach nor read its memory (while an ordinary process of the
 //! same user can be debugged); a tracer that attaches anyway (root) triggers the tamper
 //! response; and a validator key's secret is found nowhere in the server's memory, neither
-//! while it is unsealed (loaded keys are encrypted in memory) nor after a tamper response.
+//! after it has signed (loaded keys are encrypted in memory) nor after a tamper response.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -19,6 +19,16 @@ const NO_PTRACE_CAP: [&str; 4] = ["--bounding-set", "-sys_ptrace", "--inh-caps",
 /// `(attach_errno, mem_errno)`, 0 meaning it worked. The probe holds its attachment for
 /// `hold` seconds; the returned child is still running.
 fn probe(pid: u32, drop_cap: bool, hold: f32) -> ((i64, i64), std::process::Child) {
+    probe_target(pid, drop_cap, hold, false)
+}
+
+/// [`probe`], attaching to one of `pid`'s other threads when `thread`.
+fn probe_target(
+    pid: u32,
+    drop_cap: bool,
+    hold: f32,
+    thread: bool,
+) -> ((i64, i64), std::process::Child) {
     let python = std::env::var("STRONGROOM_ORACLE_PYTHON")
         .expect("STRONGROOM_ORACLE_PYTHON is unset: run the tests with ./scripts/test.sh");
     let script = format!(
@@ -36,6 +46,7 @@ fn probe(pid: u32, drop_cap: bool, hold: f32) -> ((i64, i64), std::process::Chil
     let mut child = cmd
         .arg(&script)
         .args([pid.to_string(), hold.to_string()])
+        .args(thread.then_some("thread"))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -114,26 +125,44 @@ fn keys_live_in_locked_memory_and_a_tracer_triggers_the_tamper_response() {
     );
     assert_eq!(memory["locked"], true, "{st}");
 
-    // Root can attach (CAP_SYS_PTRACE); the vault notices and zeroizes.
+    // Root can attach (CAP_SYS_PTRACE), here to a worker thread rather than the main one;
+    // the vault notices and zeroizes.
     let pid = node.child.as_ref().unwrap().id();
-    let ((attach, _), mut p) = probe(pid, false, 1.0);
+    let ((attach, _), mut p) = probe_target(pid, false, 4.0, true);
     assert_eq!(attach, 0);
     wait_for(|| node.http("GET", "/v1/sys/status", None, None).1["sealed"] == true);
-    p.wait().unwrap();
     assert!(data.join("tampered").exists());
-    node.stop();
+    // Unsealed while the tracer is still there: sealed again at once.
     let share = std::fs::read_to_string(data.join("dev-unseal-share")).unwrap();
+    node.cli_stdin(None, &["--json", "operator", "unseal"], share.trim())
+        .ok();
+    wait_for(|| node.http("GET", "/v1/sys/status", None, None).1["sealed"] == true);
+    p.wait().unwrap();
+    // Once it has gone, the shares bring the vault back.
+    node.cli_stdin(None, &["--json", "operator", "unseal"], share.trim())
+        .ok();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        node.http("GET", "/v1/sys/status", None, None).1["sealed"],
+        false
+    );
+    node.stop();
     let events = audit_events(&data, &[share.trim()]);
-    let detail: String = events
-        .query_row(
-            "SELECT detail FROM audit WHERE operation = 'operator.tamper' AND outcome = 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let details: Vec<String> = {
+        let mut s = events
+            .prepare("SELECT detail FROM audit WHERE operation = 'operator.tamper' AND outcome = 1")
+            .unwrap();
+        s.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(details.len(), 2, "{details:?}");
     assert!(
-        detail.contains("\"how\":\"tracer\"") && detail.contains("tracer attached: pid"),
-        "{detail}"
+        details
+            .iter()
+            .all(|d| d.contains("\"how\":\"tracer\"") && d.contains("tracer attached: pid")),
+        "{details:?}"
     );
 }
 
@@ -171,9 +200,9 @@ fn occurrences_in(pid: u32, needle: &[u8]) -> usize {
 }
 
 #[test]
-fn an_imported_validator_secret_is_not_in_server_memory_before_or_after_tamper() {
+fn a_validator_secret_is_not_in_server_memory_while_signing_or_after_tamper() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::dev(&dir.path().join("vault"));
+    let node = Node::dev_eth2(&dir.path().join("vault"));
     let root = node.dev_token();
     let vectors = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -215,7 +244,23 @@ fn an_imported_validator_secret_is_not_in_server_memory_before_or_after_tamper()
         let (a, b) = (occurrences_in(pid, &secret), occurrences_in(pid, &reversed));
         assert_eq!((a, b), (0, 0), "{when}: the secret is in server memory");
     };
-    count("after import, unsealed");
+    // It signs (the key is loaded, encrypted in memory), as the specification's example.
+    let examples: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../strongroom-chains/tests/data/remote-signing-examples.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let (status, body) = node.eth2(
+        "POST",
+        &format!("/api/v1/eth2/sign/0x{}", hex::encode(&public)),
+        Some(&examples["ATTESTATION"].to_string()),
+        true,
+    );
+    assert_eq!(status, 200, "{body}");
+    count("signing, unsealed");
     node.cli(Some(&root), &["--json", "operator", "tamper"])
         .ok();
     count("after tamper");

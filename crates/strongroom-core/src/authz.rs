@@ -144,6 +144,9 @@ pub enum Operation {
     /// Tamper response: zeroize every key at once and seal; only an unseal with the shares
     /// brings the vault back.
     Tamper,
+    /// Check a configuration file's officer signatures against the vault's security
+    /// officers (read-only).
+    VerifyConfig,
 }
 
 /// Why a request was refused.
@@ -270,7 +273,8 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
                 | Operation::ReadQuorum
                 | Operation::AcknowledgeClock
                 | Operation::SetPolicy(_)
-                | Operation::ManageValidators(_),
+                | Operation::ManageValidators(_)
+                | Operation::VerifyConfig,
             ) => true,
             // Safety actions: sealing, freezing and the tamper response never wait for anyone.
             (
@@ -296,7 +300,8 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
                 | Operation::ListOperators
                 | Operation::ReadRequests
                 | Operation::ReadQuorum
-                | Operation::ExportAudit,
+                | Operation::ExportAudit
+                | Operation::VerifyConfig,
             ) => true,
             _ => false,
         }
@@ -346,6 +351,7 @@ mod tests {
             Operation::SetPolicy(d),
             Operation::ManageValidators(d),
             Operation::Tamper,
+            Operation::VerifyConfig,
         ]
     }
 

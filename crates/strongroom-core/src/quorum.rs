@@ -40,11 +40,15 @@ pub enum GatedOp {
     MigrateSeal,
     /// Set a wallet's policy (rule of the wallet's domain, else vault-wide).
     SetPolicy,
+    /// A node's configuration file changed: how many security officers must sign the new one
+    /// (offline, `config sign`) before a node unseals under it (vault-wide rule). Never filed
+    /// as a request.
+    ChangeConfig,
 }
 
 impl GatedOp {
     /// Every gated operation.
-    pub const ALL: [GatedOp; 11] = [
+    pub const ALL: [GatedOp; 12] = [
         GatedOp::CreateDomain,
         GatedOp::DestroyDomain,
         GatedOp::AddOperator,
@@ -56,6 +60,7 @@ impl GatedOp {
         GatedOp::ExportKey,
         GatedOp::MigrateSeal,
         GatedOp::SetPolicy,
+        GatedOp::ChangeConfig,
     ];
 
     /// The name used by the API, the CLI and audit records.
@@ -73,6 +78,7 @@ impl GatedOp {
             GatedOp::ExportKey => "key.export",
             GatedOp::MigrateSeal => "seal.migrate",
             GatedOp::SetPolicy => "policy.set",
+            GatedOp::ChangeConfig => "config.change",
         }
     }
 
@@ -87,6 +93,7 @@ impl GatedOp {
                 | GatedOp::ChangeRoles
                 | GatedOp::SetQuorum
                 | GatedOp::MigrateSeal
+                | GatedOp::ChangeConfig
         )
     }
 
@@ -102,6 +109,7 @@ impl GatedOp {
                 | GatedOp::ChangeRoles
                 | GatedOp::SetQuorum
                 | GatedOp::MigrateSeal
+                | GatedOp::ChangeConfig
         )
     }
 }
@@ -218,8 +226,9 @@ mod tests {
             GatedOp::DestroyDomain => 8,
             GatedOp::MigrateSeal => 9,
             GatedOp::SetPolicy => 10,
+            GatedOp::ChangeConfig => 11,
         };
-        let mut seen = [false; 11];
+        let mut seen = [false; 12];
         for op in GatedOp::ALL {
             seen[position(op)] = true;
             assert_eq!(op.as_str().parse::<GatedOp>().unwrap(), op);

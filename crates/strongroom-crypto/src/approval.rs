@@ -70,6 +70,15 @@ impl ApprovalKey {
         self.inner.verifying_key().to_bytes()
     }
 
+    /// Signs a node configuration file (by its SHA-256) for the vault `vault_id`: a security
+    /// officer's consent that a node may unseal under it.
+    #[must_use]
+    pub fn sign_config(&self, vault_id: &[u8; 16], config_sha256: &[u8; 32]) -> [u8; 64] {
+        self.inner
+            .sign(&config_message(vault_id, config_sha256))
+            .to_bytes()
+    }
+
     /// Approves: signs the canonical hash of a pending request.
     #[must_use]
     pub fn approve(&self, request_hash: &[u8; 32]) -> [u8; 64] {
@@ -103,6 +112,31 @@ pub fn verify_approval(
     // Strict: no small-order keys, canonical S.
     let sig = ed25519_dalek::Signature::from_bytes(signature);
     vk.verify_strict(&approval_message(request_hash), &sig)
+        .is_ok()
+}
+
+/// What a configuration signature covers (layout in `docs/formats.md`).
+fn config_message(vault_id: &[u8; 16], config_sha256: &[u8; 32]) -> Vec<u8> {
+    let mut m = b"strongroom/config/v1".to_vec();
+    m.extend_from_slice(vault_id);
+    m.extend_from_slice(config_sha256);
+    m
+}
+
+/// Whether `signature` is `public_key`'s signature of the configuration with
+/// `config_sha256` for vault `vault_id` (strict Ed25519 verification).
+#[must_use]
+pub fn verify_config_signature(
+    public_key: &[u8; 32],
+    vault_id: &[u8; 16],
+    config_sha256: &[u8; 32],
+    signature: &[u8; 64],
+) -> bool {
+    let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(public_key) else {
+        return false;
+    };
+    let sig = ed25519_dalek::Signature::from_bytes(signature);
+    vk.verify_strict(&config_message(vault_id, config_sha256), &sig)
         .is_ok()
 }
 
@@ -168,6 +202,23 @@ mod tests {
         );
         let other = ApprovalKey::generate(&OsEntropy).unwrap();
         assert!(!verify_approval(&other.public_key(), &h, &sig));
+        // A configuration signature is not an approval, nor the reverse; it binds the vault.
+        let c = k.sign_config(&[1; 16], &h);
+        assert!(verify_config_signature(&k.public_key(), &[1; 16], &h, &c));
+        assert!(!verify_config_signature(&k.public_key(), &[2; 16], &h, &c));
+        assert!(!verify_config_signature(
+            &k.public_key(),
+            &[1; 16],
+            &[8; 32],
+            &c
+        ));
+        assert!(!verify_approval(&k.public_key(), &h, &c));
+        assert!(!verify_config_signature(
+            &k.public_key(),
+            &[1; 16],
+            &h,
+            &sig
+        ));
         let back = ApprovalKey::from_file_string(&k.to_file_string()).unwrap();
         assert_eq!(back.public_key(), k.public_key());
         assert!(ApprovalKey::from_file_string("nonsense").is_err());

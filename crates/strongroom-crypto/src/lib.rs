@@ -32,6 +32,7 @@ mod error;
 mod hd;
 mod kdf;
 mod memory;
+pub use memory::rotate_memory_key;
 mod otp;
 mod password;
 mod self_test;
@@ -42,7 +43,9 @@ mod storage_key;
 
 pub use aead::{AeadKey, SEALED_BLOB_VERSION};
 pub use age::{AgeRecipient, age_encrypt};
-pub use approval::{ApprovalKey, approval_key_is_unusable, request_hash, verify_approval};
+pub use approval::{
+    ApprovalKey, approval_key_is_unusable, request_hash, verify_approval, verify_config_signature,
+};
 pub use bundle::{BundleShare, SealedBundle, open_bundle, seal_bundle};
 pub use drbg::{CpuRaw, HealthCheckedEntropy, OsRaw, RawSource};
 pub use eip2335::{

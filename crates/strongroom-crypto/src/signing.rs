@@ -416,10 +416,10 @@ impl SigningKey {
             (Algorithm::P256, Payload::Digest(digest), _) => {
                 // The scalar alone (the library's SigningKey would recompute the public key,
                 // a second scalar multiplication per signature); RFC 6979 as `sign_prehash`.
-                let mut d = Option::<p256::NonZeroScalar>::from(p256::NonZeroScalar::from_repr(
-                    (*self.open()?.expose()).into(),
-                ))
-                .ok_or(Error::InvalidKeyMaterial)?;
+                let mut repr = p256::FieldBytes::from(*self.open()?.expose());
+                let d = Option::<p256::NonZeroScalar>::from(p256::NonZeroScalar::from_repr(repr));
+                repr.as_mut_slice().zeroize();
+                let mut d = d.ok_or(Error::InvalidKeyMaterial)?;
                 let (sig, _) = ecdsa::hazmat::sign_prehashed_rfc6979::<p256::NistP256, sha2::Sha256>(
                     &d,
                     digest,
@@ -437,8 +437,10 @@ impl SigningKey {
             }
             (Algorithm::Ed25519, Payload::Message(msg), Verifier::Ed25519(vk)) => {
                 // The expanded key (one SHA-512 of the seed) and the stored public key, rather
-                // than recomputing the public key per signature. They cannot disagree: the
-                // public key is bound into the memory encryption's associated data.
+                // than recomputing the public key per signature. A mismatch would leak the key
+                // (the nonce hashes the wrong point); it cannot happen: `vk` is parsed from the
+                // public key bound into the memory encryption's associated data, and `sign`
+                // verifies every signature against it before release.
                 let esk = ed25519_dalek::hazmat::ExpandedSecretKey::from(self.open()?.expose());
                 Ok(Signature {
                     bytes: ed25519_dalek::hazmat::raw_sign::<sha2::Sha512>(&esk, msg, vk)

@@ -282,8 +282,9 @@ fn map_memfd_secret() -> std::io::Result<NonNull<u8>> {
     unsafe { libc::close(fd) };
     let base = result?;
     // The kernel marks secretmem mappings locked and charges them to the lock limit at mmap
-    // time (`mlock` on them is refused). Fault every page in now, so a shortage shows here
-    // rather than as a SIGBUS on first use.
+    // time (`mlock` on them is refused), so an exhausted budget fails the mmap above and we
+    // fall back. Fault every page in now rather than at first use (a page that cannot be
+    // allocated at all is an out-of-memory condition either way).
     for page in (0..SLAB_BYTES).step_by(4096) {
         // SAFETY: `page < SLAB_BYTES`, inside our fresh read-write mapping.
         unsafe { std::ptr::write_volatile(base.as_ptr().add(page), 0) };
@@ -380,18 +381,30 @@ pub fn is_dumpable() -> bool {
     unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) != 0 }
 }
 
-/// The process id of a tracer attached to this process (ptrace), if any.
+/// The process id of a tracer (ptrace) attached to any thread of this process, if any:
+/// ptrace attaches thread by thread, so every `/proc/self/task/*/status` is read.
 ///
 /// # Errors
-/// Reading `/proc/self/status` failed; the caller decides whether that is itself suspicious.
+/// Reading them failed; the caller decides whether that is itself suspicious.
 pub fn tracer_pid() -> std::io::Result<Option<u32>> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let pid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("TracerPid:"))
-        .and_then(|v| v.trim().parse::<u32>().ok())
-        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
-    Ok((pid != 0).then_some(pid))
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let path = task?.path().join("status");
+        let status = match std::fs::read_to_string(&path) {
+            Ok(s) => s,
+            // The thread ended between the listing and the read.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let pid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("TracerPid:"))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
+        if pid != 0 {
+            return Ok(Some(pid));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -458,9 +471,12 @@ mod tests {
 
     #[test]
     fn anonymous_fallback_is_locked_and_not_dumped() {
+        let _serial = serial();
         let (base, backing) = map_anonymous().expect("map");
-        assert_eq!(backing, Backing::Locked);
         let flags = vm_flags(base.as_ptr() as usize);
+        // SAFETY: unmapping the test's own mapping, which nothing else refers to.
+        unsafe { libc::munmap(base.as_ptr().cast(), SLAB_BYTES) };
+        assert_eq!(backing, Backing::Locked);
         assert!(flags.iter().any(|f| f == "lo"), "flags {flags:?}");
         assert!(flags.iter().any(|f| f == "dd"), "flags {flags:?}");
     }
@@ -502,6 +518,7 @@ mod tests {
 
     #[test]
     fn hardening_makes_the_process_non_dumpable() {
+        let _serial = serial();
         let h = harden_process();
         assert!(h.non_dumpable);
         assert!(!is_dumpable());

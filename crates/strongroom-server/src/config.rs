@@ -256,8 +256,19 @@ impl Config {
     /// # Errors
     /// [`ServeError::Config`] for unreadable, malformed or unsafe configurations.
     pub fn load(path: &Path) -> Result<Self, ServeError> {
-        let text = std::fs::read_to_string(path)
+        Self::load_measured(path).map(|(cfg, _)| cfg)
+    }
+
+    /// [`Config::load`], with the measurement (SHA-256) of exactly the bytes parsed.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn load_measured(path: &Path) -> Result<(Self, crate::measure::ConfigFile), ServeError> {
+        let bytes = std::fs::read(path)
             .map_err(|e| ServeError::Config(format!("cannot read {}: {e}", path.display())))?;
+        let measured = crate::measure::ConfigFile::measure(path, &bytes);
+        let text = String::from_utf8(bytes)
+            .map_err(|_| ServeError::Config(format!("{}: not UTF-8", path.display())))?;
         let cfg: Config = toml::from_str(&text)
             .map_err(|e| ServeError::Config(format!("{}: {}", path.display(), e.message())))?;
         check_listen(cfg.listen, cfg.tls.is_some())?;
@@ -275,7 +286,7 @@ impl Config {
                 db.display()
             )));
         }
-        Ok(cfg)
+        Ok((cfg, measured))
     }
 }
 

@@ -62,6 +62,9 @@ pub enum ApiError {
     /// The random-bit generator failed a health test: nothing needing randomness is done
     /// (503).
     EntropyFailed,
+    /// This node's configuration changed and lacks the security officers' signatures it
+    /// needs (described): the vault does not unseal under it (403).
+    ConfigUnauthorized(String),
     /// A signature or a new key failed its own check (verify-before-release, the
     /// pairwise-consistency test): nothing was released or kept (500).
     SelfCheckFailed,
@@ -105,7 +108,9 @@ impl ApiError {
             | ApiError::InvalidToken
             | ApiError::SessionExpired
             | ApiError::LoginFailed(_) => StatusCode::UNAUTHORIZED,
-            ApiError::LockedOut | ApiError::PasswordChangeRequired => StatusCode::FORBIDDEN,
+            ApiError::LockedOut
+            | ApiError::PasswordChangeRequired
+            | ApiError::ConfigUnauthorized(_) => StatusCode::FORBIDDEN,
             ApiError::Forbidden | ApiError::NotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -138,6 +143,7 @@ impl ApiError {
             ApiError::LoginFailed(code) => code,
             ApiError::LockedOut => "locked_out",
             ApiError::PasswordChangeRequired => "password_change_required",
+            ApiError::ConfigUnauthorized(_) => "config_unauthorized",
             ApiError::Forbidden => "forbidden",
             ApiError::NotAllowed(code) => code,
             ApiError::NotFound => "not_found",
@@ -216,6 +222,7 @@ impl ApiError {
             ApiError::RolledBack(what) => format!(
                 "{what}: the database was rolled back (restored from an older copy?); the vault will not unseal over it"
             ),
+            ApiError::ConfigUnauthorized(why) => why.clone(),
             ApiError::EntropyFailed => {
                 "the random-bit generator failed a health test: the vault sealed itself; restart the node and unseal".into()
             }

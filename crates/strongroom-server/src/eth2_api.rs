@@ -157,6 +157,9 @@ async fn pipeline(
     } else if let Err(test) = vault.self_test {
         // Upcheck too: the consensus client must see this signer is down.
         ApiError::SelfTestFailed(test).into_response()
+    } else if vault.config_pending() && !vault.keystore.status().sealed {
+        ApiError::ConfigUnauthorized("this node's configuration is not admitted".into())
+            .into_response()
     } else if let (Err(e), false) = (&domain, operation == "eth2.upcheck") {
         e.clone().into_response()
     } else {

@@ -115,6 +115,14 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "POST",
+        "/v1/sys/config/verify",
+        "config.verify",
+        "Check a configuration file's security officer signatures (config sign) against this vault",
+        true,
+        false,
+    ),
+    route(
+        "POST",
         "/v1/sys/seal/migrate",
         "seal.migrate",
         "Protect the root key as this node's [seal] says: move between Shamir shares and a PKCS#11 token (gated: seal.migrate)",
@@ -578,6 +586,7 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/sys/seal", post(seal))
         .route("/v1/sys/tamper", post(tamper))
         .route("/v1/sys/seal/migrate", post(migrate_seal))
+        .route("/v1/sys/config/verify", post(verify_config))
         .route("/v1/sys/clock/acknowledge", post(acknowledge_clock))
         .route("/v1/domains", post(create_domain).get(list_domains))
         .route("/v1/tokens", post(create_token))
@@ -764,6 +773,13 @@ async fn pipeline(
         ApiError::SelfTestFailed(test).into_response()
     } else if time_dependent && !vault.time.trusted() {
         ApiError::ClockUntrusted.into_response()
+    } else if route.is_some_and(|r| !r.while_sealed)
+        && vault.config_pending()
+        && !vault.keystore.status().sealed
+    {
+        // Unsealed a moment ago, configuration not yet admitted (or just refused).
+        ApiError::ConfigUnauthorized("this node's configuration is not admitted".into())
+            .into_response()
     } else if route.is_some_and(|r| !r.while_sealed) && vault.keystore.status().sealed {
         if vault.keystore.status().initialized {
             ApiError::Sealed
@@ -1807,6 +1823,25 @@ async fn export_audit(
         [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
         body,
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyConfigBody {
+    config_sha256: String,
+    signatures: crate::measure::Signatures,
+}
+
+async fn verify_config(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<VerifyConfigBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.verify_config(
+        &ctx,
+        &b.config_sha256,
+        &b.signatures,
+    )?))
 }
 
 async fn acknowledge_clock(

@@ -21,6 +21,7 @@ mod key_policy;
 mod keymanager;
 mod limiter;
 mod listener;
+mod measure;
 mod node_seal;
 mod openapi;
 mod operators;
@@ -38,6 +39,7 @@ pub use config::{
 };
 pub use error::ApiError;
 pub use http::{MAX_BODY, ROUTES, Route};
+pub use measure::{ConfigFile, SIGNATURES_FORMAT, Signature, Signatures, signatures_path};
 pub use serve::{ServeOptions, Started, serve};
 pub use service::DEFAULT_DOMAIN;
 

@@ -35,6 +35,10 @@ fn request_schema(operation: &str) -> Option<Value> {
             "properties": {"domain": {"type": "string"}, "ttl_seconds": {"type": "integer", "minimum": 0},
                            "scope": {"type": "string", "enum": ["sign", "keymanager"],
                                      "description": "sign (default): an application token; keymanager: the Keymanager API only"}}}),
+        "config.verify" => json!({"type": "object", "required": ["config_sha256", "signatures"],
+            "additionalProperties": false,
+            "properties": {"config_sha256": {"type": "string", "description": "SHA-256 of the configuration file, hex"},
+                           "signatures": {"type": "object", "description": "the FILE.sig document (docs/formats.md)"}}}),
         "operator.tamper" => json!({"type": "object", "additionalProperties": false,
             "properties": {"reason": {"type": "string", "description": "recorded in the audit log"}}}),
         "eth2.export_keystore" => {

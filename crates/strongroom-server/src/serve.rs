@@ -24,6 +24,8 @@ const DEV_TOKEN: &str = "dev-token";
 const TAMPER_MARKER: &str = "tampered";
 /// How often the process checks for an attached tracer.
 const TRACER_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+/// Consecutive failed tracer checks that count as a tracer.
+const TRACER_CHECK_FAILURES: u32 = 5;
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -44,6 +46,9 @@ pub struct ServeOptions {
     pub eth2: Option<crate::config::Eth2Config>,
     /// The tamper response (`[tamper]`).
     pub tamper: crate::config::TamperConfig,
+    /// The configuration file as measured (production); dev mode has none and is exempt from
+    /// signed configuration.
+    pub config_file: Option<crate::measure::ConfigFile>,
 }
 
 /// What a started node tells its operator.
@@ -338,6 +343,11 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         entropy_reported: std::sync::atomic::AtomicBool::new(false),
         tamper_marker: dir.path().join(TAMPER_MARKER),
         hardening,
+        config: opts
+            .config_file
+            .clone()
+            .map(|f| crate::measure::Admission::new(f, dir.path())),
+        binary_sha256: Arc::new(std::sync::OnceLock::new()),
         rollback: rollback.clone(),
     });
     // Other nodes on the same database: forget what they change (see docs/architecture.md).
@@ -426,6 +436,35 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         .submit(vec![], tested)
         .await
         .map_err(|_| ServeError::Api(crate::ApiError::AuditUnavailable))?;
+    // Measured start: the configuration's hash now, the binary's when it is read (hundreds
+    // of megabytes for a debug build: off the start path).
+    {
+        let v = Arc::clone(&vault);
+        tokio::task::spawn_blocking(move || {
+            let binary = crate::measure::binary_sha256();
+            let ctx = v.fixed_ctx(Principal::System);
+            ctx.tag(|t| {
+                t.detail = Some(
+                    serde_json::json!({
+                        "version": env!("CARGO_PKG_VERSION"),
+                        "binary_sha256": binary.as_ref().ok().map(hex::encode),
+                        "config_sha256": v.config.as_ref().map(|a| hex::encode(a.file.sha256)),
+                        "dev": v.config.is_none(),
+                    })
+                    .to_string(),
+                );
+            });
+            let event = match &binary {
+                Ok(_) => ctx.event("node.start", Outcome::Granted, None),
+                Err(_) => ctx.event("node.start", Outcome::Failed, Some("binary_unreadable")),
+            };
+            v.writer.submit_detached(event);
+            // Shown once the record is on its way to the audit log.
+            if let Ok(h) = &binary {
+                let _ = v.binary_sha256.set(hex::encode(h));
+            }
+        });
+    }
     // A vault sealed by a PKCS#11 token unseals itself here, or stays sealed and says why.
     vault.auto_unseal();
 
@@ -447,19 +486,36 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
             }
         });
     }
-    // A tracer attached despite the non-dumpable flag (only CAP_SYS_PTRACE can): the same
-    // response, once per attachment.
+    // A tracer attached to any thread despite the non-dumpable flag (only CAP_SYS_PTRACE
+    // can): the same response, again whenever the vault is unsealed while it stays attached;
+    // a check that keeps failing counts as one.
     {
         let v = Arc::clone(&vault);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(TRACER_POLL);
             let mut traced = None;
+            let mut failures = 0u32;
             loop {
                 tick.tick().await;
-                let now = strongroom_memguard::tracer_pid().ok().flatten();
-                if now.is_some() && now != traced {
+                let (now, reason) = match strongroom_memguard::tracer_pid() {
+                    Ok(now) => {
+                        failures = 0;
+                        (now, now.map(|pid| format!("tracer attached: pid {pid}")))
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        let reason = (failures == TRACER_CHECK_FAILURES)
+                            .then(|| format!("the tracer check keeps failing: {e}"));
+                        (traced, reason)
+                    }
+                };
+                let respond = match (now, &reason) {
+                    (_, Some(_)) if failures == TRACER_CHECK_FAILURES => true,
+                    (Some(_), Some(_)) => now != traced || !v.keystore.status().sealed,
+                    _ => false,
+                };
+                if respond {
                     let ctx = v.fixed_ctx(Principal::System);
-                    let reason = now.map(|pid| format!("tracer attached: pid {pid}"));
                     let outcome = v.tamper(&ctx, "tracer", reason.as_deref());
                     let event = match &outcome {
                         Ok(_) => ctx.event("operator.tamper", Outcome::Granted, None),

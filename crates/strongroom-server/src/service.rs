@@ -139,6 +139,10 @@ pub struct Vault {
     pub(crate) tamper_marker: std::path::PathBuf,
     /// What process hardening achieved at start (no core dumps, not dumpable, lock limit).
     pub(crate) hardening: strongroom_memguard::Hardening,
+    /// Signed-configuration admission (`None` in dev mode, which is exempt).
+    pub(crate) config: Option<crate::measure::Admission>,
+    /// SHA-256 of this node's binary, once measured.
+    pub(crate) binary_sha256: Arc<std::sync::OnceLock<String>>,
     /// Why the database is older than the audit head this node signed, if it is: the vault
     /// does not unseal over it.
     pub(crate) rollback: Option<String>,
@@ -281,6 +285,12 @@ pub struct StatusView {
     rollback: Option<String>,
     /// Where key bytes live in this process.
     memory: MemoryView,
+    /// This node's configuration file and whether it is admitted (absent in dev mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config: Option<crate::measure::ConfigView>,
+    /// SHA-256 of this node's binary (once measured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    binary_sha256: Option<String>,
 }
 
 /// Protected memory as the status shows it.
@@ -588,7 +598,10 @@ impl Vault {
             Err(K::UnsealFailed) => self.seal.note(Err(&HsmError::UnwrapFailed)),
             _ => self.seal.note(Ok(())),
         }
-        let outcome = unsealed.map_err(ApiError::from);
+        // Nothing runs under a configuration the officers did not admit.
+        let outcome = unsealed
+            .map_err(ApiError::from)
+            .and_then(|()| self.admit_config());
         let Ok(ctx) = self.system_ctx(Principal::System) else {
             return;
         };
@@ -636,6 +649,8 @@ impl Vault {
                 test_build: strongroom_crypto::DANGER_TEST_BUILD,
             },
             rollback: self.rollback.clone(),
+            config: self.config_view(),
+            binary_sha256: self.binary_sha256.get().cloned(),
             memory: {
                 let m = strongroom_memguard::status();
                 MemoryView {
@@ -743,6 +758,10 @@ impl Vault {
         }
         self.refresh_if_uninitialized()?;
         self.keystore.submit_share(share)?;
+        if !self.keystore.status().sealed {
+            // Nothing runs under a configuration the officers did not admit.
+            self.admit_config()?;
+        }
         // The unseal ceremony: the shares end a tamper response's hold on automatic unseals.
         if !self.keystore.status().sealed
             && self.tamper_marker.exists()
@@ -807,8 +826,7 @@ impl Vault {
             failure,
             "an entropy health test failed: the vault seals and produces no random bytes until restarted"
         );
-        self.keystore.seal();
-        self.keys.clear();
+        self.zeroize_keys();
         let ctx = self.fixed_ctx(Principal::System);
         ctx.tag(|t| t.detail = Some(serde_json::json!({"failed": failure}).to_string()));
         let event = ctx.event("entropy.failed", Outcome::Failed, Some("entropy_failed"));
@@ -827,8 +845,7 @@ impl Vault {
             allow(ctx, &Operation::Tamper)?;
         }
         // Zeroize first: nothing, not even a failed write, delays it.
-        self.keystore.seal();
-        self.keys.clear();
+        self.zeroize_keys();
         self.tokens.clear();
         let held = write_marker(&self.tamper_marker, ctx.wall, how);
         if let Err(e) = &held {
@@ -855,10 +872,18 @@ impl Vault {
         Ok(self.status())
     }
 
-    pub(crate) fn seal(&self, ctx: &RequestCtx) -> Result<StatusView, ApiError> {
-        allow(ctx, &Operation::Seal)?;
+    /// Every key out of memory: the keystore seals (root, derived and domain keys zeroized),
+    /// the key-record cache empties, and the per-process memory key is destroyed so that any
+    /// ciphertext of a loaded key left anywhere (and a signature in flight) is useless.
+    pub(crate) fn zeroize_keys(&self) {
         self.keystore.seal();
         self.keys.clear();
+        strongroom_crypto::rotate_memory_key();
+    }
+
+    pub(crate) fn seal(&self, ctx: &RequestCtx) -> Result<StatusView, ApiError> {
+        allow(ctx, &Operation::Seal)?;
+        self.zeroize_keys();
         Ok(self.status())
     }
 

@@ -1551,11 +1551,13 @@ impl WriteTxn for Txn<'_> {
         let plain = encode_event(e);
         // Sealed whenever the storage key is there. A record written while the vault is
         // sealed (an unseal attempt) stays clear: the chain must never stop for want of a key,
-        // and such records name only identifiers and operations.
+        // and such records name only identifiers and operations. So does one written when the
+        // random generator has just failed (no nonce): the vault seals itself at once, and
+        // the record of it must still land.
         let f = self.fields;
         let (sealed, event) = match f.seal_bytes("audit.event", &r.seq.to_be_bytes(), &plain) {
             Ok(blob) => (1, blob),
-            Err(CoreError::Sealed) => (0, plain),
+            Err(CoreError::Sealed | CoreError::Entropy) => (0, plain),
             Err(err) => return Err(err),
         };
         // Without the index key (sealed meanwhile) the signature goes unmarked, and an idle

@@ -651,6 +651,25 @@ pub fn login_person(node: &Node, dir: &Path, name: &str, e: &Enrolled) -> String
         .to_owned()
 }
 
+/// `config sign` by `p` of the configuration file [`Node::production_with`] wrote for `data`:
+/// a security officer's consent to a changed configuration (needed once officers exist).
+pub fn sign_config(node: &Node, data: &Path, p: &Person) {
+    let cfg = data.with_extension("toml");
+    node.cli(
+        None,
+        &[
+            "--json",
+            "config",
+            "sign",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--key-file",
+            p.key.to_str().unwrap(),
+        ],
+    )
+    .ok();
+}
+
 pub fn person_from(node: &Node, dir: &Path, name: &str, e: &Enrolled) -> Person {
     let new = format!("{name} long new password");
     let token = login(
