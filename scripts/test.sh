@@ -21,6 +21,8 @@ command -v cc >/dev/null || need+=(gcc libc6-dev)
 # SoftHSM2 is the PKCS#11 token the seal tests create; OpenSC's pkcs11-tool inspects it.
 [ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null || need+=(softhsm2)
 command -v pkcs11-tool >/dev/null || need+=(opensc)
+# chrony: real NTP servers with symmetric keys for the trusted-time tests.
+[ -x /usr/sbin/chronyd ] || need+=(chrony)
 # Python with venv and pip for the oracles (scripts/oracle.sh).
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3 python3-venv)
 if ((${#need[@]})); then

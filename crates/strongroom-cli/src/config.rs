@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 use strongroom_server::{SIGNATURES_FORMAT, Signature, Signatures, signatures_path};
 
 use crate::client::{CliError, Client};
@@ -14,8 +13,10 @@ use crate::output::Output;
 #[derive(Subcommand)]
 pub(crate) enum ConfigCmd {
     /// Sign a node's configuration file with your approval key: a security officer's consent
-    /// that a node may unseal under exactly these bytes. Adds the signature to `FILE.sig`
-    /// (starting it afresh if it signs other bytes or another vault).
+    /// that a node may unseal under exactly this configuration — its bytes, the contents of the
+    /// certificates, CA bundles and PKCS#11 module it names, and the paths of its key, PIN and
+    /// NTP key files (so run it where those files are). Adds the signature to `FILE.sig`
+    /// (starting it afresh if it signs another measurement or another vault).
     Sign {
         /// The configuration file.
         #[arg(long)]
@@ -134,8 +135,10 @@ pub(crate) fn run(
     }
 }
 
+/// The node's own measurement of `config`: its bytes and the files it names (run it where
+/// those files are, as the node sees them).
 fn measure(config: &Path) -> Result<[u8; 32], CliError> {
-    let bytes = std::fs::read(config)
-        .map_err(|e| CliError::Input(format!("cannot read {}: {e}", config.display())))?;
-    Ok(Sha256::digest(&bytes).into())
+    strongroom_server::Config::load_measured(config)
+        .map(|(_, m)| m.sha256)
+        .map_err(|e| CliError::Input(e.to_string()))
 }

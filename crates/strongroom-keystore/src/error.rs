@@ -35,6 +35,10 @@ pub enum Error {
     /// said on purpose.
     #[error("key unavailable")]
     KeyUnavailable,
+    /// A domain master key failed to open under the (correct) root: the sealed state was
+    /// edited or damaged. The server answers it with the tamper response.
+    #[error("the sealed state failed its integrity check")]
+    SealedStateCorrupt,
     /// The key is cold: it cannot sign until it is made warmer (with a quorum).
     #[error("key is cold")]
     KeyCold,

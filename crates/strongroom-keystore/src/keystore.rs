@@ -529,7 +529,9 @@ impl Keystore {
                 ),
                 &domain.wrapped_key,
             )
-            .map_err(|_| Error::KeyUnavailable)?;
+            // The root is right (the vault unsealed), so a domain master key that does not
+            // open means the sealed state itself was edited or damaged.
+            .map_err(|_| Error::SealedStateCorrupt)?;
         let key = Arc::new(key);
         cache.insert(
             domain.id,
@@ -1590,7 +1592,7 @@ mod tests {
         assert_eq!(
             v.ks.sign(&moved, &k3.unwrap(), Payload::Message(b"m"))
                 .unwrap_err(),
-            Error::KeyUnavailable
+            Error::SealedStateCorrupt
         );
         // A domain row whose name or creation time was edited does not open either.
         for edited in [
@@ -1607,7 +1609,7 @@ mod tests {
             assert_eq!(
                 v.ks.sign(&edited, &k1, Payload::Digest(&digest))
                     .unwrap_err(),
-                Error::KeyUnavailable
+                Error::SealedStateCorrupt
             );
         }
         // Destroyed keys do not sign.
@@ -1692,7 +1694,7 @@ mod tests {
         assert_eq!(
             v.ks.sign(&warmed_domain, &hot, Payload::Message(b"m"))
                 .unwrap_err(),
-            Error::KeyUnavailable
+            Error::SealedStateCorrupt
         );
         // A destroyed domain signs nothing, even with its key still in memory.
         v.ks.sign(&d, &hot, Payload::Message(b"m")).unwrap();

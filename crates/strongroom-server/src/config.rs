@@ -52,6 +52,71 @@ pub struct Config {
     /// The tamper response.
     #[serde(default)]
     pub tamper: TamperConfig,
+    /// Authenticated time sources.
+    pub time: Option<TimeConfig>,
+}
+
+/// `[time]`: the authenticated NTP sources the vault's clock follows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeConfig {
+    /// The sources (`[[time.ntp]]`).
+    #[serde(default)]
+    pub ntp: Vec<NtpSourceConfig>,
+    /// Sources farther than this from the majority are voted out (default `1s`).
+    #[serde(default = "default_max_disagreement")]
+    pub max_disagreement: String,
+    /// How often the sources are asked (default `16s`).
+    #[serde(default = "default_poll")]
+    pub poll: String,
+    /// The clock is trusted only this long after the last successful vote (default `10m`).
+    #[serde(default = "default_max_age")]
+    pub max_age: String,
+}
+
+/// One NTP server with the symmetric key it shares with the vault.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NtpSourceConfig {
+    /// `IP:port`.
+    pub address: SocketAddr,
+    /// A chrony/ntpd key file (`ID SHA256 HEX:...`).
+    pub key_file: PathBuf,
+    /// The key's id in it.
+    pub key_id: u32,
+}
+
+fn default_max_disagreement() -> String {
+    "1s".to_owned()
+}
+
+fn default_poll() -> String {
+    "16s".to_owned()
+}
+
+fn default_max_age() -> String {
+    "10m".to_owned()
+}
+
+impl TimeConfig {
+    fn duration(name: &str, v: &str) -> Result<std::time::Duration, ServeError> {
+        humantime::parse_duration(v)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| ServeError::Config(format!("[time] {name} = {v:?}: not a duration")))
+    }
+
+    pub(crate) fn max_disagreement(&self) -> Result<std::time::Duration, ServeError> {
+        Self::duration("max_disagreement", &self.max_disagreement)
+    }
+
+    pub(crate) fn poll(&self) -> Result<std::time::Duration, ServeError> {
+        Self::duration("poll", &self.poll)
+    }
+
+    pub(crate) fn max_age(&self) -> Result<std::time::Duration, ServeError> {
+        Self::duration("max_age", &self.max_age)
+    }
 }
 
 /// `[tamper]`: what triggers the tamper response besides `operator tamper`.
@@ -266,8 +331,7 @@ impl Config {
     pub fn load_measured(path: &Path) -> Result<(Self, crate::measure::ConfigFile), ServeError> {
         let bytes = std::fs::read(path)
             .map_err(|e| ServeError::Config(format!("cannot read {}: {e}", path.display())))?;
-        let measured = crate::measure::ConfigFile::measure(path, &bytes);
-        let text = String::from_utf8(bytes)
+        let text = String::from_utf8(bytes.clone())
             .map_err(|_| ServeError::Config(format!("{}: not UTF-8", path.display())))?;
         let cfg: Config = toml::from_str(&text)
             .map_err(|e| ServeError::Config(format!("{}: {}", path.display(), e.message())))?;
@@ -286,6 +350,22 @@ impl Config {
                 db.display()
             )));
         }
+        // The files it names are part of what it configures: public ones by content, secret
+        // ones (keys, PINs) by path only, so the published hash reveals nothing about them.
+        let mut public: Vec<&Path> = Vec::new();
+        let mut secret: Vec<&Path> = Vec::new();
+        if let Some(t) = &cfg.tls {
+            public.push(&t.cert);
+            public.extend(t.client_ca.as_deref());
+            public.extend(t.eth2_client_ca.as_deref());
+            secret.push(&t.key);
+        }
+        public.extend(cfg.seal.module.as_deref());
+        secret.extend(cfg.seal.pin_file.as_deref());
+        if let Some(time) = &cfg.time {
+            secret.extend(time.ntp.iter().map(|n| n.key_file.as_path()));
+        }
+        let measured = crate::measure::ConfigFile::measure(path, &bytes, &public, &secret);
         Ok((cfg, measured))
     }
 }

@@ -76,6 +76,9 @@ pub enum ApiError {
     Hsm(strongroom_keystore::HsmError),
     /// A sealed key failed to open: tampered, moved or edited (500).
     KeyUnavailable,
+    /// A domain master key failed to open under the root: the sealed state was edited or
+    /// damaged. The vault answers with the tamper response (500).
+    SealedStateCorrupt,
     /// Stored data failed its integrity check: a sealed column that does not open, or a row
     /// that does not parse. The database was edited or damaged (500).
     StoredDataCorrupt,
@@ -126,6 +129,7 @@ impl ApiError {
             | ApiError::ClockUntrusted
             | ApiError::Hsm(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::KeyUnavailable
+            | ApiError::SealedStateCorrupt
             | ApiError::StoredDataCorrupt
             | ApiError::SelfCheckFailed
             | ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -159,6 +163,7 @@ impl ApiError {
             ApiError::RolledBack(_) => "database_rolled_back",
             ApiError::ClockUntrusted => "clock_untrusted",
             ApiError::KeyUnavailable => "key_unavailable",
+            ApiError::SealedStateCorrupt => "sealed_state_corrupt",
             ApiError::StoredDataCorrupt => "stored_data_corrupt",
             ApiError::Hsm(e) => e.code(),
             ApiError::Internal => "internal_error",
@@ -233,6 +238,9 @@ impl ApiError {
                 "the power-on self-test {test} failed: this node serves no cryptographic operation"
             ),
             ApiError::KeyUnavailable => "key unavailable".into(),
+            ApiError::SealedStateCorrupt => {
+                "the sealed state failed its integrity check: every key was zeroized and the vault sealed (tamper response)".into()
+            }
             ApiError::StoredDataCorrupt => {
                 "stored data failed its integrity check (edited or damaged database)".into()
             }
@@ -324,6 +332,7 @@ impl From<strongroom_keystore::Error> for ApiError {
                 ApiError::bad("invalid_parameters", "need 1 <= threshold <= shares <= 255")
             }
             K::KeyUnavailable => ApiError::KeyUnavailable,
+            K::SealedStateCorrupt => ApiError::SealedStateCorrupt,
             K::Hsm(e) => ApiError::Hsm(e),
             K::NotHsmSealed => ApiError::conflict(
                 "not_hsm_sealed",

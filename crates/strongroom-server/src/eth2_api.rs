@@ -157,7 +157,9 @@ async fn pipeline(
     } else if let Err(test) = vault.self_test {
         // Upcheck too: the consensus client must see this signer is down.
         ApiError::SelfTestFailed(test).into_response()
-    } else if vault.config_pending() && !vault.keystore.status().sealed {
+    } else if vault.config_pending() {
+        // Sealed or not: nothing signs before the configuration is admitted, and a check of
+        // the seal here could race an unseal.
         ApiError::ConfigUnauthorized("this node's configuration is not admitted".into())
             .into_response()
     } else if let (Err(e), false) = (&domain, operation == "eth2.upcheck") {
@@ -181,6 +183,12 @@ async fn pipeline(
         {
             response = ApiError::AuditUnavailable.into_response();
         }
+    }
+    if matches!(
+        response.extensions().get::<ApiError>(),
+        Some(ApiError::SealedStateCorrupt)
+    ) {
+        vault.integrity_failed().await;
     }
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id.to_string()) {
         response.headers_mut().insert("x-request-id", v);

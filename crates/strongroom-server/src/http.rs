@@ -757,6 +757,9 @@ async fn pipeline(
     let anonymous = matches!(principal, Principal::Anonymous);
     let rate_limited = matches!(auth, Err(ApiError::RateLimited))
         || (anonymous && !vault.limiter.allow(source, Instant::now()));
+    // Read once: a request must not see "sealed" for one check and "unsealed" for the next
+    // (an unseal landing in between would skip the configuration gate).
+    let sealed_now = vault.keystore.status().sealed;
     let mut response = if rate_limited {
         ApiError::RateLimited.into_response()
     } else if let Err(e) = auth {
@@ -771,16 +774,17 @@ async fn pipeline(
         && route.is_none_or(|r| !matches!(r.operation, "health" | "status"))
     {
         ApiError::SelfTestFailed(test).into_response()
-    } else if time_dependent && !vault.time.trusted() {
+    } else if time_dependent && !vault.clock_trusted() {
         ApiError::ClockUntrusted.into_response()
-    } else if route.is_some_and(|r| !r.while_sealed)
+    } else if route.is_some_and(|r| !r.while_sealed && r.operation != "operator.tamper")
         && vault.config_pending()
-        && !vault.keystore.status().sealed
+        && !sealed_now
     {
-        // Unsealed a moment ago, configuration not yet admitted (or just refused).
+        // Unsealed a moment ago, configuration not yet admitted (or just refused). The
+        // tamper response is never held up.
         ApiError::ConfigUnauthorized("this node's configuration is not admitted".into())
             .into_response()
-    } else if route.is_some_and(|r| !r.while_sealed) && vault.keystore.status().sealed {
+    } else if route.is_some_and(|r| !r.while_sealed) && sealed_now {
         if vault.keystore.status().initialized {
             ApiError::Sealed
         } else {
@@ -846,6 +850,13 @@ async fn pipeline(
     // A health test that failed while this request drew randomness: seal and audit it.
     if vault.rng.failure().is_some() {
         vault.entropy_failed().await;
+    }
+    // The sealed state failed its integrity check while this request ran: tamper response.
+    if matches!(
+        response.extensions().get::<ApiError>(),
+        Some(ApiError::SealedStateCorrupt)
+    ) {
+        vault.integrity_failed().await;
     }
     // The Keymanager API's own error shape: `{"message": ...}` (with our stable code).
     if operation.starts_with("keymanager.")

@@ -31,11 +31,13 @@ mod serve;
 mod service;
 mod tls;
 mod token;
+mod trusted_time;
 mod wallets;
 mod writer;
 
 pub use config::{
-    Config, Eth2Config, SealConfig, SealKind, StorageConfig, TamperConfig, TlsConfig, check_listen,
+    Config, Eth2Config, NtpSourceConfig, SealConfig, SealKind, StorageConfig, TamperConfig,
+    TimeConfig, TlsConfig, check_listen,
 };
 pub use error::ApiError;
 pub use http::{MAX_BODY, ROUTES, Route};

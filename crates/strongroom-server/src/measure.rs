@@ -42,12 +42,31 @@ pub struct ConfigFile {
 }
 
 impl ConfigFile {
-    /// Measures `bytes`, read from `path`.
+    /// Measures the configuration `bytes` read from `path`, with the files it names:
+    /// `public` ones by their contents (certificates, CA bundles, the PKCS#11 module),
+    /// `secret` ones by their paths only (layout in `docs/formats.md`).
     #[must_use]
-    pub fn measure(path: &Path, bytes: &[u8]) -> Self {
+    pub fn measure(path: &Path, bytes: &[u8], public: &[&Path], secret: &[&Path]) -> Self {
+        fn put(h: &mut Sha256, b: &[u8]) {
+            h.update(u64::try_from(b.len()).unwrap_or(u64::MAX).to_be_bytes());
+            h.update(b);
+        }
+        let mut h = Sha256::new();
+        h.update(b"strongroom/config-measure/v1");
+        put(&mut h, bytes);
+        for p in public {
+            put(&mut h, p.as_os_str().as_encoded_bytes());
+            match std::fs::read(p) {
+                Ok(content) => put(&mut h, &Sha256::digest(&content)),
+                Err(_) => put(&mut h, b"unreadable"),
+            }
+        }
+        for p in secret {
+            put(&mut h, p.as_os_str().as_encoded_bytes());
+        }
         Self {
             path: path.to_owned(),
-            sha256: Sha256::digest(bytes).into(),
+            sha256: h.finalize().into(),
         }
     }
 }
@@ -140,14 +159,18 @@ pub struct Verdict {
 struct Accepted {
     config_sha256: String,
     how: String,
+    /// Security officers existed when it was written: no later configuration of this node is
+    /// a first boot.
+    armed: bool,
     accepted_at: u64,
     mac: String,
 }
 
-fn accepted_binding(vault: &VaultId, sha256: &[u8; 32]) -> Vec<u8> {
-    let mut b = b"strongroom/config-accepted/v1".to_vec();
+fn accepted_binding(vault: &VaultId, sha256: &[u8; 32], armed: bool) -> Vec<u8> {
+    let mut b = b"strongroom/config-accepted/v2".to_vec();
     b.extend_from_slice(vault.as_bytes());
     b.extend_from_slice(sha256);
+    b.push(u8::from(armed));
     b
 }
 
@@ -247,11 +270,18 @@ impl Vault {
 
     fn check_config(&self, a: &Admission) -> Result<(), ApiError> {
         let sha = a.file.sha256;
-        if self.accepted_before(a)? {
+        let officers = self.security_officers()?;
+        let armed = self.accepted_armed(a);
+        if let Some(rec_armed) = self.accepted_before(a) {
+            // Remember, once, that officers existed: from then on no configuration of this
+            // node is a first boot, even if the officers' rows vanish from the database.
+            if !rec_armed && !officers.is_empty() {
+                let at = self.fixed_ctx(Principal::System).wall.0;
+                self.write_accepted(a, "first_boot", true, at)?;
+            }
             return Ok(());
         }
-        let officers = self.security_officers()?;
-        let how = if officers.is_empty() {
+        let how = if officers.is_empty() && !armed {
             // First boot: nobody can sign yet.
             serde_json::json!({"how": "first_boot"})
         } else {
@@ -283,7 +313,8 @@ impl Vault {
             serde_json::json!({"how": "signed", "signed_by": verdict.signed_by})
         };
         let ctx = self.fixed_ctx(Principal::System);
-        self.write_accepted(a, &how, ctx.wall.0)?;
+        let label = how["how"].as_str().unwrap_or("signed");
+        self.write_accepted(a, label, armed || !officers.is_empty(), ctx.wall.0)?;
         ctx.tag(|t| {
             let mut detail = how.clone();
             detail["config_sha256"] = hex::encode(sha).into();
@@ -294,36 +325,45 @@ impl Vault {
         Ok(())
     }
 
-    /// Whether this node accepted exactly this configuration before (record MAC'd under the
-    /// root-derived record key, so a database or file editor cannot make one).
-    fn accepted_before(&self, a: &Admission) -> Result<bool, ApiError> {
-        let Ok(bytes) = std::fs::read(&a.accepted_path) else {
-            return Ok(false);
-        };
-        let Ok(rec) = serde_json::from_slice::<Accepted>(&bytes) else {
-            return Ok(false);
-        };
-        let mac: Option<[u8; 32]> = hex::decode(&rec.mac).ok().and_then(|m| m.try_into().ok());
-        Ok(rec.config_sha256 == hex::encode(a.file.sha256)
-            && mac.is_some_and(|mac| {
-                self.keystore
-                    .verify_record_mac(&accepted_binding(&self.vault_id, &a.file.sha256), &mac)
-                    .unwrap_or(false)
-            }))
+    /// The accepted record, if its MAC verifies (root-derived record key, so a database or
+    /// file editor cannot make one).
+    fn accepted_record(&self, a: &Admission) -> Option<Accepted> {
+        let bytes = std::fs::read(&a.accepted_path).ok()?;
+        let rec = serde_json::from_slice::<Accepted>(&bytes).ok()?;
+        let sha: [u8; 32] = hex::decode(&rec.config_sha256).ok()?.try_into().ok()?;
+        let mac: [u8; 32] = hex::decode(&rec.mac).ok()?.try_into().ok()?;
+        self.keystore
+            .verify_record_mac(&accepted_binding(&self.vault_id, &sha, rec.armed), &mac)
+            .unwrap_or(false)
+            .then_some(rec)
+    }
+
+    /// Whether this node accepted exactly this configuration before: `Some(armed)`.
+    fn accepted_before(&self, a: &Admission) -> Option<bool> {
+        self.accepted_record(a)
+            .filter(|r| r.config_sha256 == hex::encode(a.file.sha256))
+            .map(|r| r.armed)
+    }
+
+    /// Whether this node has seen security officers before (whatever the configuration).
+    fn accepted_armed(&self, a: &Admission) -> bool {
+        self.accepted_record(a).is_some_and(|r| r.armed)
     }
 
     fn write_accepted(
         &self,
         a: &Admission,
-        how: &serde_json::Value,
+        how: &str,
+        armed: bool,
         at: u64,
     ) -> Result<(), ApiError> {
-        let mac = self
-            .keystore
-            .record_mac(&accepted_binding(&self.vault_id, &a.file.sha256))?;
+        let mac =
+            self.keystore
+                .record_mac(&accepted_binding(&self.vault_id, &a.file.sha256, armed))?;
         let rec = Accepted {
             config_sha256: hex::encode(a.file.sha256),
-            how: how["how"].as_str().unwrap_or("signed").to_owned(),
+            how: how.to_owned(),
+            armed,
             accepted_at: at,
             mac: hex::encode(mac),
         };
@@ -334,21 +374,21 @@ impl Vault {
         })
     }
 
-    /// Enabled vault-wide security officers whose rows pass their MAC check.
+    /// Enabled vault-wide security officers. Any operator row that fails its MAC check
+    /// refuses the whole check: an editor of the database must not be able to make officers
+    /// disappear (and the vault look like a first boot) by corrupting their rows.
     fn security_officers(&self) -> Result<Vec<strongroom_core::record::OperatorRecord>, ApiError> {
         let mut out = Vec::new();
         for o in self.store.operators()? {
-            if o.disabled_at.is_some() || o.domain.is_some() || !o.roles.has(Role::SecurityOfficer)
-            {
-                continue;
-            }
-            if self
+            if !self
                 .keystore
                 .verify_record_mac(&crate::operators::binding(&self.vault_id, &o), &o.mac)?
             {
+                tracing::error!(operator = %o.id, "operator row failed its MAC check (forged or edited row)");
+                return Err(ApiError::StoredDataCorrupt);
+            }
+            if o.disabled_at.is_none() && o.domain.is_none() && o.roles.has(Role::SecurityOfficer) {
                 out.push(o);
-            } else {
-                tracing::warn!(operator = %o.id, "operator row failed its MAC check (forged or edited row)");
             }
         }
         Ok(out)
@@ -415,4 +455,33 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_measurement_covers_named_files_but_reveals_no_secret_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, "cert one").unwrap();
+        std::fs::write(&key, "key one").unwrap();
+        let cfg = dir.path().join("node.toml");
+        let m = |bytes: &[u8]| {
+            ConfigFile::measure(&cfg, bytes, &[cert.as_path()], &[key.as_path()]).sha256
+        };
+        let first = m(b"listen = 1");
+        assert_eq!(first, m(b"listen = 1"));
+        assert_ne!(first, m(b"listen = 2"), "the bytes");
+        std::fs::write(&cert, "cert two").unwrap();
+        let second = m(b"listen = 1");
+        assert_ne!(first, second, "a public file's contents");
+        // A secret file counts by its path only: its contents never reach the published hash.
+        std::fs::write(&key, "key two").unwrap();
+        assert_eq!(second, m(b"listen = 1"));
+        let elsewhere =
+            ConfigFile::measure(&cfg, b"listen = 1", &[cert.as_path()], &[cert.as_path()]);
+        assert_ne!(second, elsewhere.sha256, "a secret file's path");
+    }
 }

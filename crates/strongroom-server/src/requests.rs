@@ -605,7 +605,7 @@ impl Vault {
         min: u8,
     ) -> Result<Option<Box<PendingView>>, ApiError> {
         // A request carries an expiry: not filed while the clock cannot be trusted.
-        if !self.time.trusted() {
+        if !self.clock_trusted() {
             return Err(ApiError::ClockUntrusted);
         }
         if self.dev || matches!(ctx.principal, Principal::Root { .. }) {

@@ -49,6 +49,9 @@ pub struct ServeOptions {
     /// The configuration file as measured (production); dev mode has none and is exempt from
     /// signed configuration.
     pub config_file: Option<crate::measure::ConfigFile>,
+    /// Authenticated time sources (`[time]`); without them the system clock is used, with
+    /// rollback detection only.
+    pub time: Option<crate::config::TimeConfig>,
 }
 
 /// What a started node tells its operator.
@@ -250,7 +253,24 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
     if !hardening.non_dumpable || !hardening.no_core_files {
         tracing::warn!(?hardening, "process hardening incomplete");
     }
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // The vault's own clock when time sources are named: voted once before anything reads
+    // the time, then kept anchored by a poller (below).
+    let trusted_time = match &opts.time {
+        None => None,
+        Some(cfg) => {
+            let t = Arc::new(crate::trusted_time::TrustedTime::new(cfg)?);
+            if !t.poll_once().await {
+                tracing::warn!(
+                    "no majority of the [time] sources answered: time-dependent operations fail closed until they do"
+                );
+            }
+            Some(t)
+        }
+    };
+    let clock: Arc<dyn Clock> = match &trusted_time {
+        Some(t) => t.clone(),
+        None => Arc::new(SystemClock),
+    };
     // Health-tested raw inputs (the OS, and RDSEED where present) through HMAC_DRBG.
     let rng = Arc::new(HealthCheckedEntropy::system());
     let entropy: Arc<dyn EntropySource> = rng.clone();
@@ -348,6 +368,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
             .clone()
             .map(|f| crate::measure::Admission::new(f, dir.path())),
         binary_sha256: Arc::new(std::sync::OnceLock::new()),
+        trusted_time: trusted_time.clone(),
         rollback: rollback.clone(),
     });
     // Other nodes on the same database: forget what they change (see docs/architecture.md).
@@ -462,6 +483,24 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
             // Shown once the record is on its way to the audit log.
             if let Ok(h) = &binary {
                 let _ = v.binary_sha256.set(hex::encode(h));
+            }
+        });
+    }
+    // The time sources, asked every poll; a change of trust is audited.
+    if let Some(t) = trusted_time {
+        let v = Arc::clone(&vault);
+        tokio::spawn(async move {
+            let mut was = t.trusted();
+            if !was {
+                v.audit_time(false);
+            }
+            loop {
+                tokio::time::sleep(t.poll).await;
+                let now = t.poll_once().await;
+                if now != was {
+                    v.audit_time(now);
+                    was = now;
+                }
             }
         });
     }

@@ -143,6 +143,8 @@ pub struct Vault {
     pub(crate) config: Option<crate::measure::Admission>,
     /// SHA-256 of this node's binary, once measured.
     pub(crate) binary_sha256: Arc<std::sync::OnceLock<String>>,
+    /// The vault's own clock, when `[time]` names sources (it is also `clock`).
+    pub(crate) trusted_time: Option<Arc<crate::trusted_time::TrustedTime>>,
     /// Why the database is older than the audit head this node signed, if it is: the vault
     /// does not unseal over it.
     pub(crate) rollback: Option<String>,
@@ -291,6 +293,9 @@ pub struct StatusView {
     /// SHA-256 of this node's binary (once measured).
     #[serde(skip_serializing_if = "Option::is_none")]
     binary_sha256: Option<String>,
+    /// The vault's clock and its sources (absent without `[time]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time: Option<crate::trusted_time::TimeView>,
 }
 
 /// Protected memory as the status shows it.
@@ -651,6 +656,7 @@ impl Vault {
             rollback: self.rollback.clone(),
             config: self.config_view(),
             binary_sha256: self.binary_sha256.get().cloned(),
+            time: self.trusted_time.as_ref().map(|t| t.view()),
             memory: {
                 let m = strongroom_memguard::status();
                 MemoryView {
@@ -870,6 +876,50 @@ impl Vault {
             return Err(ApiError::Internal);
         }
         Ok(self.status())
+    }
+
+    /// The tamper response to an integrity failure of the sealed state (a domain master key
+    /// that does not open under the root), audited.
+    pub(crate) async fn integrity_failed(&self) {
+        let ctx = self.fixed_ctx(Principal::System);
+        let outcome = self.tamper(
+            &ctx,
+            "integrity",
+            Some("a domain master key failed to open under the root: the sealed state was edited or damaged"),
+        );
+        let event = match &outcome {
+            Ok(_) => ctx.event("operator.tamper", Outcome::Granted, None),
+            Err(e) => ctx.event("operator.tamper", e.outcome(), Some(e.code())),
+        };
+        let _ = self.writer.submit(vec![], event).await;
+    }
+
+    /// Whether time-dependent operations may run: the clock has not been seen going back
+    /// unacknowledged, and, with `[time]`, a majority of the sources voted recently.
+    pub(crate) fn clock_trusted(&self) -> bool {
+        self.time.trusted() && self.trusted_time.as_ref().is_none_or(|t| t.trusted())
+    }
+
+    /// Audits a change in whether the time sources are trusted.
+    pub(crate) fn audit_time(&self, trusted: bool) {
+        let ctx = self.fixed_ctx(Principal::System);
+        let sources = self
+            .trusted_time
+            .as_ref()
+            .map(|t| t.report())
+            .unwrap_or_default();
+        ctx.tag(|t| {
+            t.detail = serde_json::to_string(&serde_json::json!({ "sources": sources })).ok()
+        });
+        let event = if trusted {
+            ctx.event("time.trusted", Outcome::Granted, None)
+        } else {
+            tracing::error!(
+                "the time sources are not trusted: time-dependent operations fail closed"
+            );
+            ctx.event("time.untrusted", Outcome::Failed, Some("clock_untrusted"))
+        };
+        self.writer.submit_detached(event);
     }
 
     /// Every key out of memory: the keystore seals (root, derived and domain keys zeroized),
