@@ -148,15 +148,7 @@ fn keys_live_in_locked_memory_and_a_tracer_triggers_the_tamper_response() {
     );
     node.stop();
     let events = audit_events(&data, &[share.trim()]);
-    let details: Vec<String> = {
-        let mut s = events
-            .prepare("SELECT detail FROM audit WHERE operation = 'operator.tamper' AND outcome = 1")
-            .unwrap();
-        s.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let details = granted_details(&events, "operator.tamper");
     assert_eq!(details.len(), 2, "{details:?}");
     assert!(
         details

@@ -31,20 +31,6 @@ fn unseal(node: &Node, share: &str) -> Run {
     node.cli_stdin(None, &["--json", "operator", "unseal"], share)
 }
 
-fn sign(node: &Node, cfg: &std::path::Path, key: &std::path::Path, extra: &[&str]) {
-    let mut args = vec![
-        "--json",
-        "config",
-        "sign",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--key-file",
-        key.to_str().unwrap(),
-    ];
-    args.extend(extra);
-    node.cli(None, &args).ok();
-}
-
 #[test]
 fn a_changed_configuration_unseals_only_with_enough_security_officer_signatures() {
     let dir = tempfile::tempdir().unwrap();
@@ -103,15 +89,15 @@ fn a_changed_configuration_unseals_only_with_enough_security_officer_signatures(
     // A security officer's signature for another vault does not count; an approver's does
     // not either.
     let other_vault = "00000000-0000-4000-8000-000000000001";
-    sign(&node, &cfg, &sam.key, &["--vault-id", other_vault]);
+    sign_config_file(&node, &cfg, &sam.key, &["--vault-id", other_vault]);
     assert_eq!(unseal(&node, &share).error_code(), "config_unauthorized");
-    sign(&node, &cfg, &ann.key, &[]);
+    sign_config_file(&node, &cfg, &ann.key, &[]);
     assert_eq!(unseal(&node, &share).error_code(), "config_unauthorized");
     let sig_file = format!("{}.sig", cfg.display());
     assert!(std::path::Path::new(&sig_file).exists());
 
     // One security officer (the default `config.change` rule) admits it.
-    sign(&node, &cfg, &sam.key, &[]);
+    sign_config_file(&node, &cfg, &sam.key, &[]);
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&sig_file).unwrap()).unwrap();
     assert_eq!(doc["vault_id"], vault_id.as_str());
@@ -214,37 +200,21 @@ fn a_changed_configuration_unseals_only_with_enough_security_officer_signatures(
     std::fs::write(&accepted, forged.to_string()).unwrap();
     assert_eq!(unseal(&node, &share).error_code(), "config_unauthorized");
     // Two officers now: one is not enough, both are.
-    sign(&node, &cfg, &sam.key, &[]);
+    sign_config_file(&node, &cfg, &sam.key, &[]);
     assert_eq!(unseal(&node, &share).error_code(), "config_unauthorized");
-    sign(&node, &cfg, &sue.key, &[]);
+    sign_config_file(&node, &cfg, &sue.key, &[]);
     unseal(&node, &share).ok();
     stop_measured(node);
 
     // The audit log holds each start's measurements and each acceptance.
     let events = audit_events(&data, &[&share]);
-    let starts: Vec<String> = {
-        let mut s = events
-            .prepare("SELECT detail FROM audit WHERE operation = 'node.start' ORDER BY seq")
-            .unwrap();
-        s.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let starts: Vec<String> = granted_details(&events, "node.start");
     assert!(starts.len() >= 5, "{starts:?}");
     assert!(
         starts.iter().all(|d| d.contains(bin_sha256())),
         "{starts:?}"
     );
-    let accepted: Vec<String> = {
-        let mut s = events
-            .prepare("SELECT detail FROM audit WHERE operation = 'config.accepted' ORDER BY seq")
-            .unwrap();
-        s.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let accepted: Vec<String> = granted_details(&events, "config.accepted");
     assert_eq!(accepted.len(), 3, "{accepted:?}");
     assert!(accepted[0].contains("first_boot"));
     assert!(accepted[1].contains("\"signed_by\":[\"sam\"]"));

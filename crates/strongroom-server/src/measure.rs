@@ -227,7 +227,7 @@ impl Vault {
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| ApiError::bad("invalid_parameters", "config_sha256: 64 hex digits"))?;
-        let verdict = self.judge(signatures, &sha)?;
+        let verdict = self.judge(signatures, &sha, &self.security_officers()?)?;
         Ok(serde_json::json!({
             "vault_id": self.vault_id.to_string(),
             "config_sha256": config_sha256,
@@ -301,7 +301,7 @@ impl Vault {
                     )));
                 }
             };
-            let verdict = self.judge(&doc, &sha)?;
+            let verdict = self.judge(&doc, &sha, &officers)?;
             if !verdict.sufficient {
                 return Err(ApiError::ConfigUnauthorized(format!(
                     "the configuration (sha256 {}) has {} valid security officer signature(s) for this vault; {} needed",
@@ -396,9 +396,13 @@ impl Vault {
 
     /// Counts the valid signatures of distinct vault-wide security officers in `doc` for
     /// this vault and the configuration `sha` (the vault must be unsealed).
-    pub(crate) fn judge(&self, doc: &Signatures, sha: &[u8; 32]) -> Result<Verdict, ApiError> {
+    pub(crate) fn judge(
+        &self,
+        doc: &Signatures,
+        sha: &[u8; 32],
+        officers: &[strongroom_core::record::OperatorRecord],
+    ) -> Result<Verdict, ApiError> {
         let required = required_approvals(&self.store.quorum_rules()?, GatedOp::ChangeConfig, None);
-        let officers = self.security_officers()?;
         let for_us = doc.format == SIGNATURES_FORMAT
             && doc.vault_id == self.vault_id.to_string()
             && doc.config_sha256 == hex::encode(sha);

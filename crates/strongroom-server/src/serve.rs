@@ -514,14 +514,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         let v = Arc::clone(&vault);
         tokio::spawn(async move {
             while sig.recv().await.is_some() {
-                // No randomness needed: this must work when the generator has failed.
-                let ctx = v.fixed_ctx(Principal::System);
-                let outcome = v.tamper(&ctx, "signal", None);
-                let event = match &outcome {
-                    Ok(_) => ctx.event("operator.tamper", Outcome::Granted, None),
-                    Err(e) => ctx.event("operator.tamper", e.outcome(), Some(e.code())),
-                };
-                let _ = v.writer.submit(vec![], event).await;
+                v.tamper_by_node("signal", None).await;
             }
         });
     }
@@ -554,13 +547,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
                     _ => false,
                 };
                 if respond {
-                    let ctx = v.fixed_ctx(Principal::System);
-                    let outcome = v.tamper(&ctx, "tracer", reason.as_deref());
-                    let event = match &outcome {
-                        Ok(_) => ctx.event("operator.tamper", Outcome::Granted, None),
-                        Err(e) => ctx.event("operator.tamper", e.outcome(), Some(e.code())),
-                    };
-                    let _ = v.writer.submit(vec![], event).await;
+                    v.tamper_by_node("tracer", reason.as_deref()).await;
                 }
                 traced = now;
             }

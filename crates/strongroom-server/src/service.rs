@@ -878,20 +878,27 @@ impl Vault {
         Ok(self.status())
     }
 
-    /// The tamper response to an integrity failure of the sealed state (a domain master key
-    /// that does not open under the root), audited.
-    pub(crate) async fn integrity_failed(&self) {
+    /// The tamper response the node starts itself (a signal, a tracer, an integrity failure),
+    /// audited as the system's `operator.tamper`. Draws no randomness: it must work when the
+    /// generator has failed.
+    pub(crate) async fn tamper_by_node(&self, how: &'static str, reason: Option<&str>) {
         let ctx = self.fixed_ctx(Principal::System);
-        let outcome = self.tamper(
-            &ctx,
-            "integrity",
-            Some("a domain master key failed to open under the root: the sealed state was edited or damaged"),
-        );
+        let outcome = self.tamper(&ctx, how, reason);
         let event = match &outcome {
             Ok(_) => ctx.event("operator.tamper", Outcome::Granted, None),
             Err(e) => ctx.event("operator.tamper", e.outcome(), Some(e.code())),
         };
         let _ = self.writer.submit(vec![], event).await;
+    }
+
+    /// The tamper response to an integrity failure of the sealed state (a domain master key
+    /// that does not open under the root).
+    pub(crate) async fn integrity_failed(&self) {
+        self.tamper_by_node(
+            "integrity",
+            Some("a domain master key failed to open under the root: the sealed state was edited or damaged"),
+        )
+        .await;
     }
 
     /// Whether time-dependent operations may run: the clock has not been seen going back

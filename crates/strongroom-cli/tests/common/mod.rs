@@ -654,20 +654,22 @@ pub fn login_person(node: &Node, dir: &Path, name: &str, e: &Enrolled) -> String
 /// `config sign` by `p` of the configuration file [`Node::production_with`] wrote for `data`:
 /// a security officer's consent to a changed configuration (needed once officers exist).
 pub fn sign_config(node: &Node, data: &Path, p: &Person) {
-    let cfg = data.with_extension("toml");
-    node.cli(
-        None,
-        &[
-            "--json",
-            "config",
-            "sign",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--key-file",
-            p.key.to_str().unwrap(),
-        ],
-    )
-    .ok();
+    sign_config_file(node, &data.with_extension("toml"), &p.key, &[]);
+}
+
+/// `config sign --config CFG --key-file KEY` with `extra` arguments.
+pub fn sign_config_file(node: &Node, cfg: &Path, key: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "--json",
+        "config",
+        "sign",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    node.cli(None, &args).ok();
 }
 
 pub fn person_from(node: &Node, dir: &Path, name: &str, e: &Enrolled) -> Person {
@@ -792,6 +794,21 @@ pub fn audit_events_from(
 }
 
 /// [`audit_events_from`] over a SQLite data directory.
+/// The details of the granted `operation` records in `events` ([`audit_events`]), oldest
+/// first.
+pub fn granted_details(events: &rusqlite::Connection, operation: &str) -> Vec<String> {
+    let mut s = events
+        .prepare(
+            "SELECT coalesce(detail, '') FROM audit WHERE operation = ?1 AND outcome = 1
+             ORDER BY seq",
+        )
+        .unwrap();
+    s.query_map([operation], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 pub fn audit_events(data: &Path, shares: &[&str]) -> rusqlite::Connection {
     let rows = db(data)
         .prepare("SELECT seq, time, sealed, event FROM audit ORDER BY seq")
