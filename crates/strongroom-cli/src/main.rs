@@ -142,6 +142,13 @@ struct ServeArgs {
     /// The domain the eth2 listener serves (dev mode; default `default`).
     #[arg(long, requires = "eth2_listen")]
     eth2_domain: Option<String>,
+    /// Dev mode: a further path the confined node may read (production: `[sandbox] read`).
+    #[arg(long, requires = "dev")]
+    sandbox_read: Vec<PathBuf>,
+    /// Dev mode: a further path the confined node may write beneath (production:
+    /// `[sandbox] write`).
+    #[arg(long, requires = "dev")]
+    sandbox_write: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -1057,6 +1064,11 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
             tamper: strongroom_server::TamperConfig::default(),
             config_file: None,
             time: None,
+            sandbox: strongroom_server::SandboxConfig {
+                enabled: true,
+                read: a.sandbox_read,
+                write: a.sandbox_write,
+            },
         }
     } else {
         let path = a
@@ -1075,8 +1087,14 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
             eth2: cfg.eth2,
             tamper: cfg.tamper,
             time: cfg.time,
+            sandbox: cfg.sandbox,
         }
     };
+    // Before the runtime starts any thread: Landlock binds only this thread and its
+    // descendants.
+    let mut opts = opts;
+    opts.confine()
+        .map_err(|e| CliError::Server(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -3,6 +3,7 @@
 //! same user can be debugged); a tracer that attaches anyway (root) triggers the tamper
 //! response; and a validator key's secret is found nowhere in the server's memory, neither
 //! after it has signed (loaded keys are encrypted in memory) nor after a tamper response.
+//! The node also confines itself (least privilege) and reports it truthfully.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -160,6 +161,54 @@ fn keys_live_in_locked_memory_and_a_tracer_triggers_the_tamper_response() {
 
 /// Occurrences of `needle` in process `pid`'s readable memory (root reads it through
 /// /proc/PID/mem, as an attacker with CAP_SYS_PTRACE would).
+/// Least privilege: a node confines itself (Landlock and three seccomp filters, with
+/// no_new_privs) and says so; `[sandbox] enabled = false` is visible as `off`, so the status
+/// is read from what was applied, not assumed.
+#[test]
+fn the_node_confines_itself_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc_status = |node: &Node| {
+        let pid = node.child.as_ref().unwrap().id();
+        std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap()
+    };
+    let field = |status: &str, name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap()
+    };
+    let node = Node::dev(&dir.path().join("dev"));
+    let s = node.cli(None, &["--json", "status"]).ok().json();
+    let files = s["sandbox"]["files"].as_str().unwrap().to_owned();
+    assert!(files == "enforced" || files == "partial", "{s}");
+    assert_eq!(s["sandbox"]["syscalls"], "enforced", "{s}");
+    let st = proc_status(&node);
+    assert_eq!(field(&st, "Seccomp:"), "2");
+    assert_eq!(field(&st, "Seccomp_filters:"), "3");
+    assert_eq!(field(&st, "NoNewPrivs:"), "1");
+    // Still a working node: a key signs.
+    let root = node.dev_token();
+    node.cli(
+        Some(&root),
+        &["--json", "key", "create", "--algorithm", "ed25519"],
+    )
+    .ok();
+    node.stop();
+
+    let node = Node::production_with(
+        &dir.path().join("prod"),
+        "[sandbox]\nenabled = false\n",
+        &[],
+    );
+    let s = node.cli(None, &["--json", "status"]).ok().json();
+    assert_eq!(
+        (&s["sandbox"]["files"], &s["sandbox"]["syscalls"]),
+        (&"off".into(), &"off".into())
+    );
+    assert_eq!(field(&proc_status(&node), "Seccomp:"), "0");
+}
+
 fn occurrences_in(pid: u32, needle: &[u8]) -> usize {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
     let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();

@@ -22,6 +22,9 @@
 //! # token_label = "strongroom"
 //! # pin_file = "/etc/strongroom/hsm.pin"
 //! # key_label = "strongroom-root"
+//! [sandbox]                      # least privilege (Landlock + seccomp), on by default
+//! # write = ["/var/lib/softhsm/tokens"]   # a PKCS#11 token's own directory
+//! # read = ["/etc/strongroom/extra"]
 //! ```
 
 use std::net::SocketAddr;
@@ -54,6 +57,9 @@ pub struct Config {
     pub tamper: TamperConfig,
     /// Authenticated time sources.
     pub time: Option<TimeConfig>,
+    /// Least privilege.
+    #[serde(default)]
+    pub sandbox: SandboxConfig,
 }
 
 /// `[time]`: the authenticated NTP sources the vault's clock follows.
@@ -117,6 +123,36 @@ impl TimeConfig {
     pub(crate) fn max_age(&self) -> Result<std::time::Duration, ServeError> {
         Self::duration("max_age", &self.max_age)
     }
+}
+
+/// `[sandbox]`: what the node may reach once started, besides the paths the rest of the
+/// configuration names (see `least_privilege`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// Confine the node (the default). `false` only to diagnose; `status` shows it.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Extra paths to read beneath.
+    #[serde(default)]
+    pub read: Vec<PathBuf>,
+    /// Extra paths to write beneath: a PKCS#11 token's directory (SoftHSM's `tokendir`).
+    #[serde(default)]
+    pub write: Vec<PathBuf>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            read: Vec::new(),
+            write: Vec::new(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[tamper]`: what triggers the tamper response besides `operator tamper`.

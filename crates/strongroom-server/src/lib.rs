@@ -19,6 +19,7 @@ mod idempotency;
 mod idle;
 mod key_policy;
 mod keymanager;
+mod least_privilege;
 mod limiter;
 mod listener;
 mod measure;
@@ -36,8 +37,8 @@ mod wallets;
 mod writer;
 
 pub use config::{
-    Config, Eth2Config, NtpSourceConfig, SealConfig, SealKind, StorageConfig, TamperConfig,
-    TimeConfig, TlsConfig, check_listen,
+    Config, Eth2Config, NtpSourceConfig, SandboxConfig, SealConfig, SealKind, StorageConfig,
+    TamperConfig, TimeConfig, TlsConfig, check_listen,
 };
 pub use error::ApiError;
 pub use http::{MAX_BODY, ROUTES, Route};

@@ -52,6 +52,8 @@ pub struct ServeOptions {
     /// Authenticated time sources (`[time]`); without them the system clock is used, with
     /// rollback detection only.
     pub time: Option<crate::config::TimeConfig>,
+    /// Least privilege (`[sandbox]`), applied by [`ServeOptions::confine`].
+    pub sandbox: crate::config::SandboxConfig,
 }
 
 /// What a started node tells its operator.
@@ -463,6 +465,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         let v = Arc::clone(&vault);
         tokio::task::spawn_blocking(move || {
             let binary = crate::measure::binary_sha256();
+            let sandbox = crate::least_privilege::current();
             let ctx = v.fixed_ctx(Principal::System);
             ctx.tag(|t| {
                 t.detail = Some(
@@ -471,6 +474,11 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
                         "binary_sha256": binary.as_ref().ok().map(hex::encode),
                         "config_sha256": v.config.as_ref().map(|a| hex::encode(a.file.sha256)),
                         "dev": v.config.is_none(),
+                        "sandbox": {
+                            "files": sandbox.files,
+                            "syscalls": sandbox.syscalls,
+                            "missing": sandbox.missing,
+                        },
                     })
                     .to_string(),
                 );

@@ -287,6 +287,8 @@ pub struct StatusView {
     rollback: Option<String>,
     /// Where key bytes live in this process.
     memory: MemoryView,
+    /// Least privilege: how far the file system and system calls are confined.
+    sandbox: crate::least_privilege::Confinement,
     /// This node's configuration file and whether it is admitted (absent in dev mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     config: Option<crate::measure::ConfigView>,
@@ -657,6 +659,7 @@ impl Vault {
             config: self.config_view(),
             binary_sha256: self.binary_sha256.get().cloned(),
             time: self.trusted_time.as_ref().map(|t| t.view()),
+            sandbox: crate::least_privilege::current(),
             memory: {
                 let m = strongroom_memguard::status();
                 MemoryView {

@@ -173,6 +173,24 @@ impl<C: GenericClient> Db for PgDb<'_, C> {
 }
 
 impl PgStore {
+    /// The directories of the UNIX sockets `url` names (none for TCP), which a confined node
+    /// must be allowed to reach. A malformed URL names none (opening it fails anyway).
+    #[must_use]
+    pub fn socket_dirs(url: &str) -> Vec<std::path::PathBuf> {
+        postgres::Config::from_str(url).map_or_else(
+            |_| Vec::new(),
+            |c| {
+                c.get_hosts()
+                    .iter()
+                    .filter_map(|h| match h {
+                        postgres::config::Host::Unix(p) => Some(p.clone()),
+                        postgres::config::Host::Tcp(_) => None,
+                    })
+                    .collect()
+            },
+        )
+    }
+
     /// Connects to `url`, applies pending migrations and, on an empty database, creates the
     /// vault row. Returns the store and whether the vault is new. A database that holds other
     /// tables but no strongroom schema is refused, never written to.

@@ -42,13 +42,16 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+// Temporary tables and sort spills stay in memory: a confined node may write only in its
+// data directory (not /tmp), and vault rows never touch a shared temporary directory.
 fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
-         PRAGMA secure_delete = ON;",
+         PRAGMA secure_delete = ON;
+         PRAGMA temp_store = MEMORY;",
     )
 }
 

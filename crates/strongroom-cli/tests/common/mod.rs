@@ -48,6 +48,28 @@ impl FakeClock {
     }
 }
 
+/// What a confined node under `env` must also reach: libfaketime's offset file (read at
+/// every clock read), SoftHSM's configuration (read) and token directory (written).
+fn sandbox_extras(env: &[(&str, &str)]) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let (mut read, mut write) = (Vec::new(), Vec::new());
+    for (k, v) in env {
+        match *k {
+            "FAKETIME_TIMESTAMP_FILE" => read.push(PathBuf::from(v)),
+            "SOFTHSM2_CONF" => {
+                read.push(PathBuf::from(v));
+                let conf = std::fs::read_to_string(v).unwrap();
+                for line in conf.lines() {
+                    if let Some(dir) = line.strip_prefix("directories.tokendir = ") {
+                        write.push(PathBuf::from(dir.trim()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (read, write)
+}
+
 /// Polls `f` for up to `secs` seconds.
 pub fn wait_up_to(secs: u64, mut f: impl FnMut() -> bool) {
     let until = std::time::Instant::now() + Duration::from_secs(secs);
@@ -83,6 +105,19 @@ impl Node {
     /// Starts `wrapper... strongroom args...` (the wrapper execs the server, as `setpriv`
     /// does, so the child's pid is the server's).
     fn start_wrapped(wrapper: &[&str], args: &[&str], data: &Path, env: &[(&str, &str)]) -> Self {
+        // A dev node is confined too: let it reach the test's faked clock or token.
+        let (read, write) = sandbox_extras(env);
+        let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        if args.iter().any(|a| a == "--dev") {
+            for p in read {
+                args.extend(["--sandbox-read".to_owned(), p.display().to_string()]);
+            }
+            for p in write {
+                args.extend(["--sandbox-write".to_owned(), p.display().to_string()]);
+            }
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let args = args.as_slice();
         let mut command = match wrapper.split_first() {
             None => Command::new(BIN),
             Some((program, rest)) => {
@@ -269,10 +304,26 @@ impl Node {
     /// `data_dir`) and environment.
     pub fn production_with(data: &Path, extra_config: &str, env: &[(&str, &str)]) -> Self {
         let cfg = data.with_extension("toml");
+        let (read, write) = sandbox_extras(env);
+        let list = |v: Vec<PathBuf>| {
+            v.iter()
+                .map(|p| format!("{:?}", p.display().to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let sandbox = if read.is_empty() && write.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\n[sandbox]\nread = [{}]\nwrite = [{}]\n",
+                list(read),
+                list(write)
+            )
+        };
         std::fs::write(
             &cfg,
             format!(
-                "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{extra_config}",
+                "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{extra_config}{sandbox}",
                 data.display()
             ),
         )
