@@ -139,8 +139,8 @@ fn canonical_signatures_recover_the_signing_key() {
         use sha2::Digest as _;
         assert_eq!(digest, <[u8; 32]>::from(sha2::Sha256::digest(&pre)));
         let sig = key.sign_digest_until(&digest, is_canonical).unwrap();
-        assert!(is_canonical(&sig.bytes));
-        let text = sig_k1(&sig.bytes, sig.recovery_id.unwrap());
+        assert!(is_canonical(&sig.compact().unwrap()));
+        let text = sig_k1(&sig.compact().unwrap(), sig.recovery_id.unwrap());
         let raw = bitcoin::base58::decode(text.strip_prefix("SIG_K1_").unwrap()).unwrap();
         assert_eq!(raw.len(), 69);
         let recovered = secp

@@ -30,7 +30,7 @@ fn eip155_example() {
     );
     let key = SigningKey::from_secret_bytes(Algorithm::Secp256k1, &[0x46; 32]).unwrap();
     let sig = key.sign(Payload::Digest(&hash)).unwrap();
-    let raw = tx.signed_raw(&sig.bytes, sig.recovery_id.unwrap());
+    let raw = tx.signed_raw(&sig.compact().unwrap(), sig.recovery_id.unwrap());
     assert_eq!(
         hex::encode(raw),
         "f86c098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a76400008025a028ef61340bd939bc2195fe537567866003e1a15d3c71ff63e1590620aa636276a067cbe9d8997f761aecb703304b3800ccf555c9f3dc64214b297fb1966a3b6d83"

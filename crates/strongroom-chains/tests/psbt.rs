@@ -225,9 +225,12 @@ fn sign_all(
         .map(|i| {
             let key = seed.signing_key(&full_path(w, i.change, i.index)).unwrap();
             match i.kind {
-                InputKind::P2wpkh => {
-                    InputSignature::Ecdsa(key.sign(Payload::Digest(&i.sighash)).unwrap().bytes)
-                }
+                InputKind::P2wpkh => InputSignature::Ecdsa(
+                    key.sign(Payload::Digest(&i.sighash))
+                        .unwrap()
+                        .compact()
+                        .unwrap(),
+                ),
                 InputKind::P2tr { .. } => InputSignature::Schnorr(
                     key.sign_taproot_key_spend(&i.sighash, None, &[9; 32])
                         .unwrap(),

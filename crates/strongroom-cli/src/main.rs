@@ -16,6 +16,7 @@ mod eth2;
 mod output;
 mod policy;
 mod qr;
+mod rollback;
 mod verify;
 mod wallet;
 
@@ -108,6 +109,9 @@ enum Command {
     /// Security officers' signatures of a node's configuration file.
     #[command(subcommand)]
     Config(config::ConfigCmd),
+    /// Security officers' acceptance of a database rollback (a deliberate restore)
+    #[command(subcommand)]
+    Rollback(rollback::RollbackCmd),
     /// Sign with a key.
     Sign(SignArgs),
     /// Work with the audit log.
@@ -281,12 +285,31 @@ enum DomainCmd {
         /// Domain name.
         name: String,
     },
+    /// Allow, deprecate or disable algorithms in a domain (needs approval:
+    /// domain.algorithms). Deprecated: no new keys, existing keys still sign (audited with a
+    /// warning). Disabled: no new keys and no signatures. Unnamed algorithms keep their state.
+    Algorithms {
+        /// Domain name.
+        name: String,
+        /// Algorithm to allow again (secp256k1, ed25519, p256, bip32-seed, bls12-381,
+        /// ml-dsa-65). Disabling secp256k1 also stops HD wallets, whose addresses sign with it.
+        #[arg(long)]
+        allow: Vec<String>,
+        /// Algorithm to deprecate.
+        #[arg(long)]
+        deprecate: Vec<String>,
+        /// Algorithm to disable.
+        #[arg(long)]
+        disable: Vec<String>,
+    },
     /// Set how many approvals an operation needs in this domain. Operations: key.destroy,
-    /// key.warm, key.sign, key.export, policy.set (the others are vault-wide: `quorum set`).
+    /// key.warm, key.sign, key.export, policy.set, domain.algorithms (the others are
+    /// vault-wide: `quorum set`).
     Quorum {
         /// Domain name.
         domain: String,
-        /// Operation: key.destroy, key.warm, key.sign, key.export or policy.set.
+        /// Operation: key.destroy, key.warm, key.sign, key.export, policy.set or
+        /// domain.algorithms.
         #[arg(long)]
         operation: String,
         /// Approvals needed (1-16), from people other than the requester.
@@ -299,8 +322,10 @@ enum DomainCmd {
 enum QuorumCmd {
     /// Set the vault-wide number of approvals for an operation. Operations: domain.create,
     /// domain.destroy, operator.add, operator.roles, quorum.set, key.destroy, key.warm, key.sign, key.export, seal.migrate, policy.set,
+    /// domain.algorithms,
     /// config.change (security officers' signatures of a changed node configuration: `config
-    /// sign`). Without a rule, one approval is needed.
+    /// sign`), rollback.accept (security officers' signatures accepting a rolled-back
+    /// database: `rollback sign`). Without a rule, one approval is needed.
     Set {
         /// Operation.
         #[arg(long)]
@@ -473,10 +498,10 @@ struct SignArgs {
     /// 32-byte digest in hex (ECDSA keys).
     #[arg(long)]
     digest: Option<String>,
-    /// Message in hex (Ed25519 keys).
+    /// Message in hex (Ed25519 and ML-DSA-65 keys).
     #[arg(long)]
     message: Option<String>,
-    /// File holding the raw message bytes (Ed25519 keys).
+    /// File holding the raw message bytes (Ed25519 and ML-DSA-65 keys).
     #[arg(long)]
     message_file: Option<PathBuf>,
     /// Write the DER signature (ECDSA) or raw signature (Ed25519) to this file.
@@ -707,6 +732,29 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Domain(DomainCmd::Destroy { name }) => {
             out.object(&client()?.delete(&format!("/v1/domains/{}", client::path(&name)))?)
         }
+        Command::Domain(DomainCmd::Algorithms {
+            name,
+            allow,
+            deprecate,
+            disable,
+        }) => {
+            let mut set = serde_json::Map::new();
+            for (names, state) in [
+                (allow, "allowed"),
+                (deprecate, "deprecated"),
+                (disable, "disabled"),
+            ] {
+                for a in names {
+                    if set.insert(a.clone(), state.into()).is_some() {
+                        return Err(CliError::Input(format!("{a} is named twice")));
+                    }
+                }
+            }
+            out.object(&client()?.post(
+                &format!("/v1/domains/{}/algorithms", client::path(&name)),
+                &json!({ "set": set }),
+            )?)
+        }
         Command::Domain(DomainCmd::List) => out.list(
             &client()?.get("/v1/domains")?,
             &["name", "id", "state", "created_at"],
@@ -803,6 +851,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Btc(cmd) => btc::run(cmd, &client()?, &out),
         Command::Eos(cmd) => eos::run(cmd, &client()?, &out),
         Command::Config(cmd) => config::run(cmd, client, &out),
+        Command::Rollback(cmd) => rollback::run(cmd, client, &out),
         Command::Eth2(cmd) => eth2::run(cmd, &client()?, &out),
         Command::Slashing(cmd) => eth2::run_slashing(cmd, &client()?, &out),
         Command::Audit(AuditCmd::Export { out: path }) => {

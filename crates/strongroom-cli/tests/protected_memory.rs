@@ -159,8 +159,6 @@ fn keys_live_in_locked_memory_and_a_tracer_triggers_the_tamper_response() {
     );
 }
 
-/// Occurrences of `needle` in process `pid`'s readable memory (root reads it through
-/// /proc/PID/mem, as an attacker with CAP_SYS_PTRACE would).
 /// Least privilege: a node confines itself (Landlock and three seccomp filters, with
 /// no_new_privs) and says so; `[sandbox] enabled = false` is visible as `off`, so the status
 /// is read from what was applied, not assumed.
@@ -183,6 +181,7 @@ fn the_node_confines_itself_and_says_so() {
     let files = s["sandbox"]["files"].as_str().unwrap().to_owned();
     assert!(files == "enforced" || files == "partial", "{s}");
     assert_eq!(s["sandbox"]["syscalls"], "enforced", "{s}");
+    assert!(s["sandbox"]["landlock_abi"].as_u64().unwrap() >= 1, "{s}");
     let st = proc_status(&node);
     assert_eq!(field(&st, "Seccomp:"), "2");
     assert_eq!(field(&st, "Seccomp_filters:"), "3");
@@ -209,6 +208,8 @@ fn the_node_confines_itself_and_says_so() {
     assert_eq!(field(&proc_status(&node), "Seccomp:"), "0");
 }
 
+/// Occurrences of `needle` in process `pid`'s readable memory (root reads it through
+/// /proc/PID/mem, as an attacker with CAP_SYS_PTRACE would).
 fn occurrences_in(pid: u32, needle: &[u8]) -> usize {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
     let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();

@@ -8,8 +8,12 @@ pub enum Error {
     #[error("invalid identifier")]
     InvalidId,
     /// The algorithm name is not one strongroom supports.
-    #[error("unknown algorithm (expected secp256k1, ed25519 or p256)")]
+    #[error("unknown algorithm (expected secp256k1, ed25519, p256 or ml-dsa-65)")]
     UnknownAlgorithm,
+    /// A domain's algorithm policy is not in its canonical stored form, or names an unknown
+    /// algorithm or state.
+    #[error("invalid algorithm policy (expected ALGORITHM=allowed|deprecated|disabled)")]
+    InvalidAlgorithmPolicy,
     /// A domain name is empty, too long, or uses characters outside `[a-z0-9_-]`.
     #[error("invalid name: use 1-64 characters from a-z, 0-9, '-' and '_'")]
     InvalidName,

@@ -19,7 +19,7 @@ pub mod temperature;
 pub mod time;
 pub mod wallet;
 
-pub use algorithm::Algorithm;
+pub use algorithm::{Algorithm, AlgorithmPolicy, AlgorithmRefusal, AlgorithmState};
 pub use authz::{Decision, DenyReason, Operation, Principal, authorize};
 pub use entropy::EntropySource;
 pub use error::Error;

@@ -40,6 +40,13 @@ pub enum GatedOp {
     MigrateSeal,
     /// Set a wallet's policy (rule of the wallet's domain, else vault-wide).
     SetPolicy,
+    /// Change which algorithms a domain allows, deprecates or disables (rule of the domain,
+    /// else vault-wide).
+    SetAlgorithms,
+    /// Unseal over a database older than the audit head a node signed (a deliberate
+    /// restore): how many security officers must sign the acceptance (offline, `rollback
+    /// sign`; vault-wide rule). Never filed as a request.
+    AcceptRollback,
     /// A node's configuration file changed: how many security officers must sign the new one
     /// (offline, `config sign`) before a node unseals under it (vault-wide rule). Never filed
     /// as a request.
@@ -48,7 +55,7 @@ pub enum GatedOp {
 
 impl GatedOp {
     /// Every gated operation.
-    pub const ALL: [GatedOp; 12] = [
+    pub const ALL: [GatedOp; 14] = [
         GatedOp::CreateDomain,
         GatedOp::DestroyDomain,
         GatedOp::AddOperator,
@@ -60,7 +67,9 @@ impl GatedOp {
         GatedOp::ExportKey,
         GatedOp::MigrateSeal,
         GatedOp::SetPolicy,
+        GatedOp::SetAlgorithms,
         GatedOp::ChangeConfig,
+        GatedOp::AcceptRollback,
     ];
 
     /// The name used by the API, the CLI and audit records.
@@ -78,7 +87,9 @@ impl GatedOp {
             GatedOp::ExportKey => "key.export",
             GatedOp::MigrateSeal => "seal.migrate",
             GatedOp::SetPolicy => "policy.set",
+            GatedOp::SetAlgorithms => "domain.algorithms",
             GatedOp::ChangeConfig => "config.change",
+            GatedOp::AcceptRollback => "rollback.accept",
         }
     }
 
@@ -94,6 +105,7 @@ impl GatedOp {
                 | GatedOp::SetQuorum
                 | GatedOp::MigrateSeal
                 | GatedOp::ChangeConfig
+                | GatedOp::AcceptRollback
         )
     }
 
@@ -104,12 +116,14 @@ impl GatedOp {
             self,
             GatedOp::CreateDomain
                 | GatedOp::SetPolicy
+                | GatedOp::SetAlgorithms
                 | GatedOp::DestroyDomain
                 | GatedOp::AddOperator
                 | GatedOp::ChangeRoles
                 | GatedOp::SetQuorum
                 | GatedOp::MigrateSeal
                 | GatedOp::ChangeConfig
+                | GatedOp::AcceptRollback
         )
     }
 }
@@ -227,8 +241,10 @@ mod tests {
             GatedOp::MigrateSeal => 9,
             GatedOp::SetPolicy => 10,
             GatedOp::ChangeConfig => 11,
+            GatedOp::SetAlgorithms => 12,
+            GatedOp::AcceptRollback => 13,
         };
-        let mut seen = [false; 12];
+        let mut seen = [false; 14];
         for op in GatedOp::ALL {
             seen[position(op)] = true;
             assert_eq!(op.as_str().parse::<GatedOp>().unwrap(), op);

@@ -47,6 +47,9 @@ pub struct DomainRecord {
     /// The temperature new keys in this domain start at (fixed at creation, bound into the
     /// sealed master key).
     pub new_key_temperature: Temperature,
+    /// Which algorithms may make new keys and sign (changed by a `domain.algorithms` request;
+    /// stored sealed with the row).
+    pub algorithms: crate::AlgorithmPolicy,
     /// Set when the domain was destroyed: its master key (`wrapped_key`) is erased, so every
     /// key sealed under it is gone for good.
     pub destroyed_at: Option<UnixMillis>,

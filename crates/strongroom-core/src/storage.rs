@@ -185,6 +185,16 @@ pub enum Mutation {
         /// The MAC as read.
         expected_mac: [u8; 32],
     },
+    /// Replace a domain's algorithm policy, only if it is still `from` (the policy the
+    /// request was decided from) and the domain is not destroyed.
+    SetDomainAlgorithms {
+        /// The domain.
+        id: DomainId,
+        /// The policy it must have now.
+        from: crate::AlgorithmPolicy,
+        /// The new policy.
+        to: crate::AlgorithmPolicy,
+    },
     /// Destroy a domain: erase its sealed master key and every key's sealed secret in it.
     DestroyDomain {
         /// The domain.

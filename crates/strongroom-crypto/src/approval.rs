@@ -79,6 +79,20 @@ impl ApprovalKey {
             .to_bytes()
     }
 
+    /// Signs the acceptance of a database rollback (the SHA-256 of its finding, see
+    /// `docs/formats.md`) for the vault `vault_id`: a security officer's consent that the
+    /// vault unseal over an older database, for a deliberate restore.
+    #[must_use]
+    pub fn sign_rollback_acceptance(
+        &self,
+        vault_id: &[u8; 16],
+        finding_sha256: &[u8; 32],
+    ) -> [u8; 64] {
+        self.inner
+            .sign(&statement(ROLLBACK_DOMAIN, vault_id, finding_sha256))
+            .to_bytes()
+    }
+
     /// Approves: signs the canonical hash of a pending request.
     #[must_use]
     pub fn approve(&self, request_hash: &[u8; 32]) -> [u8; 64] {
@@ -117,10 +131,35 @@ pub fn verify_approval(
 
 /// What a configuration signature covers (layout in `docs/formats.md`).
 fn config_message(vault_id: &[u8; 16], config_sha256: &[u8; 32]) -> Vec<u8> {
-    let mut m = b"strongroom/config/v1".to_vec();
+    statement(b"strongroom/config/v1", vault_id, config_sha256)
+}
+
+/// The domain of rollback acceptances: never a configuration's or an approval's.
+const ROLLBACK_DOMAIN: &[u8] = b"strongroom/rollback-accept/v1";
+
+/// An officer's statement about a vault: `domain || vault_id || sha256`.
+fn statement(domain: &[u8], vault_id: &[u8; 16], sha256: &[u8; 32]) -> Vec<u8> {
+    let mut m = domain.to_vec();
     m.extend_from_slice(vault_id);
-    m.extend_from_slice(config_sha256);
+    m.extend_from_slice(sha256);
     m
+}
+
+/// Whether `signature` is `public_key`'s acceptance of the rollback whose finding hashes to
+/// `finding_sha256`, for vault `vault_id` (strict Ed25519 verification).
+#[must_use]
+pub fn verify_rollback_signature(
+    public_key: &[u8; 32],
+    vault_id: &[u8; 16],
+    finding_sha256: &[u8; 32],
+    signature: &[u8; 64],
+) -> bool {
+    let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(public_key) else {
+        return false;
+    };
+    let sig = ed25519_dalek::Signature::from_bytes(signature);
+    vk.verify_strict(&statement(ROLLBACK_DOMAIN, vault_id, finding_sha256), &sig)
+        .is_ok()
 }
 
 /// Whether `signature` is `public_key`'s signature of the configuration with

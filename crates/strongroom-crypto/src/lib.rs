@@ -45,6 +45,7 @@ pub use aead::{AeadKey, SEALED_BLOB_VERSION};
 pub use age::{AgeRecipient, age_encrypt};
 pub use approval::{
     ApprovalKey, approval_key_is_unusable, request_hash, verify_approval, verify_config_signature,
+    verify_rollback_signature,
 };
 pub use bundle::{BundleShare, SealedBundle, open_bundle, seal_bundle};
 pub use drbg::{CpuRaw, HealthCheckedEntropy, OsRaw, RawSource};
@@ -63,6 +64,8 @@ pub use self_test::{SELF_TESTS, self_test};
 /// by `cargo test`): such a binary must never be deployed, and says so when it starts.
 pub const DANGER_TEST_BUILD: bool = cfg!(feature = "danger-break-self-test");
 pub use shamir::{Share, ShareHeader, combine, split};
-pub use signing::{Payload, Signature, SigningKey, verify, verify_bls, verify_schnorr};
+pub use signing::{
+    Payload, Signature, SigningKey, verify, verify_bls, verify_ml_dsa_65, verify_schnorr,
+};
 pub use spki::spki_der;
 pub use storage_key::{SEALED_FIELD_VERSION, StorageKeys};

@@ -4,7 +4,9 @@
 //!
 //! The answers are published ones: FIPS 180-4 examples (SHA-2), RFC 4231 (HMAC), Wycheproof
 //! (AES-256-GCM, BLS signature verification), RFC 6979 and the libsecp256k1 fixtures (ECDSA),
-//! RFC 8032 (Ed25519) and EIP-2335's test secret and public key (BLS). With the
+//! RFC 8032 (Ed25519), EIP-2335's test secret and public key (BLS), and for ML-DSA-65 a
+//! Wycheproof signature plus a key generated from a fixed seed whose public key OpenSSL 4.0
+//! computes (checked again by `cli/tests/post_quantum.rs` against OpenSSL). With the
 //! `danger-break-self-test` feature (tests only; never in a release build), the environment
 //! variable `STRONGROOM_BREAK_SELF_TEST=<name>` corrupts that test's expected answer, so that
 //! tests can prove each failure is caught.
@@ -17,7 +19,7 @@ use strongroom_core::Algorithm;
 use crate::{Payload, SigningKey};
 
 /// The known-answer tests, in the order they run.
-pub const SELF_TESTS: [&str; 8] = [
+pub const SELF_TESTS: [&str; 9] = [
     "sha-256",
     "sha-512",
     "hmac-sha256",
@@ -26,6 +28,7 @@ pub const SELF_TESTS: [&str; 8] = [
     "ecdsa-p256",
     "ed25519",
     "bls12-381",
+    "ml-dsa-65",
 ];
 
 /// Runs every known-answer test.
@@ -34,7 +37,7 @@ pub const SELF_TESTS: [&str; 8] = [
 /// The name of the first test whose answer differs (one of [`SELF_TESTS`]).
 pub fn self_test() -> Result<(), &'static str> {
     type Check = fn() -> Option<bool>;
-    let checks: [(&'static str, Check); 8] = [
+    let checks: [(&'static str, Check); 9] = [
         ("sha-256", sha256),
         ("sha-512", sha512),
         ("hmac-sha256", hmac_sha256),
@@ -43,6 +46,7 @@ pub fn self_test() -> Result<(), &'static str> {
         ("ecdsa-p256", ecdsa_p256),
         ("ed25519", ed25519),
         ("bls12-381", bls12_381),
+        ("ml-dsa-65", ml_dsa_65),
     ];
     for (name, check) in checks {
         if check() != Some(true) {
@@ -202,6 +206,35 @@ fn bls12_381() -> Option<bool> {
     let own = key.sign_bls(&msg).ok()?;
     let own_verifies = crate::verify_bls(key.public_key(), &msg, &own).is_ok();
     Some(public && valid && corrupted_refused && own_verifies)
+}
+
+fn ml_dsa_65() -> Option<bool> {
+    // KeyGen from the seed 00 01 .. 1f: SHA-256 of the public key as OpenSSL 4.0.3 makes it.
+    let seed: Vec<u8> = (0u8..32).collect();
+    let key = SigningKey::from_secret_bytes(Algorithm::MlDsa65, &seed).ok()?;
+    let public = answer(
+        "ml-dsa-65",
+        &sha2::Sha256::digest(key.public_key()),
+        "d666806e11cee19a7c989f7445f90dd419cf4d2d51db8c0fdb4c0f0a542238c9",
+    )?;
+    // Wycheproof tcId 1 verifies, and not once corrupted; the key's own signature verifies.
+    let mut lines = include_str!("ml_dsa_65_kat.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#'));
+    let (pk, msg, mut sig) = (
+        unhex(lines.next()?)?,
+        unhex(lines.next()?)?,
+        unhex(lines.next()?)?,
+    );
+    let verify =
+        |sig: &[u8]| crate::verify(Algorithm::MlDsa65, &pk, Payload::Message(&msg), sig).is_ok();
+    let valid = verify(&sig);
+    // A byte of the commitment hash c~ (not the hint encoding, which the decoder alone
+    // would refuse): the verification equation must catch it.
+    *sig.first_mut()? ^= 1;
+    let corrupted_refused = !verify(&sig);
+    let own = key.sign(Payload::Message(&msg)).is_ok();
+    Some(public && valid && corrupted_refused && own)
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Signing keys for secp256k1, Ed25519, P-256 and BLS12-381.
+//! Signing keys for secp256k1, Ed25519, P-256, BLS12-381 and ML-DSA-65.
 //!
 //! ECDSA uses RFC 6979 deterministic nonces and returns low-S compact signatures; every
 //! signature is verified against the key's own public key before it leaves this module,
@@ -36,12 +36,26 @@ impl Payload<'_> {
 /// A verified signature.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Signature {
-    /// Compact encoding: `r || s` (ECDSA, low-S) or `R || S` (Ed25519); 64 bytes.
-    pub bytes: [u8; 64],
+    /// Compact encoding: `r || s` (ECDSA, low-S) or `R || S` (Ed25519), 64 bytes; the
+    /// FIPS 204 encoding for ML-DSA-65, 3,309 bytes.
+    pub bytes: Vec<u8>,
     /// The secp256k1 public-key recovery id (0-3).
     pub recovery_id: Option<u8>,
     /// ASN.1 DER encoding, for ECDSA (what OpenSSL and X.509 tooling expect).
     pub der: Option<Vec<u8>>,
+}
+
+impl Signature {
+    /// The 64-byte compact form (ECDSA `r || s`, Ed25519 `R || S`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidSignature`] for a signature of another length (ML-DSA).
+    pub fn compact(&self) -> Result<[u8; 64], Error> {
+        self.bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::InvalidSignature)
+    }
 }
 
 /// A private signing key.
@@ -63,6 +77,7 @@ enum Verifier {
     Ed25519(ed25519_dalek::VerifyingKey),
     P256(p256::ecdsa::VerifyingKey),
     Bls(Box<blst::min_pk::PublicKey>),
+    MlDsa65(Box<ml_dsa::VerifyingKey<ml_dsa::MlDsa65>>),
 }
 
 impl Verifier {
@@ -82,6 +97,12 @@ impl Verifier {
             Algorithm::Bls12381 => blst::min_pk::PublicKey::key_validate(public_key)
                 .ok()
                 .map(|pk| Verifier::Bls(Box::new(pk))),
+            // Every 1,952-byte string decodes (pkDecode is total); the length is the check.
+            Algorithm::MlDsa65 => {
+                ml_dsa::EncodedVerifyingKey::<ml_dsa::MlDsa65>::try_from(public_key)
+                    .ok()
+                    .map(|enc| Verifier::MlDsa65(Box::new(ml_dsa::VerifyingKey::decode(&enc))))
+            }
             _ => None,
         }
         .ok_or(Error::InvalidPublicKey)
@@ -117,10 +138,23 @@ impl Verifier {
                     _ => Err(Error::InvalidSignature),
                 }
             }
-            (Verifier::Ed25519(_) | Verifier::Bls(_), given) => Err(Error::WrongPayload {
-                expected: "message",
-                given: given.kind(),
-            }),
+            (Verifier::MlDsa65(vk), Payload::Message(msg)) => {
+                let enc = ml_dsa::EncodedSignature::<ml_dsa::MlDsa65>::try_from(signature)
+                    .map_err(|_| Error::InvalidSignature)?;
+                let sig = ml_dsa::Signature::decode(&enc).ok_or(Error::InvalidSignature)?;
+                // Pure ML-DSA with the empty context, as strongroom signs.
+                if vk.verify_with_context(msg, &[], &sig) {
+                    Ok(())
+                } else {
+                    Err(Error::InvalidSignature)
+                }
+            }
+            (Verifier::Ed25519(_) | Verifier::Bls(_) | Verifier::MlDsa65(_), given) => {
+                Err(Error::WrongPayload {
+                    expected: "message",
+                    given: given.kind(),
+                })
+            }
             (_, given) => Err(Error::WrongPayload {
                 expected: "32-byte digest",
                 given: given.kind(),
@@ -223,6 +257,13 @@ impl SigningKey {
                     .map_err(|_| Error::InvalidKeyMaterial)?;
                 Ok(sk.sk_to_pk().compress().to_vec())
             }
+            // Any 32 bytes are a KeyGen seed (FIPS 204 Algorithm 6).
+            Algorithm::MlDsa65 => Ok(ml_dsa_key(arr)
+                .expanded_key()
+                .verifying_key()
+                .encode()
+                .as_slice()
+                .to_vec()),
             _ => Err(Error::InvalidKeyMaterial),
         }
     }
@@ -302,7 +343,7 @@ impl SigningKey {
                 .verify(Payload::Digest(digest), &compact)
                 .map_err(|_| Error::SelfCheck)?;
             return Ok(Signature {
-                bytes: compact,
+                bytes: compact.to_vec(),
                 recovery_id: u8::try_from(rid.to_i32()).ok(),
                 der: Some(rsig.to_standard().serialize_der().to_vec()),
             });
@@ -398,6 +439,21 @@ impl SigningKey {
 
     fn sign_unverified(&self, payload: Payload<'_>) -> Result<Signature, Error> {
         match (self.algorithm, payload, &self.verifier) {
+            (Algorithm::MlDsa65, Payload::Message(msg), _) => {
+                // Deterministic ML-DSA (FIPS 204's optional variant, as RFC 6979 and Ed25519
+                // are deterministic here), pure, empty context; verified before release. The
+                // expanded key zeroizes itself on drop.
+                let sk = ml_dsa_key(self.open()?.expose());
+                let sig = sk
+                    .expanded_key()
+                    .sign_deterministic(msg, &[])
+                    .map_err(|_| Error::SelfCheck)?;
+                Ok(Signature {
+                    bytes: sig.encode().as_slice().to_vec(),
+                    recovery_id: None,
+                    der: None,
+                })
+            }
             (Algorithm::Secp256k1, Payload::Digest(digest), _) => {
                 // libsecp256k1's SecretKey is `Copy`: built for this one signature and erased.
                 let mut sk = secp256k1::SecretKey::from_slice(self.open()?.expose())
@@ -408,7 +464,7 @@ impl SigningKey {
                 let (rid, bytes) = rsig.serialize_compact();
                 let der = rsig.to_standard().serialize_der().to_vec();
                 Ok(Signature {
-                    bytes,
+                    bytes: bytes.to_vec(),
                     recovery_id: u8::try_from(rid.to_i32()).ok(),
                     der: Some(der),
                 })
@@ -427,10 +483,8 @@ impl SigningKey {
                 );
                 d.zeroize();
                 let sig = sig.normalize_s();
-                let mut bytes = [0u8; 64];
-                bytes.copy_from_slice(&sig.to_bytes());
                 Ok(Signature {
-                    bytes,
+                    bytes: sig.to_bytes().to_vec(),
                     recovery_id: None,
                     der: Some(sig.to_der().as_bytes().to_vec()),
                 })
@@ -444,7 +498,8 @@ impl SigningKey {
                 let esk = ed25519_dalek::hazmat::ExpandedSecretKey::from(self.open()?.expose());
                 Ok(Signature {
                     bytes: ed25519_dalek::hazmat::raw_sign::<sha2::Sha512>(&esk, msg, vk)
-                        .to_bytes(),
+                        .to_bytes()
+                        .to_vec(),
                     recovery_id: None,
                     der: None,
                 })
@@ -455,7 +510,7 @@ impl SigningKey {
                 given: "generic signature",
             }),
             (algorithm, given, _) => Err(Error::WrongPayload {
-                expected: if algorithm == Algorithm::Ed25519 {
+                expected: if matches!(algorithm, Algorithm::Ed25519 | Algorithm::MlDsa65) {
                     "message"
                 } else {
                     "32-byte digest"
@@ -483,7 +538,9 @@ impl SigningKey {
                 .map_err(|_| Error::SelfCheck);
         }
         let (signed, verified) = match self.algorithm() {
-            Algorithm::Ed25519 => (Payload::Message(&PCT_DIGEST), Payload::Message(&checked)),
+            Algorithm::Ed25519 | Algorithm::MlDsa65 => {
+                (Payload::Message(&PCT_DIGEST), Payload::Message(&checked))
+            }
             _ => (Payload::Digest(&PCT_DIGEST), Payload::Digest(&checked)),
         };
         let sig = self.sign_unverified(signed)?;
@@ -513,6 +570,14 @@ fn memory_aad(algorithm: Algorithm, public_key: &[u8]) -> Vec<u8> {
     aad.push(0);
     aad.extend_from_slice(public_key);
     aad
+}
+
+/// The ML-DSA-65 key of a KeyGen seed (zeroized on drop).
+fn ml_dsa_key(seed: &[u8; 32]) -> ml_dsa::SigningKey<ml_dsa::MlDsa65> {
+    let mut xi = ml_dsa::Seed::from(*seed);
+    let key = ml_dsa::SigningKey::<ml_dsa::MlDsa65>::from_seed(&xi);
+    xi.as_mut_slice().zeroize();
+    key
 }
 
 fn not_secp256k1() -> Error {
@@ -552,6 +617,31 @@ pub fn verify(
     signature: &[u8],
 ) -> Result<(), Error> {
     Verifier::parse(algorithm, public_key)?.verify(payload, signature)
+}
+
+/// Verifies an ML-DSA-65 signature of `msg` with the context string `ctx` (FIPS 204
+/// ML-DSA.Verify; strongroom's own keys sign with the empty context).
+///
+/// # Errors
+/// [`Error::InvalidPublicKey`] (not 1,952 bytes) or [`Error::InvalidSignature`] (including a
+/// context over 255 bytes).
+pub fn verify_ml_dsa_65(
+    public_key: &[u8],
+    msg: &[u8],
+    ctx: &[u8],
+    signature: &[u8],
+) -> Result<(), Error> {
+    let Verifier::MlDsa65(vk) = Verifier::parse(Algorithm::MlDsa65, public_key)? else {
+        return Err(Error::InvalidPublicKey);
+    };
+    let enc = ml_dsa::EncodedSignature::<ml_dsa::MlDsa65>::try_from(signature)
+        .map_err(|_| Error::InvalidSignature)?;
+    let sig = ml_dsa::Signature::decode(&enc).ok_or(Error::InvalidSignature)?;
+    if vk.verify_with_context(msg, ctx, &sig) {
+        Ok(())
+    } else {
+        Err(Error::InvalidSignature)
+    }
 }
 
 /// Verifies a BLS signature (96 bytes) of `msg` under a 48-byte public key, with the subgroup

@@ -20,6 +20,13 @@ const ED25519_PREFIX: &[u8] = &[
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
 
+// SEQUENCE { SEQUENCE { id-ml-dsa-65 (2.16.840.1.101.3.4.3.18) }, BIT STRING (1952 bytes) }
+// (RFC 9881: no parameters).
+const ML_DSA_65_PREFIX: &[u8] = &[
+    0x30, 0x82, 0x07, 0xb2, 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03,
+    0x12, 0x03, 0x82, 0x07, 0xa1, 0x00,
+];
+
 /// DER SubjectPublicKeyInfo for a strongroom public key.
 ///
 /// # Errors
@@ -32,6 +39,7 @@ pub fn spki_der(algorithm: Algorithm, public_key: &[u8]) -> Result<Vec<u8>, Erro
         Algorithm::Secp256k1 => SECP256K1_PREFIX,
         Algorithm::P256 => P256_PREFIX,
         Algorithm::Ed25519 => ED25519_PREFIX,
+        Algorithm::MlDsa65 => ML_DSA_65_PREFIX,
         _ => return Err(Error::InvalidPublicKey),
     };
     Ok([prefix, public_key].concat())

@@ -90,7 +90,7 @@ fn rfc6979_secp256k1_published_fixtures() {
         assert_eq!(recovered.serialize().to_vec(), key.public_key());
         // DER form agrees with the compact one.
         let der = secp256k1::ecdsa::Signature::from_der(sig.der.as_ref().unwrap()).unwrap();
-        assert_eq!(der.serialize_compact(), sig.bytes);
+        assert_eq!(der.serialize_compact().to_vec(), sig.bytes);
     }
     // The generator's public key for d = 1.
     let g = SigningKey::from_secret_bytes(Algorithm::Secp256k1, &h(one)).unwrap();
@@ -166,12 +166,13 @@ fn generated_keys_sign_low_s_and_never_repeat_r() {
         let mut rs = std::collections::HashSet::new();
         for i in 0u32..200 {
             let digest = sha256(&i.to_be_bytes());
-            let payload = if alg == Algorithm::Ed25519 {
+            let payload = if matches!(alg, Algorithm::Ed25519 | Algorithm::MlDsa65) {
                 Payload::Message(&digest)
             } else {
                 Payload::Digest(&digest)
             };
             let sig = key.sign(payload).unwrap();
+            // ML-DSA: the commitment hash c~ (the first 48 bytes) plays r's part.
             assert!(rs.insert(sig.bytes[..32].to_vec()), "{alg}: repeated r");
             verify(alg, key.public_key(), payload, &sig.bytes).unwrap();
             if alg == Algorithm::Secp256k1 {
@@ -510,4 +511,99 @@ fn eip2335_encryption_reproduces_the_test_keystores() {
         )
         .is_err()
     );
+}
+
+/// Wycheproof's ML-DSA-65 verification suite (FIPS 204): every case, with its context string,
+/// verifies or fails as published; the cases with the empty context (how strongroom signs)
+/// go through the generic `verify` too, and the SPKI encoding matches the suite's DER.
+#[test]
+fn wycheproof_ml_dsa_65() {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct MlSuite {
+        test_groups: Vec<MlGroup>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct MlGroup {
+        public_key: String,
+        public_key_der: Option<String>,
+        tests: Vec<MlCase>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct MlCase {
+        tc_id: u32,
+        msg: String,
+        ctx: Option<String>,
+        sig: String,
+        result: String,
+    }
+    let path = format!(
+        "{}/tests/vectors/wycheproof/mldsa_65_verify_test.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let suite: MlSuite = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let (mut checked, mut generic, mut der) = (0, 0, 0);
+    for g in suite.test_groups {
+        let pk = h(&g.public_key);
+        if let Some(d) = &g.public_key_der
+            && pk.len() == 1952
+        {
+            assert_eq!(
+                strongroom_crypto::spki_der(Algorithm::MlDsa65, &pk).unwrap(),
+                h(d)
+            );
+            der += 1;
+        }
+        for t in g.tests {
+            assert_ne!(t.result, "acceptable", "tcId {}", t.tc_id);
+            let (msg, sig) = (h(&t.msg), h(&t.sig));
+            let ctx = t.ctx.as_deref().map(h).unwrap_or_default();
+            let ok = strongroom_crypto::verify_ml_dsa_65(&pk, &msg, &ctx, &sig).is_ok();
+            assert_eq!(ok, t.result == "valid", "tcId {}", t.tc_id);
+            if ctx.is_empty() {
+                let via = verify(Algorithm::MlDsa65, &pk, Payload::Message(&msg), &sig).is_ok();
+                assert_eq!(via, ok, "tcId {} through verify", t.tc_id);
+                generic += 1;
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 210);
+    assert!(generic > 150 && der > 0, "{generic} {der}");
+}
+
+/// ML-DSA-65 keys: deterministic signatures that verify, refused payload kinds, and a key
+/// rebuilt from its seed is the same key.
+#[test]
+fn ml_dsa_65_keys_sign_messages_and_refuse_digests() {
+    let seed = [7u8; 32];
+    let key = SigningKey::from_secret_bytes(Algorithm::MlDsa65, &seed).unwrap();
+    assert_eq!(key.public_key().len(), 1952);
+    let sig = key.sign(Payload::Message(b"post-quantum")).unwrap();
+    assert_eq!(sig.bytes.len(), 3309);
+    assert!(sig.der.is_none() && sig.recovery_id.is_none());
+    verify(
+        Algorithm::MlDsa65,
+        key.public_key(),
+        Payload::Message(b"post-quantum"),
+        &sig.bytes,
+    )
+    .unwrap();
+    assert!(
+        verify(
+            Algorithm::MlDsa65,
+            key.public_key(),
+            Payload::Message(b"post-quantun"),
+            &sig.bytes
+        )
+        .is_err()
+    );
+    // Deterministic: the same message gives the same signature.
+    assert_eq!(key.sign(Payload::Message(b"post-quantum")).unwrap(), sig);
+    assert!(key.sign(Payload::Digest(&[1; 32])).is_err());
+    assert!(sig.compact().is_err());
+    let again = SigningKey::from_secret_bytes(Algorithm::MlDsa65, &seed).unwrap();
+    assert_eq!(again.public_key(), key.public_key());
 }

@@ -10,6 +10,9 @@ pub enum Error {
     /// The vault is already initialised.
     #[error("vault is already initialised")]
     AlreadyInitialized,
+    /// The key's domain deprecated (no new keys) or disabled (no signatures) its algorithm.
+    #[error("the domain's algorithm policy refuses this: {}", .0.code())]
+    AlgorithmRefused(strongroom_core::AlgorithmRefusal),
     /// The vault is sealed: no key material is in memory.
     #[error("vault is sealed")]
     Sealed,

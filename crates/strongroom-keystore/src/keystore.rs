@@ -472,6 +472,7 @@ impl Keystore {
             wrapped_key,
             created_at: now,
             new_key_temperature: new_keys,
+            algorithms: strongroom_core::AlgorithmPolicy::default(),
             destroyed_at: None,
         })
     }
@@ -568,7 +569,7 @@ impl Keystore {
             label,
             key.public_key().to_vec(),
             now,
-        );
+        )?;
         let blob =
             dk.seal_signing_key(&key_aad(&u.vault_id, &record), &key, self.entropy.as_ref())?;
         record.sealed_secret = Some(blob);
@@ -627,7 +628,7 @@ impl Keystore {
                 Some(format!("eth2 m/12381/3600/{i}/0/0")),
                 key.public_key().to_vec(),
                 now,
-            );
+            )?;
             let blob =
                 dk.seal_signing_key(&key_aad(&u.vault_id, &record), &key, self.entropy.as_ref())?;
             record.sealed_secret = Some(blob);
@@ -699,7 +700,7 @@ impl Keystore {
                     Some(ks.label.clone()),
                     key.public_key().to_vec(),
                     now,
-                );
+                )?;
                 let blob = dk.seal_signing_key(
                     &key_aad(&u.vault_id, &record),
                     &key,
@@ -761,7 +762,7 @@ impl Keystore {
     }
 
     /// A new key's record, at the domain's new-key temperature with its MAC; the caller seals
-    /// the secret into it.
+    /// the secret into it. Refused when the domain deprecated or disabled the algorithm.
     fn new_record(
         u: &Unsealed,
         domain: &DomainRecord,
@@ -770,7 +771,11 @@ impl Keystore {
         label: Option<String>,
         public_key: Vec<u8>,
         now: UnixMillis,
-    ) -> KeyRecord {
+    ) -> Result<KeyRecord, Error> {
+        domain
+            .algorithms
+            .may_create(algorithm)
+            .map_err(Error::AlgorithmRefused)?;
         let mut record = KeyRecord {
             id,
             domain: domain.id,
@@ -787,7 +792,7 @@ impl Keystore {
             temperature_mac: [0; 32],
         };
         record.temperature_mac = u.record_mac.mac(&temperature_binding(&u.vault_id, &record));
-        record
+        Ok(record)
     }
 
     /// Makes an HD wallet in `domain`: a BIP-32 seed (fresh, or from a BIP-39 mnemonic and
@@ -824,7 +829,7 @@ impl Keystore {
             label,
             public.encode(),
             now,
-        );
+        )?;
         let blob = dk.seal_seed(&key_aad(&u.vault_id, &record), &seed, self.entropy.as_ref())?;
         record.sealed_secret = Some(blob);
         Ok(record)
@@ -1024,6 +1029,10 @@ impl Keystore {
         let u = self.unsealed()?;
         let loaded = Self::open_for_signing(&u, domain, record)?;
         drop(u);
+        // A wallet's addresses sign with secp256k1: a domain that disabled it stops them too.
+        if let Err(e) = domain.algorithms.may_sign(Algorithm::Secp256k1) {
+            return Err(Error::AlgorithmRefused(e));
+        }
         let LoadedSecret::Wallet { account, addresses } = &loaded.secret else {
             return Err(Error::KeyUnavailable);
         };
@@ -1057,6 +1066,10 @@ impl Keystore {
             &record.temperature_mac,
         ) {
             return Err(Error::KeyUnavailable);
+        }
+        // Crypto agility: a domain that disabled the algorithm signs nothing with it.
+        if let Err(e) = domain.algorithms.may_sign(record.algorithm) {
+            return Err(Error::AlgorithmRefused(e));
         }
         if record.temperature == Temperature::Cold {
             return Err(Error::KeyCold);
@@ -1478,6 +1491,56 @@ mod tests {
             .unwrap()
     }
 
+    /// Crypto agility inside the boundary: the keystore itself refuses new keys of a
+    /// deprecated or disabled algorithm and signatures of a disabled one, whatever the caller.
+    #[test]
+    fn a_domain_algorithm_policy_binds_key_creation_and_signing() {
+        use strongroom_core::{AlgorithmPolicy, AlgorithmRefusal, AlgorithmState};
+        let v = unsealed();
+        let d = domain(&v, 2, "a", Temperature::Hot);
+        let k = key(&v, &d, 5, Algorithm::Secp256k1);
+        let digest = [7u8; 32];
+        let deprecated = DomainRecord {
+            algorithms: AlgorithmPolicy::default()
+                .with(Algorithm::Secp256k1, AlgorithmState::Deprecated),
+            ..d.clone()
+        };
+        assert_eq!(
+            v.ks.create_key(
+                &deprecated,
+                KeyId::from_random([6; 16]),
+                Algorithm::Secp256k1,
+                None,
+                UnixMillis(10),
+            )
+            .unwrap_err(),
+            Error::AlgorithmRefused(AlgorithmRefusal::Deprecated)
+        );
+        // Other algorithms are untouched; the deprecated one still signs.
+        v.ks.create_key(
+            &deprecated,
+            KeyId::from_random([7; 16]),
+            Algorithm::Ed25519,
+            None,
+            UnixMillis(10),
+        )
+        .unwrap();
+        v.ks.sign(&deprecated, &k, Payload::Digest(&digest))
+            .unwrap();
+        let disabled = DomainRecord {
+            algorithms: AlgorithmPolicy::default()
+                .with(Algorithm::Secp256k1, AlgorithmState::Disabled),
+            ..d.clone()
+        };
+        assert_eq!(
+            v.ks.sign(&disabled, &k, Payload::Digest(&digest))
+                .unwrap_err(),
+            Error::AlgorithmRefused(AlgorithmRefusal::Disabled)
+        );
+        // Allowed again: it signs again (nothing about the key changed).
+        v.ks.sign(&d, &k, Payload::Digest(&digest)).unwrap();
+    }
+
     #[test]
     fn keys_sign_and_blobs_are_bound_to_their_identity() {
         let v = unsealed();
@@ -1720,6 +1783,7 @@ mod tests {
             wrapped_key: vec![],
             created_at: UnixMillis(1),
             new_key_temperature: Temperature::Hot,
+            algorithms: strongroom_core::AlgorithmPolicy::default(),
             destroyed_at: None,
         };
         assert_eq!(

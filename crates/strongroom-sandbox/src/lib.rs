@@ -7,10 +7,15 @@
 //!   node. It restricts the calling thread and the threads it starts afterwards, so it must
 //!   be called before any other thread exists (before the async runtime starts).
 //! - [`confine_syscalls`]: seccomp, on every thread. An allowlist of what a network server
-//!   with a database and a PKCS#11 module calls; anything else fails with `EPERM`. System
-//!   calls that only an exploit makes (`execve`, `ptrace`, `process_vm_readv`, module
-//!   loading, `bpf`, namespaces, a fork) kill the whole process at once, taking its keys
-//!   with it.
+//!   with a database and a PKCS#11 module calls (`prctl`, `ioctl`, `clone` and `socket` only
+//!   with the arguments it uses); anything else fails with `EPERM`, so a fork or a new
+//!   namespace fails. System calls that only an exploit makes (`execve`, `ptrace`,
+//!   `process_vm_readv`, module loading, `bpf`, `setns`/`unshare`) kill the whole process
+//!   at once, taking its keys with it.
+//!
+//! Not confined: TCP and UDP (Landlock's network rights are not used, because the node's own
+//! peers — PostgreSQL, NTP sources — are named by address, not known in advance on every
+//! port), and, below Landlock ABI 9, connecting to UNIX sockets by path.
 //!
 //! Where the kernel lacks Landlock or seccomp, the [`Report`] says so rather than failing: the
 //! node then runs with its other defences, and `status` shows what is missing.
@@ -83,18 +88,57 @@ pub struct Paths {
 
 impl Paths {
     /// What every node reads besides its configuration: shared libraries (and the PKCS#11
-    /// module's dependencies), `/etc` (the dynamic loader's cache, a module's own
-    /// configuration, name resolution), `/proc` (its own status for the tracer check and
-    /// its memory map), `/sys` (CPU count) and `/dev` (random devices).
+    /// module's dependencies); from `/etc` only the dynamic loader's files, name resolution,
+    /// the time zone, OpenSSL's and SoftHSM2's configuration; its own `/proc/PID` (the tracer
+    /// check, its memory map, cgroup limits); the CPU and cgroup files of `/sys`; and the
+    /// random and null devices. Not `/etc/shadow`, other processes, or block devices.
     #[must_use]
     pub fn system() -> Self {
+        let mut read: Vec<PathBuf> = [
+            "/usr",
+            "/lib",
+            "/lib32",
+            "/lib64",
+            "/etc/ld.so.cache",
+            "/etc/ld.so.conf",
+            "/etc/ld.so.conf.d",
+            "/etc/resolv.conf",
+            "/etc/hosts",
+            "/etc/nsswitch.conf",
+            "/etc/gai.conf",
+            "/etc/host.conf",
+            "/etc/localtime",
+            "/etc/ssl",
+            "/etc/pki",
+            "/etc/crypto-policies",
+            "/etc/softhsm",
+            "/etc/softhsm2.conf",
+            "/sys/devices/system/cpu",
+            "/sys/fs/cgroup",
+            "/dev/null",
+            "/dev/urandom",
+            "/dev/random",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        // `/proc/self` is a link: the rule must name the directory it resolves to now.
+        if let Ok(me) = std::fs::canonicalize("/proc/self") {
+            read.push(me);
+        }
+        // systemd-resolved replaces its file by rename: allow the directory it lives in.
+        if let Ok(resolv) = std::fs::canonicalize("/etc/resolv.conf")
+            && let Some(dir) = resolv.parent()
+            && dir != Path::new("/etc")
+        {
+            read.push(dir.to_owned());
+        }
+        // SoftHSM2's configuration where the environment points to it.
+        if let Some(conf) = std::env::var_os("SOFTHSM2_CONF") {
+            read.push(PathBuf::from(conf));
+        }
         Self {
-            read: [
-                "/usr", "/lib", "/lib32", "/lib64", "/etc", "/proc", "/sys", "/dev",
-            ]
-            .iter()
-            .map(PathBuf::from)
-            .collect(),
+            read,
             write: Vec::new(),
             sockets: Vec::new(),
         }
@@ -107,7 +151,7 @@ impl Paths {
 ///
 /// # Errors
 /// The kernel refused a ruleset it claims to support.
-pub fn confine_files(paths: &Paths) -> Result<(Enforcement, Vec<PathBuf>), SandboxError> {
+pub fn confine_files(paths: &Paths) -> Result<FilesReport, SandboxError> {
     // Newest ABI this crate knows; best effort drops what the running kernel lacks.
     let abi = ABI::V10;
     let read = AccessFs::ReadFile | AccessFs::ReadDir;
@@ -149,12 +193,34 @@ pub fn confine_files(paths: &Paths) -> Result<(Enforcement, Vec<PathBuf>), Sandb
         }
     }
     let status = ruleset.restrict_self()?;
-    let state = match status.ruleset {
+    let enforcement = match status.ruleset {
         RulesetStatus::FullyEnforced => Enforcement::Enforced,
         RulesetStatus::PartiallyEnforced => Enforcement::Partial,
         _ => Enforcement::Unsupported,
     };
-    Ok((state, missing))
+    let abi = match status.landlock {
+        landlock::LandlockStatus::Available { effective_abi, .. } => {
+            u8::try_from(effective_abi as i32).ok()
+        }
+        _ => None,
+    };
+    Ok(FilesReport {
+        enforcement,
+        abi,
+        missing,
+    })
+}
+
+/// What [`confine_files`] achieved.
+#[derive(Clone, Debug)]
+pub struct FilesReport {
+    /// How far the rules are enforced.
+    pub enforcement: Enforcement,
+    /// The Landlock ABI the kernel enforced (7 on Linux 6.12-6.18): below 6 there are no
+    /// signal and abstract-socket scopes, below 9 no UNIX-socket path rights.
+    pub abi: Option<u8>,
+    /// Paths that did not exist (and so stay unreachable).
+    pub missing: Vec<PathBuf>,
 }
 
 fn is_dir(p: &Path) -> bool {
@@ -193,12 +259,15 @@ pub fn confine_syscalls() -> Result<Enforcement, SandboxError> {
             arch,
         )?,
     ];
-    for f in filters {
+    for (i, f) in filters.into_iter().enumerate() {
         let program: BpfProgram = f.try_into()?;
         match seccompiler::apply_filter_all_threads(&program) {
             Ok(()) => {}
-            // EINVAL: no seccomp filters in this kernel.
-            Err(seccompiler::Error::Seccomp(e)) if e.raw_os_error() == Some(libc::EINVAL) => {
+            // EINVAL on the first filter: no seccomp filters in this kernel. Any later
+            // failure leaves a filter in force, so it is an error, never "unsupported".
+            Err(seccompiler::Error::Seccomp(e))
+                if i == 0 && e.raw_os_error() == Some(libc::EINVAL) =>
+            {
                 return Ok(Enforcement::Unsupported);
             }
             Err(e) => return Err(e.into()),
@@ -258,13 +327,8 @@ fn fatal() -> BTreeMap<i64, Vec<SeccompRule>> {
 
 #[cfg(target_arch = "x86_64")]
 fn legacy_fatal() -> impl Iterator<Item = i64> {
-    [
-        libc::SYS_fork,
-        libc::SYS_vfork,
-        libc::SYS_iopl,
-        libc::SYS_ioperm,
-    ]
-    .into_iter()
+    // fork and vfork are merely refused (EPERM): a vendor module may try one.
+    [libc::SYS_iopl, libc::SYS_ioperm].into_iter()
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -317,7 +381,6 @@ fn allowed() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SandboxError> {
         libc::SYS_fchmod,
         libc::SYS_fchown,
         libc::SYS_umask,
-        libc::SYS_ioctl,
         // Memory, including the key slabs (mlock, memfd_secret).
         libc::SYS_mmap,
         libc::SYS_munmap,
@@ -347,7 +410,6 @@ fn allowed() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SandboxError> {
         libc::SYS_sched_getaffinity,
         libc::SYS_nanosleep,
         libc::SYS_clock_nanosleep,
-        libc::SYS_prctl,
         // Time.
         libc::SYS_clock_gettime,
         libc::SYS_clock_getres,
@@ -393,7 +455,6 @@ fn allowed() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SandboxError> {
         libc::SYS_sysinfo,
         libc::SYS_getrlimit,
         libc::SYS_setrlimit,
-        libc::SYS_prlimit64,
         libc::SYS_getrusage,
         libc::SYS_getrandom,
         libc::SYS_restart_syscall,
@@ -404,15 +465,38 @@ fn allowed() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SandboxError> {
     .chain(legacy_allowed())
     .map(|n| (n, Vec::new()))
     .collect();
+    // A thread shares memory and signal handlers and makes no namespace; anything else
+    // (a fork, a container) is refused.
+    let thread = (libc::CLONE_THREAD | libc::CLONE_VM | libc::CLONE_SIGHAND) as u64;
+    let namespaces = (libc::CLONE_NEWNS
+        | libc::CLONE_NEWCGROUP
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUSER
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWNET) as u64;
     rules.insert(
         libc::SYS_clone,
         vec![SeccompRule::new(vec![SeccompCondition::new(
             0,
             SeccompCmpArgLen::Qword,
-            SeccompCmpOp::MaskedEq(libc::CLONE_THREAD as u64),
-            libc::CLONE_THREAD as u64,
+            SeccompCmpOp::MaskedEq(thread | namespaces),
+            thread,
         )?])?],
     );
+    let arg_is = |arg: u8, values: &[u64]| -> Result<Vec<SeccompRule>, SandboxError> {
+        values
+            .iter()
+            .map(|v| {
+                Ok(SeccompRule::new(vec![SeccompCondition::new(
+                    arg,
+                    SeccompCmpArgLen::Dword,
+                    SeccompCmpOp::Eq,
+                    *v,
+                )?])?)
+            })
+            .collect()
+    };
     let family = |f: libc::c_int| -> Result<SeccompRule, SandboxError> {
         Ok(SeccompRule::new(vec![SeccompCondition::new(
             0,
@@ -421,6 +505,54 @@ fn allowed() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SandboxError> {
             f as u64,
         )?])?)
     };
+    // prctl: thread names, reading flags, no_new_privs, naming anonymous memory, and making
+    // the process non-dumpable — never dumpable again, nor a ptracer exception.
+    let mut prctl = arg_is(
+        0,
+        &[
+            libc::PR_SET_NAME as u64,
+            libc::PR_GET_NAME as u64,
+            libc::PR_GET_DUMPABLE as u64,
+            libc::PR_SET_NO_NEW_PRIVS as u64,
+            libc::PR_GET_NO_NEW_PRIVS as u64,
+            libc::PR_SET_VMA as u64,
+            libc::PR_CAPBSET_READ as u64,
+        ],
+    )?;
+    prctl.push(SeccompRule::new(vec![
+        SeccompCondition::new(
+            0,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Eq,
+            libc::PR_SET_DUMPABLE as u64,
+        )?,
+        SeccompCondition::new(1, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, 0)?,
+    ])?);
+    rules.insert(libc::SYS_prctl, prctl);
+    // ioctl: non-blocking and close-on-exec flags, bytes readable, terminal queries (no
+    // TIOCSTI into an inherited terminal).
+    rules.insert(
+        libc::SYS_ioctl,
+        arg_is(
+            1,
+            &[
+                libc::FIONBIO,
+                libc::FIOCLEX,
+                libc::FIONCLEX,
+                libc::FIONREAD,
+                libc::TCGETS,
+                libc::TIOCGWINSZ,
+            ]
+            // `Ioctl` is u64 on glibc, i32 on musl.
+            .map(|c| {
+                #[allow(clippy::unnecessary_cast)]
+                let c = c as u64;
+                c
+            }),
+        )?,
+    );
+    // Limits of this process only (pid 0).
+    rules.insert(libc::SYS_prlimit64, arg_is(0, &[0])?);
     rules.insert(
         libc::SYS_socket,
         vec![

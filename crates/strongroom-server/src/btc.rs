@@ -172,7 +172,8 @@ impl Vault {
                 InputKind::P2wpkh => InputSignature::Ecdsa(
                     self.keystore
                         .sign_wallet_until(d, k, i.change, i.index, &i.sighash, |s| s[0] < 0x80)?
-                        .bytes,
+                        .compact()
+                        .map_err(|_| ApiError::Internal)?,
                 ),
                 InputKind::P2tr { .. } => InputSignature::Schnorr(
                     self.keystore

@@ -233,7 +233,10 @@ impl Vault {
             EosSignedView {
                 wallet: k.id.to_string(),
                 public_key: public.alternate.unwrap_or(public.address),
-                signature: eos::sig_k1(&sig.bytes, recovery_id),
+                signature: eos::sig_k1(
+                    &sig.compact().map_err(|_| ApiError::Internal)?,
+                    recovery_id,
+                ),
                 digest: hex::encode(digest),
                 transaction: judged.tx.to_json(),
             },

@@ -209,6 +209,13 @@ impl ApiError {
             ApiError::NotAllowed("eip7702_refused") => {
                 "EIP-7702 authorizations (type 4) are refused: they hand the account to code".into()
             }
+            ApiError::NotAllowed("algorithm_deprecated") => {
+                "the domain deprecated this algorithm: no new keys of it (existing ones still sign)"
+                    .into()
+            }
+            ApiError::NotAllowed("algorithm_disabled") => {
+                "the domain disabled this algorithm: its keys neither sign nor are made".into()
+            }
             ApiError::NotAllowed(_) => "you may not approve this request".into(),
             ApiError::NotFound => "not found".into(),
             ApiError::TooLarge => "request body too large".into(),
@@ -332,6 +339,7 @@ impl From<strongroom_keystore::Error> for ApiError {
                 ApiError::bad("invalid_parameters", "need 1 <= threshold <= shares <= 255")
             }
             K::KeyUnavailable => ApiError::KeyUnavailable,
+            K::AlgorithmRefused(r) => ApiError::NotAllowed(r.code()),
             K::SealedStateCorrupt => ApiError::SealedStateCorrupt,
             K::Hsm(e) => ApiError::Hsm(e),
             K::NotHsmSealed => ApiError::conflict(
@@ -424,6 +432,9 @@ impl From<strongroom_core::Error> for ApiError {
                 ApiError::StoredDataCorrupt
             }
             C::Sealed => ApiError::Sealed,
+            // A draw for a storage nonce failed its health test: the same failure, whichever
+            // part of the request drew first.
+            C::Entropy => ApiError::EntropyFailed,
             C::InvalidInput(what) => ApiError::bad("invalid_wallet", format!("invalid {what}")),
             other => {
                 tracing::error!(error = %other, "storage failure");

@@ -137,7 +137,7 @@ impl Vault {
             .keystore
             .sign_wallet(d, k, false, index, &tx.signing_hash())?;
         let recovery_id = sig.recovery_id.ok_or(ApiError::Internal)?;
-        let raw = tx.signed_raw(&sig.bytes, recovery_id);
+        let raw = tx.signed_raw(&sig.compact().map_err(|_| ApiError::Internal)?, recovery_id);
         Ok(EthSignedView {
             wallet: k.id.to_string(),
             from: from.to_checksum(None),

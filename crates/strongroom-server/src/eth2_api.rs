@@ -157,7 +157,7 @@ async fn pipeline(
     } else if let Err(test) = vault.self_test {
         // Upcheck too: the consensus client must see this signer is down.
         ApiError::SelfTestFailed(test).into_response()
-    } else if vault.config_pending() {
+    } else if vault.config_pending() || vault.rollback().is_some() {
         // Sealed or not: nothing signs before the configuration is admitted, and a check of
         // the seal here could race an unseal.
         ApiError::ConfigUnauthorized("this node's configuration is not admitted".into())
@@ -437,6 +437,12 @@ async fn sign_for(
             "a validator key signs duties only while hot",
         ));
     }
+    // Before the duty is recorded: a domain that disabled BLS records nothing.
+    domain
+        .algorithms
+        .may_sign(k.algorithm)
+        .map_err(|r| ApiError::NotAllowed(r.code()))?;
+    crate::service::note_deprecated(ctx, &k, domain);
     let pubkey: [u8; 48] = k
         .public_key
         .as_slice()
@@ -509,7 +515,7 @@ async fn sign_for(
     let signed = if temperature::signing(current.0.temperature) == Change::Now {
         l.vault
             .keystore
-            .sign_validator(domain, &current.0, &request.signing_root)
+            .sign_validator(&current.1, &current.0, &request.signing_root)
             .map_err(ApiError::from)
     } else {
         Err(ApiError::conflict(

@@ -410,6 +410,14 @@ pub const ROUTES: &[Route] = &[
         false,
     ),
     route(
+        "POST",
+        "/v1/domains/{name}/algorithms",
+        "domain.algorithms",
+        "Allow, deprecate (no new keys) or disable (no signatures) algorithms in a domain (gated: domain.algorithms)",
+        true,
+        false,
+    ),
+    route(
         "DELETE",
         "/v1/domains/{name}",
         "domain.destroy",
@@ -638,6 +646,7 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/keys/{id}/temperature", post(set_temperature))
         .route("/v1/keys/{id}/export", post(export_key))
         .route("/v1/domains/{name}", delete(destroy_domain))
+        .route("/v1/domains/{name}/algorithms", post(set_domain_algorithms))
         .route("/v1/keys/import", post(import_key))
         .route("/v1/requests", get(list_requests))
         .route("/v1/requests/{id}", get(show_request))
@@ -784,6 +793,12 @@ async fn pipeline(
         // tamper response is never held up.
         ApiError::ConfigUnauthorized("this node's configuration is not admitted".into())
             .into_response()
+    } else if route.is_some_and(|r| !r.while_sealed && r.operation != "operator.tamper")
+        && !sealed_now
+        && let Some(f) = vault.rollback()
+    {
+        // Unsealed a moment ago over a rolled-back database, acceptance not yet checked.
+        ApiError::RolledBack(f.what).into_response()
     } else if route.is_some_and(|r| !r.while_sealed) && sealed_now {
         if vault.keystore.status().initialized {
             ApiError::Sealed
@@ -1712,6 +1727,22 @@ async fn set_temperature(
 ) -> Result<impl IntoResponse, ApiError> {
     v.set_temperature(&ctx, &id, &b.temperature, b.idle_seconds)
         .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlgorithmsBody {
+    /// Algorithm name -> `allowed`, `deprecated` or `disabled`.
+    set: std::collections::BTreeMap<String, String>,
+}
+
+async fn set_domain_algorithms(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    Json(body): Json<AlgorithmsBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    v.set_domain_algorithms(&ctx, &name, &body.set).await
 }
 
 async fn destroy_domain(

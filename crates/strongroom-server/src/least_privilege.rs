@@ -24,6 +24,10 @@ static CONFINED: OnceLock<Confinement> = OnceLock::new();
 pub(crate) struct Confinement {
     /// Landlock: `enforced`, `partial` (an older kernel ABI), `unsupported` or `off`.
     pub(crate) files: &'static str,
+    /// The Landlock ABI the kernel enforces (what `partial` lacks: below 6 the signal and
+    /// abstract-socket scopes, below 9 UNIX-socket paths).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) landlock_abi: Option<u8>,
     /// seccomp: `enforced`, `unsupported` or `off`.
     pub(crate) syscalls: &'static str,
     /// Configured paths that did not exist at start (not reachable afterwards): audited,
@@ -37,6 +41,7 @@ pub(crate) struct Confinement {
 pub(crate) fn current() -> Confinement {
     CONFINED.get().cloned().unwrap_or(Confinement {
         files: "off",
+        landlock_abi: None,
         syscalls: "off",
         missing: Vec::new(),
     })
@@ -68,14 +73,24 @@ impl ServeOptions {
             .create(&data_dir)
             .map_err(|e| ServeError::Io(format!("create data directory: {e}")))?;
         self.data_dir = Some(data_dir.clone());
+        // Not dumpable before the filter forbids ever becoming dumpable again.
+        let _ = strongroom_memguard::harden_process();
         if !self.sandbox.enabled {
             tracing::warn!("[sandbox] enabled = false: this node is not confined");
             let _ = CONFINED.set(current());
             return Ok(());
         }
+        // Landlock binds only the calling thread and its later children: a thread already
+        // running would stay unconfined.
+        if threads() != Some(1) {
+            return Err(ServeError::Io(
+                "confine: other threads already run; confine before starting any".into(),
+            ));
+        }
         let paths = self.paths(data_dir);
         let sandbox = |e: strongroom_sandbox::SandboxError| ServeError::Io(e.to_string());
-        let (files, missing) = strongroom_sandbox::confine_files(&paths).map_err(sandbox)?;
+        let report = strongroom_sandbox::confine_files(&paths).map_err(sandbox)?;
+        let (files, missing) = (report.enforcement, report.missing);
         let syscalls = strongroom_sandbox::confine_syscalls().map_err(sandbox)?;
         if files == Enforcement::Unsupported || syscalls == Enforcement::Unsupported {
             tracing::warn!(
@@ -98,6 +113,7 @@ impl ServeOptions {
         }
         let _ = CONFINED.set(Confinement {
             files: files.as_str(),
+            landlock_abi: report.abi,
             syscalls: syscalls.as_str(),
             missing,
         });
@@ -111,14 +127,12 @@ impl ServeOptions {
             p.read.push(exe);
         }
         if let Some(c) = &self.config_file
-            && let Some(dir) = c.path.parent()
+            && let Ok(file) = std::fs::canonicalize(&c.path)
+            && let Some(dir) = file.parent()
         {
-            // The configuration's signatures (`FILE.sig`) are read at every unseal.
-            p.read.push(if dir.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                dir.to_owned()
-            });
+            // The configuration's signatures (`FILE.sig`, perhaps written after start) are
+            // read at every unseal: its directory, which should hold nothing else secret.
+            p.read.push(dir.to_owned());
         }
         if let Some(t) = &self.tls {
             p.read.push(t.cert.clone());
@@ -139,4 +153,13 @@ impl ServeOptions {
         }
         p
     }
+}
+
+/// This process's thread count, from `/proc/self/status`.
+fn threads() -> Option<u32> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
 }

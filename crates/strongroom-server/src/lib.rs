@@ -5,6 +5,7 @@
 //! hold key material itself (the keystore does) and must not answer any request before that
 //! request's audit record is durable.
 
+mod algorithms;
 mod btc;
 mod bundles;
 mod config;
@@ -28,6 +29,7 @@ mod openapi;
 mod operators;
 mod policy;
 mod requests;
+mod rollback;
 mod serve;
 mod service;
 mod tls;
@@ -43,6 +45,7 @@ pub use config::{
 pub use error::ApiError;
 pub use http::{MAX_BODY, ROUTES, Route};
 pub use measure::{ConfigFile, SIGNATURES_FORMAT, Signature, Signatures, signatures_path};
+pub use rollback::{ACCEPT_FILE, ACCEPT_FORMAT, Acceptance, Finding, finding_sha256};
 pub use serve::{ServeOptions, Started, serve};
 pub use service::DEFAULT_DOMAIN;
 

@@ -377,7 +377,9 @@ impl Vault {
     /// Enabled vault-wide security officers. Any operator row that fails its MAC check
     /// refuses the whole check: an editor of the database must not be able to make officers
     /// disappear (and the vault look like a first boot) by corrupting their rows.
-    fn security_officers(&self) -> Result<Vec<strongroom_core::record::OperatorRecord>, ApiError> {
+    pub(crate) fn security_officers(
+        &self,
+    ) -> Result<Vec<strongroom_core::record::OperatorRecord>, ApiError> {
         let mut out = Vec::new();
         for o in self.store.operators()? {
             if !self

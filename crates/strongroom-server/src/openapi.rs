@@ -25,6 +25,11 @@ fn request_schema(operation: &str) -> Option<Value> {
             "properties": {"name": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
                            "new_keys": {"type": "string", "enum": ["cold", "warm", "hot"]}}})
         }
+        "domain.algorithms" => {
+            json!({"type": "object", "required": ["set"], "additionalProperties": false,
+            "properties": {"set": {"type": "object", "description": "algorithm name -> state",
+                "additionalProperties": {"type": "string", "enum": ["allowed", "deprecated", "disabled"]}}}})
+        }
         "key.temperature" => {
             json!({"type": "object", "required": ["temperature"], "additionalProperties": false,
             "properties": {"temperature": {"type": "string", "enum": ["cold", "warm", "hot"]},
@@ -237,7 +242,9 @@ fn response_schema(operation: &str) -> Value {
             "wallet": {"type": "string"}, "xpub": {"type": "string"}, "master_fingerprint": {"type": "string"},
             "path": {"type": "string"}}})
         }
-        "domain.create" | "domain.destroy" => json!({"$ref": "#/components/schemas/Domain"}),
+        "domain.create" | "domain.destroy" | "domain.algorithms" => {
+            json!({"$ref": "#/components/schemas/Domain"})
+        }
         "domain.list" => json!({"type": "array", "items": {"$ref": "#/components/schemas/Domain"}}),
         "status" | "operator.unseal" | "operator.seal" => {
             json!({"$ref": "#/components/schemas/Status"})
@@ -311,6 +318,7 @@ pub fn document() -> Value {
                 | "key.export"
                 | "eth2.export_keystore"
                 | "domain.destroy"
+                | "domain.algorithms"
                 | "key.destroy"
                 | "quorum.set"
                 | "key.temperature"
@@ -350,12 +358,14 @@ pub fn document() -> Value {
                         "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
                 "Domain": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"},
                     "new_keys": {"type": "string", "enum": ["cold", "warm", "hot"]},
+                    "algorithms": {"type": "object", "description": "each algorithm's state",
+                        "additionalProperties": {"type": "string", "enum": ["allowed", "deprecated", "disabled"]}},
                     "created_at": {"type": "string", "format": "date-time"},
                     "state": {"type": "string", "enum": ["active", "destroyed"]},
                     "destroyed_at": {"type": "string", "format": "date-time"}}},
                 "Key": {"type": "object", "required": ["id", "algorithm", "public_key"], "properties": {
                     "id": {"type": "string"}, "domain": {"type": "string"}, "domain_id": {"type": "string"},
-                    "algorithm": {"type": "string", "enum": ["secp256k1", "ed25519", "p256", "bip32-seed"]},
+                    "algorithm": {"type": "string", "enum": ["secp256k1", "ed25519", "p256", "bip32-seed", "bls12-381", "ml-dsa-65"]},
                     "label": {"type": ["string", "null"]},
                     "public_key": {"type": "string", "description": "compressed SEC1 (33 bytes) or Ed25519 (32 bytes), hex; for a wallet (bip32-seed) its public part (docs/formats.md)"},
                     "version": {"type": "integer"}, "state": {"type": "string", "enum": ["active", "offline", "destroyed"]},

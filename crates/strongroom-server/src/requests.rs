@@ -502,6 +502,7 @@ fn describe(op: GatedOp, p: &Value) -> String {
                 .map(|l| format!(" (token key \"{l}\")"))
                 .unwrap_or_default(),
         ),
+        GatedOp::SetAlgorithms => crate::algorithms::describe(p),
         GatedOp::DestroyDomain => format!(
             "destroy the domain \"{}\" ({}) and its {} live key(s): its master key is erased and every key in it is gone for good",
             param(p, "name"),
@@ -927,6 +928,13 @@ impl Vault {
                 })
                 .await
                 .map(|_| ()),
+            GatedOp::SetAlgorithms => self
+                .set_domain_algorithms_prepared(ctx, p, |v| {
+                    self.decide(rec, RequestStatus::Executed, Some(v), ctx.time)
+                        .map(Some)
+                })
+                .await
+                .map(|_| ()),
             GatedOp::DestroyDomain => {
                 let id = rec.domain.ok_or(ApiError::NotFound)?;
                 self.destroy_domain_prepared(ctx, id, |v| {
@@ -1040,6 +1048,7 @@ impl Vault {
                     .get(self.store.as_ref(), id)?
                     .ok_or(ApiError::NotFound)?;
                 let (k, d) = (&found.0, &found.1);
+                crate::service::note_deprecated(ctx, k, d);
                 // Still warm (or hotter): a key frozen since the request was filed does not sign.
                 if k.temperature == strongroom_core::temperature::Temperature::Cold {
                     return Err(ApiError::conflict(

@@ -322,13 +322,18 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         .map_err(strongroom_storage::Error::from)?;
     // Before anything is written: is the database older than the newest head this node
     // signed (a restored old copy would undo slashing records and spent limits)?
-    let rollback = rolled_back(store.as_ref(), &meta, &dir.head_path())?;
+    let rollback = crate::rollback::detect(store.as_ref(), &meta, &dir.head_path())?;
     let (writer, _thread) = Writer::start(
         Arc::clone(&store),
         Arc::clone(&keystore),
         Arc::clone(&clock),
         &dir.head_path(),
     )?;
+    // Over a rolled-back database the head file keeps its high-water mark until security
+    // officers accept the rollback: no batch signs a head.
+    if rollback.is_some() {
+        writer.hold_heads();
+    }
     // Power-on self-tests, before anything can unseal: a failure leaves the node answering
     // health and status only.
     let self_test = strongroom_crypto::self_test();
@@ -364,6 +369,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         rng,
         entropy_reported: std::sync::atomic::AtomicBool::new(false),
         tamper_marker: dir.path().join(TAMPER_MARKER),
+        data_dir: dir.path().to_owned(),
         hardening,
         config: opts
             .config_file
@@ -371,7 +377,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
             .map(|f| crate::measure::Admission::new(f, dir.path())),
         binary_sha256: Arc::new(std::sync::OnceLock::new()),
         trusted_time: trusted_time.clone(),
-        rollback: rollback.clone(),
+        rollback: std::sync::Mutex::new(rollback.clone()),
     });
     // Other nodes on the same database: forget what they change (see docs/architecture.md).
     let weak = Arc::downgrade(&vault);
@@ -406,15 +412,16 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         .submit(vec![], lifecycle("server.start")?)
         .await
         .map_err(|_| ServeError::Api(crate::ApiError::AuditUnavailable))?;
-    if let Some(what) = &rollback {
+    vault.remove_used_acceptance();
+    if let Some(finding) = &rollback {
         tracing::error!(
-            what,
+            what = finding.what,
             "the database is older than the audit head this node signed: it will not unseal"
         );
         let ctx = vault
             .system_ctx(Principal::System)
             .map_err(ServeError::Api)?;
-        ctx.tag(|t| t.detail = Some(serde_json::json!({"rollback": what}).to_string()));
+        ctx.tag(|t| t.detail = Some(serde_json::json!({"rollback": finding}).to_string()));
         vault
             .writer
             .submit(
@@ -476,6 +483,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
                         "dev": v.config.is_none(),
                         "sandbox": {
                             "files": sandbox.files,
+                            "landlock_abi": sandbox.landlock_abi,
                             "syscalls": sandbox.syscalls,
                             "missing": sandbox.missing,
                         },
@@ -562,7 +570,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         });
     }
 
-    let dev_token = if opts.dev && vault.self_test.is_ok() && vault.rollback.is_none() {
+    let dev_token = if opts.dev && vault.self_test.is_ok() && vault.rollback().is_none() {
         Some(dev_bootstrap(&vault, dir.path()).await?)
     } else {
         None
@@ -651,53 +659,4 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         .await
         .map_err(|_| ServeError::Api(crate::ApiError::AuditUnavailable))?;
     Ok(())
-}
-
-/// Compares the newest head in the head file whose signature verifies (this node signed it)
-/// with the database's audit chain: a description if the database ends before it, or holds
-/// another record at its place.
-fn rolled_back(
-    store: &dyn Storage,
-    meta: &strongroom_core::record::VaultMeta,
-    head_path: &Path,
-) -> Result<Option<String>, ServeError> {
-    let Some(init) = &meta.init else {
-        return Ok(None);
-    };
-    let newest = strongroom_storage::HeadFile::read(head_path)?
-        .into_iter()
-        .filter(|h| {
-            strongroom_audit::verify_head_signature(h, &meta.vault_id, &init.audit_public_key)
-        })
-        .max_by_key(|h| h.seq);
-    let Some(head) = newest else {
-        return Ok(None);
-    };
-    let tail = store
-        .audit_tail()
-        .map_err(strongroom_storage::Error::from)?;
-    let seen = match tail {
-        Some((seq, _)) if seq >= head.seq => store
-            .audit_records(head.seq, 1)
-            .map_err(strongroom_storage::Error::from)?
-            .into_iter()
-            .next()
-            .map(|r| r.hash),
-        _ => None,
-    };
-    Ok(match (tail, seen) {
-        (_, Some(hash)) if hash == head.hash => None,
-        (_, Some(_)) => Some(format!(
-            "the database's audit record {} is not the one this node signed",
-            head.seq
-        )),
-        (Some((seq, _)), None) => Some(format!(
-            "the database's audit log ends at record {seq}, but this node signed record {}",
-            head.seq
-        )),
-        (None, None) => Some(format!(
-            "the database's audit log is empty, but this node signed record {}",
-            head.seq
-        )),
-    })
 }

@@ -60,6 +60,8 @@ pub(crate) struct Tags {
     pub(crate) detail: Option<String>,
     /// The answer to store under the request's `Idempotency-Key` (see `idempotency`).
     pub(crate) idempotent: Option<Mutation>,
+    /// A warning the audit record carries (`detail.warning`): a deprecated algorithm signed.
+    pub(crate) warning: Option<&'static str>,
 }
 
 impl RequestCtx {
@@ -98,7 +100,20 @@ impl RequestCtx {
             outcome,
             code: code.map(str::to_owned),
             count: 1,
-            detail: t.detail,
+            detail: match t.warning {
+                None => t.detail,
+                // Merged into the detail object (or one made for it).
+                Some(w) => {
+                    let mut d = t
+                        .detail
+                        .as_deref()
+                        .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+                        .filter(serde_json::Value::is_object)
+                        .unwrap_or_else(|| serde_json::json!({}));
+                    d["warning"] = w.into();
+                    Some(d.to_string())
+                }
+            },
         }
     }
 }
@@ -145,9 +160,11 @@ pub struct Vault {
     pub(crate) binary_sha256: Arc<std::sync::OnceLock<String>>,
     /// The vault's own clock, when `[time]` names sources (it is also `clock`).
     pub(crate) trusted_time: Option<Arc<crate::trusted_time::TrustedTime>>,
-    /// Why the database is older than the audit head this node signed, if it is: the vault
-    /// does not unseal over it.
-    pub(crate) rollback: Option<String>,
+    /// Why the database is older than the audit head this node signed, if it is and no
+    /// security officers accepted it: the vault does not unseal over it.
+    pub(crate) rollback: Mutex<Option<crate::rollback::Finding>>,
+    /// The data directory (the rollback acceptance document is read from it).
+    pub(crate) data_dir: std::path::PathBuf,
     /// One keystore KDF batch at a time (each takes every core and up to 512 MiB per core):
     /// concurrent imports queue rather than exhaust memory.
     pub(crate) kdf_gate: Arc<tokio::sync::Semaphore>,
@@ -227,11 +244,22 @@ impl KeyCache {
         map.remove(&id);
     }
 
-    pub(crate) fn put(&self, key: KeyRecord, domain: DomainRecord) {
-        self.map
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key.id, Arc::new((key, domain)));
+    /// After this node changed a key: forgets it, so its next use reads the committed record
+    /// and its domain as they are then. (Inserting the caller's copy could bring back a domain
+    /// read before a concurrent `domain.algorithms` change cleared the cache.)
+    pub(crate) fn put(&self, key: KeyRecord, _domain: DomainRecord) {
+        self.forget(key.id);
+    }
+}
+
+/// Tags the audit record of a signature by a key whose domain deprecated its algorithm (a
+/// wallet's addresses sign with secp256k1 too).
+pub(crate) fn note_deprecated(ctx: &RequestCtx, k: &KeyRecord, d: &DomainRecord) {
+    let deprecated = |a| d.algorithms.may_sign(a) == Ok(true);
+    if deprecated(k.algorithm)
+        || (k.algorithm == Algorithm::Bip32Seed && deprecated(Algorithm::Secp256k1))
+    {
+        ctx.tag(|t| t.warning = Some("algorithm_deprecated"));
     }
 }
 
@@ -285,6 +313,9 @@ pub struct StatusView {
     /// Why the database looks rolled back (the vault will not unseal over it).
     #[serde(skip_serializing_if = "Option::is_none")]
     rollback: Option<String>,
+    /// The same finding in detail, for security officers to accept (`rollback sign`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rollback_finding: Option<crate::rollback::Finding>,
     /// Where key bytes live in this process.
     memory: MemoryView,
     /// Least privilege: how far the file system and system calls are confined.
@@ -353,6 +384,8 @@ pub struct DomainView {
     id: String,
     name: String,
     new_keys: &'static str,
+    /// Each algorithm's state: `allowed`, `deprecated` or `disabled`.
+    algorithms: std::collections::BTreeMap<&'static str, &'static str>,
     created_at: String,
     state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -365,6 +398,12 @@ impl From<&DomainRecord> for DomainView {
             id: d.id.to_string(),
             name: d.name.to_string(),
             new_keys: d.new_key_temperature.as_str(),
+            algorithms: d
+                .algorithms
+                .all()
+                .into_iter()
+                .map(|(a, s)| (a.as_str(), s.as_str()))
+                .collect(),
             created_at: rfc3339(d.created_at),
             state: if d.destroyed_at.is_some() {
                 "destroyed"
@@ -574,7 +613,7 @@ impl Vault {
     /// vault still sealed by shares only. A failure leaves the vault sealed, never falls back
     /// to anything else, and is what `status` reports.
     pub(crate) fn auto_unseal(&self) {
-        if self.self_test.is_err() || self.rollback.is_some() || self.rng.failure().is_some() {
+        if self.self_test.is_err() || self.rollback().is_some() || self.rng.failure().is_some() {
             return;
         }
         // After a tamper response only the shares bring the vault back.
@@ -655,7 +694,8 @@ impl Vault {
                 tests: &strongroom_crypto::SELF_TESTS,
                 test_build: strongroom_crypto::DANGER_TEST_BUILD,
             },
-            rollback: self.rollback.clone(),
+            rollback: self.rollback().map(|f| f.what),
+            rollback_finding: self.rollback(),
             config: self.config_view(),
             binary_sha256: self.binary_sha256.get().cloned(),
             time: self.trusted_time.as_ref().map(|t| t.view()),
@@ -762,12 +802,12 @@ impl Vault {
 
     pub(crate) fn unseal(&self, ctx: &RequestCtx, share: &str) -> Result<StatusView, ApiError> {
         allow(ctx, &Operation::Unseal)?;
-        if let Some(what) = &self.rollback {
-            return Err(ApiError::RolledBack(what.clone()));
-        }
+        self.rollback_blocks_unseal()?;
         self.refresh_if_uninitialized()?;
         self.keystore.submit_share(share)?;
         if !self.keystore.status().sealed {
+            // Over a rolled-back database only with the officers' acceptance.
+            self.accept_rollback()?;
             // Nothing runs under a configuration the officers did not admit.
             self.admit_config()?;
         }
@@ -1405,6 +1445,9 @@ impl Vault {
             return Err(e);
         }
         ctx.tag(|t| t.domain = Some(found.1.id));
+        if matches!(op(found.1.id), Operation::Sign(_)) {
+            note_deprecated(ctx, &found.0, &found.1);
+        }
         Ok(found)
     }
 

@@ -9,7 +9,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::mpsc;
 
 use strongroom_audit::Chain;
@@ -42,7 +42,17 @@ struct Job {
 pub(crate) struct Writer {
     tx: mpsc::Sender<Job>,
     failed: Arc<AtomicBool>,
+    heads: Arc<AtomicU8>,
 }
+
+/// Batches get signed heads, written to the head file only forwards.
+const HEADS_SIGNED: u8 = 0;
+/// A rolled-back database awaits its acceptance: batches get no signed head, so the head
+/// file (this node's high-water mark) is left as it is.
+const HEADS_HELD: u8 = 1;
+/// The rollback was accepted: the next signed head replaces the head file's, then back to
+/// signed.
+const HEADS_REBASE: u8 = 2;
 
 impl Writer {
     /// Starts the writer thread.
@@ -57,6 +67,7 @@ impl Writer {
         let head_file = HeadFile::open(head_path)?;
         let (tx, rx) = mpsc::channel();
         let failed = Arc::new(AtomicBool::new(false));
+        let heads = Arc::new(AtomicU8::new(HEADS_SIGNED));
         let mut state = Loop {
             store,
             keystore,
@@ -64,6 +75,7 @@ impl Writer {
             chain,
             head_file,
             failed: Arc::clone(&failed),
+            heads: Arc::clone(&heads),
         };
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
@@ -72,7 +84,17 @@ impl Writer {
                 what: "start audit writer",
                 source: e,
             })?;
-        Ok((Self { tx, failed }, handle))
+        Ok((Self { tx, failed, heads }, handle))
+    }
+
+    /// Stops signing heads (a rolled-back database, until its acceptance).
+    pub(crate) fn hold_heads(&self) {
+        self.heads.store(HEADS_HELD, Ordering::SeqCst);
+    }
+
+    /// The rollback was accepted: the next head is signed and replaces the head file's.
+    pub(crate) fn rebase_heads(&self) {
+        self.heads.store(HEADS_REBASE, Ordering::SeqCst);
     }
 
     /// Whether the writer has stopped after a durability failure.
@@ -115,6 +137,7 @@ struct Loop {
     chain: Chain,
     head_file: HeadFile,
     failed: Arc<AtomicBool>,
+    heads: Arc<AtomicU8>,
 }
 
 /// How a refused mutation is recorded: the request was denied (a rule) or failed (a fault).
@@ -176,6 +199,8 @@ impl Loop {
         let mut results: Vec<Result<(), CoreError>> = Vec::with_capacity(jobs.len());
         let mut head = None;
         let keystore = &self.keystore;
+        // Read once per batch: the head it signs and how it is written agree.
+        let heads = self.heads.load(Ordering::SeqCst);
         let now = self.clock.now();
         let outcome = self.store.write(&mut |txn| {
             // Attach to the chain as the database has it now: with several nodes on one
@@ -205,7 +230,11 @@ impl Loop {
                 txn.append_audit(&chain.append(event))?;
                 results.push(applied);
             }
-            head = keystore.sign_head(chain.seq(), chain.hash(), now);
+            head = if heads == HEADS_HELD {
+                None
+            } else {
+                keystore.sign_head(chain.seq(), chain.hash(), now)
+            };
             if let Some(h) = &head {
                 txn.put_head(h)?;
             }
@@ -220,9 +249,23 @@ impl Loop {
             }
             return;
         }
-        if let Some(h) = &head
-            && let Err(e) = self.head_file.write(h)
-        {
+        let written = match &head {
+            Some(h) if heads == HEADS_REBASE => {
+                let w = self.head_file.danger_rebase(h);
+                if w.is_ok() {
+                    let _ = self.heads.compare_exchange(
+                        HEADS_REBASE,
+                        HEADS_SIGNED,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    );
+                }
+                w
+            }
+            Some(h) => self.head_file.write(h),
+            None => Ok(()),
+        };
+        if let Err(e) = written {
             // The batch is committed, so it is answered as done; but the head file can no
             // longer be trusted to be current, so nothing after it is accepted.
             tracing::error!(error = %e, "head file write failed; refusing all further requests");

@@ -17,6 +17,9 @@ CREATE TABLE domains (
     wrapped_key BYTEA NOT NULL,
     created_at  BIGINT NOT NULL,
     new_keys    BYTEA NOT NULL,
+    -- The algorithm policy, sealed like the name (never NULL: a NULL would let a database
+    -- editor re-allow a disabled algorithm).
+    algorithms  BYTEA NOT NULL,
     destroyed_at BIGINT
 );
 CREATE TABLE keys (

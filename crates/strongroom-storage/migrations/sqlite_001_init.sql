@@ -17,6 +17,9 @@ CREATE TABLE domains (
     wrapped_key BLOB NOT NULL,
     created_at  INTEGER NOT NULL,
     new_keys    BLOB NOT NULL,
+    -- The algorithm policy, sealed like the name (never NULL: a NULL would let a database
+    -- editor re-allow a disabled algorithm).
+    algorithms  BLOB NOT NULL,
     destroyed_at INTEGER
 );
 CREATE TABLE keys (

@@ -74,6 +74,26 @@ impl HeadFile {
         Ok(())
     }
 
+    /// Replaces the high-water mark with `head`, even an older one: only for a rollback that
+    /// enough security officers accepted (the database is now, deliberately, the older copy).
+    /// Both slots are rewritten, so neither keeps the newer head.
+    ///
+    /// # Errors
+    /// I/O failures.
+    pub fn danger_rebase(&mut self, head: &SignedHead) -> Result<(), Error> {
+        let slot = encode_head_slot(head);
+        // One slot, synced, then the other: a crash leaves at least one valid head.
+        for i in 0..2u64 {
+            self.file
+                .write_all_at(&slot, i * HEAD_SLOT_LEN as u64)
+                .map_err(io("write head file"))?;
+            self.file.sync_data().map_err(io("sync head file"))?;
+        }
+        self.next_slot = 0;
+        self.newest = Some(head.seq);
+        Ok(())
+    }
+
     /// Reads every well-formed slot of the head file at `path` (none if it does not exist).
     /// Signatures are not checked here: the verifier does that, and a slot torn by a crash
     /// fails its signature.

@@ -300,7 +300,17 @@ fn rule_scope(rule: &QuorumRule) -> [u8; 16] {
 
 // ---- Records -----------------------------------------------------------------------------
 
-const DOMAIN_COLS: &str = "id, name, wrapped_key, created_at, new_keys, destroyed_at";
+/// A domain's algorithm policy as stored: sealed, bound to its row, even when it allows
+/// everything.
+fn sealed_algorithms(
+    f: &Fields,
+    row: &[u8],
+    p: &strongroom_core::AlgorithmPolicy,
+) -> Result<Param, CoreError> {
+    f.seal("domains.algorithms", row, p.to_stored().as_bytes())
+}
+
+const DOMAIN_COLS: &str = "id, name, wrapped_key, created_at, new_keys, destroyed_at, algorithms";
 fn domain_at(r: &dyn Row, o: usize, f: &Fields) -> Result<DomainRecord, CoreError> {
     let id = DomainId::from_bytes(arr(r, o)?);
     Ok(DomainRecord {
@@ -316,6 +326,12 @@ fn domain_at(r: &dyn Row, o: usize, f: &Fields) -> Result<DomainRecord, CoreErro
             .parse()
             .map_err(|_| CoreError::Corrupt("temperature"))?,
         destroyed_at: opt_millis(r, o + 5)?,
+        algorithms: strongroom_core::AlgorithmPolicy::from_stored(&f.open_text(
+            "domains.algorithms",
+            id.as_bytes(),
+            &req_bytes(r, o + 6)?,
+        )?)
+        .map_err(|_| CoreError::Corrupt("domain algorithms"))?,
     })
 }
 
@@ -629,7 +645,8 @@ pub(crate) fn key_with_domain(
         "SELECT k.id, k.domain_id, k.version, k.algorithm, k.label, k.public_key, k.created_at,
                 k.destroyed_at, k.sealed_secret, k.temperature, k.temperature_mac,
                 k.temperature_since, k.hot_idle_secs,
-                d.id, d.name, d.wrapped_key, d.created_at, d.new_keys, d.destroyed_at
+                d.id, d.name, d.wrapped_key, d.created_at, d.new_keys, d.destroyed_at,
+                d.algorithms
          FROM keys k JOIN domains d ON d.id = k.domain_id WHERE k.id = $1",
         &[bytes(id.as_bytes())],
         |r| Ok((key_row(r, f)?, domain_at(r, 13, f)?)),
@@ -1117,7 +1134,9 @@ impl Txn<'_> {
             | Mutation::TakeOffline { id }
             | Mutation::RestoreSecret { id, .. } => self.changes.push(Change::Key(*id)),
             Mutation::RevokeToken { id, .. } => self.changes.push(Change::Token(*id)),
-            Mutation::DestroyDomain { .. } | Mutation::ChangeSeal { .. } => {
+            Mutation::DestroyDomain { .. }
+            | Mutation::ChangeSeal { .. }
+            | Mutation::SetDomainAlgorithms { .. } => {
                 self.changes.push(Change::Everything);
             }
             _ => {}
@@ -1146,8 +1165,8 @@ impl Txn<'_> {
                 self.db
                     .execute(
                         "INSERT INTO domains (id, name_index, name, wrapped_key, created_at,
-                                              new_keys)
-                         VALUES ($1, $2, $3, $4, $5, $6)",
+                                              new_keys, algorithms)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
                         &[
                             bytes(row),
                             f.index("domain-name", d.name.as_str().as_bytes())?,
@@ -1159,10 +1178,28 @@ impl Txn<'_> {
                                 row,
                                 d.new_key_temperature.as_str().as_bytes(),
                             )?,
+                            sealed_algorithms(f, row, &d.algorithms)?,
                         ],
                     )
                     .map_err(constrained("domain"))?;
                 Ok(())
+            }
+            Mutation::SetDomainAlgorithms { id, from, to } => {
+                // Compare-and-swap on the policy the request was decided from.
+                let current = domain(self.db, self.fields, *id)?
+                    .filter(|d| d.destroyed_at.is_none())
+                    .ok_or(CoreError::NotFound("domain"))?;
+                if current.algorithms != *from {
+                    return Err(CoreError::Conflict("domain algorithms"));
+                }
+                self.update_one(
+                    "UPDATE domains SET algorithms = $2 WHERE id = $1 AND destroyed_at IS NULL",
+                    &[
+                        bytes(id.as_bytes()),
+                        sealed_algorithms(self.fields, id.as_bytes(), to)?,
+                    ],
+                    CoreError::NotFound("domain"),
+                )
             }
             Mutation::CreateKey(k) => {
                 self.db

@@ -27,6 +27,7 @@ fn domain(n: u8, name: &str) -> DomainRecord {
         wrapped_key: vec![n; 61],
         created_at: UnixMillis(u64::from(n)),
         new_key_temperature: Temperature::Warm,
+        algorithms: strongroom_core::AlgorithmPolicy::default(),
         destroyed_at: None,
     }
 }
@@ -467,6 +468,41 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
     assert_eq!(store.domain_by_name(&a.name).unwrap(), Some(a.clone()));
     assert_eq!(store.domain(b.id).unwrap(), Some(b.clone()));
     assert_eq!(store.domain(DomainId::from_random([9; 16])).unwrap(), None);
+
+    // A domain's algorithm policy: compare-and-swap on the one it was decided from.
+    let restricted = strongroom_core::AlgorithmPolicy::default()
+        .with(Algorithm::P256, strongroom_core::AlgorithmState::Disabled);
+    assert!(matches!(
+        apply(
+            store,
+            vec![Mutation::SetDomainAlgorithms {
+                id: b.id,
+                from: restricted.clone(),
+                to: strongroom_core::AlgorithmPolicy::default(),
+            }],
+        ),
+        Err(Error::Conflict(_))
+    ));
+    apply(
+        store,
+        vec![Mutation::SetDomainAlgorithms {
+            id: b.id,
+            from: b.algorithms.clone(),
+            to: restricted.clone(),
+        }],
+    )
+    .unwrap();
+    assert_eq!(store.domain(b.id).unwrap().unwrap().algorithms, restricted);
+    apply(
+        store,
+        vec![Mutation::SetDomainAlgorithms {
+            id: b.id,
+            from: restricted,
+            to: b.algorithms.clone(),
+        }],
+    )
+    .unwrap();
+    assert_eq!(store.domain(b.id).unwrap(), Some(b.clone()));
 
     // Keys: foreign key to the domain; one request's mutations are all-or-nothing.
     let k1 = key(11, &a);
