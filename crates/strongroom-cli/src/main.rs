@@ -1114,9 +1114,9 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
             config_file: None,
             time: None,
             sandbox: strongroom_server::SandboxConfig {
-                enabled: true,
                 read: a.sandbox_read,
                 write: a.sandbox_write,
+                ..Default::default()
             },
         }
     } else {

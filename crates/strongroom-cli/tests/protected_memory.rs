@@ -161,7 +161,7 @@ fn keys_live_in_locked_memory_and_a_tracer_triggers_the_tamper_response() {
 
 /// Least privilege: a node confines itself (Landlock and three seccomp filters, with
 /// no_new_privs) and says so; `[sandbox] enabled = false` is visible as `off`, so the status
-/// is read from what was applied, not assumed.
+/// is read from what was applied, not assumed; `require` and `min_landlock_abi` fail closed.
 #[test]
 fn the_node_confines_itself_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
@@ -206,6 +206,35 @@ fn the_node_confines_itself_and_says_so() {
         (&"off".into(), &"off".into())
     );
     assert_eq!(field(&proc_status(&node), "Seccomp:"), "0");
+    node.stop();
+
+    // Fail closed on request: a configuration asking for a newer Landlock ABI than any
+    // kernel has (99) refuses to start and says why; `require` on this kernel starts.
+    let cfg = dir.path().join("strict.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[sandbox]\nmin_landlock_abi = 99\n",
+            dir.path().join("strict").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("min_landlock_abi = 99"),
+        "{stderr}"
+    );
+    let node = Node::production_with(
+        &dir.path().join("required"),
+        "[sandbox]\nrequire = true\nmin_landlock_abi = 1\n",
+        &[],
+    );
+    let s = node.cli(None, &["--json", "status"]).ok().json();
+    assert_eq!(s["sandbox"]["syscalls"], "enforced", "{s}");
 }
 
 /// Occurrences of `needle` in process `pid`'s readable memory (root reads it through

@@ -254,6 +254,11 @@ pub trait WriteTxn {
     /// # Errors
     /// Storage failure or corrupt data.
     fn audit_tail(&mut self) -> Result<Option<(u64, [u8; 32])>, Error>;
+    /// The hash of audit record `seq`, if the log has it.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn audit_hash(&mut self, seq: u64) -> Result<Option<[u8; 32]>, Error>;
 }
 
 /// A change another node made, for this node's caches to forget what they hold.

@@ -24,6 +24,8 @@
 //! # key_label = "strongroom-root"
 //! [sandbox]                      # least privilege (Landlock + seccomp), on by default
 //! # write = ["/var/lib/softhsm/tokens"]   # a PKCS#11 token's own directory
+//! # require = true               # refuse to start unconfined
+//! # min_landlock_abi = 6         # refuse an older kernel
 //! # read = ["/etc/strongroom/extra"]
 //! ```
 
@@ -139,6 +141,14 @@ pub struct SandboxConfig {
     /// Extra paths to write beneath: a PKCS#11 token's directory (SoftHSM's `tokendir`).
     #[serde(default)]
     pub write: Vec<PathBuf>,
+    /// Refuse to start unless the kernel enforces both Landlock and seccomp (default: start
+    /// with what the kernel offers, and say so).
+    #[serde(default)]
+    pub require: bool,
+    /// Refuse to start on a kernel whose Landlock ABI is older than this (6: signal and
+    /// abstract-socket scoping; 9: UNIX socket paths).
+    #[serde(default)]
+    pub min_landlock_abi: Option<u8>,
 }
 
 impl Default for SandboxConfig {
@@ -147,6 +157,8 @@ impl Default for SandboxConfig {
             enabled: true,
             read: Vec::new(),
             write: Vec::new(),
+            require: false,
+            min_landlock_abi: None,
         }
     }
 }

@@ -92,6 +92,24 @@ impl ServeOptions {
         let report = strongroom_sandbox::confine_files(&paths).map_err(sandbox)?;
         let (files, missing) = (report.enforcement, report.missing);
         let syscalls = strongroom_sandbox::confine_syscalls().map_err(sandbox)?;
+        // Fail closed where the operator asked for it: the process exits before serving.
+        if self.sandbox.require
+            && (files == Enforcement::Unsupported || syscalls == Enforcement::Unsupported)
+        {
+            return Err(ServeError::Config(format!(
+                "[sandbox] require: the kernel does not enforce it (files {}, system calls {})",
+                files.as_str(),
+                syscalls.as_str()
+            )));
+        }
+        if let Some(min) = self.sandbox.min_landlock_abi
+            && report.abi.unwrap_or(0) < min
+        {
+            return Err(ServeError::Config(format!(
+                "[sandbox] min_landlock_abi = {min}: this kernel enforces Landlock ABI {}",
+                report.abi.unwrap_or(0)
+            )));
+        }
         if files == Enforcement::Unsupported || syscalls == Enforcement::Unsupported {
             tracing::warn!(
                 files = files.as_str(),

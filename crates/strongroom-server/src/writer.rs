@@ -214,6 +214,14 @@ impl Loop {
                     "the audit chain went back: the database was rolled back",
                 ));
             }
+            // Nor another chain as long or longer (a different copy put in its place): the
+            // record this node last appended must still be there.
+            if self.chain.seq() > 0 && txn.audit_hash(self.chain.seq())? != Some(self.chain.hash())
+            {
+                return Err(CoreError::Corrupt(
+                    "the audit chain was replaced: the database is another copy",
+                ));
+            }
             chain = Chain::resume(chain.vault_id(), tail);
             for j in &jobs {
                 let applied = if j.mutations.is_empty() {
@@ -300,6 +308,9 @@ mod tests {
     struct Flaky {
         inner: SqliteStore,
         fail: AtomicBool,
+        /// When set, writes go to `other`: another copy of the database put in its place.
+        other: Option<Arc<SqliteStore>>,
+        redirect: AtomicBool,
     }
 
     impl Storage for Flaky {
@@ -430,7 +441,10 @@ mod tests {
             if self.fail.load(Ordering::SeqCst) {
                 return Err(CoreError::Storage("disk full".into()));
             }
-            self.inner.write(batch)
+            match &self.other {
+                Some(other) if self.redirect.load(Ordering::SeqCst) => other.write(batch),
+                _ => self.inner.write(batch),
+            }
         }
     }
 
@@ -458,6 +472,8 @@ mod tests {
         let flaky = Arc::new(Flaky {
             inner,
             fail: AtomicBool::new(false),
+            other: None,
+            redirect: AtomicBool::new(false),
         });
         let ks = Arc::new(Keystore::new(Arc::new(strongroom_crypto::OsEntropy)));
         let store: Arc<dyn Storage> = flaky.clone();
@@ -490,6 +506,67 @@ mod tests {
             store.audit_tail().unwrap().unwrap().0,
             1,
             "nothing written after the failure"
+        );
+    }
+
+    /// Another copy of the database, with a chain as long or longer, put in place under a
+    /// running writer: refused (not built on), and the writer stops.
+    #[tokio::test]
+    async fn a_replaced_chain_is_refused_even_when_longer() {
+        let dir = tempfile::tempdir().unwrap();
+        let vid = VaultId::from_random([4; 16]);
+        let inner = SqliteStore::create(&dir.path().join("a.db"), vid, UnixMillis(0)).unwrap();
+        let other =
+            Arc::new(SqliteStore::create(&dir.path().join("b.db"), vid, UnixMillis(0)).unwrap());
+        let ks = Arc::new(Keystore::new(Arc::new(strongroom_crypto::OsEntropy)));
+        other.use_field_cipher(ks.clone()).unwrap();
+        // The other copy: three records of its own.
+        let (w2, _t2) = Writer::start(
+            other.clone(),
+            ks.clone(),
+            Arc::new(SystemClock),
+            &dir.path().join("b-head"),
+        )
+        .unwrap();
+        for _ in 0..3 {
+            let mut e = event();
+            e.operation = "other.copy".into();
+            w2.submit(vec![], e).await.unwrap();
+        }
+        let flaky = Arc::new(Flaky {
+            inner,
+            fail: AtomicBool::new(false),
+            other: Some(other),
+            redirect: AtomicBool::new(false),
+        });
+        let store: Arc<dyn Storage> = flaky.clone();
+        store.use_field_cipher(ks.clone()).unwrap();
+        let (w, _t) = Writer::start(
+            store.clone(),
+            ks,
+            Arc::new(SystemClock),
+            &dir.path().join("a-head"),
+        )
+        .unwrap();
+        w.submit(vec![], event()).await.unwrap();
+        w.submit(vec![], event()).await.unwrap();
+        flaky.redirect.store(true, Ordering::SeqCst);
+        assert!(matches!(
+            w.submit(vec![], event()).await,
+            Err(WriteError::AuditUnavailable)
+        ));
+        assert!(w.has_failed());
+        assert_eq!(
+            flaky
+                .other
+                .as_ref()
+                .unwrap()
+                .audit_tail()
+                .unwrap()
+                .unwrap()
+                .0,
+            3,
+            "nothing appended to the other copy"
         );
     }
 }

@@ -1640,6 +1640,15 @@ impl WriteTxn for Txn<'_> {
     fn audit_tail(&mut self) -> Result<Option<(u64, [u8; 32])>, CoreError> {
         audit_tail(self.db)
     }
+
+    fn audit_hash(&mut self, seq: u64) -> Result<Option<[u8; 32]>, CoreError> {
+        one(
+            self.db,
+            "SELECT hash FROM audit WHERE seq = $1",
+            &[int(to_i64(seq)?)],
+            |r| arr(r, 0),
+        )
+    }
 }
 
 /// `impl Storage` for a backend that offers `read(|db| ...)` and `write_batch(batch)`: every
