@@ -51,15 +51,7 @@ pub(crate) fn run(
             key_file,
             vault_id,
         } => {
-            let key = strongroom_crypto::ApprovalKey::from_file_string(&crate::read_secret_file(
-                &key_file,
-            )?)
-            .map_err(|_| {
-                CliError::Input(format!(
-                    "{} is not an approval key file",
-                    key_file.display()
-                ))
-            })?;
+            let key = crate::read_approval_key(&key_file)?;
             let sha = measure(&config)?;
             let vault_id = match vault_id {
                 Some(v) => v,

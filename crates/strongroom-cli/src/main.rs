@@ -922,6 +922,18 @@ fn sign(client: &Client, out: &output::Output, a: SignArgs) -> Result<(), CliErr
     out.object(&sig)
 }
 
+/// An approval key file (`approval-key generate`), read as a secret file.
+pub(crate) fn read_approval_key(
+    key_file: &PathBuf,
+) -> Result<strongroom_crypto::ApprovalKey, CliError> {
+    strongroom_crypto::ApprovalKey::from_file_string(&read_secret_file(key_file)?).map_err(|_| {
+        CliError::Input(format!(
+            "{} is not an approval key file",
+            key_file.display()
+        ))
+    })
+}
+
 /// Rebuilds the request from the fields the server shows, recomputes its canonical hash, and
 /// refuses to sign unless it matches: an approver signs what they were shown, nothing else.
 fn approve(
@@ -931,13 +943,7 @@ fn approve(
     key_file: &PathBuf,
 ) -> Result<(), CliError> {
     use strongroom_core::record::{PendingRecord, RequestStatus};
-    let key = strongroom_crypto::ApprovalKey::from_file_string(&read_secret_file(key_file)?)
-        .map_err(|_| {
-            CliError::Input(format!(
-                "{} is not an approval key file",
-                key_file.display()
-            ))
-        })?;
+    let key = read_approval_key(key_file)?;
     let r = client.get(&format!("/v1/requests/{}", client::path(id)))?;
     let bad = || CliError::Server("the server's request description is malformed".into());
     let id16 = |v: &Value| -> Result<Option<[u8; 16]>, CliError> {

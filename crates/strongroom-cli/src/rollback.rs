@@ -45,15 +45,7 @@ pub(crate) fn run(
             out: file,
             expect,
         } => {
-            let key = strongroom_crypto::ApprovalKey::from_file_string(&crate::read_secret_file(
-                &key_file,
-            )?)
-            .map_err(|_| {
-                CliError::Input(format!(
-                    "{} is not an approval key file",
-                    key_file.display()
-                ))
-            })?;
+            let key = crate::read_approval_key(&key_file)?;
             let status = client()?.get("/v1/sys/status")?;
             let vault: strongroom_core::VaultId = crate::field(&status, "vault_id")
                 .parse()

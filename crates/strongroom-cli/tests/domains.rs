@@ -14,12 +14,7 @@ fn destroying_a_domain_shreds_its_keys() {
     let init = init_unsealed(&node);
     let share = init["shares"][0].as_str().unwrap().to_owned();
     let boot = init["root_token"].as_str().unwrap().to_owned();
-    let enrolled: Vec<Enrolled> = [("alice", "security-officer"), ("bob", "security-officer")]
-        .iter()
-        .map(|(n, r)| enrol(&node, &boot, n, &[r]))
-        .collect();
-    let alice = person_from(&node, dir.path(), "alice", &enrolled[0]);
-    let bob = person_from(&node, dir.path(), "bob", &enrolled[1]);
+    let (alice, bob) = security_officers(&node, dir.path(), &boot);
     let a = Some(alice.token.as_str());
     for name in ["doomed", "kept"] {
         let r = pending(&node.cli(
@@ -147,12 +142,7 @@ fn a_domain_deprecates_and_disables_an_algorithm_by_quorum() {
     let node = Node::production(&data);
     let init = init_unsealed(&node);
     let boot = init["root_token"].as_str().unwrap().to_owned();
-    let enrolled: Vec<Enrolled> = [("alice", "security-officer"), ("bob", "security-officer")]
-        .iter()
-        .map(|(n, r)| enrol(&node, &boot, n, &[r]))
-        .collect();
-    let alice = person_from(&node, dir.path(), "alice", &enrolled[0]);
-    let bob = person_from(&node, dir.path(), "bob", &enrolled[1]);
+    let (alice, bob) = security_officers(&node, dir.path(), &boot);
     let a = Some(alice.token.as_str());
     let r = pending(&node.cli(a, &["--json", "domain", "create", "d", "--new-keys", "hot"]));
     approve(&node, &bob, &r).ok();

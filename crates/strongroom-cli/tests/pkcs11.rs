@@ -49,16 +49,6 @@ fn init(node: &Node) -> serde_json::Value {
     .json()
 }
 
-/// Two vault-wide security officers (logged in, with approval keys).
-fn officers(node: &Node, dir: &Path, boot: &str) -> (Person, Person) {
-    let a = enrol(node, boot, "alice", &["security-officer"]);
-    let b = enrol(node, boot, "bob", &["security-officer"]);
-    (
-        person_from(node, dir, "alice", &a),
-        person_from(node, dir, "bob", &b),
-    )
-}
-
 fn sign(node: &Node, app: &str, key: &str) -> serde_json::Value {
     node.cli(
         Some(app),
@@ -108,7 +98,7 @@ fn a_pkcs11_vault_unseals_itself_and_stays_sealed_when_the_token_fails() {
     );
 
     let boot = out["root_token"].as_str().unwrap().to_owned();
-    let (alice, bob) = officers(&node, dir.path(), &boot);
+    let (alice, bob) = security_officers(&node, dir.path(), &boot);
     let a = Some(alice.token.as_str());
     let req = pending(&node.cli(
         a,
@@ -269,7 +259,7 @@ fn migrating_between_shamir_and_pkcs11_takes_a_quorum_and_keeps_the_shares() {
         .map(|s| s.as_str().unwrap().to_owned())
         .collect();
     unseal(&node, &shares);
-    let (alice, bob) = officers(&node, dir.path(), out["root_token"].as_str().unwrap());
+    let (alice, bob) = security_officers(&node, dir.path(), out["root_token"].as_str().unwrap());
     let a = Some(alice.token.as_str());
     assert_eq!(
         node.cli(a, &["--json", "operator", "seal-migrate"])

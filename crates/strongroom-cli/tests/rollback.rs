@@ -84,12 +84,7 @@ fn security_officers_accept_a_deliberate_restore() {
     let init = init_unsealed(&node);
     let share = init["shares"][0].as_str().unwrap().to_owned();
     let boot = init["root_token"].as_str().unwrap().to_owned();
-    let enrolled: Vec<Enrolled> = [("alice", "security-officer"), ("bob", "security-officer")]
-        .iter()
-        .map(|(n, r)| enrol(&node, &boot, n, &[r]))
-        .collect();
-    let alice = person_from(&node, dir.path(), "alice", &enrolled[0]);
-    let bob = person_from(&node, dir.path(), "bob", &enrolled[1]);
+    let (alice, bob) = security_officers(&node, dir.path(), &boot);
     node.stop();
     copy_db(&data, &backup);
 

@@ -157,7 +157,7 @@ async fn pipeline(
     } else if let Err(test) = vault.self_test {
         // Upcheck too: the consensus client must see this signer is down.
         ApiError::SelfTestFailed(test).into_response()
-    } else if vault.config_pending() || vault.rollback().is_some() {
+    } else if vault.config_pending() || vault.rollback_pending() {
         // Sealed or not: nothing signs before the configuration is admitted, and a check of
         // the seal here could race an unseal.
         ApiError::ConfigUnauthorized("this node's configuration is not admitted".into())

@@ -795,10 +795,10 @@ async fn pipeline(
             .into_response()
     } else if route.is_some_and(|r| !r.while_sealed && r.operation != "operator.tamper")
         && !sealed_now
-        && let Some(f) = vault.rollback()
+        && vault.rollback_pending()
     {
         // Unsealed a moment ago over a rolled-back database, acceptance not yet checked.
-        ApiError::RolledBack(f.what).into_response()
+        ApiError::RolledBack(vault.rollback().map(|f| f.what).unwrap_or_default()).into_response()
     } else if route.is_some_and(|r| !r.while_sealed) && sealed_now {
         if vault.keystore.status().initialized {
             ApiError::Sealed

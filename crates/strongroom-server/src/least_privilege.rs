@@ -58,17 +58,7 @@ impl ServeOptions {
     /// The data directory cannot be created, or the kernel refused a confinement it claims
     /// to support.
     pub fn confine(&mut self) -> Result<(), ServeError> {
-        let data_dir = match (&self.data_dir, self.dev) {
-            (Some(d), _) => d.clone(),
-            (None, true) => tempfile::Builder::new()
-                .prefix("strongroom-dev-")
-                .tempdir()
-                .map_err(|e| ServeError::Io(format!("create temporary directory: {e}")))?
-                .keep(),
-            (None, false) => {
-                return Err(ServeError::Config("a data directory is required".into()));
-            }
-        };
+        let data_dir = self.data_dir_or_temp()?;
         std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
             .create(&data_dir)
             .map_err(|e| ServeError::Io(format!("create data directory: {e}")))?;

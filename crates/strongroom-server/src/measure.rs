@@ -408,38 +408,15 @@ impl Vault {
         let for_us = doc.format == SIGNATURES_FORMAT
             && doc.vault_id == self.vault_id.to_string()
             && doc.config_sha256 == hex::encode(sha);
-        let mut signed_by: Vec<String> = Vec::new();
-        let mut rejected = 0;
-        for s in &doc.signatures {
-            let pk: Option<[u8; 32]> = hex::decode(&s.public_key)
-                .ok()
-                .and_then(|b| b.try_into().ok());
-            let sig: Option<[u8; 64]> = hex::decode(&s.signature)
-                .ok()
-                .and_then(|b| b.try_into().ok());
-            let officer = pk.and_then(|pk| {
-                officers
-                    .iter()
-                    .find(|o| o.approval_key.as_ref().is_some_and(|k| *k == pk))
-            });
-            match (officer, pk, sig) {
-                (Some(o), Some(pk), Some(sig))
-                    if for_us
-                        && strongroom_crypto::verify_config_signature(
-                            &pk,
-                            self.vault_id.as_bytes(),
-                            sha,
-                            &sig,
-                        ) =>
-                {
-                    let name = o.name.as_str().to_owned();
-                    if !signed_by.contains(&name) {
-                        signed_by.push(name);
-                    }
-                }
-                _ => rejected += 1,
-            }
-        }
+        let (signed_by, rejected) = officers_who_signed(officers, &doc.signatures, |pk, sig| {
+            for_us
+                && strongroom_crypto::verify_config_signature(
+                    pk,
+                    self.vault_id.as_bytes(),
+                    sha,
+                    sig,
+                )
+        });
         Ok(Verdict {
             required,
             sufficient: for_us && signed_by.len() >= usize::from(required),
@@ -447,6 +424,41 @@ impl Vault {
             rejected,
         })
     }
+}
+
+/// The distinct `officers` (by name) with a signature in `signatures` that `verify`
+/// accepts under their registered approval key, and how many signatures did not count
+/// (malformed, not an officer's, or not verifying).
+pub(crate) fn officers_who_signed(
+    officers: &[strongroom_core::record::OperatorRecord],
+    signatures: &[Signature],
+    verify: impl Fn(&[u8; 32], &[u8; 64]) -> bool,
+) -> (Vec<String>, usize) {
+    let mut signed_by: Vec<String> = Vec::new();
+    let mut rejected = 0;
+    for s in signatures {
+        let pk: Option<[u8; 32]> = hex::decode(&s.public_key)
+            .ok()
+            .and_then(|b| b.try_into().ok());
+        let sig: Option<[u8; 64]> = hex::decode(&s.signature)
+            .ok()
+            .and_then(|b| b.try_into().ok());
+        let officer = pk.and_then(|pk| {
+            officers
+                .iter()
+                .find(|o| o.approval_key.as_ref().is_some_and(|k| *k == pk))
+        });
+        match (officer, pk, sig) {
+            (Some(o), Some(pk), Some(sig)) if verify(&pk, &sig) => {
+                let name = o.name.as_str().to_owned();
+                if !signed_by.contains(&name) {
+                    signed_by.push(name);
+                }
+            }
+            _ => rejected += 1,
+        }
+    }
+    (signed_by, rejected)
 }
 
 /// Writes `bytes` to `path` through a synced temporary file and rename.

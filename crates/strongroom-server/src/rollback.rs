@@ -157,6 +157,14 @@ impl Vault {
             .clone()
     }
 
+    /// Whether a rollback awaits acceptance (on every request: no copy of the finding).
+    pub(crate) fn rollback_pending(&self) -> bool {
+        self.rollback
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
+    }
+
     /// Whether the vault may unseal at all: not over a rolled-back database, unless an
     /// acceptance document waits to be checked.
     pub(crate) fn rollback_blocks_unseal(&self) -> Result<(), ApiError> {
@@ -193,7 +201,7 @@ impl Vault {
     /// (its rebase is durable) or is stale.
     pub(crate) fn remove_used_acceptance(&self) {
         let path = self.rollback_accept_path();
-        if self.rollback().is_none()
+        if !self.rollback_pending()
             && path.exists()
             && let Err(e) = std::fs::remove_file(&path)
         {
@@ -278,35 +286,15 @@ impl Vault {
             .map_err(|_| "quorum rules unreadable".to_owned())?;
         let required =
             required_approvals(&rules, GatedOp::AcceptRollback, None).max(MIN_ACCEPTANCES);
-        let mut signed_by: Vec<String> = Vec::new();
-        for s in &doc.signatures {
-            let pk: Option<[u8; 32]> = hex::decode(&s.public_key)
-                .ok()
-                .and_then(|b| b.try_into().ok());
-            let sig: Option<[u8; 64]> = hex::decode(&s.signature)
-                .ok()
-                .and_then(|b| b.try_into().ok());
-            let (Some(pk), Some(sig)) = (pk, sig) else {
-                continue;
-            };
-            let Some(o) = officers
-                .iter()
-                .find(|o| o.approval_key.as_ref().is_some_and(|k| *k == pk))
-            else {
-                continue;
-            };
-            if strongroom_crypto::verify_rollback_signature(
-                &pk,
-                self.vault_id.as_bytes(),
-                &sha,
-                &sig,
-            ) {
-                let name = o.name.as_str().to_owned();
-                if !signed_by.contains(&name) {
-                    signed_by.push(name);
-                }
-            }
-        }
+        let (signed_by, _) =
+            crate::measure::officers_who_signed(&officers, &doc.signatures, |pk, sig| {
+                strongroom_crypto::verify_rollback_signature(
+                    pk,
+                    self.vault_id.as_bytes(),
+                    &sha,
+                    sig,
+                )
+            });
         if signed_by.len() >= usize::from(required) {
             Ok((signed_by, doc))
         } else {

@@ -56,6 +56,21 @@ pub struct ServeOptions {
     pub sandbox: crate::config::SandboxConfig,
 }
 
+impl ServeOptions {
+    /// The data directory: the one given, or in dev mode a fresh temporary one.
+    pub(crate) fn data_dir_or_temp(&self) -> Result<PathBuf, ServeError> {
+        match (&self.data_dir, self.dev) {
+            (Some(d), _) => Ok(d.clone()),
+            (None, true) => Ok(tempfile::Builder::new()
+                .prefix("strongroom-dev-")
+                .tempdir()
+                .map_err(|e| ServeError::Io(format!("create temporary directory: {e}")))?
+                .keep()),
+            (None, false) => Err(ServeError::Config("a data directory is required".into())),
+        }
+    }
+}
+
 /// What a started node tells its operator.
 #[derive(Debug)]
 pub struct Started {
@@ -240,15 +255,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
             Some((e.listen, name, chain, eth2_tls))
         }
     };
-    let data_dir = match (&opts.data_dir, opts.dev) {
-        (Some(d), _) => d.clone(),
-        (None, true) => tempfile::Builder::new()
-            .prefix("strongroom-dev-")
-            .tempdir()
-            .map_err(|e| ServeError::Io(format!("create temporary directory: {e}")))?
-            .keep(),
-        (None, false) => return Err(ServeError::Config("a data directory is required".into())),
-    };
+    let data_dir = opts.data_dir_or_temp()?;
     // Before any key exists: no core dumps, not dumpable (no ptrace or /proc/PID/mem for
     // anyone without CAP_SYS_PTRACE), and the lock limit raised for the key slabs.
     let hardening = strongroom_memguard::harden_process();
@@ -570,7 +577,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         });
     }
 
-    let dev_token = if opts.dev && vault.self_test.is_ok() && vault.rollback().is_none() {
+    let dev_token = if opts.dev && vault.self_test.is_ok() && !vault.rollback_pending() {
         Some(dev_bootstrap(&vault, dir.path()).await?)
     } else {
         None

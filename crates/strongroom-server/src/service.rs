@@ -613,7 +613,7 @@ impl Vault {
     /// vault still sealed by shares only. A failure leaves the vault sealed, never falls back
     /// to anything else, and is what `status` reports.
     pub(crate) fn auto_unseal(&self) {
-        if self.self_test.is_err() || self.rollback().is_some() || self.rng.failure().is_some() {
+        if self.self_test.is_err() || self.rollback_pending() || self.rng.failure().is_some() {
             return;
         }
         // After a tamper response only the shares bring the vault back.

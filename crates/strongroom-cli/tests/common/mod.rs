@@ -683,6 +683,16 @@ pub struct Person {
     pub key: PathBuf,
 }
 
+/// Two vault-wide security officers, alice and bob (logged in, with approval keys).
+pub fn security_officers(node: &Node, dir: &Path, boot: &str) -> (Person, Person) {
+    let a = enrol(node, boot, "alice", &["security-officer"]);
+    let b = enrol(node, boot, "bob", &["security-officer"]);
+    (
+        person_from(node, dir, "alice", &a),
+        person_from(node, dir, "bob", &b),
+    )
+}
+
 /// Logs in (first login) and registers an approval key.
 /// Logs in (first login, new password) without registering an approval key.
 pub fn login_person(node: &Node, dir: &Path, name: &str, e: &Enrolled) -> String {
