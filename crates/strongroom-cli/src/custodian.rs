@@ -38,6 +38,15 @@ pub(crate) fn recipient(arg: &str) -> Result<String, CliError> {
 /// The files the shares will go to, checked before the vault is initialised: the directory
 /// exists and no share file would be overwritten.
 pub(crate) fn share_paths(dir: &Path, count: usize) -> Result<Vec<PathBuf>, CliError> {
+    share_paths_named(dir, "strongroom-share", count)
+}
+
+/// As [`share_paths`], for files `PREFIX-N.age`.
+pub(crate) fn share_paths_named(
+    dir: &Path,
+    prefix: &str,
+    count: usize,
+) -> Result<Vec<PathBuf>, CliError> {
     if !dir.is_dir() {
         return Err(CliError::Input(format!(
             "share directory {} does not exist",
@@ -45,7 +54,7 @@ pub(crate) fn share_paths(dir: &Path, count: usize) -> Result<Vec<PathBuf>, CliE
         )));
     }
     let paths: Vec<PathBuf> = (1..=count)
-        .map(|i| dir.join(format!("strongroom-share-{i}.age")))
+        .map(|i| dir.join(format!("{prefix}-{i}.age")))
         .collect();
     if let Some(p) = paths.iter().find(|p| p.exists()) {
         return Err(CliError::Input(format!(

@@ -199,6 +199,36 @@ enum OperatorCmd {
     /// key. The unseal shares stay valid either way. Run on an unsealed node configured for
     /// the target.
     SealMigrate,
+    /// Rekey: a new root key and new unseal shares (also the way to change their count and
+    /// threshold). `--shares N --threshold M` starts it (security officer); then holders of
+    /// the current shares each run `operator rekey` with their share until the threshold is
+    /// met, which prints (or, with custodian keys, writes) the new shares once; then holders
+    /// of the new shares each submit theirs the same way. The last one commits the rekey:
+    /// from then on only the new shares unseal. Until then the current shares stay valid.
+    Rekey {
+        /// Start: number of new shares.
+        #[arg(long, requires = "threshold", conflicts_with_all = ["status", "cancel", "share_file"])]
+        shares: Option<u8>,
+        /// Start: number of new shares needed to unseal.
+        #[arg(long, requires = "shares")]
+        threshold: Option<u8>,
+        /// Start: a custodian's age recipient (or a file holding one), one per new share;
+        /// the new shares are then encrypted to them and written to --share-dir.
+        #[arg(long = "custodian-keys", alias = "custodian-key", num_args = 1.., requires = "shares")]
+        custodian_keys: Vec<String>,
+        /// Where the share that completes authorisation writes encrypted new shares.
+        #[arg(long, default_value = ".")]
+        share_dir: PathBuf,
+        /// Submit: the share (current or new) in this file (else a hidden prompt or stdin).
+        #[arg(long)]
+        share_file: Option<PathBuf>,
+        /// Show the rekey in progress.
+        #[arg(long, conflicts_with = "cancel")]
+        status: bool,
+        /// Abandon the rekey in progress (security officer).
+        #[arg(long)]
+        cancel: bool,
+    },
     /// Add an operator (a person). Prints their one-time password and TOTP enrolment URI.
     Add {
         /// Login name: 1-64 characters from a-z, 0-9, '.', '_' and '-'.
@@ -279,6 +309,19 @@ enum DomainCmd {
     },
     /// List domains.
     List,
+    /// Show a domain: its master key version and any rotation's progress.
+    Show {
+        /// Domain name.
+        name: String,
+    },
+    /// Rotate a domain's master key (security officer): a new version seals every new key at
+    /// once; existing keys are re-wrapped in the background while they keep signing, and the
+    /// old version is erased when none is left under it (keys offline in export bundles wait
+    /// for their import). Progress: `domain show`.
+    Rotate {
+        /// Domain name.
+        name: String,
+    },
     /// Destroy a domain: its master key is erased, so every key in it is gone for good
     /// (needs approval: domain.destroy).
     Destroy {
@@ -610,6 +653,57 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Operator(OperatorCmd::Seal) => {
             out.status(&client()?.post("/v1/sys/seal", &json!({}))?)
         }
+        Command::Operator(OperatorCmd::Rekey {
+            shares: Some(shares),
+            threshold: Some(threshold),
+            custodian_keys,
+            ..
+        }) => {
+            let recipients = custodian_keys
+                .iter()
+                .map(|k| custodian::recipient(k))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut body = json!({"shares": shares, "threshold": threshold});
+            if !recipients.is_empty() {
+                body["custodian_keys"] = json!(recipients);
+            }
+            out.rekey(&client()?.post("/v1/sys/rekey", &body)?)
+        }
+        Command::Operator(OperatorCmd::Rekey { status: true, .. }) => {
+            out.rekey(&client()?.get("/v1/sys/rekey")?)
+        }
+        Command::Operator(OperatorCmd::Rekey { cancel: true, .. }) => {
+            out.object(&client()?.delete("/v1/sys/rekey")?)
+        }
+        Command::Operator(OperatorCmd::Rekey {
+            share_file,
+            share_dir,
+            ..
+        }) => {
+            let client = client()?;
+            let now = client.get("/v1/sys/rekey")?;
+            let nonce = field(&now, "nonce");
+            // Checked before the share goes in: new shares that cannot be written are lost.
+            let paths = custodian::share_paths_named(
+                &share_dir,
+                &format!("strongroom-rekey-{}", &nonce[..nonce.len().min(8)]),
+                usize::from(
+                    now["shares"]
+                        .as_u64()
+                        .and_then(|n| u8::try_from(n).ok())
+                        .unwrap_or(0),
+                ),
+            )?;
+            let share = read_share(share_file)?;
+            let v = client.post(
+                "/v1/sys/rekey/share",
+                &json!({"nonce": nonce, "share": share.as_str()}),
+            )?;
+            if v["encrypted_shares"].is_array() {
+                custodian::write_shares(&v, &paths)?;
+            }
+            out.rekey(&v)
+        }
         Command::Operator(OperatorCmd::SealMigrate) => {
             out.object(&client()?.post("/v1/sys/seal/migrate", &json!({}))?)
         }
@@ -755,6 +849,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 &json!({ "set": set }),
             )?)
         }
+        Command::Domain(DomainCmd::Show { name }) => {
+            out.domain(&client()?.get(&format!("/v1/domains/{}", client::path(&name)))?)
+        }
+        Command::Domain(DomainCmd::Rotate { name }) => out.domain(&client()?.post(
+            &format!("/v1/domains/{}/rotate", client::path(&name)),
+            &json!({}),
+        )?),
         Command::Domain(DomainCmd::List) => out.list(
             &client()?.get("/v1/domains")?,
             &["name", "id", "state", "created_at"],
@@ -1124,6 +1225,7 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
                 write: a.sandbox_write,
                 ..Default::default()
             },
+            rotation: strongroom_server::RotationConfig::default(),
         }
     } else {
         let path = a
@@ -1143,6 +1245,7 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
             tamper: cfg.tamper,
             time: cfg.time,
             sandbox: cfg.sandbox,
+            rotation: cfg.rotation,
         }
     };
     // Before the runtime starts any thread: Landlock binds only this thread and its

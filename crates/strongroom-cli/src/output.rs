@@ -81,6 +81,97 @@ impl Output {
         Ok(())
     }
 
+    pub(crate) fn domain(&self, v: &Value) -> Result<(), CliError> {
+        if self.json {
+            return self.raw(v);
+        }
+        for k in [
+            "name",
+            "id",
+            "state",
+            "new_keys",
+            "created_at",
+            "key_version",
+        ] {
+            println!("{k}: {}", scalar(&v[k]));
+        }
+        if let Some(r) = v["rotation"].as_object() {
+            println!(
+                "rotation: version {} -> {}: {} key(s) to move, {} offline (ends once imported or destroyed)",
+                scalar(&r["from_version"]),
+                scalar(&r["to_version"]),
+                scalar(&r["remaining"]),
+                scalar(&r["offline"])
+            );
+        }
+        Ok(())
+    }
+
+    pub(crate) fn rekey(&self, v: &Value) -> Result<(), CliError> {
+        if self.json {
+            return self.raw(v);
+        }
+        let phase = scalar(&v["phase"]);
+        if phase == "complete" {
+            println!(
+                "Rekey complete (epoch {}): {} domain master key(s) re-wrapped under the new root.",
+                scalar(&v["epoch"]),
+                scalar(&v["domains_rewrapped"])
+            );
+            println!("Only the new shares unseal the vault from now on; destroy the old ones.");
+            return Ok(());
+        }
+        println!("rekey nonce: {}", scalar(&v["nonce"]));
+        println!(
+            "new shares: {} (threshold {})",
+            scalar(&v["shares"]),
+            scalar(&v["threshold"])
+        );
+        let to: Vec<String> = v["custodian_keys"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(scalar)
+            .collect();
+        if to.is_empty() {
+            println!("new shares go to: whoever submits the last current share (in the clear)");
+        } else {
+            println!("new shares go to: {}", to.join(", "));
+        }
+        let what = if phase == "authorise" {
+            "current shares (authorising)"
+        } else {
+            "new shares (verifying)"
+        };
+        println!(
+            "{what}: {}/{}",
+            scalar(&v["progress"]),
+            scalar(&v["required"])
+        );
+        let clear = v["new_shares"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if !clear.is_empty() {
+            println!(
+                "\nThe new shares, shown ONCE. Give one to each custodian; {} of them must be \n\
+                 submitted back (`strongroom operator rekey`) before they replace the current ones.\n",
+                scalar(&v["threshold"])
+            );
+            for (i, s) in clear.iter().enumerate() {
+                println!("new share {}: {}", i + 1, scalar(s));
+            }
+        } else if v["encrypted_shares"].is_array() {
+            println!(
+                "\nThe new shares are encrypted to their custodians and written to the share \n\
+                 directory; {} of them must be submitted back before they replace the current ones.",
+                scalar(&v["threshold"])
+            );
+        }
+        Ok(())
+    }
+
     pub(crate) fn init(&self, v: &Value) -> Result<(), CliError> {
         if self.json {
             return self.raw(v);

@@ -131,6 +131,34 @@ fn a_pkcs11_vault_unseals_itself_and_stays_sealed_when_the_token_fails() {
         .unwrap()
         .to_owned();
     let first = sign(&node, &app, &kid);
+
+    // A rekey of a token-sealed vault: the token wraps the new root too, and the new shares
+    // replace the old as the recovery path.
+    let rekey = |args: &[&str], stdin: Option<&str>| {
+        let mut v = vec!["--json", "operator", "rekey"];
+        v.extend_from_slice(args);
+        match stdin {
+            Some(s) => node.cli_stdin(None, &v, s),
+            None => node.cli(a, &v),
+        }
+    };
+    rekey(&["--shares", "3", "--threshold", "2"], None).ok();
+    rekey(&[], Some(&shares[0])).ok();
+    let issued = rekey(&[], Some(&shares[1])).ok().json();
+    let old_shares = shares;
+    let shares: Vec<String> = issued["new_shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    rekey(&[], Some(&shares[2])).ok();
+    let done = rekey(&[], Some(&shares[0])).ok().json();
+    assert_eq!(
+        (done["phase"].as_str(), done["epoch"].as_u64()),
+        (Some("complete"), Some(1))
+    );
+    assert_eq!(status(&node)["seal"], "pkcs11");
     node.stop();
 
     // A restart with the token present: unsealed with no one at the keyboard, same key.
@@ -179,9 +207,11 @@ fn a_pkcs11_vault_unseals_itself_and_stays_sealed_when_the_token_fails() {
     // Recovery (the PIN latch itself is tested in strongroom-pkcs11's token test).
     let node = start(&data, &hsm, &cases[0].0);
     assert_eq!(status(&node)["seal_error"]["code"], "hsm_pin_incorrect");
-    // Recovery: two of the three shares unseal it without the token (under a changed
-    // configuration, which an officer signs first).
+    // Recovery: two of the three (new) shares unseal it without the token (under a changed
+    // configuration, which an officer signs first); the old ones no longer do.
     sign_config(&node, &data, &alice);
+    let r = node.cli_stdin(None, &["--json", "operator", "unseal"], &old_shares[0]);
+    assert_eq!(r.error_code(), "invalid_share");
     node.cli_stdin(None, &["operator", "unseal"], &shares[0])
         .ok();
     node.cli_stdin(None, &["operator", "unseal"], &shares[2])
@@ -202,7 +232,8 @@ fn a_pkcs11_vault_unseals_itself_and_stays_sealed_when_the_token_fails() {
     // Every unseal attempt, refused or not, is in the verified audit chain.
     let v = audit_verify(&data);
     assert_eq!(v.code, 0, "{}", v.stdout);
-    let shares: Vec<&str> = shares.iter().map(String::as_str).collect();
+    // (The audit records' storage key derives from the first root: the old shares read them.)
+    let shares: Vec<&str> = old_shares.iter().map(String::as_str).collect();
     let log = export_operations(&data, &shares);
     for code in [
         "hsm_pin_incorrect",

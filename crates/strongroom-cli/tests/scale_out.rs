@@ -283,6 +283,69 @@ fn two_nodes_one_database() {
     let k = a.cli(al, &["--json", "key", "show", &kid]).ok().json();
     assert_eq!(k["state"], "destroyed");
 
+    // A rekey on A: A goes on under the new root (its own change notification must not seal
+    // it); B, which holds the old root, seals itself and opens with the new share only.
+    let key = |n: &Node| {
+        n.cli(
+            al,
+            &[
+                "--json",
+                "key",
+                "create",
+                "--domain",
+                "ops",
+                "--algorithm",
+                "ed25519",
+            ],
+        )
+        .ok()
+        .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let kid = key(&a);
+    let rekey = |stdin: Option<&str>| match stdin {
+        Some(s) => a.cli_stdin(None, &["--json", "operator", "rekey"], s),
+        None => a.cli(
+            al,
+            &[
+                "--json",
+                "operator",
+                "rekey",
+                "--shares",
+                "1",
+                "--threshold",
+                "1",
+            ],
+        ),
+    };
+    rekey(None).ok();
+    let issued = rekey(Some(&share)).ok().json();
+    let new_share = issued["new_shares"][0].as_str().unwrap().to_owned();
+    assert_eq!(rekey(Some(&new_share)).ok().json()["phase"], "complete");
+    let sign_on = |n: &Node| {
+        n.cli(
+            Some(&app),
+            &["--json", "sign", "--key", &kid, "--message", "00"],
+        )
+    };
+    sign_on(&a).ok();
+    assert_eq!(
+        a.cli(None, &["--json", "status"]).ok().json()["sealed"],
+        false
+    );
+    wait_up_to(5, || {
+        b.cli(None, &["--json", "status"]).ok().json()["sealed"] == true
+    });
+    assert_eq!(sign_on(&b).error_code(), "sealed");
+    let r = b.cli_stdin(None, &["--json", "operator", "unseal"], &share);
+    assert_eq!(r.error_code(), "invalid_share");
+    b.cli_stdin(None, &["operator", "unseal"], &new_share).ok();
+    sign_on(&b).ok();
+    key(&b);
+    sign_on(&a).ok();
+
     a.stop();
     b.stop();
     // Both nodes' view of the shared chain verifies, with each node's own head file.

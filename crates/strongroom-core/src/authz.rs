@@ -92,6 +92,10 @@ pub enum Operation {
     DestroyDomain,
     /// Move the root key's protection between Shamir shares and a hardware token.
     MigrateSeal,
+    /// Start or cancel a rekey (a new root key and new shares).
+    Rekey,
+    /// Submit a share to a rekey (the share is the credential).
+    RekeyShare,
     /// List domains.
     ListDomains,
     /// Issue an application token for a domain.
@@ -138,6 +142,8 @@ pub enum Operation {
     AcknowledgeClock,
     /// Set the policy of a wallet in a domain.
     SetPolicy(DomainId),
+    /// Rotate a domain's master key (a new version; blobs re-wrapped in the background).
+    RotateDomain(DomainId),
     /// List, import and delete (make cold) the validator keys of a domain through the
     /// Ethereum Keymanager API.
     ManageValidators(DomainId),
@@ -180,7 +186,14 @@ pub fn authorize(principal: &Principal, operation: &Operation) -> Decision {
         // The node's own standing rules call the operations they need directly.
         (Principal::System | Principal::Eth2Listener, _) => Deny(DenyReason::NotPermitted),
         // The shares, or the password and one-time code, are the credential for these.
-        (_, Operation::Status | Operation::Init | Operation::Unseal | Operation::Login) => Allow,
+        (
+            _,
+            Operation::Status
+            | Operation::Init
+            | Operation::Unseal
+            | Operation::RekeyShare
+            | Operation::Login,
+        ) => Allow,
         (Principal::Anonymous, _) => Deny(DenyReason::Unauthenticated),
         (Principal::Root { .. }, _) => Allow,
         (Principal::Bootstrap { .. }, Operation::CreateOperator | Operation::ListOperators) => {
@@ -201,6 +214,7 @@ pub fn authorize(principal: &Principal, operation: &Operation) -> Decision {
             | Operation::ImportKey(d)
             | Operation::ChangeTemperature(d)
             | Operation::SetPolicy(d)
+            | Operation::RotateDomain(d)
             | Operation::ManageValidators(d)
                 if d != domain =>
             {
@@ -235,6 +249,7 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
         | Operation::ImportKey(d)
         | Operation::ChangeTemperature(d)
         | Operation::SetPolicy(d)
+        | Operation::RotateDomain(d)
         | Operation::ManageValidators(d) => Some(*d),
         _ => None,
     };
@@ -244,7 +259,7 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
         return Decision::Deny(DenyReason::OutOfScope);
     }
     // The root key's protection is the whole vault's: no domain-scoped officer touches it.
-    if matches!(op, Operation::MigrateSeal) && scope.is_some() {
+    if matches!(op, Operation::MigrateSeal | Operation::Rekey) && scope.is_some() {
         return Decision::Deny(DenyReason::NotPermitted);
     }
     let allowed = |role: Role| -> bool {
@@ -254,6 +269,7 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
                 Operation::CreateDomain
                 | Operation::DestroyDomain
                 | Operation::MigrateSeal
+                | Operation::Rekey
                 | Operation::ListDomains
                 | Operation::CreateToken
                 | Operation::RevokeToken
@@ -273,6 +289,7 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
                 | Operation::ReadQuorum
                 | Operation::AcknowledgeClock
                 | Operation::SetPolicy(_)
+                | Operation::RotateDomain(_)
                 | Operation::ManageValidators(_)
                 | Operation::VerifyConfig,
             ) => true,
@@ -326,6 +343,8 @@ mod tests {
             Operation::CreateDomain,
             Operation::DestroyDomain,
             Operation::MigrateSeal,
+            Operation::Rekey,
+            Operation::RekeyShare,
             Operation::ListDomains,
             Operation::CreateToken,
             Operation::RevokeToken,
@@ -349,6 +368,7 @@ mod tests {
             Operation::ExportAudit,
             Operation::AcknowledgeClock,
             Operation::SetPolicy(d),
+            Operation::RotateDomain(d),
             Operation::ManageValidators(d),
             Operation::Tamper,
             Operation::VerifyConfig,
@@ -369,6 +389,7 @@ mod tests {
             Operation::Status,
             Operation::Init,
             Operation::Unseal,
+            Operation::RekeyShare,
             Operation::Login,
         ];
         for op in all_ops(mine).into_iter().chain(all_ops(other)) {
@@ -397,6 +418,7 @@ mod tests {
                 | Operation::ImportKey(d)
                 | Operation::ChangeTemperature(d)
                 | Operation::SetPolicy(d)
+                | Operation::RotateDomain(d)
                 | Operation::ManageValidators(d)
                     if d == other =>
                 {
@@ -458,6 +480,11 @@ mod tests {
             (&custodian, Operation::MigrateSeal, no),
             (&approver, Operation::MigrateSeal, no),
             (&auditor, Operation::MigrateSeal, no),
+            (&so, Operation::Rekey, allow),
+            (&scoped, Operation::Rekey, no),
+            (&custodian, Operation::Rekey, no),
+            (&approver, Operation::Rekey, no),
+            (&auditor, Operation::Rekey, no),
             (&custodian, Operation::DestroyDomain, no),
             (&approver, Operation::DestroyDomain, no),
             (&so, Operation::ExportKey(mine), allow),
@@ -501,6 +528,15 @@ mod tests {
             (&so, Operation::SetPolicy(other), allow),
             (&approver, Operation::SetPolicy(mine), no),
             (&scoped, Operation::SetPolicy(mine), allow),
+            (&so, Operation::RotateDomain(other), allow),
+            (&scoped, Operation::RotateDomain(mine), allow),
+            (
+                &scoped,
+                Operation::RotateDomain(other),
+                Decision::Deny(DenyReason::OutOfScope),
+            ),
+            (&custodian, Operation::RotateDomain(mine), no),
+            (&auditor, Operation::RotateDomain(mine), no),
             (
                 &scoped,
                 Operation::SetPolicy(other),

@@ -53,6 +53,21 @@ pub struct DomainRecord {
     /// Set when the domain was destroyed: its master key (`wrapped_key`) is erased, so every
     /// key sealed under it is gone for good.
     pub destroyed_at: Option<UnixMillis>,
+    /// The version of the master key in `wrapped_key`, which new blobs are sealed under (1 at
+    /// creation; each rotation adds one).
+    pub key_version: u32,
+    /// During a rotation: the previous version, which still opens the blobs not yet moved
+    /// (and the keys offline in export bundles). Erased when none is left.
+    pub retiring: Option<RetiringKey>,
+}
+
+/// A domain master key version being rotated out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetiringKey {
+    /// Its version.
+    pub version: u32,
+    /// It, sealed under the root like the current one.
+    pub wrapped_key: Vec<u8>,
 }
 
 /// A key. The secret exists only as `sealed_secret`, an AEAD blob under the domain master key.
@@ -86,6 +101,9 @@ pub struct KeyRecord {
     /// MAC over the temperature, its time and the idle limit (see `docs/formats.md`), so that
     /// a database editor cannot warm a key or keep it hot.
     pub temperature_mac: [u8; 32],
+    /// The version of the domain master key `sealed_secret` is sealed under (for a key
+    /// offline in an export bundle: the one its bundled blob is under).
+    pub domain_key_version: u32,
 }
 
 /// What a token may do.

@@ -34,6 +34,58 @@ pub enum Mutation {
         /// The new configuration.
         to: Vec<u8>,
     },
+    /// Replace the seal configuration and every live domain's wrapped master key (a rekey);
+    /// fails with [`Error::Conflict`] unless the stored configuration is still `from`, each
+    /// domain's wrapped key is still what was read, and no other live domain exists (one
+    /// created meanwhile would be left under the old root).
+    Rekey {
+        /// The configuration the rekey was made from.
+        from: Vec<u8>,
+        /// The new configuration.
+        to: Vec<u8>,
+        /// Each live domain: its id, its wrapped key as read and as re-wrapped.
+        wraps: Vec<(DomainId, Vec<u8>, Vec<u8>)>,
+        /// Each live domain in a rotation: the same for its retiring key.
+        retiring_wraps: Vec<(DomainId, Vec<u8>, Vec<u8>)>,
+    },
+    /// Start a domain master key rotation: `to_wrapped` (version `to_version`) becomes the
+    /// current key and the current one retires; fails with [`Error::Conflict`] unless the
+    /// domain is live, at `from_version` with `from_wrapped`, and not already rotating.
+    RotateDomainKey {
+        /// The domain.
+        id: DomainId,
+        /// Its current version as read.
+        from_version: u32,
+        /// Its current wrapped key as read.
+        from_wrapped: Vec<u8>,
+        /// The new version.
+        to_version: u32,
+        /// The new key, wrapped under the root.
+        to_wrapped: Vec<u8>,
+    },
+    /// Move key blobs from a retiring domain master key to the current one. A key whose row
+    /// changed since it was read (destroyed, taken offline, moved already) is left as it is.
+    RewrapKeys {
+        /// The domain.
+        domain: DomainId,
+        /// The retiring version.
+        from_version: u32,
+        /// The current version.
+        to_version: u32,
+        /// Each key: its id, its sealed secret as read and as re-sealed.
+        keys: Vec<(KeyId, Vec<u8>, Vec<u8>)>,
+    },
+    /// End a rotation: erase the retiring key. Fails with [`Error::Conflict`] while any live
+    /// key (online or offline) is still under it.
+    FinishDomainRotation {
+        /// The domain.
+        id: DomainId,
+        /// The retiring version.
+        version: u32,
+    },
+    /// Fails with [`Error::Conflict`] unless the stored seal configuration is this one (a
+    /// domain master key wrapped under one root must not land after a rekey to another).
+    ExpectSeal(Vec<u8>),
     /// Check and record a validator's duty by the slashing-protection rules
     /// ([`crate::slashing`]); fails with [`Error::Conflict`] ([`crate::slashing::SLASHABLE`])
     /// if they refuse it, or ([`crate::slashing::WRONG_CHAIN`]) if the domain is pinned to
@@ -358,6 +410,23 @@ pub trait Storage: Send + Sync + 'static {
     /// # Errors
     /// Storage failure or corrupt data.
     fn keys(&self, domain: DomainId) -> Result<Vec<KeyRecord>, Error>;
+    /// A domain's online, live keys still sealed under master key `version` (at most
+    /// `limit`), for a rotation to move.
+    ///
+    /// # Errors
+    /// Storage failure or corrupt data.
+    fn keys_to_rewrap(
+        &self,
+        domain: DomainId,
+        version: u32,
+        limit: u32,
+    ) -> Result<Vec<KeyRecord>, Error>;
+    /// How many of a domain's live keys are under master key `version`: `(online, offline)`
+    /// (offline: in export bundles, waiting to be imported).
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn keys_under(&self, domain: DomainId, version: u32) -> Result<(u64, u64), Error>;
     /// Hot keys that demote themselves when idle (`hot_idle_secs` set), across domains.
     ///
     /// # Errors

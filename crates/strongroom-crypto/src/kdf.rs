@@ -87,6 +87,38 @@ impl RootKey {
         AeadKey::from_secret(self.derive(b"domain-wrapping-key"))
     }
 
+    /// The key that seals the derivation base under this root after a rekey.
+    #[must_use]
+    pub fn base_wrapping_key(&self) -> AeadKey {
+        AeadKey::from_secret(self.derive(b"base-wrapping-key"))
+    }
+
+    /// Seals this key (the derivation base: the vault's first root) under `kek`, binding
+    /// `aad`. A rekey keeps the base, so every key derived from it survives a new root.
+    ///
+    /// # Errors
+    /// [`Error::Entropy`] if no nonce could be drawn.
+    pub fn seal_under(
+        &self,
+        kek: &AeadKey,
+        aad: &[u8],
+        entropy: &dyn EntropySource,
+    ) -> Result<Vec<u8>, Error> {
+        kek.seal_secret_bytes(aad, self.bytes.expose(), entropy)
+    }
+
+    /// Opens a key sealed by [`RootKey::seal_under`].
+    ///
+    /// # Errors
+    /// [`Error::Unseal`] for a wrong key, wrong `aad` or tampered blob.
+    pub fn open_under(kek: &AeadKey, aad: &[u8], blob: &[u8]) -> Result<Self, Error> {
+        let plain = kek.open_secret_bytes(aad, blob)?;
+        let bytes: &[u8; 32] = plain.as_slice().try_into().map_err(|_| Error::Unseal)?;
+        Ok(Self {
+            bytes: Secret::from_slice(bytes),
+        })
+    }
+
     /// The key that seals operators' TOTP secrets.
     #[must_use]
     pub fn operator_wrapping_key(&self) -> AeadKey {
@@ -214,6 +246,22 @@ mod tests {
             c.audit_signing_key().public_key()
         );
         assert_ne!(a.derive(b"x").expose(), a.derive(b"y").expose());
+    }
+
+    #[test]
+    fn a_sealed_base_opens_only_under_its_root_and_binding() {
+        let base = RootKey::from_bytes([3; 32]);
+        let root = RootKey::from_bytes([4; 32]);
+        let blob = base
+            .seal_under(&root.base_wrapping_key(), b"aad", &crate::OsEntropy)
+            .unwrap();
+        let opened = RootKey::open_under(&root.base_wrapping_key(), b"aad", &blob).unwrap();
+        assert!(bool::from(opened.ct_eq(&base)));
+        assert!(RootKey::open_under(&root.base_wrapping_key(), b"aae", &blob).is_err());
+        let other = RootKey::from_bytes([5; 32]);
+        assert!(RootKey::open_under(&other.base_wrapping_key(), b"aad", &blob).is_err());
+        // The base-wrapping key is its own derivation, not the domain-wrapping key.
+        assert!(RootKey::open_under(&root.domain_wrapping_key(), b"aad", &blob).is_err());
     }
 
     #[test]

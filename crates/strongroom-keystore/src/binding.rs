@@ -1,7 +1,7 @@
 //! Associated data that binds sealed blobs to their identity (layout in `docs/formats.md`).
 
 use strongroom_core::id::DomainName;
-use strongroom_core::record::KeyRecord;
+use strongroom_core::record::{DomainRecord, KeyRecord};
 use strongroom_core::temperature::Temperature;
 use strongroom_core::{DomainId, OperatorId, PendingId, UnixMillis, VaultId};
 
@@ -15,22 +15,40 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-/// Associated data for a domain master key sealed under the root-derived wrapping key.
+/// Associated data for version `version` of a domain master key sealed under the
+/// root-derived wrapping key. Version 1 (every domain's first key) binds no version; later
+/// ones append it, so that a database editor cannot pass one version off as another.
 pub(crate) fn domain_aad(
     vault: &VaultId,
     domain: &DomainId,
     name: &DomainName,
     created_at: UnixMillis,
     new_keys: Temperature,
+    version: u32,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(DOMAIN_LABEL.len() + 112);
+    let mut out = Vec::with_capacity(DOMAIN_LABEL.len() + 116);
     out.extend_from_slice(DOMAIN_LABEL);
     out.extend_from_slice(vault.as_bytes());
     out.extend_from_slice(domain.as_bytes());
     put_bytes(&mut out, name.as_str().as_bytes());
     out.extend_from_slice(&created_at.0.to_be_bytes());
     put_bytes(&mut out, new_keys.as_str().as_bytes());
+    if version > 1 {
+        out.extend_from_slice(&version.to_be_bytes());
+    }
     out
+}
+
+/// [`domain_aad`] of a domain's record.
+pub(crate) fn domain_record_aad(vault: &VaultId, d: &DomainRecord, version: u32) -> Vec<u8> {
+    domain_aad(
+        vault,
+        &d.id,
+        &d.name,
+        d.created_at,
+        d.new_key_temperature,
+        version,
+    )
 }
 
 /// Associated data for a key's secret sealed under its domain master key.

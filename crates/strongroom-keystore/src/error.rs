@@ -60,6 +60,21 @@ pub enum Error {
     /// The vault's root key is not wrapped by a token (its seal is Shamir only).
     #[error("the vault is not sealed by a hardware token")]
     NotHsmSealed,
+    /// The domain's master key is already being rotated (its retiring key still seals some
+    /// keys).
+    #[error("a rotation of this domain's master key is in progress")]
+    RotationInProgress,
+    /// A rekey is already in progress on this node (cancel it first).
+    #[error("a rekey is already in progress")]
+    RekeyInProgress,
+    /// No rekey in progress on this node under that nonce (none started, cancelled, sealed,
+    /// or finished).
+    #[error("no rekey in progress with that nonce")]
+    NoRekey,
+    /// The vault's root is also wrapped by a token, and this node has none to wrap the new
+    /// root with.
+    #[error("the vault is sealed by a token; rekey on a node configured with it")]
+    RekeyNeedsToken,
     /// A cryptographic operation failed (entropy, self-check, wrong payload kind, ...).
     #[error(transparent)]
     Crypto(#[from] strongroom_crypto::Error),

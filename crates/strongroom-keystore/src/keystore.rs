@@ -19,8 +19,13 @@ use strongroom_crypto::{
 use zeroize::Zeroizing;
 
 use crate::Error;
-use crate::binding::{domain_aad, key_aad, operator_aad, request_result_aad, temperature_binding};
+use crate::binding::{
+    domain_aad, domain_record_aad, key_aad, operator_aad, request_result_aad, temperature_binding,
+};
 use crate::seal::{HsmWrap, RootWrapper, SealKind, ShamirSeal, StoredSeal, hsm_aad};
+
+mod rekey;
+pub use rekey::{RekeyCommit, RekeyStatus, RekeyStep};
 
 /// Seal status, as reported by `status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +92,8 @@ pub struct Keystore {
     entropy: Arc<dyn EntropySource>,
 }
 
+// One per process: boxing the sealed state would save nothing worth an indirection.
+#[allow(clippy::large_enum_variant)]
 enum State {
     Uninitialized,
     Sealed(Sealed),
@@ -101,21 +108,50 @@ struct Sealed {
     pending: Vec<Share>,
 }
 
+impl Sealed {
+    /// The public state, without submitted shares.
+    fn clone_public(&self) -> Self {
+        Self {
+            vault_id: self.vault_id,
+            config: self.config.clone(),
+            root_check: self.root_check,
+            audit_public_key: self.audit_public_key,
+            pending: vec![],
+        }
+    }
+}
+
 struct Unsealed {
     vault_id: VaultId,
-    // Kept for what later issues derive from it (storage key, rotation); zeroized on drop.
-    _root: RootKey,
+    // The current root (what the shares and the token hold); wrapped again by a seal
+    // migration, replaced by a rekey.
+    root: Arc<RootKey>,
+    // The derivation base of every key below except the domain-wrapping key: the first root,
+    // which is `root` itself until the first rekey.
+    base: Arc<RootKey>,
     // What sealing returns to; its configuration changes with a seal migration.
     sealed: RwLock<Sealed>,
-    domain_kek: AeadKey,
+    domain_kek: Arc<AeadKey>,
+    // The other root's domain-wrapping key while a rekey commits on this node, and after it
+    // (the previous one), for exactly the rows the rekey wrote or replaced: a domain row read
+    // on either side of the commit opens, instead of looking tampered.
+    alternate_kek: RwLock<Option<Alternate>>,
+    rekey: std::sync::Mutex<Option<rekey::RekeyState>>,
     audit: AuditSigningKey,
     record_mac: RecordMacKey,
     operator_kek: AeadKey,
     storage: StorageKeys,
-    domain_keys: RwLock<HashMap<DomainId, OpenedDomainKey>>,
+    // By domain and master key version.
+    domain_keys: RwLock<HashMap<(DomainId, u32), OpenedDomainKey>>,
     keys: RwLock<HashMap<KeyId, Arc<LoadedKey>>>,
     // Keys destroyed while unsealed: never loaded again, whatever record a caller holds.
     destroyed: RwLock<std::collections::HashSet<KeyId>>,
+}
+
+/// The other root's domain-wrapping key around a rekey, and the wrapped rows it may open.
+struct Alternate {
+    kek: Arc<AeadKey>,
+    rows: std::collections::HashSet<Vec<u8>>,
 }
 
 /// A domain master key with the sealed bytes it was opened from (used only while they match).
@@ -265,6 +301,7 @@ impl Keystore {
         let config = StoredSeal {
             shamir: config,
             hsm: hsm.map(|h| wrap_root(h, &vault_id, &root)).transpose()?,
+            rekeyed: None,
         };
         Ok(Initialized {
             record: InitRecord {
@@ -363,8 +400,9 @@ impl Keystore {
         let config = StoredSeal {
             shamir: u.sealed().config.shamir.clone(),
             hsm: hsm
-                .map(|h| wrap_root(h, &u.vault_id, &u._root))
+                .map(|h| wrap_root(h, &u.vault_id, &u.root))
                 .transpose()?,
+            rekeyed: u.sealed().config.rekeyed.clone(),
         };
         Ok(config.encode())
     }
@@ -380,15 +418,34 @@ impl Keystore {
         }
     }
 
-    /// Takes a seal configuration persisted by a migration (made by [`Keystore::reseal`]).
+    /// Takes a seal configuration persisted by a migration (made by [`Keystore::reseal`]) or
+    /// by a rekey. A rekey made on another node replaces the root this node holds, so this
+    /// node seals: its operators unseal it with the new shares.
     ///
     /// # Errors
     /// [`Error::NotInitialized`], [`Error::CorruptSealConfig`].
     pub fn adopt_seal(&self, config: &[u8]) -> Result<(), Error> {
+        let raw = config;
         let config = StoredSeal::decode(config)?;
-        match &mut *self.write() {
+        let mut state = self.write();
+        match &mut *state {
             State::Uninitialized => return Err(Error::NotInitialized),
-            State::Sealed(s) => s.config = config,
+            State::Sealed(s) => {
+                if s.config.epoch() != config.epoch() {
+                    s.pending.clear();
+                }
+                s.config = config;
+            }
+            State::Unsealed(u) if u.sealed().config.epoch() != config.epoch() => {
+                let next = match rekey::take_prepared(u, raw) {
+                    Some(rekeyed) => State::Unsealed(Arc::new(rekeyed)),
+                    None => State::Sealed(Sealed {
+                        config,
+                        ..u.sealed().clone_public()
+                    }),
+                };
+                *state = next;
+            }
             State::Unsealed(u) => {
                 u.sealed
                     .write()
@@ -399,33 +456,71 @@ impl Keystore {
         Ok(())
     }
 
+    /// How many times the root this keystore holds (or, sealed, expects) was replaced.
+    #[must_use]
+    pub fn epoch(&self) -> Option<u32> {
+        match &*self.read() {
+            State::Uninitialized => None,
+            State::Sealed(s) => Some(s.config.epoch()),
+            State::Unsealed(u) => Some(u.sealed().config.epoch()),
+        }
+    }
+
+    /// The encoded seal configuration the keystore is working under (for a write that must
+    /// not land after a rekey it did not see).
+    ///
+    /// # Errors
+    /// [`Error::Sealed`], [`Error::NotInitialized`].
+    pub fn seal_config(&self) -> Result<Vec<u8>, Error> {
+        Ok(self.unsealed()?.sealed().config.encode())
+    }
+
     /// Checks a reconstructed root key against the stored check values and derives the
-    /// unsealed state from it.
+    /// unsealed state from it. After a rekey the root opens the sealed derivation base, and
+    /// the checks are the base's (they never change).
     fn open(sealed: &Sealed, root: RootKey) -> Result<Unsealed, Error> {
-        let audit = root.audit_signing_key();
-        if !root.matches_check(&sealed.root_check) || audit.public_key() != sealed.audit_public_key
+        let root = Arc::new(root);
+        let base = match &sealed.config.rekeyed {
+            None => Arc::clone(&root),
+            Some(r) => Arc::new(
+                RootKey::open_under(
+                    &root.base_wrapping_key(),
+                    &crate::seal::base_aad(&sealed.vault_id, r.epoch),
+                    &r.wrapped_base,
+                )
+                .map_err(|_| Error::UnsealFailed)?,
+            ),
+        };
+        let audit = base.audit_signing_key();
+        if !base.matches_check(&sealed.root_check) || audit.public_key() != sealed.audit_public_key
         {
             return Err(Error::UnsealFailed);
         }
-        Ok(Unsealed {
+        Ok(Self::unsealed_from(sealed, root, base, None))
+    }
+
+    fn unsealed_from(
+        sealed: &Sealed,
+        root: Arc<RootKey>,
+        base: Arc<RootKey>,
+        alternate_kek: Option<Alternate>,
+    ) -> Unsealed {
+        Unsealed {
             vault_id: sealed.vault_id,
-            domain_kek: root.domain_wrapping_key(),
-            audit,
-            record_mac: root.record_mac_key(),
-            operator_kek: root.operator_wrapping_key(),
-            storage: root.storage_keys(),
-            _root: root,
-            sealed: RwLock::new(Sealed {
-                vault_id: sealed.vault_id,
-                config: sealed.config.clone(),
-                root_check: sealed.root_check,
-                audit_public_key: sealed.audit_public_key,
-                pending: vec![],
-            }),
+            domain_kek: Arc::new(root.domain_wrapping_key()),
+            alternate_kek: RwLock::new(alternate_kek),
+            rekey: std::sync::Mutex::new(None),
+            audit: base.audit_signing_key(),
+            record_mac: base.record_mac_key(),
+            operator_kek: base.operator_wrapping_key(),
+            storage: base.storage_keys(),
+            root,
+            base,
+            sealed: RwLock::new(sealed.clone_public()),
             domain_keys: RwLock::new(HashMap::new()),
             keys: RwLock::new(HashMap::new()),
             destroyed: RwLock::new(std::collections::HashSet::new()),
-        })
+        }
     }
 
     /// Seals: drops the root key and every loaded key (each zeroizes itself). Operations
@@ -433,15 +528,7 @@ impl Keystore {
     pub fn seal(&self) {
         let mut state = self.write();
         if let State::Unsealed(u) = &*state {
-            let s = u.sealed();
-            let next = State::Sealed(Sealed {
-                vault_id: s.vault_id,
-                config: s.config.clone(),
-                root_check: s.root_check,
-                audit_public_key: s.audit_public_key,
-                pending: vec![],
-            });
-            drop(s);
+            let next = State::Sealed(u.sealed().clone_public());
             *state = next;
         } else if let State::Sealed(s) = &mut *state {
             s.pending.clear();
@@ -462,7 +549,7 @@ impl Keystore {
         let u = self.unsealed()?;
         let key = AeadKey::generate(self.entropy.as_ref())?;
         let wrapped_key = u.domain_kek.seal_key(
-            &domain_aad(&u.vault_id, &id, &name, now, new_keys),
+            &domain_aad(&u.vault_id, &id, &name, now, new_keys, 1),
             &key,
             self.entropy.as_ref(),
         )?;
@@ -474,7 +561,61 @@ impl Keystore {
             new_key_temperature: new_keys,
             algorithms: strongroom_core::AlgorithmPolicy::default(),
             destroyed_at: None,
+            key_version: 1,
+            retiring: None,
         })
+    }
+
+    /// Starts rotating a domain's master key: a fresh key of the next version, sealed under
+    /// the root. Persisted ([`strongroom_core::storage::Mutation::RotateDomainKey`]), it seals
+    /// every new blob from then on, while the current one retires.
+    ///
+    /// # Errors
+    /// [`Error::Sealed`], [`Error::KeyDestroyed`], [`Error::RotationInProgress`], entropy.
+    pub fn rotate_domain_key(&self, domain: &DomainRecord) -> Result<(u32, Vec<u8>), Error> {
+        let u = self.unsealed()?;
+        if domain.destroyed_at.is_some() {
+            return Err(Error::KeyDestroyed);
+        }
+        if domain.retiring.is_some() {
+            return Err(Error::RotationInProgress);
+        }
+        // The current key must open: nothing is rotated away from a damaged one.
+        Self::domain_key(&u, domain)?;
+        let version = domain
+            .key_version
+            .checked_add(1)
+            .ok_or(Error::RotationInProgress)?;
+        let key = AeadKey::generate(self.entropy.as_ref())?;
+        let wrapped = u.domain_kek.seal_key(
+            &domain_record_aad(&u.vault_id, domain, version),
+            &key,
+            self.entropy.as_ref(),
+        )?;
+        Ok((version, wrapped))
+    }
+
+    /// A key's sealed secret moved from its domain's retiring master key to the current one
+    /// (same associated data; it must open, or nothing is returned).
+    ///
+    /// # Errors
+    /// [`Error::Sealed`], [`Error::KeyDestroyed`], [`Error::KeyUnavailable`] (not under the
+    /// retiring key, or its blob does not open), [`Error::SealedStateCorrupt`].
+    pub fn rewrap_key(&self, domain: &DomainRecord, record: &KeyRecord) -> Result<Vec<u8>, Error> {
+        let u = self.unsealed()?;
+        if record.domain != domain.id
+            || domain.retiring.as_ref().map(|r| r.version) != Some(record.domain_key_version)
+        {
+            return Err(Error::KeyUnavailable);
+        }
+        let blob = record.sealed_secret.as_deref().ok_or(Error::KeyDestroyed)?;
+        let from = Self::domain_key_at(&u, domain, record.domain_key_version)?;
+        let to = Self::domain_key(&u, domain)?;
+        let aad = key_aad(&u.vault_id, record);
+        let secret = from
+            .open_secret_bytes(&aad, blob)
+            .map_err(|_| Error::KeyUnavailable)?;
+        Ok(to.seal_secret_bytes(&aad, &secret, self.entropy.as_ref())?)
     }
 
     /// The MAC of a key's temperature, its time and idle limit as set in `record` (stored
@@ -499,16 +640,36 @@ impl Keystore {
         ))
     }
 
+    /// A domain's current master key (what new blobs are sealed under).
     fn domain_key(u: &Unsealed, domain: &DomainRecord) -> Result<Arc<AeadKey>, Error> {
+        Self::domain_key_at(u, domain, domain.key_version)
+    }
+
+    /// A domain's master key of `version`: the current one or, during a rotation, the
+    /// retiring one. Any other version is gone.
+    fn domain_key_at(
+        u: &Unsealed,
+        domain: &DomainRecord,
+        version: u32,
+    ) -> Result<Arc<AeadKey>, Error> {
         if domain.destroyed_at.is_some() {
             return Err(Error::KeyDestroyed);
         }
+        let wrapped = if version == domain.key_version {
+            &domain.wrapped_key
+        } else {
+            match &domain.retiring {
+                Some(r) if r.version == version => &r.wrapped_key,
+                _ => return Err(Error::KeyUnavailable),
+            }
+        };
+        let slot = (domain.id, version);
         let cached = u
             .domain_keys
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&domain.id)
-            .filter(|o| o.sealed == domain.wrapped_key)
+            .get(&slot)
+            .filter(|o| o.sealed == *wrapped)
             .map(|o| Arc::clone(&o.key));
         if let Some(k) = cached {
             return Ok(k);
@@ -517,27 +678,30 @@ impl Keystore {
             .domain_keys
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        cache.remove(&domain.id);
+        cache.remove(&slot);
+        let aad = domain_record_aad(&u.vault_id, domain, version);
+        let alternate = u
+            .alternate_kek
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .filter(|a| a.rows.contains(wrapped))
+            .map(|a| Arc::clone(&a.kek));
         let key = u
             .domain_kek
-            .open_key(
-                &domain_aad(
-                    &u.vault_id,
-                    &domain.id,
-                    &domain.name,
-                    domain.created_at,
-                    domain.new_key_temperature,
-                ),
-                &domain.wrapped_key,
-            )
+            .open_key(&aad, wrapped)
+            .or_else(|e| match &alternate {
+                Some(k) => k.open_key(&aad, wrapped),
+                None => Err(e),
+            })
             // The root is right (the vault unsealed), so a domain master key that does not
             // open means the sealed state itself was edited or damaged.
             .map_err(|_| Error::SealedStateCorrupt)?;
         let key = Arc::new(key);
         cache.insert(
-            domain.id,
+            slot,
             OpenedDomainKey {
-                sealed: domain.wrapped_key.clone(),
+                sealed: wrapped.clone(),
                 key: Arc::clone(&key),
             },
         );
@@ -743,7 +907,7 @@ impl Keystore {
             return Err(Error::KeyDestroyed);
         }
         let blob = record.sealed_secret.as_deref().ok_or(Error::KeyDestroyed)?;
-        let dk = Self::domain_key(&u, domain)?;
+        let dk = Self::domain_key_at(&u, domain, record.domain_key_version)?;
         let aad = key_aad(&u.vault_id, record);
         drop(u);
         let key = dk
@@ -790,6 +954,7 @@ impl Keystore {
             temperature_since: now,
             hot_idle_secs: None,
             temperature_mac: [0; 32],
+            domain_key_version: domain.key_version,
         };
         record.temperature_mac = u.record_mac.mac(&temperature_binding(&u.vault_id, &record));
         Ok(record)
@@ -868,7 +1033,7 @@ impl Keystore {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&record.id);
-        let dk = Self::domain_key(u, domain)?;
+        let dk = Self::domain_key_at(u, domain, record.domain_key_version)?;
         // The public key is bound in the associated data; comparing it with what the secret
         // derives also catches a blob that opens to a different key (it cannot, short of a
         // broken AEAD).
@@ -1095,10 +1260,21 @@ impl Keystore {
             u.domain_keys
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&id);
+                .retain(|(d, _), _| *d != id);
         }
         for k in keys {
             self.forget_key(*k);
+        }
+    }
+
+    /// Drops every opened domain master key from memory (they are opened again from their
+    /// rows when next needed): after another node ended a rotation, say.
+    pub fn forget_domain_keys(&self) {
+        if let State::Unsealed(u) = &*self.read() {
+            u.domain_keys
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear();
         }
     }
 
@@ -1252,18 +1428,18 @@ fn wrap_root(hsm: &dyn RootWrapper, vault_id: &VaultId, root: &RootKey) -> Resul
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::seal::ShamirSeal;
     use strongroom_crypto::OsEntropy;
 
-    struct Vault {
-        ks: Keystore,
-        meta: VaultMeta,
-        shares: Vec<Zeroizing<String>>,
+    pub(super) struct Vault {
+        pub(super) ks: Keystore,
+        pub(super) meta: VaultMeta,
+        pub(super) shares: Vec<Zeroizing<String>>,
     }
 
-    fn vault(shares: u8, threshold: u8) -> Vault {
+    pub(super) fn vault(shares: u8, threshold: u8) -> Vault {
         let ks = Keystore::new(Arc::new(OsEntropy));
         let mut id = [0u8; 16];
         EntropySource::fill(&OsEntropy, &mut id).unwrap();
@@ -1470,13 +1646,13 @@ mod tests {
         assert_eq!(v.ks.status().progress, 0);
     }
 
-    fn unsealed() -> Vault {
+    pub(super) fn unsealed() -> Vault {
         let v = vault(1, 1);
         v.ks.submit_share(&v.shares[0]).unwrap();
         v
     }
 
-    fn domain(v: &Vault, n: u8, name: &str, t: Temperature) -> DomainRecord {
+    pub(super) fn domain(v: &Vault, n: u8, name: &str, t: Temperature) -> DomainRecord {
         v.ks.create_domain(
             DomainId::from_random([n; 16]),
             name.parse().unwrap(),
@@ -1486,7 +1662,7 @@ mod tests {
         .unwrap()
     }
 
-    fn key(v: &Vault, d: &DomainRecord, n: u8, alg: Algorithm) -> KeyRecord {
+    pub(super) fn key(v: &Vault, d: &DomainRecord, n: u8, alg: Algorithm) -> KeyRecord {
         v.ks.create_key(d, KeyId::from_random([n; 16]), alg, None, UnixMillis(10))
             .unwrap()
     }
@@ -1687,6 +1863,89 @@ mod tests {
         );
     }
 
+    /// Rotation: the new version seals new keys at once, old blobs keep opening under the
+    /// retiring version until moved, a moved blob opens under the new one with the same key,
+    /// and once the retiring version is gone nothing under it opens. Versions are bound.
+    #[test]
+    fn a_rotated_domain_key_moves_blobs_and_the_retired_version_opens_nothing() {
+        use strongroom_core::record::RetiringKey;
+        let v = unsealed();
+        let d = domain(&v, 2, "a", Temperature::Hot);
+        let k = key(&v, &d, 4, Algorithm::Ed25519);
+        assert_eq!(k.domain_key_version, 1);
+        let (version, wrapped) = v.ks.rotate_domain_key(&d).unwrap();
+        assert_eq!(version, 2);
+        let rotating = DomainRecord {
+            key_version: 2,
+            wrapped_key: wrapped.clone(),
+            retiring: Some(RetiringKey {
+                version: 1,
+                wrapped_key: d.wrapped_key.clone(),
+            }),
+            ..d.clone()
+        };
+        assert_eq!(
+            v.ks.rotate_domain_key(&rotating).unwrap_err(),
+            Error::RotationInProgress
+        );
+        let fresh = || {
+            v.ks.evict_key(k.id);
+            v.ks.forget_domain(d.id, &[]);
+        };
+        fresh();
+        v.ks.sign(&rotating, &k, Payload::Message(b"m")).unwrap();
+        let k2 = key(&v, &rotating, 5, Algorithm::Ed25519);
+        assert_eq!(k2.domain_key_version, 2);
+        let moved = KeyRecord {
+            sealed_secret: Some(v.ks.rewrap_key(&rotating, &k).unwrap()),
+            domain_key_version: 2,
+            ..k.clone()
+        };
+        assert_ne!(moved.sealed_secret, k.sealed_secret);
+        assert_eq!(
+            v.ks.rewrap_key(&rotating, &moved).unwrap_err(),
+            Error::KeyUnavailable
+        );
+        // The rotation over: the retiring version is gone.
+        let done = DomainRecord {
+            retiring: None,
+            ..rotating.clone()
+        };
+        fresh();
+        let sig = v.ks.sign(&done, &moved, Payload::Message(b"m")).unwrap();
+        strongroom_crypto::verify(
+            Algorithm::Ed25519,
+            &k.public_key,
+            Payload::Message(b"m"),
+            &sig.bytes,
+        )
+        .unwrap();
+        fresh();
+        assert_eq!(
+            v.ks.sign(&done, &k, Payload::Message(b"m")).unwrap_err(),
+            Error::KeyUnavailable
+        );
+        v.ks.sign(&done, &k2, Payload::Message(b"m")).unwrap();
+        // A version's wrap passed off as another's does not open.
+        for (version, wrapped_key) in [(1, wrapped.clone()), (2, d.wrapped_key.clone())] {
+            fresh();
+            let swapped = DomainRecord {
+                key_version: version,
+                wrapped_key,
+                retiring: None,
+                ..d.clone()
+            };
+            let k = KeyRecord {
+                domain_key_version: version,
+                ..k.clone()
+            };
+            assert_eq!(
+                v.ks.sign(&swapped, &k, Payload::Message(b"m")).unwrap_err(),
+                Error::SealedStateCorrupt
+            );
+        }
+    }
+
     #[test]
     fn a_destroyed_key_never_signs_again_even_with_a_stale_record() {
         let v = unsealed();
@@ -1785,6 +2044,8 @@ mod tests {
             new_key_temperature: Temperature::Hot,
             algorithms: strongroom_core::AlgorithmPolicy::default(),
             destroyed_at: None,
+            key_version: 1,
+            retiring: None,
         };
         assert_eq!(
             v.ks.create_domain(d.id, d.name.clone(), Temperature::Hot, UnixMillis(1))

@@ -3,7 +3,7 @@
 //!
 //! Callers hand it records and get back records, public keys and signatures: no private key,
 //! root key or domain key ever leaves this crate (unseal shares leave once, at
-//! initialisation, as strings for their holders; a hardware seal sees the root key only to
+//! initialisation or a rekey, as strings for their holders; a hardware seal sees the root key only to
 //! wrap it inside its token). It does no I/O: the server persists what
 //! it returns, and the keystore only changes seal state from persisted records
 //! ([`Keystore::load`]).
@@ -18,7 +18,11 @@ mod keystore;
 mod seal;
 
 pub use error::Error;
-pub use keystore::{Initialized, Keystore, KeystoreImport, SealStatus, WalletSource};
+pub use keystore::{
+    Initialized, Keystore, KeystoreImport, RekeyCommit, RekeyStatus, RekeyStep, SealStatus,
+    WalletSource,
+};
 pub use seal::{
-    HsmError, HsmWrap, RootWrapper, SealKind, ShamirConfig, ShamirSeal, StoredSeal, hsm_aad,
+    HsmError, HsmWrap, RootEpoch, RootWrapper, SealKind, ShamirConfig, ShamirSeal, StoredSeal,
+    hsm_aad,
 };

@@ -150,6 +150,29 @@ pub struct StoredSeal {
     pub shamir: ShamirConfig,
     /// The root key wrapped by a token key, if any.
     pub hsm: Option<HsmWrap>,
+    /// After a rekey: how many rekeys, and the derivation base sealed under the current root.
+    pub rekeyed: Option<RootEpoch>,
+}
+
+/// What a rekey adds to the seal: the vault's first root key (the derivation base of the
+/// record MAC, storage, operator and audit keys) sealed under the current root, so that those
+/// keys survive while the shares change. Domain master keys are wrapped under the current
+/// root itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RootEpoch {
+    /// 1 after the first rekey, and so on.
+    pub epoch: u32,
+    /// `nonce || AES-256-GCM(base-wrapping-key(root), base_aad, base)`.
+    pub wrapped_base: Vec<u8>,
+}
+
+/// Associated data binding a sealed derivation base to its vault and epoch.
+#[must_use]
+pub fn base_aad(vault_id: &VaultId, epoch: u32) -> Vec<u8> {
+    let mut aad = b"strongroom/v1/root-base\0".to_vec();
+    aad.extend_from_slice(vault_id.as_bytes());
+    aad.extend_from_slice(&epoch.to_be_bytes());
+    aad
 }
 
 /// The root key as wrapped by a token key.
@@ -162,6 +185,7 @@ pub struct HsmWrap {
 }
 
 const PKCS11_CODE: u8 = 2;
+const REKEYED_CODE: u8 = 3;
 
 impl StoredSeal {
     /// Which seal this is.
@@ -174,10 +198,29 @@ impl StoredSeal {
         }
     }
 
+    /// How many times the root was replaced (0 for the first root).
+    #[must_use]
+    pub fn epoch(&self) -> u32 {
+        self.rekeyed.as_ref().map_or(0, |r| r.epoch)
+    }
+
     /// Encodes: the Shamir encoding alone, or `0x02 || u16 len || shamir || u8 len ||
-    /// key_label || u16 len || wrapped` (big-endian lengths).
+    /// key_label || u16 len || wrapped` (big-endian lengths); after a rekey, that prefixed by
+    /// `0x03 || epoch:u32 || u16 len || wrapped_base`.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
+        let inner = self.encode_inner();
+        let Some(r) = &self.rekeyed else {
+            return inner;
+        };
+        let mut out = vec![REKEYED_CODE];
+        out.extend_from_slice(&r.epoch.to_be_bytes());
+        put16(&mut out, &r.wrapped_base);
+        out.extend_from_slice(&inner);
+        out
+    }
+
+    fn encode_inner(&self) -> Vec<u8> {
         let shamir = self.shamir.encode();
         let Some(hsm) = &self.hsm else {
             return shamir;
@@ -196,10 +239,32 @@ impl StoredSeal {
     /// # Errors
     /// [`Error::CorruptSealConfig`].
     pub fn decode(b: &[u8]) -> Result<Self, Error> {
+        if b.first() != Some(&REKEYED_CODE) {
+            return Self::decode_inner(b);
+        }
+        let (epoch, rest) = b[1..]
+            .split_first_chunk::<4>()
+            .ok_or(Error::CorruptSealConfig)?;
+        let (wrapped_base, rest) = take16(rest)?;
+        let epoch = u32::from_be_bytes(*epoch);
+        if epoch == 0 || wrapped_base.is_empty() {
+            return Err(Error::CorruptSealConfig);
+        }
+        Ok(Self {
+            rekeyed: Some(RootEpoch {
+                epoch,
+                wrapped_base: wrapped_base.to_vec(),
+            }),
+            ..Self::decode_inner(rest)?
+        })
+    }
+
+    fn decode_inner(b: &[u8]) -> Result<Self, Error> {
         match b.first() {
             Some(&SHAMIR_CODE) => Ok(Self {
                 shamir: ShamirConfig::decode(b)?,
                 hsm: None,
+                rekeyed: None,
             }),
             Some(&PKCS11_CODE) => {
                 let rest = &b[1..];
@@ -219,6 +284,7 @@ impl StoredSeal {
                             .map_err(|_| Error::CorruptSealConfig)?,
                         wrapped: wrapped.to_vec(),
                     }),
+                    rekeyed: None,
                 })
             }
             _ => Err(Error::CorruptSealConfig),
@@ -384,6 +450,7 @@ mod tests {
         let plain = StoredSeal {
             shamir: shamir(),
             hsm: None,
+            rekeyed: None,
         };
         assert_eq!(StoredSeal::decode(&plain.encode()).unwrap(), plain);
         assert_eq!(plain.kind(), SealKind::Shamir);
@@ -393,21 +460,44 @@ mod tests {
                 key_label: "strongroom-root".into(),
                 wrapped: vec![7; 60],
             }),
+            rekeyed: None,
         };
-        let bytes = wrapped.encode();
-        assert_eq!(StoredSeal::decode(&bytes).unwrap(), wrapped);
-        assert_eq!(wrapped.kind(), SealKind::Pkcs11);
-        // Every truncation and any trailing byte is refused.
-        for n in 0..bytes.len() {
-            assert_eq!(
-                StoredSeal::decode(&bytes[..n]),
-                Err(Error::CorruptSealConfig),
-                "{n}"
-            );
+        let rekeyed = StoredSeal {
+            rekeyed: Some(RootEpoch {
+                epoch: 3,
+                wrapped_base: vec![9; 61],
+            }),
+            ..wrapped.clone()
+        };
+        assert_eq!(wrapped.epoch(), 0);
+        assert_eq!(rekeyed.epoch(), 3);
+        for seal in [wrapped, rekeyed] {
+            let bytes = seal.encode();
+            assert_eq!(StoredSeal::decode(&bytes).unwrap(), seal);
+            assert_eq!(seal.kind(), SealKind::Pkcs11);
+            // Every truncation and any trailing byte is refused.
+            for n in 0..bytes.len() {
+                assert_eq!(
+                    StoredSeal::decode(&bytes[..n]),
+                    Err(Error::CorruptSealConfig),
+                    "{n}"
+                );
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(StoredSeal::decode(&longer), Err(Error::CorruptSealConfig));
         }
-        let mut longer = bytes.clone();
-        longer.push(0);
-        assert_eq!(StoredSeal::decode(&longer), Err(Error::CorruptSealConfig));
+        // A rekey prefix around another rekey prefix is not a configuration.
+        let mut nested = vec![REKEYED_CODE, 0, 0, 0, 1, 0, 1, 9];
+        nested.extend(StoredSeal::decode(&plain.encode()).unwrap().encode());
+        assert!(StoredSeal::decode(&nested).is_ok());
+        let mut twice = vec![REKEYED_CODE, 0, 0, 0, 1, 0, 1, 9];
+        twice.extend(nested);
+        assert_eq!(StoredSeal::decode(&twice), Err(Error::CorruptSealConfig));
+        // Epoch 0 is written without the prefix, so a prefix saying 0 is damage.
+        let mut zero = vec![REKEYED_CODE, 0, 0, 0, 0, 0, 1, 9];
+        zero.extend(plain.encode());
+        assert_eq!(StoredSeal::decode(&zero), Err(Error::CorruptSealConfig));
     }
 
     #[test]

@@ -62,6 +62,35 @@ pub struct Config {
     /// Least privilege.
     #[serde(default)]
     pub sandbox: SandboxConfig,
+    /// Background re-wrapping during a domain key rotation.
+    #[serde(default)]
+    pub rotation: RotationConfig,
+}
+
+/// `[rotation]`: how fast a domain key rotation moves key blobs in the background (each batch
+/// is one write transaction with its audit record; signing goes on between batches).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotationConfig {
+    /// Keys re-wrapped per batch (1-10000).
+    #[serde(default = "default_rotation_batch")]
+    pub batch_size: u32,
+    /// Pause between batches, in milliseconds (throttles the work on a busy node).
+    #[serde(default)]
+    pub batch_interval_ms: u64,
+}
+
+impl Default for RotationConfig {
+    fn default() -> Self {
+        RotationConfig {
+            batch_size: default_rotation_batch(),
+            batch_interval_ms: 0,
+        }
+    }
+}
+
+fn default_rotation_batch() -> u32 {
+    256
 }
 
 /// `[time]`: the authenticated NTP sources the vault's clock follows.
@@ -388,6 +417,11 @@ impl Config {
         if cfg.storage.sqlite.is_some() && cfg.storage.postgres.is_some() {
             return Err(ServeError::Config(
                 "[storage]: give sqlite or postgres, not both".into(),
+            ));
+        }
+        if !(1..=10_000).contains(&cfg.rotation.batch_size) {
+            return Err(ServeError::Config(
+                "[rotation] batch_size: 1 to 10000 keys".into(),
             ));
         }
         if let Some(db) = &cfg.storage.sqlite

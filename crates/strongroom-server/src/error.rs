@@ -346,6 +346,22 @@ impl From<strongroom_keystore::Error> for ApiError {
                 "not_hsm_sealed",
                 "the vault is sealed by shares only: unseal with shares, then migrate (operator seal-migrate)",
             ),
+            K::RotationInProgress => ApiError::conflict(
+                "rotation_in_progress",
+                "this domain's master key is already being rotated; see domain show",
+            ),
+            K::RekeyInProgress => ApiError::conflict(
+                "rekey_in_progress",
+                "a rekey is already in progress on this node; finish or cancel it",
+            ),
+            K::NoRekey => ApiError::conflict(
+                "no_rekey",
+                "no rekey in progress on this node with that nonce (none started, cancelled, sealed or finished)",
+            ),
+            K::RekeyNeedsToken => ApiError::conflict(
+                "rekey_needs_token",
+                "the vault's root is also wrapped by a PKCS#11 token: rekey on a node configured with it",
+            ),
             K::KeyDestroyed => ApiError::conflict("key_destroyed", "the key has been destroyed"),
             K::KeyCold => ApiError::conflict(
                 "key_cold",

@@ -187,8 +187,14 @@ async fn pipeline(
     if matches!(
         response.extensions().get::<ApiError>(),
         Some(ApiError::SealedStateCorrupt)
-    ) {
-        vault.integrity_failed().await;
+    ) && !vault.integrity_failed().await
+    {
+        // Not tampering: the root was replaced while this request ran.
+        response = ApiError::conflict(
+            "root_changed",
+            "the root key was replaced (rekey) while this request ran; retry (a node that did not make the rekey is now sealed)",
+        )
+        .into_response();
     }
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id.to_string()) {
         response.headers_mut().insert("x-request-id", v);

@@ -131,6 +131,38 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "POST",
+        "/v1/sys/rekey",
+        "operator.rekey_start",
+        "Start a rekey: a new root key and new unseal shares (count, threshold, optional custodian keys); security officers",
+        true,
+        false,
+    ),
+    route(
+        "GET",
+        "/v1/sys/rekey",
+        "operator.rekey_status",
+        "The rekey in progress on this node: its nonce, phase and progress",
+        false,
+        false,
+    ),
+    route(
+        "DELETE",
+        "/v1/sys/rekey",
+        "operator.rekey_cancel",
+        "Abandon the rekey in progress (new shares already issued become worthless)",
+        true,
+        false,
+    ),
+    route(
+        "POST",
+        "/v1/sys/rekey/share",
+        "operator.rekey_share",
+        "Submit a share to the rekey: current shares authorise it, then new shares verify and commit it",
+        false,
+        false,
+    ),
+    route(
+        "POST",
         "/v1/sys/clock/acknowledge",
         "clock.acknowledge",
         "Accept the wall clock after it moved backwards (security officers)",
@@ -418,6 +450,22 @@ pub const ROUTES: &[Route] = &[
         false,
     ),
     route(
+        "GET",
+        "/v1/domains/{name}",
+        "domain.show",
+        "A domain, its master key version and any rotation's progress",
+        true,
+        false,
+    ),
+    route(
+        "POST",
+        "/v1/domains/{name}/rotate",
+        "domain.rotate",
+        "Rotate a domain's master key: new blobs use the new version at once; existing ones move in the background (security officers)",
+        true,
+        false,
+    ),
+    route(
         "DELETE",
         "/v1/domains/{name}",
         "domain.destroy",
@@ -594,6 +642,11 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/sys/seal", post(seal))
         .route("/v1/sys/tamper", post(tamper))
         .route("/v1/sys/seal/migrate", post(migrate_seal))
+        .route(
+            "/v1/sys/rekey",
+            post(rekey_start).get(rekey_status).delete(rekey_cancel),
+        )
+        .route("/v1/sys/rekey/share", post(rekey_share))
         .route("/v1/sys/config/verify", post(verify_config))
         .route("/v1/sys/clock/acknowledge", post(acknowledge_clock))
         .route("/v1/domains", post(create_domain).get(list_domains))
@@ -645,7 +698,11 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/login", post(login))
         .route("/v1/keys/{id}/temperature", post(set_temperature))
         .route("/v1/keys/{id}/export", post(export_key))
-        .route("/v1/domains/{name}", delete(destroy_domain))
+        .route(
+            "/v1/domains/{name}",
+            delete(destroy_domain).get(show_domain),
+        )
+        .route("/v1/domains/{name}/rotate", post(rotate_domain))
         .route("/v1/domains/{name}/algorithms", post(set_domain_algorithms))
         .route("/v1/keys/import", post(import_key))
         .route("/v1/requests", get(list_requests))
@@ -848,7 +905,11 @@ async fn pipeline(
         let individual = !anonymous
             || (matches!(
                 operation,
-                "operator.init" | "operator.unseal" | "operator.login"
+                "operator.init"
+                    | "operator.unseal"
+                    | "operator.rekey_share"
+                    | "operator.rekey_status"
+                    | "operator.login"
             ) && !rate_limited
                 && vault.limiter.allow_individual(Instant::now()));
         let to_write = if individual {
@@ -870,8 +931,14 @@ async fn pipeline(
     if matches!(
         response.extensions().get::<ApiError>(),
         Some(ApiError::SealedStateCorrupt)
-    ) {
-        vault.integrity_failed().await;
+    ) && !vault.integrity_failed().await
+    {
+        // Not tampering: the root was replaced while this request ran.
+        response = ApiError::conflict(
+            "root_changed",
+            "the root key was replaced (rekey) while this request ran; retry (a node that did not make the rekey is now sealed)",
+        )
+        .into_response();
     }
     // The Keymanager API's own error shape: `{"message": ...}` (with our stable code).
     if operation.starts_with("keymanager.")
@@ -1028,6 +1095,59 @@ async fn migrate_seal(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RekeyBody {
+    shares: u8,
+    threshold: u8,
+    /// One age recipient per new share: each is returned encrypted to its custodian.
+    #[serde(default)]
+    custodian_keys: Option<Vec<String>>,
+}
+
+async fn rekey_start(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<RekeyBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let custodians = b
+        .custodian_keys
+        .map(|keys| crate::bundles::parse_custodian_keys(&keys, usize::from(b.shares)))
+        .transpose()?;
+    let target = strongroom_keystore::ShamirSeal {
+        shares: b.shares,
+        threshold: b.threshold,
+    };
+    Ok(Json(v.rekey_start(&ctx, target, custodians).await?))
+}
+
+async fn rekey_status(State(v): State<Arc<Vault>>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.rekey_status().await?))
+}
+
+async fn rekey_cancel(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.rekey_cancel(&ctx).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RekeyShareBody {
+    nonce: String,
+    share: String,
+}
+
+async fn rekey_share(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<RekeyShareBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let share = Zeroizing::new(b.share);
+    Ok(Json(v.rekey_submit(&ctx, &b.nonce, &share).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DomainBody {
     name: String,
     new_keys: Option<String>,
@@ -1039,6 +1159,22 @@ async fn create_domain(
     ApiJson(b): ApiJson<DomainBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     v.create_domain(&ctx, &b.name, b.new_keys.as_deref()).await
+}
+
+async fn show_domain(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.show_domain(&ctx, &name)?))
+}
+
+async fn rotate_domain(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.rotate_domain(&ctx, &name).await?))
 }
 
 async fn list_domains(

@@ -28,8 +28,10 @@ mod node_seal;
 mod openapi;
 mod operators;
 mod policy;
+mod rekey;
 mod requests;
 mod rollback;
+mod rotation;
 mod serve;
 mod service;
 mod tls;
@@ -39,8 +41,8 @@ mod wallets;
 mod writer;
 
 pub use config::{
-    Config, Eth2Config, NtpSourceConfig, SandboxConfig, SealConfig, SealKind, StorageConfig,
-    TamperConfig, TimeConfig, TlsConfig, check_listen,
+    Config, Eth2Config, NtpSourceConfig, RotationConfig, SandboxConfig, SealConfig, SealKind,
+    StorageConfig, TamperConfig, TimeConfig, TlsConfig, check_listen,
 };
 pub use error::ApiError;
 pub use http::{MAX_BODY, ROUTES, Route};

@@ -20,6 +20,19 @@ fn request_schema(operation: &str) -> Option<Value> {
             json!({"type": "object", "required": ["share"], "additionalProperties": false,
             "properties": {"share": {"type": "string", "description": "one share string (srs1-...)"}}})
         }
+        "operator.rekey_start" => {
+            json!({"type": "object", "required": ["shares", "threshold"], "additionalProperties": false,
+            "properties": {"shares": {"type": "integer", "minimum": 1, "maximum": 255,
+                               "description": "the new share count"},
+                           "threshold": {"type": "integer", "minimum": 1, "maximum": 255},
+                           "custodian_keys": {"type": "array", "items": {"type": "string"},
+                               "description": "one age X25519 recipient (age1...) per new share; the new shares come back encrypted"}}})
+        }
+        "operator.rekey_share" => {
+            json!({"type": "object", "required": ["nonce", "share"], "additionalProperties": false,
+            "properties": {"nonce": {"type": "string", "description": "the rekey's nonce (GET /v1/sys/rekey)"},
+                           "share": {"type": "string", "description": "a current share while authorising, a new one while verifying"}}})
+        }
         "domain.create" => {
             json!({"type": "object", "required": ["name"], "additionalProperties": false,
             "properties": {"name": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
@@ -246,6 +259,15 @@ fn response_schema(operation: &str) -> Value {
             json!({"$ref": "#/components/schemas/Domain"})
         }
         "domain.list" => json!({"type": "array", "items": {"$ref": "#/components/schemas/Domain"}}),
+        "domain.show" | "domain.rotate" => {
+            json!({"allOf": [{"$ref": "#/components/schemas/Domain"},
+            {"type": "object", "properties": {
+                "key_version": {"type": "integer", "description": "the master key version new blobs are sealed under"},
+                "rotation": {"type": "object", "description": "while a rotation runs", "properties": {
+                    "from_version": {"type": "integer"}, "to_version": {"type": "integer"},
+                    "remaining": {"type": "integer", "description": "online keys still under the retiring version"},
+                    "offline": {"type": "integer", "description": "keys in export bundles under it: the rotation ends once each is imported or destroyed"}}}}}]})
+        }
         "status" | "operator.unseal" | "operator.seal" => {
             json!({"$ref": "#/components/schemas/Status"})
         }
@@ -263,6 +285,19 @@ fn response_schema(operation: &str) -> Value {
                 "age": {"type": "string", "description": "ASCII-armored age v1 file"}}}},
             "threshold": {"type": "integer"}, "root_token": {"type": "string"},
             "audit_public_key": {"type": "string"}}}),
+        "operator.rekey_start" | "operator.rekey_status" | "operator.rekey_share" => {
+            json!({"type": "object", "required": ["nonce", "phase", "progress", "required"], "properties": {
+            "nonce": {"type": "string"},
+            "phase": {"type": "string", "enum": ["authorise", "verify", "commit", "complete"]},
+            "progress": {"type": "integer"}, "required": {"type": "integer"},
+            "shares": {"type": "integer"}, "threshold": {"type": "integer"},
+            "custodian_keys": {"type": "array", "items": {"type": "string"}},
+            "new_shares": {"type": "array", "items": {"type": "string"},
+                "description": "once, to the holder whose share completes authorisation"},
+            "encrypted_shares": {"type": "array", "items": {"type": "object"}},
+            "epoch": {"type": "integer", "description": "on completion: rekeys so far"},
+            "domains_rewrapped": {"type": "integer"}}})
+        }
         "seal.migrate" => json!({"type": "object", "properties": {
             "seal": {"type": "string", "enum": ["shamir", "pkcs11"]},
             "key_label": {"type": ["string", "null"]}}}),
@@ -428,6 +463,7 @@ mod tests {
                         | "request.reject"
                         | "clock.acknowledge"
                         | "seal.migrate"
+                        | "domain.rotate"
                 )
             {
                 assert!(

@@ -54,6 +54,8 @@ pub struct ServeOptions {
     pub time: Option<crate::config::TimeConfig>,
     /// Least privilege (`[sandbox]`), applied by [`ServeOptions::confine`].
     pub sandbox: crate::config::SandboxConfig,
+    /// Domain key rotation pace (`[rotation]`).
+    pub rotation: crate::config::RotationConfig,
 }
 
 impl ServeOptions {
@@ -372,6 +374,8 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
             .as_ref()
             .and_then(|(_, _, chain, _)| chain.genesis_validators_root),
         kdf_gate: Arc::new(tokio::sync::Semaphore::new(1)),
+        rekey: tokio::sync::Mutex::default(),
+        rotation_wake: Arc::new(tokio::sync::Notify::new()),
         self_test,
         rng,
         entropy_reported: std::sync::atomic::AtomicBool::new(false),
@@ -396,14 +400,18 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
                 Change::Key(id) => v.keys.forget(id),
                 Change::Token(id) => v.tokens.forget(id),
                 _ => {
-                    v.keys.clear();
-                    v.tokens.clear();
-                    // Perhaps a seal migration on another node.
+                    // Perhaps a seal migration or a rekey on another node: adopted before
+                    // the caches go, so that no domain row is read again under a root the
+                    // vault no longer has.
                     if let Ok(meta) = v.store.vault()
                         && let Some(init) = meta.init
                     {
                         let _ = v.keystore.adopt_seal(&init.seal_config);
                     }
+                    // A rotation ended elsewhere: its retired version leaves memory here too.
+                    v.keystore.forget_domain_keys();
+                    v.keys.clear();
+                    v.tokens.clear();
                 }
             }
         }))
@@ -529,6 +537,8 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
     }
     // A vault sealed by a PKCS#11 token unseals itself here, or stays sealed and says why.
     vault.auto_unseal();
+    // Domain key rotations in progress (started here or elsewhere, before a crash or not).
+    tokio::spawn(crate::rotation::run(Arc::downgrade(&vault), opts.rotation));
 
     // The tamper signal: zeroize and seal at once, then audit.
     if let Some(kind) = tamper_signal {

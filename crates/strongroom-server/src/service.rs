@@ -168,6 +168,10 @@ pub struct Vault {
     /// One keystore KDF batch at a time (each takes every core and up to 512 MiB per core):
     /// concurrent imports queue rather than exhaust memory.
     pub(crate) kdf_gate: Arc<tokio::sync::Semaphore>,
+    /// The rekey this node runs (see `rekey`).
+    pub(crate) rekey: tokio::sync::Mutex<crate::rekey::RekeyDesk>,
+    /// Wakes the domain key rotation mover (see `rotation`).
+    pub(crate) rotation_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Vault {
@@ -506,6 +510,31 @@ pub struct EncryptedShareView {
     age: String,
 }
 
+/// Shares as handed out: in the clear, or (with custodians' keys) each encrypted to its
+/// custodian and none in the clear.
+pub(crate) fn share_views(
+    shares: &[zeroize::Zeroizing<String>],
+    custodians: Option<&[strongroom_crypto::AgeRecipient]>,
+    entropy: &dyn EntropySource,
+) -> Result<(Vec<String>, Vec<EncryptedShareView>), ApiError> {
+    let Some(recipients) = custodians else {
+        return Ok((
+            shares.iter().map(|s| s.as_str().to_owned()).collect(),
+            Vec::new(),
+        ));
+    };
+    let mut out = Vec::with_capacity(recipients.len());
+    for (i, (r, share)) in recipients.iter().zip(shares).enumerate() {
+        let age = strongroom_crypto::age_encrypt(r, share.as_bytes(), entropy)?;
+        out.push(EncryptedShareView {
+            index: i + 1,
+            recipient: r.to_string(),
+            age: age.as_str().to_owned(),
+        });
+    }
+    Ok((Vec::new(), out))
+}
+
 /// A newly issued token: its value is shown once.
 #[derive(Serialize)]
 pub struct TokenView {
@@ -752,25 +781,8 @@ impl Vault {
         root.record.mac = init.root_token_mac;
         // Encrypt before committing: if encryption fails, nothing is initialised and no share
         // has existed outside this function.
-        let (shares, encrypted_shares) = match custodians {
-            None => (
-                init.shares.iter().map(|s| s.as_str().to_owned()).collect(),
-                Vec::new(),
-            ),
-            Some(recipients) => {
-                let mut out = Vec::with_capacity(recipients.len());
-                for (i, (r, share)) in recipients.iter().zip(&init.shares).enumerate() {
-                    let age =
-                        strongroom_crypto::age_encrypt(r, share.as_bytes(), self.entropy.as_ref())?;
-                    out.push(EncryptedShareView {
-                        index: i + 1,
-                        recipient: r.to_string(),
-                        age: age.as_str().to_owned(),
-                    });
-                }
-                (Vec::new(), out)
-            }
-        };
+        let (shares, encrypted_shares) =
+            share_views(&init.shares, custodians.as_deref(), self.entropy.as_ref())?;
         let audit_public_key = hex::encode(init.record.audit_public_key);
         self.commit(
             ctx,
@@ -804,6 +816,11 @@ impl Vault {
         allow(ctx, &Operation::Unseal)?;
         self.rollback_blocks_unseal()?;
         self.refresh_if_uninitialized()?;
+        // Shares are checked against the stored seal, not a copy a missed notification left
+        // behind (a rekey on another node retires the shares this node would accept).
+        if let Some(init) = self.store.vault()?.init {
+            self.keystore.adopt_seal(&init.seal_config)?;
+        }
         self.keystore.submit_share(share)?;
         if !self.keystore.status().sealed {
             // Over a rolled-back database only with the officers' acceptance.
@@ -936,12 +953,25 @@ impl Vault {
 
     /// The tamper response to an integrity failure of the sealed state (a domain master key
     /// that does not open under the root).
-    pub(crate) async fn integrity_failed(&self) {
+    /// Answers a domain master key that did not open: with the tamper response — unless the
+    /// stored seal is of another root than this node holds (a rekey it had not yet seen, or
+    /// its own landing), which it adopts instead. Whether it was tampering.
+    pub(crate) async fn integrity_failed(&self) -> bool {
+        let before = self.keystore.epoch();
+        if let Ok(meta) = self.store.vault()
+            && let Some(init) = meta.init
+            && self.keystore.adopt_seal(&init.seal_config).is_ok()
+            && self.keystore.epoch() != before
+        {
+            tracing::warn!("the root key was replaced by a rekey: this node adopted the new seal");
+            return false;
+        }
         self.tamper_by_node(
             "integrity",
             Some("a domain master key failed to open under the root: the sealed state was edited or damaged"),
         )
         .await;
+        true
     }
 
     /// Whether time-dependent operations may run: the clock has not been seen going back
@@ -1143,15 +1173,24 @@ impl Vault {
         let name: DomainName = name.parse()?;
         let id = DomainId::from_random(self.random_bytes()?);
         ctx.tag(|t| t.domain = Some(id));
+        // Read before the master key is wrapped: if a rekey lands in between, the seal no
+        // longer matches and nothing is written under the old root.
+        let seal = self.keystore.seal_config()?;
         let record = self.keystore.create_domain(id, name, new_keys, ctx.time)?;
         let view = DomainView::from(&record);
-        let mut mutations = vec![Mutation::CreateDomain(record)];
+        let mut mutations = vec![
+            Mutation::ExpectSeal(seal.clone()),
+            Mutation::CreateDomain(record),
+        ];
         mutations.extend(finish(
             serde_json::to_value(&view).map_err(|_| ApiError::Internal)?,
         )?);
         self.commit(ctx, "domain.create", mutations)
             .await
             .map_err(|e| match e {
+                ApiError::Conflict { .. } if self.store.vault().ok().and_then(|m| m.init).is_none_or(|i| i.seal_config != seal) => {
+                    ApiError::conflict("seal_changed", "the root key was replaced (rekey) while the domain was being created; nothing was created, try again")
+                }
                 ApiError::Conflict { .. } => {
                     ApiError::conflict("conflict", "a domain with this name already exists")
                 }

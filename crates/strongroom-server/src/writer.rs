@@ -377,6 +377,17 @@ mod tests {
         fn keys(&self, d: DomainId) -> Result<Vec<KeyRecord>, CoreError> {
             self.inner.keys(d)
         }
+        fn keys_to_rewrap(
+            &self,
+            d: DomainId,
+            version: u32,
+            limit: u32,
+        ) -> Result<Vec<KeyRecord>, CoreError> {
+            self.inner.keys_to_rewrap(d, version, limit)
+        }
+        fn keys_under(&self, d: DomainId, version: u32) -> Result<(u64, u64), CoreError> {
+            self.inner.keys_under(d, version)
+        }
         fn idle_limited_keys(&self) -> Result<Vec<KeyRecord>, CoreError> {
             self.inner.idle_limited_keys()
         }

@@ -20,7 +20,12 @@ CREATE TABLE domains (
     -- The algorithm policy, sealed like the name (never NULL: a NULL would let a database
     -- editor re-allow a disabled algorithm).
     algorithms  BYTEA NOT NULL,
-    destroyed_at BIGINT
+    destroyed_at BIGINT,
+    -- The master key's version (rotation adds one), and during a rotation the previous one.
+    key_version BIGINT NOT NULL DEFAULT 1 CHECK (key_version > 0),
+    retiring_version BIGINT,
+    retiring_key BYTEA,
+    CHECK ((retiring_version IS NULL) = (retiring_key IS NULL))
 );
 CREATE TABLE keys (
     id            BYTEA PRIMARY KEY CHECK (octet_length(id) = 16),
@@ -35,7 +40,9 @@ CREATE TABLE keys (
     temperature   TEXT    NOT NULL,
     temperature_mac BYTEA  NOT NULL CHECK (octet_length(temperature_mac) = 32),
     temperature_since BIGINT NOT NULL,
-    hot_idle_secs BIGINT CHECK (hot_idle_secs > 0)
+    hot_idle_secs BIGINT CHECK (hot_idle_secs > 0),
+    -- Which version of the domain master key seals sealed_secret.
+    domain_key_version BIGINT NOT NULL DEFAULT 1
 );
 CREATE INDEX keys_by_domain ON keys (domain_id, created_at);
 CREATE TABLE operators (

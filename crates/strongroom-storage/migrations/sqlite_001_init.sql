@@ -20,7 +20,12 @@ CREATE TABLE domains (
     -- The algorithm policy, sealed like the name (never NULL: a NULL would let a database
     -- editor re-allow a disabled algorithm).
     algorithms  BLOB NOT NULL,
-    destroyed_at INTEGER
+    destroyed_at INTEGER,
+    -- The master key's version (rotation adds one), and during a rotation the previous one.
+    key_version INTEGER NOT NULL DEFAULT 1 CHECK (key_version > 0),
+    retiring_version INTEGER,
+    retiring_key BLOB,
+    CHECK ((retiring_version IS NULL) = (retiring_key IS NULL))
 );
 CREATE TABLE keys (
     id            BLOB PRIMARY KEY CHECK (length(id) = 16),
@@ -35,7 +40,9 @@ CREATE TABLE keys (
     temperature   TEXT    NOT NULL,
     temperature_mac BLOB  NOT NULL CHECK (length(temperature_mac) = 32),
     temperature_since INTEGER NOT NULL,
-    hot_idle_secs INTEGER CHECK (hot_idle_secs > 0)
+    hot_idle_secs INTEGER CHECK (hot_idle_secs > 0),
+    -- Which version of the domain master key seals sealed_secret.
+    domain_key_version INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX keys_by_domain ON keys (domain_id, created_at);
 CREATE TABLE operators (

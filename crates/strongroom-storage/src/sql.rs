@@ -310,7 +310,7 @@ fn sealed_algorithms(
     f.seal("domains.algorithms", row, p.to_stored().as_bytes())
 }
 
-const DOMAIN_COLS: &str = "id, name, wrapped_key, created_at, new_keys, destroyed_at, algorithms";
+const DOMAIN_COLS: &str = "id, name, wrapped_key, created_at, new_keys, destroyed_at, algorithms, key_version, retiring_version, retiring_key";
 fn domain_at(r: &dyn Row, o: usize, f: &Fields) -> Result<DomainRecord, CoreError> {
     let id = DomainId::from_bytes(arr(r, o)?);
     Ok(DomainRecord {
@@ -332,10 +332,19 @@ fn domain_at(r: &dyn Row, o: usize, f: &Fields) -> Result<DomainRecord, CoreErro
             &req_bytes(r, o + 6)?,
         )?)
         .map_err(|_| CoreError::Corrupt("domain algorithms"))?,
+        key_version: small(r, o + 7, "domain key version")?,
+        retiring: match (r.int(o + 8)?, r.bytes(o + 9)?) {
+            (None, None) => None,
+            (Some(v), Some(wrapped_key)) => Some(strongroom_core::record::RetiringKey {
+                version: u32::try_from(v).map_err(|_| CoreError::Corrupt("domain key version"))?,
+                wrapped_key,
+            }),
+            _ => return Err(CoreError::Corrupt("retiring domain key")),
+        },
     })
 }
 
-const KEY_COLS: &str = "id, domain_id, version, algorithm, label, public_key, created_at, destroyed_at, sealed_secret, temperature, temperature_mac, temperature_since, hot_idle_secs";
+const KEY_COLS: &str = "id, domain_id, version, algorithm, label, public_key, created_at, destroyed_at, sealed_secret, temperature, temperature_mac, temperature_since, hot_idle_secs, domain_key_version";
 fn key_row(r: &dyn Row, f: &Fields) -> Result<KeyRecord, CoreError> {
     let id = KeyId::from_bytes(arr(r, 0)?);
     Ok(KeyRecord {
@@ -359,6 +368,7 @@ fn key_row(r: &dyn Row, f: &Fields) -> Result<KeyRecord, CoreError> {
             .int(12)?
             .map(|s| u32::try_from(s).map_err(|_| CoreError::Corrupt("idle limit")))
             .transpose()?,
+        domain_key_version: small(r, 13, "domain key version")?,
     })
 }
 
@@ -644,13 +654,55 @@ pub(crate) fn key_with_domain(
         db,
         "SELECT k.id, k.domain_id, k.version, k.algorithm, k.label, k.public_key, k.created_at,
                 k.destroyed_at, k.sealed_secret, k.temperature, k.temperature_mac,
-                k.temperature_since, k.hot_idle_secs,
+                k.temperature_since, k.hot_idle_secs, k.domain_key_version,
                 d.id, d.name, d.wrapped_key, d.created_at, d.new_keys, d.destroyed_at,
-                d.algorithms
+                d.algorithms, d.key_version, d.retiring_version, d.retiring_key
          FROM keys k JOIN domains d ON d.id = k.domain_id WHERE k.id = $1",
         &[bytes(id.as_bytes())],
-        |r| Ok((key_row(r, f)?, domain_at(r, 13, f)?)),
+        |r| Ok((key_row(r, f)?, domain_at(r, 14, f)?)),
     )
+}
+
+/// A domain's online keys still sealed under master key `version`, at most `limit`.
+pub(crate) fn keys_to_rewrap(
+    db: &mut dyn Db,
+    f: &Fields,
+    domain: DomainId,
+    version: u32,
+    limit: u32,
+) -> Result<Vec<KeyRecord>, CoreError> {
+    all(
+        db,
+        &format!(
+            "SELECT {KEY_COLS} FROM keys
+             WHERE domain_id = $1 AND domain_key_version = $2 AND sealed_secret IS NOT NULL
+                   AND destroyed_at IS NULL
+             ORDER BY created_at, id LIMIT $3"
+        ),
+        &[
+            bytes(domain.as_bytes()),
+            int(i64::from(version)),
+            int(i64::from(limit)),
+        ],
+        |r| key_row(r, f),
+    )
+}
+
+/// How many of a domain's live keys are under master key `version`: online, and offline (in
+/// export bundles).
+pub(crate) fn keys_under(
+    db: &mut dyn Db,
+    domain: DomainId,
+    version: u32,
+) -> Result<(u64, u64), CoreError> {
+    need(one(
+        db,
+        "SELECT COALESCE(SUM(CASE WHEN sealed_secret IS NULL THEN 0 ELSE 1 END), 0),
+                COALESCE(SUM(CASE WHEN sealed_secret IS NULL THEN 1 ELSE 0 END), 0)
+         FROM keys WHERE domain_id = $1 AND domain_key_version = $2 AND destroyed_at IS NULL",
+        &[bytes(domain.as_bytes()), int(i64::from(version))],
+        |r| Ok((small(r, 0, "key count")?, small(r, 1, "key count")?)),
+    )?)
 }
 
 pub(crate) fn keys(
@@ -1136,6 +1188,9 @@ impl Txn<'_> {
             Mutation::RevokeToken { id, .. } => self.changes.push(Change::Token(*id)),
             Mutation::DestroyDomain { .. }
             | Mutation::ChangeSeal { .. }
+            | Mutation::Rekey { .. }
+            | Mutation::RotateDomainKey { .. }
+            | Mutation::FinishDomainRotation { .. }
             | Mutation::SetDomainAlgorithms { .. } => {
                 self.changes.push(Change::Everything);
             }
@@ -1160,13 +1215,126 @@ impl Txn<'_> {
                 &[bytes(to), bytes(from)],
                 CoreError::Conflict("seal configuration"),
             ),
+            Mutation::Rekey {
+                from,
+                to,
+                wraps,
+                retiring_wraps,
+            } => {
+                self.update_one(
+                    "UPDATE vault SET seal_config = $1
+                     WHERE id = 1 AND initialized_at IS NOT NULL AND seal_config = $2",
+                    &[bytes(to), bytes(from)],
+                    CoreError::Conflict("seal configuration"),
+                )?;
+                for (id, was, now) in wraps {
+                    self.update_one(
+                        "UPDATE domains SET wrapped_key = $3
+                         WHERE id = $1 AND wrapped_key = $2 AND destroyed_at IS NULL",
+                        &[bytes(id.as_bytes()), bytes(was), bytes(now)],
+                        CoreError::Conflict("domain master key"),
+                    )?;
+                }
+                for (id, was, now) in retiring_wraps {
+                    self.update_one(
+                        "UPDATE domains SET retiring_key = $3
+                         WHERE id = $1 AND retiring_key = $2 AND destroyed_at IS NULL",
+                        &[bytes(id.as_bytes()), bytes(was), bytes(now)],
+                        CoreError::Conflict("retiring domain master key"),
+                    )?;
+                }
+                let (live, rotating): (u64, u64) = need(one(
+                    self.db,
+                    "SELECT COUNT(*),
+                            COALESCE(SUM(CASE WHEN retiring_key IS NULL THEN 0 ELSE 1 END), 0)
+                     FROM domains WHERE destroyed_at IS NULL",
+                    &[],
+                    |r| Ok((small(r, 0, "domain count")?, small(r, 1, "domain count")?)),
+                )?)?;
+                if live != wraps.len() as u64 || rotating != retiring_wraps.len() as u64 {
+                    return Err(CoreError::Conflict("domains"));
+                }
+                Ok(())
+            }
+            Mutation::RotateDomainKey {
+                id,
+                from_version,
+                from_wrapped,
+                to_version,
+                to_wrapped,
+            } => self.update_one(
+                "UPDATE domains SET retiring_version = key_version, retiring_key = wrapped_key,
+                        key_version = $4, wrapped_key = $5
+                 WHERE id = $1 AND key_version = $2 AND wrapped_key = $3
+                       AND retiring_key IS NULL AND destroyed_at IS NULL",
+                &[
+                    bytes(id.as_bytes()),
+                    int(i64::from(*from_version)),
+                    bytes(from_wrapped),
+                    int(i64::from(*to_version)),
+                    bytes(to_wrapped),
+                ],
+                CoreError::Conflict("domain master key"),
+            ),
+            Mutation::RewrapKeys {
+                domain,
+                from_version,
+                to_version,
+                keys,
+            } => {
+                for (id, was, now) in keys {
+                    // Not update_one: a key destroyed or taken offline meanwhile stays so.
+                    self.db.execute(
+                        "UPDATE keys SET sealed_secret = $5, domain_key_version = $4
+                         WHERE id = $1 AND domain_id = $2 AND domain_key_version = $3
+                               AND sealed_secret = $6 AND destroyed_at IS NULL",
+                        &[
+                            bytes(id.as_bytes()),
+                            bytes(domain.as_bytes()),
+                            int(i64::from(*from_version)),
+                            int(i64::from(*to_version)),
+                            bytes(now),
+                            bytes(was),
+                        ],
+                    )?;
+                }
+                Ok(())
+            }
+            Mutation::FinishDomainRotation { id, version } => {
+                let (online, offline) = keys_under(self.db, *id, *version)?;
+                if online + offline > 0 {
+                    return Err(CoreError::Conflict("keys still under the retiring key"));
+                }
+                self.update_one(
+                    "UPDATE domains SET retiring_version = NULL, retiring_key = NULL
+                     WHERE id = $1 AND retiring_version = $2",
+                    &[bytes(id.as_bytes()), int(i64::from(*version))],
+                    CoreError::Conflict("domain rotation"),
+                )?;
+                // The retiring key's bytes leave the file, not just the row.
+                self.shredded = true;
+                Ok(())
+            }
+            Mutation::ExpectSeal(config) => {
+                let same: u64 = need(one(
+                    self.db,
+                    "SELECT COUNT(*) FROM vault WHERE id = 1 AND seal_config = $1",
+                    &[bytes(config)],
+                    |r| small(r, 0, "vault count"),
+                )?)?;
+                if same == 1 {
+                    Ok(())
+                } else {
+                    Err(CoreError::Conflict("seal configuration"))
+                }
+            }
             Mutation::CreateDomain(d) => {
                 let (f, row) = (self.fields, d.id.as_bytes());
                 self.db
                     .execute(
                         "INSERT INTO domains (id, name_index, name, wrapped_key, created_at,
-                                              new_keys, algorithms)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                                              new_keys, algorithms, key_version)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                         &[
                             bytes(row),
                             f.index("domain-name", d.name.as_str().as_bytes())?,
@@ -1179,6 +1347,7 @@ impl Txn<'_> {
                                 d.new_key_temperature.as_str().as_bytes(),
                             )?,
                             sealed_algorithms(f, row, &d.algorithms)?,
+                            int(i64::from(d.key_version)),
                         ],
                     )
                     .map_err(constrained("domain"))?;
@@ -1206,7 +1375,7 @@ impl Txn<'_> {
                     .execute(
                         &format!(
                             "INSERT INTO keys ({KEY_COLS})
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
                         ),
                         &[
                             bytes(k.id.as_bytes()),
@@ -1223,6 +1392,7 @@ impl Txn<'_> {
                             bytes(&k.temperature_mac),
                             millis_param(k.temperature_since)?,
                             Param::Int(k.hot_idle_secs.map(i64::from)),
+                            int(i64::from(k.domain_key_version)),
                         ],
                     )
                     .map_err(constrained("key"))?;
@@ -1375,7 +1545,8 @@ impl Txn<'_> {
             Mutation::DestroyDomain { id, at } => {
                 // Erase the master key: every key sealed under it is unrecoverable from here on.
                 self.update_one(
-                    "UPDATE domains SET wrapped_key = $3, destroyed_at = $2
+                    "UPDATE domains SET wrapped_key = $3, destroyed_at = $2,
+                            retiring_version = NULL, retiring_key = NULL
                      WHERE id = $1 AND destroyed_at IS NULL",
                     &[bytes(id.as_bytes()), millis_param(*at)?, bytes(&[])],
                     CoreError::NotFound("domain"),
@@ -1698,6 +1869,17 @@ macro_rules! storage_over_sql {
             }
             fn keys(&self, domain: DomainId) -> Result<Vec<KeyRecord>, CoreError> {
                 self.read(|db| crate::sql::keys(db, &self.fields, domain))
+            }
+            fn keys_to_rewrap(
+                &self,
+                domain: DomainId,
+                version: u32,
+                limit: u32,
+            ) -> Result<Vec<KeyRecord>, CoreError> {
+                self.read(|db| crate::sql::keys_to_rewrap(db, &self.fields, domain, version, limit))
+            }
+            fn keys_under(&self, domain: DomainId, version: u32) -> Result<(u64, u64), CoreError> {
+                self.read(|db| crate::sql::keys_under(db, domain, version))
             }
             fn idle_limited_keys(&self) -> Result<Vec<KeyRecord>, CoreError> {
                 self.read(|db| crate::sql::idle_limited_keys(db, &self.fields))

@@ -29,6 +29,8 @@ fn domain(n: u8, name: &str) -> DomainRecord {
         new_key_temperature: Temperature::Warm,
         algorithms: strongroom_core::AlgorithmPolicy::default(),
         destroyed_at: None,
+        key_version: 1,
+        retiring: None,
     }
 }
 
@@ -47,6 +49,7 @@ fn key(n: u8, d: &DomainRecord) -> KeyRecord {
         temperature_since: UnixMillis(100 + u64::from(n)),
         hot_idle_secs: None,
         temperature_mac: [n; 32],
+        domain_key_version: 1,
     }
 }
 
@@ -1101,6 +1104,8 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
         Err(Error::Conflict(strongroom_core::slashing::WRONG_CHAIN))
     ));
 
+    rotation_and_rekey(store);
+
     // A batch that fails leaves nothing behind.
     let before = store.audit_tail().unwrap();
     let failed = store.write(&mut |txn| {
@@ -1110,6 +1115,168 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
     });
     assert!(failed.is_err());
     assert_eq!(store.audit_tail().unwrap(), before);
+}
+
+/// Domain master key rotation (start by compare-and-swap, move blobs, finish only when no
+/// live key — online or offline — is left under the retiring key) and the rekey that re-wraps
+/// every live domain's keys, retiring ones included, or nothing.
+fn rotation_and_rekey(store: &dyn Storage) {
+    let r = domain(90, "rotating");
+    let k1 = key(91, &r);
+    let k2 = key(92, &r);
+    let k3 = KeyRecord {
+        sealed_secret: None,
+        ..key(93, &r)
+    };
+    let k4 = KeyRecord {
+        sealed_secret: None,
+        destroyed_at: Some(UnixMillis(5)),
+        ..key(94, &r)
+    };
+    let mut batch = vec![Mutation::CreateDomain(r.clone())];
+    batch.extend([&k1, &k2, &k3, &k4].map(|k| Mutation::CreateKey((*k).clone())));
+    apply(store, batch).unwrap();
+    let rotate = |from: &[u8], to: u8| Mutation::RotateDomainKey {
+        id: r.id,
+        from_version: 1,
+        from_wrapped: from.to_vec(),
+        to_version: 2,
+        to_wrapped: vec![to; 61],
+    };
+    assert!(matches!(
+        apply(store, vec![rotate(&[0; 61], 7)]),
+        Err(Error::Conflict(_))
+    ));
+    apply(store, vec![rotate(&r.wrapped_key, 7)]).unwrap();
+    let now = store.domain(r.id).unwrap().unwrap();
+    assert_eq!((now.key_version, now.wrapped_key.clone()), (2, vec![7; 61]));
+    assert_eq!(
+        now.retiring,
+        Some(strongroom_core::record::RetiringKey {
+            version: 1,
+            wrapped_key: r.wrapped_key.clone()
+        })
+    );
+    // One rotation at a time.
+    assert!(matches!(
+        apply(
+            store,
+            vec![Mutation::RotateDomainKey {
+                id: r.id,
+                from_version: 2,
+                from_wrapped: vec![7; 61],
+                to_version: 3,
+                to_wrapped: vec![8; 61],
+            }]
+        ),
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(store.keys_under(r.id, 1).unwrap(), (2, 1));
+    let ids = |v: Vec<KeyRecord>| v.into_iter().map(|k| k.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.keys_to_rewrap(r.id, 1, 1).unwrap()), vec![k1.id]);
+    assert_eq!(
+        ids(store.keys_to_rewrap(r.id, 1, 10).unwrap()),
+        vec![k1.id, k2.id]
+    );
+    let finish = Mutation::FinishDomainRotation {
+        id: r.id,
+        version: 1,
+    };
+    assert!(matches!(
+        apply(store, vec![finish.clone()]),
+        Err(Error::Conflict(_))
+    ));
+    let rewrap = |k: &KeyRecord, was: Vec<u8>, now: u8| Mutation::RewrapKeys {
+        domain: r.id,
+        from_version: 1,
+        to_version: 2,
+        keys: vec![(k.id, was, vec![now; 61])],
+    };
+    // A key whose blob changed since it was read is left alone; the batch still commits.
+    apply(
+        store,
+        vec![
+            rewrap(&k1, k1.sealed_secret.clone().unwrap(), 11),
+            rewrap(&k2, vec![0; 61], 12),
+        ],
+    )
+    .unwrap();
+    let k1_now = store.key(k1.id).unwrap().unwrap();
+    assert_eq!(
+        (k1_now.domain_key_version, k1_now.sealed_secret),
+        (2, Some(vec![11; 61]))
+    );
+    assert_eq!(store.key(k2.id).unwrap().unwrap(), k2);
+    apply(
+        store,
+        vec![rewrap(&k2, k2.sealed_secret.clone().unwrap(), 12)],
+    )
+    .unwrap();
+    // The offline key still holds the retiring key.
+    assert_eq!(store.keys_under(r.id, 1).unwrap(), (0, 1));
+    assert!(matches!(
+        apply(store, vec![finish.clone()]),
+        Err(Error::Conflict(_))
+    ));
+
+    // A rekey now must re-wrap every live domain's current key and this retiring one.
+    let seal = store.vault().unwrap().init.unwrap().seal_config;
+    let live: Vec<DomainRecord> = store
+        .domains()
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.destroyed_at.is_none())
+        .collect();
+    let wraps: Vec<_> = live
+        .iter()
+        .map(|d| (d.id, d.wrapped_key.clone(), vec![0xee; 61]))
+        .collect();
+    let retiring_wraps = vec![(r.id, r.wrapped_key.clone(), vec![0xdd; 61])];
+    let rekey = |wraps: Vec<_>, retiring_wraps: Vec<_>| Mutation::Rekey {
+        from: seal.clone(),
+        to: vec![3, 3, 3],
+        wraps,
+        retiring_wraps,
+    };
+    for (w, rw) in [
+        (wraps[1..].to_vec(), retiring_wraps.clone()),
+        (wraps.clone(), vec![]),
+    ] {
+        assert!(matches!(
+            apply(store, vec![rekey(w, rw)]),
+            Err(Error::Conflict(_))
+        ));
+        assert_eq!(store.vault().unwrap().init.unwrap().seal_config, seal);
+    }
+    apply(store, vec![rekey(wraps, retiring_wraps)]).unwrap();
+    let now = store.domain(r.id).unwrap().unwrap();
+    assert_eq!(now.wrapped_key, vec![0xee; 61]);
+    assert_eq!(now.retiring.unwrap().wrapped_key, vec![0xdd; 61]);
+    apply(
+        store,
+        vec![Mutation::ChangeSeal {
+            from: vec![3, 3, 3],
+            to: seal,
+        }],
+    )
+    .unwrap();
+
+    // The offline key comes back (its blob under the retiring key), moves, and the rotation
+    // ends: the retiring key is gone.
+    apply(
+        store,
+        vec![Mutation::RestoreSecret {
+            id: k3.id,
+            sealed_secret: vec![93; 61],
+        }],
+    )
+    .unwrap();
+    assert_eq!(store.keys_under(r.id, 1).unwrap(), (1, 0));
+    apply(store, vec![rewrap(&k3, vec![93; 61], 13)]).unwrap();
+    apply(store, vec![finish]).unwrap();
+    let done = store.domain(r.id).unwrap().unwrap();
+    assert_eq!((done.key_version, done.retiring), (2, None));
+    assert_eq!(store.keys_under(r.id, 2).unwrap(), (3, 0));
 }
 
 #[test]
