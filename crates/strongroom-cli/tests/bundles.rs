@@ -95,7 +95,7 @@ fn export_offline_and_import_back() {
         .map(|n| keygen(dir.path(), n))
         .collect();
     let out = dir.path().join("bundle.json");
-    let export = |extra: &[&str]| {
+    let export_to = |path: &Path, extra: &[&str]| {
         let mut args = vec![
             "--json",
             "key",
@@ -104,13 +104,14 @@ fn export_offline_and_import_back() {
             "--threshold",
             "2",
             "--out",
-            out.to_str().unwrap(),
+            path.to_str().unwrap(),
             "--custodian-keys",
         ];
         args.extend(custodians.iter().map(|c| c.1.as_str()));
         args.extend(extra);
         node.cli(a, &args)
     };
+    let export = |extra: &[&str]| export_to(&out, extra);
 
     // Only a cold key leaves.
     assert_eq!(export(&["--remove"]).error_code(), "key_not_cold");
@@ -203,6 +204,66 @@ fn export_offline_and_import_back() {
         "key_online"
     );
 
+    // A domain key rotation: an offline key holds the old version until it is imported (and
+    // then moved); a copy bundle made before a rotation moved the key is not importable after.
+    let collect = |path: &Path, extra: &[&str]| {
+        let r = pending(&export_to(path, extra));
+        approve(&node, ann, &r).ok();
+        node.cli(
+            a,
+            &[
+                "--json",
+                "request",
+                "show",
+                &r,
+                "--bundle-out",
+                path.to_str().unwrap(),
+            ],
+        )
+        .ok();
+    };
+    let shares_for = |path: &Path| {
+        let f = |i: usize| PathBuf::from(format!("{}.share-{i}.age", path.display()));
+        format!(
+            "{}\n{}",
+            age_decrypt(&custodians[0].0, &f(1)).unwrap(),
+            age_decrypt(&custodians[2].0, &f(3)).unwrap()
+        )
+    };
+    let show = || {
+        node.cli(a, &["--json", "domain", "show", "ops"])
+            .ok()
+            .json()
+    };
+    let copy = dir.path().join("copy.json");
+    collect(&copy, &[]);
+    node.cli(a, &["--json", "domain", "rotate", "ops"]).ok();
+    wait_up_to(30, || show()["rotation"].is_null());
+    let offline = dir.path().join("offline.json");
+    collect(&offline, &["--remove"]);
+    assert_eq!(
+        import(&copy, &shares_for(&copy)).error_code(),
+        "bundle_stale"
+    );
+    let rotating = node
+        .cli(a, &["--json", "domain", "rotate", "ops"])
+        .ok()
+        .json();
+    assert_eq!(rotating["key_version"], 3, "{rotating}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let held = show();
+    assert_eq!(
+        (
+            held["rotation"]["offline"].as_u64(),
+            held["rotation"]["remaining"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{held}"
+    );
+    import(&offline, &shares_for(&offline)).ok();
+    wait_up_to(30, || show()["rotation"].is_null());
+    assert_eq!(show()["key_version"], 3);
+
     // Warmed again (with approval), it signs as before.
     let r = pending(&node.cli(a, &["--json", "key", "temperature", &kid, "hot"]));
     approve(&node, ann, &r).ok();
@@ -230,7 +291,11 @@ fn export_offline_and_import_back() {
     .unwrap();
     node.stop();
     let conn = audit_events(&data, &shares_of(&init));
-    for op in ["key.export", "key.import"] {
+    for (op, times) in [
+        ("key.export", 3),
+        ("key.import", 2),
+        ("domain.rotate_complete", 2),
+    ] {
         let n: i64 = conn
             .query_row(
                 "SELECT count(*) FROM audit WHERE operation = ?1 AND outcome = 1",
@@ -238,7 +303,7 @@ fn export_offline_and_import_back() {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(n, 1, "{op}");
+        assert_eq!(n, times, "{op}");
     }
     audit_verify(&data).ok();
 }

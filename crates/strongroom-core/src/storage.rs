@@ -63,8 +63,9 @@ pub enum Mutation {
         /// The new key, wrapped under the root.
         to_wrapped: Vec<u8>,
     },
-    /// Move key blobs from a retiring domain master key to the current one. A key whose row
-    /// changed since it was read (destroyed, taken offline, moved already) is left as it is.
+    /// Move key blobs from a retiring domain master key to the current one; fails with
+    /// [`Error::Conflict`] (moving none) if any row changed since it was read (destroyed,
+    /// taken offline, moved by another node).
     RewrapKeys {
         /// The domain.
         domain: DomainId,
@@ -190,7 +191,9 @@ pub enum Mutation {
     },
     /// Add a domain; names are unique.
     CreateDomain(DomainRecord),
-    /// Add a key.
+    /// Add a key; fails with [`Error::Conflict`] unless its domain is live and its
+    /// `domain_key_version` is the domain's current or retiring version (a key sealed under a
+    /// version a rotation erased meanwhile would never open).
     CreateKey(KeyRecord),
     /// Erase a key's sealed secret and mark it destroyed.
     DestroyKey {
@@ -255,10 +258,15 @@ pub enum Mutation {
         at: UnixMillis,
     },
     /// Take a cold key offline (its sealed secret now lives only in a cold-storage bundle):
-    /// only if it is cold, online and not destroyed.
+    /// only if it is cold, not destroyed, and online with exactly the blob (and domain key
+    /// version) the bundle holds — a rotation that moved it meanwhile makes this a conflict.
     TakeOffline {
         /// The key.
         id: KeyId,
+        /// The sealed secret the bundle holds.
+        sealed_secret: Vec<u8>,
+        /// The domain master key version it is sealed under.
+        domain_key_version: u32,
     },
     /// Bring an offline key back: only if it is offline and not destroyed.
     RestoreSecret {

@@ -1267,6 +1267,16 @@ impl Keystore {
         }
     }
 
+    /// Whether `record`'s sealed secret opens (under the domain master key version it names)
+    /// to the key its public key says: checked before an imported blob is put back online.
+    ///
+    /// # Errors
+    /// As signing does: [`Error::KeyUnavailable`] when it does not open.
+    pub fn check_opens(&self, domain: &DomainRecord, record: &KeyRecord) -> Result<(), Error> {
+        let u = self.unsealed()?;
+        Self::loaded_key(&u, domain, record).map(|_| ())
+    }
+
     /// Drops every opened domain master key from memory (they are opened again from their
     /// rows when next needed): after another node ended a rotation, say.
     pub fn forget_domain_keys(&self) {

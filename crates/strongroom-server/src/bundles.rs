@@ -254,7 +254,11 @@ impl Vault {
         let view = json!({"key": &key, "bundle": &bundle});
         let mut mutations = Vec::new();
         if remove {
-            mutations.push(Mutation::TakeOffline { id: k.id });
+            mutations.push(Mutation::TakeOffline {
+                id: k.id,
+                sealed_secret: sealed_secret.to_vec(),
+                domain_key_version: k.domain_key_version,
+            });
         }
         mutations.extend(finish(view)?);
         self.commit(ctx, "key.export", mutations).await?;
@@ -339,6 +343,17 @@ impl Vault {
             sealed_secret: Some(secret.to_vec()),
             ..k.clone()
         };
+        // Only a blob that opens goes back online: a copy bundle made before a domain key
+        // rotation holds a blob under a version that may be gone.
+        self.keystore
+            .check_opens(&d, &restored)
+            .map_err(|e| match e {
+                strongroom_keystore::Error::KeyUnavailable => ApiError::conflict(
+                    "bundle_stale",
+                    "this bundle's key does not open under the domain's master key (a rotation moved the key after the bundle was made): import the bundle made when the key went offline",
+                ),
+                other => other.into(),
+            })?;
         self.commit(
             ctx,
             "key.import",

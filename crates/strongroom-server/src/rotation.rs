@@ -6,15 +6,16 @@
 //! retiring version — keys offline in export bundles included, which wait for their import —
 //! it is erased. The state is all in the database, so a crash resumes where it stopped.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde::Serialize;
 use strongroom_core::id::DomainName;
-use strongroom_core::record::DomainRecord;
 use strongroom_core::record::Outcome;
+use strongroom_core::record::{DomainRecord, KeyRecord};
 use strongroom_core::storage::Mutation;
-use strongroom_core::{Operation, Principal};
+use strongroom_core::{DomainId, KeyId, Operation, Principal};
 
 use crate::error::ApiError;
 use crate::service::{DomainView, RequestCtx, Vault, allow, live_domain};
@@ -135,31 +136,76 @@ impl Vault {
             rotation,
         })
     }
+}
 
-    /// Moves one batch of one rotating domain's keys, or ends a rotation with none left.
-    /// Whether there is more to do at once.
-    async fn rotation_step(&self, batch: u32) -> Result<bool, ApiError> {
-        if self.keystore.status().sealed {
-            return Ok(false);
+/// The background mover's state on this node.
+struct Mover {
+    batch: u32,
+    /// Keys whose blob did not open under the retiring version: audited once, then left (the
+    /// rotation keeps that version rather than lose them), so they do not block the others.
+    stuck: HashSet<KeyId>,
+    /// The last failure audited per domain (`None`: reading the domains), so that one that
+    /// persists is on the record once, not at every poll.
+    reported: HashMap<Option<DomainId>, &'static str>,
+}
+
+impl Mover {
+    /// One batch for every rotating domain (or its end). Whether there is more to do at once.
+    async fn step(&mut self, v: &Vault) -> bool {
+        if v.keystore.status().sealed {
+            return false;
         }
-        for d in self.store.domains()? {
-            let Some(retiring) = d.retiring.clone().filter(|_| d.destroyed_at.is_none()) else {
-                continue;
-            };
-            let keys = self.store.keys_to_rewrap(d.id, retiring.version, batch)?;
-            let ctx = self.system_ctx(Principal::System)?;
-            ctx.tag(|t| t.domain = Some(d.id));
-            if keys.is_empty() {
-                let (online, offline) = self.store.keys_under(d.id, retiring.version)?;
-                if online + offline > 0 {
-                    // Offline keys hold the retiring version until they come back.
-                    continue;
+        let domains = match v.store.domains() {
+            Ok(d) => d,
+            Err(e) => {
+                self.failed(v, None, &e.into()).await;
+                return false;
+            }
+        };
+        let mut more = false;
+        for d in domains
+            .iter()
+            .filter(|d| d.retiring.is_some() && d.destroyed_at.is_none())
+        {
+            match self.domain_step(v, d).await {
+                Ok(m) => {
+                    self.reported.remove(&Some(d.id));
+                    more |= m;
                 }
-                ctx.tag(|t| {
-                    t.detail =
-                        Some(serde_json::json!({"retired_version": retiring.version}).to_string());
-                });
-                self.commit(
+                Err(e) => self.failed(v, Some(d.id), &e).await,
+            }
+        }
+        more
+    }
+
+    async fn domain_step(&mut self, v: &Vault, d: &DomainRecord) -> Result<bool, ApiError> {
+        let Some(retiring) = &d.retiring else {
+            return Ok(false);
+        };
+        let limit = self
+            .batch
+            .saturating_add(u32::try_from(self.stuck.len()).unwrap_or(u32::MAX));
+        let keys: Vec<KeyRecord> = v
+            .store
+            .keys_to_rewrap(d.id, retiring.version, limit)?
+            .into_iter()
+            .filter(|k| !self.stuck.contains(&k.id))
+            .take(usize::try_from(self.batch).unwrap_or(usize::MAX))
+            .collect();
+        let ctx = v.system_ctx(Principal::System)?;
+        ctx.tag(|t| t.domain = Some(d.id));
+        if keys.is_empty() {
+            let (online, offline) = v.store.keys_under(d.id, retiring.version)?;
+            if online + offline > 0 {
+                // Offline keys (and any stuck one) hold the retiring version.
+                return Ok(false);
+            }
+            ctx.tag(|t| {
+                t.detail =
+                    Some(serde_json::json!({"retired_version": retiring.version}).to_string());
+            });
+            let finished = v
+                .commit(
                     &ctx,
                     "domain.rotate_complete",
                     vec![Mutation::FinishDomainRotation {
@@ -167,30 +213,69 @@ impl Vault {
                         version: retiring.version,
                     }],
                 )
-                .await?;
-                // The retired version leaves this node's memory too.
-                self.keystore.forget_domain(d.id, &[]);
-                return Ok(true);
+                .await;
+            return match finished {
+                // This node's cached copy goes (a request that read its key before the move
+                // may still open the old version once, from the row it holds).
+                Ok(()) => {
+                    v.keystore.forget_domain(d.id, &[]);
+                    Ok(true)
+                }
+                // Another node finished it, or a key came back: looked at again next time.
+                Err(ApiError::Conflict { .. }) => Ok(false),
+                Err(e) => Err(e),
+            };
+        }
+        let mut moved = Vec::with_capacity(keys.len());
+        for k in &keys {
+            let Some(was) = k.sealed_secret.clone() else {
+                continue;
+            };
+            match v.keystore.rewrap_key(d, k) {
+                Ok(now) => moved.push((k.id, was, now)),
+                Err(strongroom_keystore::Error::SealedStateCorrupt) => {
+                    // The retiring master key itself does not open: tampering.
+                    v.integrity_failed().await;
+                    return Err(ApiError::SealedStateCorrupt);
+                }
+                Err(e) => {
+                    tracing::error!(key = %k.id, error = %e, "a key blob does not open under the retiring domain key; it stays under it");
+                    self.stuck.insert(k.id);
+                    let stuck = v.system_ctx(Principal::System)?;
+                    stuck.tag(|t| {
+                        t.domain = Some(d.id);
+                        t.key = Some(k.id);
+                    });
+                    let _ = v
+                        .writer
+                        .submit(
+                            vec![],
+                            stuck.event(
+                                "domain.rotate_batch",
+                                Outcome::Failed,
+                                Some("key_unavailable"),
+                            ),
+                        )
+                        .await;
+                }
             }
-            let mut moved = Vec::with_capacity(keys.len());
-            for k in &keys {
-                let Some(was) = k.sealed_secret.clone() else {
-                    continue;
-                };
-                moved.push((k.id, was, self.keystore.rewrap_key(&d, k)?));
-            }
-            ctx.tag(|t| {
-                t.detail = Some(
-                    serde_json::json!({
-                        "from_version": retiring.version,
-                        "to_version": d.key_version,
-                        "keys": moved.len(),
-                    })
-                    .to_string(),
-                );
-            });
-            let ids: Vec<_> = moved.iter().map(|(id, _, _)| *id).collect();
-            self.commit(
+        }
+        if moved.is_empty() {
+            return Ok(true);
+        }
+        ctx.tag(|t| {
+            t.detail = Some(
+                serde_json::json!({
+                    "from_version": retiring.version,
+                    "to_version": d.key_version,
+                    "keys": moved.len(),
+                })
+                .to_string(),
+            );
+        });
+        let ids: Vec<_> = moved.iter().map(|(id, _, _)| *id).collect();
+        let committed = v
+            .commit(
                 &ctx,
                 "domain.rotate_batch",
                 vec![Mutation::RewrapKeys {
@@ -200,13 +285,35 @@ impl Vault {
                     keys: moved,
                 }],
             )
-            .await?;
-            for id in ids {
-                self.keys.forget(id);
+            .await;
+        match committed {
+            Ok(()) => {
+                for id in ids {
+                    v.keys.forget(id);
+                }
+                Ok(true)
             }
-            return Ok(true);
+            // A key changed meanwhile (another node moved it, say): nothing of this batch
+            // moved, and the failed attempt is on the record; read again.
+            Err(ApiError::Conflict { .. }) => Ok(true),
+            Err(e) => Err(e),
         }
-        Ok(false)
+    }
+
+    async fn failed(&mut self, v: &Vault, domain: Option<DomainId>, e: &ApiError) {
+        tracing::warn!(error = %e, "domain key rotation step failed; retrying later");
+        if self.reported.insert(domain, e.code()) == Some(e.code()) {
+            return;
+        }
+        let ctx = v.fixed_ctx(Principal::System);
+        ctx.tag(|t| t.domain = domain);
+        let _ = v
+            .writer
+            .submit(
+                vec![],
+                ctx.event("domain.rotate_batch", Outcome::Failed, Some(e.code())),
+            )
+            .await;
     }
 }
 
@@ -215,31 +322,15 @@ impl Vault {
 /// imported back).
 pub(crate) async fn run(vault: Weak<Vault>, config: crate::config::RotationConfig) {
     let pause = Duration::from_millis(config.batch_interval_ms);
-    // A step that keeps failing (a blob that does not open stalls its rotation, keeping the
-    // retiring version) is audited when its error changes, not at every poll.
-    let mut last_error: Option<&'static str> = None;
+    let mut mover = Mover {
+        batch: config.batch_size,
+        stuck: HashSet::new(),
+        reported: HashMap::new(),
+    };
     loop {
         let Some(v) = vault.upgrade() else { return };
         let wake = Arc::clone(&v.rotation_wake);
-        let more = match v.rotation_step(config.batch_size).await {
-            Ok(more) => {
-                last_error = None;
-                more
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "domain key rotation step failed; retrying later");
-                if last_error != Some(e.code()) {
-                    last_error = Some(e.code());
-                    let event = v.fixed_ctx(Principal::System).event(
-                        "domain.rotate_batch",
-                        Outcome::Failed,
-                        Some(e.code()),
-                    );
-                    let _ = v.writer.submit(vec![], event).await;
-                }
-                false
-            }
-        };
+        let more = mover.step(&v).await;
         drop(v);
         if more {
             tokio::time::sleep(pause).await;

@@ -1183,8 +1183,12 @@ impl Txn<'_> {
         match m {
             Mutation::DestroyKey { id, .. }
             | Mutation::SetTemperature { id, .. }
-            | Mutation::TakeOffline { id }
+            | Mutation::TakeOffline { id, .. }
             | Mutation::RestoreSecret { id, .. } => self.changes.push(Change::Key(*id)),
+            // Other nodes must not keep (or export) a key's pre-move blob.
+            Mutation::RewrapKeys { keys, .. } => self
+                .changes
+                .extend(keys.iter().map(|(id, _, _)| Change::Key(*id))),
             Mutation::RevokeToken { id, .. } => self.changes.push(Change::Token(*id)),
             Mutation::DestroyDomain { .. }
             | Mutation::ChangeSeal { .. }
@@ -1282,9 +1286,9 @@ impl Txn<'_> {
                 to_version,
                 keys,
             } => {
+                // All or nothing: the batch's audit record then says exactly what moved.
                 for (id, was, now) in keys {
-                    // Not update_one: a key destroyed or taken offline meanwhile stays so.
-                    self.db.execute(
+                    self.update_one(
                         "UPDATE keys SET sealed_secret = $5, domain_key_version = $4
                          WHERE id = $1 AND domain_id = $2 AND domain_key_version = $3
                                AND sealed_secret = $6 AND destroyed_at IS NULL",
@@ -1296,6 +1300,7 @@ impl Txn<'_> {
                             bytes(now),
                             bytes(was),
                         ],
+                        CoreError::Conflict("key changed during its re-wrap"),
                     )?;
                 }
                 Ok(())
@@ -1371,6 +1376,22 @@ impl Txn<'_> {
                 )
             }
             Mutation::CreateKey(k) => {
+                let sealable: u64 = need(one(
+                    self.db,
+                    "SELECT COUNT(*) FROM domains
+                     WHERE id = $1 AND destroyed_at IS NULL
+                           AND (key_version = $2 OR retiring_version = $2)",
+                    &[
+                        bytes(k.domain.as_bytes()),
+                        int(i64::from(k.domain_key_version)),
+                    ],
+                    |r| small(r, 0, "domain count"),
+                )?)?;
+                if sealable != 1 {
+                    return Err(CoreError::Conflict(
+                        "the domain's master key changed while the key was made",
+                    ));
+                }
                 self.db
                     .execute(
                         &format!(
@@ -1559,13 +1580,21 @@ impl Txn<'_> {
                 self.shredded = true;
                 Ok(())
             }
-            Mutation::TakeOffline { id } => {
+            Mutation::TakeOffline {
+                id,
+                sealed_secret,
+                domain_key_version,
+            } => {
                 self.update_one(
                     "UPDATE keys SET sealed_secret = NULL
-                     WHERE id = $1 AND temperature = 'cold' AND sealed_secret IS NOT NULL
-                           AND destroyed_at IS NULL",
-                    &[bytes(id.as_bytes())],
-                    CoreError::Conflict("key not cold and online"),
+                     WHERE id = $1 AND temperature = 'cold' AND sealed_secret = $2
+                           AND domain_key_version = $3 AND destroyed_at IS NULL",
+                    &[
+                        bytes(id.as_bytes()),
+                        bytes(sealed_secret),
+                        int(i64::from(*domain_key_version)),
+                    ],
+                    CoreError::Conflict("key not cold and online as exported"),
                 )?;
                 self.shredded = true;
                 Ok(())

@@ -574,8 +574,16 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
         temperature: Temperature::Cold,
         ..k2.clone()
     };
+    let offline = |k: &KeyRecord, blob: Vec<u8>, version: u32| Mutation::TakeOffline {
+        id: k.id,
+        sealed_secret: blob,
+        domain_key_version: version,
+    };
     assert!(matches!(
-        apply(store, vec![Mutation::TakeOffline { id: k1.id }]),
+        apply(
+            store,
+            vec![offline(&k1, k1.sealed_secret.clone().unwrap(), 1)]
+        ),
         Err(Error::Conflict(_))
     ));
     assert!(matches!(
@@ -600,10 +608,18 @@ fn conformance(store: &dyn Storage, vault_id: VaultId) {
         }],
     )
     .unwrap();
-    apply(store, vec![Mutation::TakeOffline { id: k2.id }]).unwrap();
+    // Only with exactly the blob and domain key version the bundle holds.
+    let blob = k2.sealed_secret.clone().unwrap();
+    for (b, v) in [(vec![0; 61], 1), (blob.clone(), 2)] {
+        assert!(matches!(
+            apply(store, vec![offline(&k2, b, v)]),
+            Err(Error::Conflict(_))
+        ));
+    }
+    apply(store, vec![offline(&k2, blob.clone(), 1)]).unwrap();
     assert_eq!(store.key(k2.id).unwrap().unwrap().sealed_secret, None);
     assert!(matches!(
-        apply(store, vec![Mutation::TakeOffline { id: k2.id }]),
+        apply(store, vec![offline(&k2, blob, 1)]),
         Err(Error::Conflict(_))
     ));
     apply(
@@ -1192,12 +1208,23 @@ fn rotation_and_rekey(store: &dyn Storage) {
         to_version: 2,
         keys: vec![(k.id, was, vec![now; 61])],
     };
-    // A key whose blob changed since it was read is left alone; the batch still commits.
+    // A batch that meets a key changed since it was read moves nothing.
+    assert!(matches!(
+        apply(
+            store,
+            vec![
+                rewrap(&k1, k1.sealed_secret.clone().unwrap(), 11),
+                rewrap(&k2, vec![0; 61], 12),
+            ],
+        ),
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(store.key(k1.id).unwrap().unwrap(), k1);
     apply(
         store,
         vec![
             rewrap(&k1, k1.sealed_secret.clone().unwrap(), 11),
-            rewrap(&k2, vec![0; 61], 12),
+            rewrap(&k2, k2.sealed_secret.clone().unwrap(), 12),
         ],
     )
     .unwrap();
@@ -1206,10 +1233,19 @@ fn rotation_and_rekey(store: &dyn Storage) {
         (k1_now.domain_key_version, k1_now.sealed_secret),
         (2, Some(vec![11; 61]))
     );
-    assert_eq!(store.key(k2.id).unwrap().unwrap(), k2);
+    // New keys only under the current or retiring version.
+    let late = |n: u8, v: u32| KeyRecord {
+        domain_key_version: v,
+        ..key(n, &r)
+    };
+    assert!(matches!(
+        apply(store, vec![Mutation::CreateKey(late(95, 3))]),
+        Err(Error::Conflict(_))
+    ));
+    apply(store, vec![Mutation::CreateKey(late(96, 1))]).unwrap();
     apply(
         store,
-        vec![rewrap(&k2, k2.sealed_secret.clone().unwrap(), 12)],
+        vec![rewrap(&late(96, 1), late(96, 1).sealed_secret.unwrap(), 14)],
     )
     .unwrap();
     // The offline key still holds the retiring key.
@@ -1276,7 +1312,12 @@ fn rotation_and_rekey(store: &dyn Storage) {
     apply(store, vec![finish]).unwrap();
     let done = store.domain(r.id).unwrap().unwrap();
     assert_eq!((done.key_version, done.retiring), (2, None));
-    assert_eq!(store.keys_under(r.id, 2).unwrap(), (3, 0));
+    assert_eq!(store.keys_under(r.id, 2).unwrap(), (4, 0));
+    // The erased version takes no new key.
+    assert!(matches!(
+        apply(store, vec![Mutation::CreateKey(late(97, 1))]),
+        Err(Error::Conflict(_))
+    ));
 }
 
 #[test]
