@@ -244,6 +244,64 @@ fn a_pkcs11_vault_unseals_itself_and_stays_sealed_when_the_token_fails() {
     }
 }
 
+/// The newest signed audit head is anchored in the token as well as in the data directory:
+/// the whole directory (database and head file) put back from an earlier copy is caught, and
+/// it is the token that catches it.
+#[test]
+fn a_data_directory_put_back_whole_is_caught_by_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("vault");
+    let copy = dir.path().join("copy");
+    let hsm = SoftHsm::new();
+    hsm.init_token(TOKEN);
+    let pin = hsm.pin_file("pin", PIN);
+    let seal = seal_toml(TOKEN, &pin);
+    let node = start(&data, &hsm, &seal);
+    let out = init(&node);
+    let boot = out["root_token"].as_str().unwrap().to_owned();
+    let vault_id = out["vault_id"].as_str().unwrap().to_owned();
+    enrol(&node, &boot, "alice", &["security-officer"]);
+    // The anchor follows within a second.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    node.stop();
+    copy_dir(&data, &copy);
+
+    let node = start(&data, &hsm, &seal);
+    assert_eq!(status(&node)["sealed"], false);
+    enrol(&node, &boot, "bob", &["custodian"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    node.stop();
+
+    // The earlier copy, database and head file together: refused, no automatic unseal.
+    let _ = std::fs::remove_dir_all(&data);
+    copy_dir(&copy, &data);
+    let node = start(&data, &hsm, &seal);
+    let st = status(&node);
+    assert_eq!(st["sealed"], true, "{st}");
+    let why = st["rollback"].as_str().unwrap_or_default();
+    assert!(why.contains("this node signed record"), "{st}");
+    node.stop();
+
+    // Without the token's anchor the same copy would pass: it is what caught it.
+    hsm.tool(
+        TOKEN,
+        &[
+            "--delete-object",
+            "--type",
+            "data",
+            "--label",
+            &format!("strongroom-audit-head:{vault_id}"),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&data);
+    copy_dir(&copy, &data);
+    let node = start(&data, &hsm, &seal);
+    let st = status(&node);
+    assert!(st.get("rollback").is_none(), "{st}");
+    assert_eq!(st["sealed"], false, "{st}");
+    node.stop();
+}
+
 /// Every audited operation with its code, one `operation code` line each.
 fn export_operations(data: &Path, shares: &[&str]) -> String {
     let conn = audit_events(data, shares);

@@ -127,6 +127,64 @@ impl Token {
         Ok(self.find_key(&session)?.is_some())
     }
 
+    /// Stores `value` as the token's data object labelled `label` (private to the token's
+    /// user), in place of what it held: the rollback anchor keeps the vault's newest audit head
+    /// here, outside the data directory. Tokens need not let a data object's value change, so
+    /// the new object is made first and the old ones destroyed after: a crash in between
+    /// leaves both, never neither.
+    ///
+    /// # Errors
+    /// Token failures.
+    pub fn write_anchor(&self, label: &str, value: &[u8]) -> Result<(), HsmError> {
+        let mut busy = self.lock();
+        let session = self.session(&mut busy)?;
+        let old = self.find_anchor(&session, label)?;
+        session
+            .create_object(&[
+                Attribute::Class(ObjectClass::DATA),
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Label(label.as_bytes().to_vec()),
+                Attribute::Application(b"strongroom".to_vec()),
+                Attribute::Value(value.to_vec()),
+            ])
+            .map_err(device)?;
+        for o in old {
+            session.destroy_object(o).map_err(device)?;
+        }
+        Ok(())
+    }
+
+    /// The values of the token's data objects labelled `label` (one, normally; two after a
+    /// crash inside [`Token::write_anchor`]).
+    ///
+    /// # Errors
+    /// Token failures.
+    pub fn read_anchors(&self, label: &str) -> Result<Vec<Vec<u8>>, HsmError> {
+        let mut busy = self.lock();
+        let session = self.session(&mut busy)?;
+        let mut out = Vec::new();
+        for o in self.find_anchor(&session, label)? {
+            let attrs = session
+                .get_attributes(o, &[AttributeType::Value])
+                .map_err(device)?;
+            out.extend(attrs.into_iter().filter_map(|a| match a {
+                Attribute::Value(v) => Some(v),
+                _ => None,
+            }));
+        }
+        Ok(out)
+    }
+
+    fn find_anchor(&self, session: &Session, label: &str) -> Result<Vec<ObjectHandle>, HsmError> {
+        session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::DATA),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ])
+            .map_err(device)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<HsmError>> {
         self.busy
             .lock()

@@ -168,6 +168,31 @@ fn in_child() {
             .matches_check(&root.check_value())
     );
 
+    // The rollback anchor: a private data object, created, replaced, read back.
+    assert!(
+        token
+            .read_anchors("strongroom-audit-head:v")
+            .unwrap()
+            .is_empty()
+    );
+    token
+        .write_anchor("strongroom-audit-head:v", b"first")
+        .unwrap();
+    token
+        .write_anchor("strongroom-audit-head:v", b"second head")
+        .unwrap();
+    token
+        .write_anchor("strongroom-audit-head:w", b"other vault")
+        .unwrap();
+    assert_eq!(
+        token.read_anchors("strongroom-audit-head:v").unwrap(),
+        vec![b"second head".to_vec()]
+    );
+    assert_eq!(
+        token.read_anchors("strongroom-audit-head:w").unwrap(),
+        vec![b"other vault".to_vec()]
+    );
+
     let other_vault = hsm_aad(&VaultId::from_random([2; 16]), "strongroom-root");
     assert_eq!(
         token.unwrap(&other_vault, &wrapped).unwrap_err(),

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use strongroom_core::authz::Principal;
 use strongroom_core::quorum::{GatedOp, required_approvals};
-use strongroom_core::record::Outcome;
+use strongroom_core::record::{Outcome, SignedHead};
 use strongroom_core::storage::Storage;
 
 use crate::ServeError;
@@ -105,12 +105,14 @@ pub(crate) fn detect(
     store: &dyn Storage,
     meta: &strongroom_core::record::VaultMeta,
     head_path: &Path,
+    anchored: &[SignedHead],
 ) -> Result<Option<Finding>, ServeError> {
     let Some(init) = &meta.init else {
         return Ok(None);
     };
     let newest = strongroom_storage::HeadFile::read(head_path)?
         .into_iter()
+        .chain(anchored.iter().cloned())
         .filter(|h| {
             strongroom_audit::verify_head_signature(h, &meta.vault_id, &init.audit_public_key)
         })
@@ -146,6 +148,79 @@ pub(crate) fn detect(
         ),
     };
     Ok(Some(Finding::new(what, tail, (head.seq, head.hash))))
+}
+
+/// How often, at most, the newest signed head is copied into the token: each copy is a token
+/// write, and a head file is written at every commit anyway. A rollback hidden from the token
+/// must therefore also replace the head file, and can only hide this last interval.
+const ANCHOR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The token data object that anchors a vault's newest signed audit head.
+fn anchor_label(vault_id: &strongroom_core::VaultId) -> String {
+    format!("strongroom-audit-head:{vault_id}")
+}
+
+/// The heads anchored in this node's PKCS#11 token (none on a Shamir node, or when the token
+/// cannot be read: then only the head file stands, and the log says so).
+pub(crate) fn token_heads(
+    seal: &crate::node_seal::NodeSeal,
+    entropy: &std::sync::Arc<dyn strongroom_core::EntropySource>,
+    vault_id: &strongroom_core::VaultId,
+) -> Vec<SignedHead> {
+    let read = match seal.token(entropy) {
+        None => return vec![],
+        Some(Ok(t)) => t.read_anchors(&anchor_label(vault_id)),
+        Some(Err(e)) => Err(e),
+    };
+    match read {
+        Ok(values) => values
+            .iter()
+            .filter_map(|v| strongroom_audit::decode_head_slot(v))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the audit head anchored in the PKCS#11 token; rollback detection has only the head file");
+            vec![]
+        }
+    }
+}
+
+/// Copies the newest signed head into the token (at most once per [`ANCHOR_INTERVAL`]) for
+/// as long as the node runs.
+pub(crate) async fn anchor_heads(vault: std::sync::Weak<Vault>) {
+    let Some(mut written) = vault.upgrade().map(|v| v.writer.written_heads()) else {
+        return;
+    };
+    let mut failing = false;
+    while written.changed().await.is_ok() {
+        let Some(head) = written.borrow_and_update().clone() else {
+            continue;
+        };
+        let Some(v) = vault.upgrade() else { return };
+        let label = anchor_label(&v.vault_id);
+        let result = match v.seal.token(&v.entropy) {
+            None => return,
+            Some(Err(e)) => Err(e),
+            Some(Ok(t)) => tokio::task::spawn_blocking(move || {
+                t.write_anchor(&label, &strongroom_audit::encode_head_slot(&head))
+            })
+            .await
+            .unwrap_or_else(|e| Err(strongroom_keystore::HsmError::Device(e.to_string()))),
+        };
+        drop(v);
+        match result {
+            Ok(()) if failing => {
+                tracing::info!("the audit head is anchored in the PKCS#11 token again");
+                failing = false;
+            }
+            Ok(()) => {}
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "cannot anchor the audit head in the PKCS#11 token; the head file still holds it");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(ANCHOR_INTERVAL).await;
+    }
 }
 
 impl Vault {

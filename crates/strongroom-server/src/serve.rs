@@ -331,7 +331,11 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         .map_err(strongroom_storage::Error::from)?;
     // Before anything is written: is the database older than the newest head this node
     // signed (a restored old copy would undo slashing records and spent limits)?
-    let rollback = crate::rollback::detect(store.as_ref(), &meta, &dir.head_path())?;
+    // The newest head is anchored in the PKCS#11 token too, outside the data directory: a
+    // copy of the directory put back whole (database and head file) is caught by it.
+    let seal = crate::node_seal::NodeSeal::new(pkcs11);
+    let anchored = crate::rollback::token_heads(&seal, &entropy, &meta.vault_id);
+    let rollback = crate::rollback::detect(store.as_ref(), &meta, &dir.head_path(), &anchored)?;
     let (writer, _thread) = Writer::start(
         Arc::clone(&store),
         Arc::clone(&keystore),
@@ -369,7 +373,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
         last_use: crate::idle::LastUse::default(),
         policies: crate::policy::PolicyCache::default(),
         eth_addresses: crate::eth::AddressCache::default(),
-        seal: crate::node_seal::NodeSeal::new(pkcs11),
+        seal,
         eth2_genesis: eth2
             .as_ref()
             .and_then(|(_, _, chain, _)| chain.genesis_validators_root),
@@ -537,6 +541,9 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
     }
     // A vault sealed by a PKCS#11 token unseals itself here, or stays sealed and says why.
     vault.auto_unseal();
+    if vault.seal.key_label().is_some() {
+        tokio::spawn(crate::rollback::anchor_heads(Arc::downgrade(&vault)));
+    }
     // Domain key rotations in progress (started here or elsewhere, before a crash or not).
     tokio::spawn(crate::rotation::run(Arc::downgrade(&vault), opts.rotation));
 

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::mpsc;
 
 use strongroom_audit::Chain;
-use strongroom_core::record::{AuditEvent, Outcome};
+use strongroom_core::record::{AuditEvent, Outcome, SignedHead};
 use strongroom_core::storage::{Mutation, Storage};
 use strongroom_core::{Clock, Error as CoreError};
 use strongroom_keystore::Keystore;
@@ -43,6 +43,7 @@ pub(crate) struct Writer {
     tx: mpsc::Sender<Job>,
     failed: Arc<AtomicBool>,
     heads: Arc<AtomicU8>,
+    written: tokio::sync::watch::Receiver<Option<SignedHead>>,
 }
 
 /// Batches get signed heads, written to the head file only forwards.
@@ -68,6 +69,7 @@ impl Writer {
         let (tx, rx) = mpsc::channel();
         let failed = Arc::new(AtomicBool::new(false));
         let heads = Arc::new(AtomicU8::new(HEADS_SIGNED));
+        let (written_tx, written) = tokio::sync::watch::channel(None);
         let mut state = Loop {
             store,
             keystore,
@@ -76,6 +78,7 @@ impl Writer {
             head_file,
             failed: Arc::clone(&failed),
             heads: Arc::clone(&heads),
+            written: written_tx,
         };
         let handle = std::thread::Builder::new()
             .name("audit-writer".into())
@@ -84,7 +87,20 @@ impl Writer {
                 what: "start audit writer",
                 source: e,
             })?;
-        Ok((Self { tx, failed, heads }, handle))
+        Ok((
+            Self {
+                tx,
+                failed,
+                heads,
+                written,
+            },
+            handle,
+        ))
+    }
+
+    /// The newest head written to the head file (for the token's rollback anchor).
+    pub(crate) fn written_heads(&self) -> tokio::sync::watch::Receiver<Option<SignedHead>> {
+        self.written.clone()
     }
 
     /// Stops signing heads (a rolled-back database, until its acceptance).
@@ -138,6 +154,7 @@ struct Loop {
     head_file: HeadFile,
     failed: Arc<AtomicBool>,
     heads: Arc<AtomicU8>,
+    written: tokio::sync::watch::Sender<Option<SignedHead>>,
 }
 
 /// How a refused mutation is recorded: the request was denied (a rule) or failed (a fault).
@@ -273,11 +290,18 @@ impl Loop {
             Some(h) => self.head_file.write(h),
             None => Ok(()),
         };
-        if let Err(e) = written {
-            // The batch is committed, so it is answered as done; but the head file can no
-            // longer be trusted to be current, so nothing after it is accepted.
-            tracing::error!(error = %e, "head file write failed; refusing all further requests");
-            self.failed.store(true, Ordering::SeqCst);
+        match written {
+            Ok(()) => {
+                if let Some(h) = head {
+                    self.written.send_replace(Some(h));
+                }
+            }
+            Err(e) => {
+                // The batch is committed, so it is answered as done; but the head file can
+                // no longer be trusted to be current, so nothing after it is accepted.
+                tracing::error!(error = %e, "head file write failed; refusing all further requests");
+                self.failed.store(true, Ordering::SeqCst);
+            }
         }
         self.chain = chain;
         for (j, r) in jobs.into_iter().zip(results) {
