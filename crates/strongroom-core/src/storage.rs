@@ -319,6 +319,51 @@ pub trait WriteTxn {
     /// # Errors
     /// Storage failures.
     fn audit_hash(&mut self, seq: u64) -> Result<Option<[u8; 32]>, Error>;
+    /// Every row of the vault, as stored (sealed columns stay sealed): what a backup holds.
+    /// Inside the write transaction, so it is one consistent copy, taken between batches.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn dump(&mut self) -> Result<Dump, Error>;
+    /// Puts a backup's rows into this store, which must hold no initialised vault and no
+    /// rows: the vault takes the dump's identity, with `seal_config` as its seal (a restore
+    /// comes with a new root key).
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] if the store is not empty; [`Error::Corrupt`] if the dump does not
+    /// have this schema's tables and columns; storage failures.
+    fn restore(&mut self, dump: &Dump, seal_config: &[u8]) -> Result<(), Error>;
+}
+
+/// One stored value, typed even when null (a backup's cells).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cell {
+    /// An integer column.
+    Int(Option<i64>),
+    /// A text column.
+    Text(Option<String>),
+    /// A byte-string column.
+    Bytes(Option<Vec<u8>>),
+}
+
+/// A table's rows, in primary-key order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableDump {
+    /// The table.
+    pub table: String,
+    /// Its columns, in the order of each row's cells.
+    pub columns: Vec<String>,
+    /// The rows.
+    pub rows: Vec<Vec<Cell>>,
+}
+
+/// A copy of a vault's database: its identity and every table, parents before children.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dump {
+    /// The vault row (its seal configuration is the one at the time of the copy).
+    pub vault: VaultMeta,
+    /// Every other table.
+    pub tables: Vec<TableDump>,
 }
 
 /// A change another node made, for this node's caches to forget what they hold.

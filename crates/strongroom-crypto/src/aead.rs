@@ -36,6 +36,22 @@ impl AeadKey {
         Self { bytes }
     }
 
+    /// The raw key, for an encrypted backup to carry it under its own key. The only caller
+    /// outside this crate is the keystore's backup sealing; anything else reading these bytes
+    /// is a bug.
+    #[must_use]
+    pub fn danger_expose_bytes(&self) -> &[u8; 32] {
+        self.bytes.expose()
+    }
+
+    /// A key from raw bytes an opened backup carried (authenticated by the backup's AEAD).
+    #[must_use]
+    pub fn danger_from_bytes(bytes: &Zeroizing<[u8; 32]>) -> Self {
+        Self {
+            bytes: Secret::from_slice(bytes),
+        }
+    }
+
     /// Draws a fresh key (a new domain master key).
     ///
     /// # Errors

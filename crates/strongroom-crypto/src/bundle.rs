@@ -55,11 +55,7 @@ pub fn seal_bundle(
     {
         return Err(Error::ShareParameters);
     }
-    let mut key = Zeroizing::new([0u8; 32]);
-    entropy.fill(key.as_mut()).map_err(|_| Error::Entropy)?;
-    let ciphertext = AeadKey::from_secret(crate::memory::Secret::from_slice(&key))
-        .seal_secret_bytes(aad, secret, entropy)?;
-    let shares = split_bytes(&key, threshold, count, entropy)?;
+    let (ciphertext, shares) = seal_split(aad, secret, count, threshold, entropy)?;
     let mut out = Vec::with_capacity(shares.len());
     for (r, s) in recipients.iter().zip(&shares) {
         let text = s.encode(bundle_id, threshold);
@@ -75,6 +71,46 @@ pub fn seal_bundle(
         ciphertext,
         shares: out,
     })
+}
+
+/// Seals `secret` (bound to `aad`) under a fresh key split `threshold`-of-`count` into share
+/// strings for their holders (to hand out, or to encrypt to each custodian), which name
+/// `bundle_id` so they are never taken for another bundle's or a vault's.
+///
+/// # Errors
+/// [`Error::ShareParameters`], [`Error::Entropy`].
+pub fn seal_bundle_plain(
+    bundle_id: &[u8; 16],
+    aad: &[u8],
+    secret: &[u8],
+    count: u8,
+    threshold: u8,
+    entropy: &dyn EntropySource,
+) -> Result<(Vec<u8>, Vec<Zeroizing<String>>), Error> {
+    let (ciphertext, shares) = seal_split(aad, secret, count, threshold, entropy)?;
+    Ok((
+        ciphertext,
+        shares
+            .iter()
+            .map(|s| s.encode(bundle_id, threshold))
+            .collect(),
+    ))
+}
+
+/// A fresh key, the secret sealed under it, and the key's shares (the key itself is dropped).
+fn seal_split(
+    aad: &[u8],
+    secret: &[u8],
+    count: u8,
+    threshold: u8,
+    entropy: &dyn EntropySource,
+) -> Result<(Vec<u8>, Vec<Share>), Error> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    entropy.fill(key.as_mut()).map_err(|_| Error::Entropy)?;
+    let ciphertext = AeadKey::from_secret(crate::memory::Secret::from_slice(&key))
+        .seal_secret_bytes(aad, secret, entropy)?;
+    let shares = split_bytes(&key, threshold, count, entropy)?;
+    Ok((ciphertext, shares))
 }
 
 /// Opens a bundle from `threshold` decrypted share strings.

@@ -42,9 +42,10 @@ impl RootKey {
         self.bytes.expose()
     }
 
-    /// The raw root key, for a seal that must hand it to a hardware token to be wrapped. The
-    /// only caller outside this crate is the PKCS#11 seal; anything else reading these bytes
-    /// is a bug.
+    /// The raw root key, for a seal that must hand it to a hardware token to be wrapped, or
+    /// (the derivation base) for an encrypted backup to carry under its own key. The only
+    /// callers outside this crate are the PKCS#11 seal and the keystore's backup sealing;
+    /// anything else reading these bytes is a bug.
     #[must_use]
     pub fn danger_expose_bytes(&self) -> &[u8; 32] {
         self.bytes.expose()

@@ -47,7 +47,7 @@ pub use approval::{
     ApprovalKey, approval_key_is_unusable, request_hash, verify_approval, verify_config_signature,
     verify_rollback_signature,
 };
-pub use bundle::{BundleShare, SealedBundle, open_bundle, seal_bundle};
+pub use bundle::{BundleShare, SealedBundle, open_bundle, seal_bundle, seal_bundle_plain};
 pub use drbg::{CpuRaw, HealthCheckedEntropy, OsRaw, RawSource};
 pub use eip2335::{
     EIP2335_RANDOM_LEN, Eip2335Kdf, decrypt_eip2335, eip2335_pubkey, encrypt_eip2335,

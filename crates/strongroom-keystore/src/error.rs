@@ -60,6 +60,10 @@ pub enum Error {
     /// The vault's root key is not wrapped by a token (its seal is Shamir only).
     #[error("the vault is not sealed by a hardware token")]
     NotHsmSealed,
+    /// An encrypted backup does not open with the shares given (a wrong share, a changed
+    /// byte, another header) or holds no payload of this version.
+    #[error("the backup does not open with these shares, or was altered")]
+    BackupUnreadable,
     /// The domain's master key is already being rotated (its retiring key still seals some
     /// keys).
     #[error("a rotation of this domain's master key is in progress")]

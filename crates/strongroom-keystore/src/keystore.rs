@@ -24,7 +24,9 @@ use crate::binding::{
 };
 use crate::seal::{HsmWrap, RootWrapper, SealKind, ShamirSeal, StoredSeal, hsm_aad};
 
+mod backup;
 mod rekey;
+pub use backup::{OpenedBackup, SealedBackup, open_backup};
 pub use rekey::{RekeyCommit, RekeyStatus, RekeyStep};
 
 /// Seal status, as reported by `status`.

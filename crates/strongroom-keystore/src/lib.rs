@@ -19,8 +19,8 @@ mod seal;
 
 pub use error::Error;
 pub use keystore::{
-    Initialized, Keystore, KeystoreImport, RekeyCommit, RekeyStatus, RekeyStep, SealStatus,
-    WalletSource,
+    Initialized, Keystore, KeystoreImport, OpenedBackup, RekeyCommit, RekeyStatus, RekeyStep,
+    SealStatus, SealedBackup, WalletSource, open_backup,
 };
 pub use seal::{
     HsmError, HsmWrap, RootEpoch, RootWrapper, SealKind, ShamirConfig, ShamirSeal, StoredSeal,

@@ -346,6 +346,10 @@ impl From<strongroom_keystore::Error> for ApiError {
                 "not_hsm_sealed",
                 "the vault is sealed by shares only: unseal with shares, then migrate (operator seal-migrate)",
             ),
+            K::BackupUnreadable => ApiError::bad(
+                "backup_unreadable",
+                "the backup does not open with these shares, or was altered",
+            ),
             K::RotationInProgress => ApiError::conflict(
                 "rotation_in_progress",
                 "this domain's master key is already being rotated; see domain show",

@@ -21,6 +21,7 @@ use strongroom_core::{
     VaultId,
 };
 
+pub(crate) mod dump;
 pub(crate) mod slashing;
 
 /// A statement parameter. Each carries its type even when null, because PostgreSQL checks
@@ -1764,6 +1765,20 @@ impl Txn<'_> {
 }
 
 impl WriteTxn for Txn<'_> {
+    fn dump(&mut self) -> Result<strongroom_core::storage::Dump, CoreError> {
+        dump::dump(self.db)
+    }
+
+    fn restore(
+        &mut self,
+        d: &strongroom_core::storage::Dump,
+        seal_config: &[u8],
+    ) -> Result<(), CoreError> {
+        dump::restore(self.db, d, seal_config)?;
+        self.changes.push(Change::Everything);
+        Ok(())
+    }
+
     fn apply(&mut self, mutations: &[Mutation]) -> Result<(), CoreError> {
         self.db.execute("SAVEPOINT mutation", &[])?;
         match mutations.iter().try_for_each(|m| self.apply_one(m)) {
