@@ -88,7 +88,8 @@ pub(crate) fn write_shares(answer: &Value, paths: &[PathBuf]) -> Result<(), CliE
                 f.sync_all()
             });
         match written {
-            Ok(()) => println!("share for {recipient}: {}", path.display()),
+            // Standard error: standard output may be a JSON answer.
+            Ok(()) => eprintln!("share for {recipient}: {}", path.display()),
             Err(e) => {
                 eprintln!("cannot write {}: {e}; here it is instead:", path.display());
                 println!("share for {recipient}:\n{armored}");

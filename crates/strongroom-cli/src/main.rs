@@ -5,6 +5,7 @@
 //! 0 success, 1 refused or failed, 2 usage error.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool prints.
 
+mod backup;
 mod bench;
 mod btc;
 mod client;
@@ -112,6 +113,9 @@ enum Command {
     /// Security officers' acceptance of a database rollback (a deliberate restore)
     #[command(subcommand)]
     Rollback(rollback::RollbackCmd),
+    /// Encrypted backups of the whole vault: create, verify, restore.
+    #[command(subcommand)]
+    Backup(backup::BackupCmd),
     /// Sign with a key.
     Sign(SignArgs),
     /// Work with the audit log.
@@ -365,7 +369,7 @@ enum DomainCmd {
 enum QuorumCmd {
     /// Set the vault-wide number of approvals for an operation. Operations: domain.create,
     /// domain.destroy, operator.add, operator.roles, quorum.set, key.destroy, key.warm, key.sign, key.export, seal.migrate, policy.set,
-    /// domain.algorithms,
+    /// domain.algorithms, backup.create,
     /// config.change (security officers' signatures of a changed node configuration: `config
     /// sign`), rollback.accept (security officers' signatures accepting a rolled-back
     /// database: `rollback sign`). Without a rule, one approval is needed.
@@ -953,6 +957,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Eos(cmd) => eos::run(cmd, &client()?, &out),
         Command::Config(cmd) => config::run(cmd, client, &out),
         Command::Rollback(cmd) => rollback::run(cmd, client, &out),
+        Command::Backup(cmd) => backup::run(cmd, client, &out),
         Command::Eth2(cmd) => eth2::run(cmd, &client()?, &out),
         Command::Slashing(cmd) => eth2::run_slashing(cmd, &client()?, &out),
         Command::Audit(AuditCmd::Export { out: path }) => {

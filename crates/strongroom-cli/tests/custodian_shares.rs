@@ -5,45 +5,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use common::*;
-
-/// `age-keygen -o DIR/NAME.key`; returns (identity file, public recipient).
-fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
-    let key = dir.join(format!("{name}.key"));
-    let out = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "age-keygen failed");
-    let public = Command::new("age-keygen")
-        .arg("-y")
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(public.status.success());
-    (
-        key,
-        String::from_utf8(public.stdout).unwrap().trim().to_owned(),
-    )
-}
-
-/// `age -d -i KEY FILE`: the custodian's own decryption, by the reference implementation.
-fn age_decrypt(key: &Path, file: &Path) -> Option<String> {
-    let out = Command::new("age")
-        .arg("-d")
-        .arg("-i")
-        .arg(key)
-        .arg(file)
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8(out.stdout).unwrap())
-}
 
 #[test]
 fn shares_are_encrypted_to_each_custodian_and_unseal_the_vault() {

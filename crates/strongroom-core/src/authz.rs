@@ -94,6 +94,8 @@ pub enum Operation {
     MigrateSeal,
     /// Start or cancel a rekey (a new root key and new shares).
     Rekey,
+    /// Make (file, or collect once approved) an encrypted backup of the whole vault.
+    CreateBackup,
     /// Submit a share to a rekey (the share is the credential).
     RekeyShare,
     /// List domains.
@@ -259,7 +261,11 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
         return Decision::Deny(DenyReason::OutOfScope);
     }
     // The root key's protection is the whole vault's: no domain-scoped officer touches it.
-    if matches!(op, Operation::MigrateSeal | Operation::Rekey) && scope.is_some() {
+    if matches!(
+        op,
+        Operation::MigrateSeal | Operation::Rekey | Operation::CreateBackup
+    ) && scope.is_some()
+    {
         return Decision::Deny(DenyReason::NotPermitted);
     }
     let allowed = |role: Role| -> bool {
@@ -270,6 +276,7 @@ fn operator_decision(roles: Roles, scope: Option<DomainId>, op: &Operation) -> D
                 | Operation::DestroyDomain
                 | Operation::MigrateSeal
                 | Operation::Rekey
+                | Operation::CreateBackup
                 | Operation::ListDomains
                 | Operation::CreateToken
                 | Operation::RevokeToken
@@ -345,6 +352,7 @@ mod tests {
             Operation::MigrateSeal,
             Operation::Rekey,
             Operation::RekeyShare,
+            Operation::CreateBackup,
             Operation::ListDomains,
             Operation::CreateToken,
             Operation::RevokeToken,
@@ -485,6 +493,10 @@ mod tests {
             (&custodian, Operation::Rekey, no),
             (&approver, Operation::Rekey, no),
             (&auditor, Operation::Rekey, no),
+            (&so, Operation::CreateBackup, allow),
+            (&scoped, Operation::CreateBackup, no),
+            (&custodian, Operation::CreateBackup, no),
+            (&approver, Operation::CreateBackup, no),
             (&custodian, Operation::DestroyDomain, no),
             (&approver, Operation::DestroyDomain, no),
             (&so, Operation::ExportKey(mine), allow),

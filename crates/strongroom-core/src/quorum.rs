@@ -43,6 +43,9 @@ pub enum GatedOp {
     /// Change which algorithms a domain allows, deprecates or disables (rule of the domain,
     /// else vault-wide).
     SetAlgorithms,
+    /// Make an encrypted backup of the whole vault (vault-wide rule): approved, it is
+    /// collected once by its requester.
+    CreateBackup,
     /// Unseal over a database older than the audit head a node signed (a deliberate
     /// restore): how many security officers must sign the acceptance (offline, `rollback
     /// sign`; vault-wide rule). Never filed as a request.
@@ -55,7 +58,7 @@ pub enum GatedOp {
 
 impl GatedOp {
     /// Every gated operation.
-    pub const ALL: [GatedOp; 14] = [
+    pub const ALL: [GatedOp; 15] = [
         GatedOp::CreateDomain,
         GatedOp::DestroyDomain,
         GatedOp::AddOperator,
@@ -68,6 +71,7 @@ impl GatedOp {
         GatedOp::MigrateSeal,
         GatedOp::SetPolicy,
         GatedOp::SetAlgorithms,
+        GatedOp::CreateBackup,
         GatedOp::ChangeConfig,
         GatedOp::AcceptRollback,
     ];
@@ -88,6 +92,7 @@ impl GatedOp {
             GatedOp::MigrateSeal => "seal.migrate",
             GatedOp::SetPolicy => "policy.set",
             GatedOp::SetAlgorithms => "domain.algorithms",
+            GatedOp::CreateBackup => "backup.create",
             GatedOp::ChangeConfig => "config.change",
             GatedOp::AcceptRollback => "rollback.accept",
         }
@@ -104,6 +109,7 @@ impl GatedOp {
                 | GatedOp::ChangeRoles
                 | GatedOp::SetQuorum
                 | GatedOp::MigrateSeal
+                | GatedOp::CreateBackup
                 | GatedOp::ChangeConfig
                 | GatedOp::AcceptRollback
         )
@@ -122,6 +128,7 @@ impl GatedOp {
                 | GatedOp::ChangeRoles
                 | GatedOp::SetQuorum
                 | GatedOp::MigrateSeal
+                | GatedOp::CreateBackup
                 | GatedOp::ChangeConfig
                 | GatedOp::AcceptRollback
         )
@@ -243,8 +250,9 @@ mod tests {
             GatedOp::ChangeConfig => 11,
             GatedOp::SetAlgorithms => 12,
             GatedOp::AcceptRollback => 13,
+            GatedOp::CreateBackup => 14,
         };
-        let mut seen = [false; 14];
+        let mut seen = [false; 15];
         for op in GatedOp::ALL {
             seen[position(op)] = true;
             assert_eq!(op.as_str().parse::<GatedOp>().unwrap(), op);

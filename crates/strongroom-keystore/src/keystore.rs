@@ -26,7 +26,7 @@ use crate::seal::{HsmWrap, RootWrapper, SealKind, ShamirSeal, StoredSeal, hsm_aa
 
 mod backup;
 mod rekey;
-pub use backup::{OpenedBackup, SealedBackup, open_backup};
+pub use backup::{OpenedBackup, Resealed, SealedBackup, open_backup};
 pub use rekey::{RekeyCommit, RekeyStatus, RekeyStep};
 
 /// Seal status, as reported by `status`.

@@ -20,7 +20,7 @@ mod seal;
 pub use error::Error;
 pub use keystore::{
     Initialized, Keystore, KeystoreImport, OpenedBackup, RekeyCommit, RekeyStatus, RekeyStep,
-    SealStatus, SealedBackup, WalletSource, open_backup,
+    Resealed, SealStatus, SealedBackup, WalletSource, open_backup,
 };
 pub use seal::{
     HsmError, HsmWrap, RootEpoch, RootWrapper, SealKind, ShamirConfig, ShamirSeal, StoredSeal,

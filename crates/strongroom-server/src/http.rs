@@ -131,6 +131,14 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "POST",
+        "/v1/sys/backup",
+        "backup.create",
+        "An encrypted backup of the whole vault (gated: backup.create); once approved, its requester collects it once",
+        true,
+        false,
+    ),
+    route(
+        "POST",
         "/v1/sys/rekey",
         "operator.rekey_start",
         "Start a rekey: a new root key and new unseal shares (count, threshold, optional custodian keys); security officers",
@@ -647,6 +655,7 @@ pub fn router(vault: Arc<Vault>) -> Router {
             post(rekey_start).get(rekey_status).delete(rekey_cancel),
         )
         .route("/v1/sys/rekey/share", post(rekey_share))
+        .route("/v1/sys/backup", post(create_backup))
         .route("/v1/sys/config/verify", post(verify_config))
         .route("/v1/sys/clock/acknowledge", post(acknowledge_clock))
         .route("/v1/domains", post(create_domain).get(list_domains))
@@ -1128,6 +1137,40 @@ async fn rekey_cancel(
     ctx: Ctx,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(v.rekey_cancel(&ctx).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupBody {
+    shares: Option<u8>,
+    threshold: Option<u8>,
+    #[serde(default)]
+    custodian_keys: Option<Vec<String>>,
+    request: Option<String>,
+}
+
+async fn create_backup(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    ApiJson(b): ApiJson<BackupBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let params = match (b.shares, b.threshold) {
+        (Some(shares), Some(threshold)) => Some(crate::backup::BackupParams {
+            split: strongroom_keystore::ShamirSeal { shares, threshold },
+            custodians: b
+                .custodian_keys
+                .map(|k| crate::bundles::parse_custodian_keys(&k, usize::from(shares)))
+                .transpose()?,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::bad(
+                "invalid_parameters",
+                "give both shares and threshold",
+            ));
+        }
+    };
+    v.create_backup(&ctx, params, b.request.as_deref()).await
 }
 
 #[derive(Deserialize)]

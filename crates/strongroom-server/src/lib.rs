@@ -6,6 +6,7 @@
 //! request's audit record is durable.
 
 mod algorithms;
+mod backup;
 mod btc;
 mod bundles;
 mod config;
@@ -40,6 +41,10 @@ mod trusted_time;
 mod wallets;
 mod writer;
 
+pub use backup::{
+    BACKUP_FORMAT, BackupFile, RESTORED_MARKER, Restored, Verified, restore as restore_backup,
+    verify as verify_backup,
+};
 pub use config::{
     Config, Eth2Config, NtpSourceConfig, RotationConfig, SandboxConfig, SealConfig, SealKind,
     StorageConfig, TamperConfig, TimeConfig, TlsConfig, check_listen,
@@ -47,7 +52,9 @@ pub use config::{
 pub use error::ApiError;
 pub use http::{MAX_BODY, ROUTES, Route};
 pub use measure::{ConfigFile, SIGNATURES_FORMAT, Signature, Signatures, signatures_path};
-pub use rollback::{ACCEPT_FILE, ACCEPT_FORMAT, Acceptance, Finding, finding_sha256};
+pub use rollback::{
+    ACCEPT_FILE, ACCEPT_FORMAT, Acceptance, Finding, RestoreMarker, finding_sha256,
+};
 pub use serve::{ServeOptions, Started, serve};
 pub use service::DEFAULT_DOMAIN;
 

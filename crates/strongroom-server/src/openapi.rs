@@ -28,6 +28,15 @@ fn request_schema(operation: &str) -> Option<Value> {
                            "custodian_keys": {"type": "array", "items": {"type": "string"},
                                "description": "one age X25519 recipient (age1...) per new share; the new shares come back encrypted"}}})
         }
+        "backup.create" => {
+            json!({"type": "object", "additionalProperties": false,
+            "properties": {"shares": {"type": "integer", "minimum": 1, "maximum": 255,
+                               "description": "backup shares to make (separate from the unseal shares)"},
+                           "threshold": {"type": "integer", "minimum": 1, "maximum": 255},
+                           "custodian_keys": {"type": "array", "items": {"type": "string"},
+                               "description": "one age X25519 recipient per backup share"},
+                           "request": {"type": "string", "description": "collect this approved backup request instead"}}})
+        }
         "operator.rekey_share" => {
             json!({"type": "object", "required": ["nonce", "share"], "additionalProperties": false,
             "properties": {"nonce": {"type": "string", "description": "the rekey's nonce (GET /v1/sys/rekey)"},
@@ -298,6 +307,10 @@ fn response_schema(operation: &str) -> Value {
             "epoch": {"type": "integer", "description": "on completion: rekeys so far"},
             "domains_rewrapped": {"type": "integer"}}})
         }
+        "backup.create" => json!({"type": "object", "properties": {
+            "file": {"type": "object", "description": "the backup file (docs/formats.md), written by the CLI"},
+            "shares": {"type": "array", "items": {"type": "string"}},
+            "encrypted_shares": {"type": "array", "items": {"type": "object"}}}}),
         "seal.migrate" => json!({"type": "object", "properties": {
             "seal": {"type": "string", "enum": ["shamir", "pkcs11"]},
             "key_label": {"type": ["string", "null"]}}}),
@@ -362,6 +375,7 @@ pub fn document() -> Value {
                 | "eth.erc20_transfer"
                 | "policy.set"
                 | "seal.migrate"
+                | "backup.create"
         ) {
             op["responses"]["202"] = json!({"description": "waiting for approvals: a pending request",
                 "content": {"application/json": {"schema": {"type": "object", "required": ["request_id", "status"]}}}});

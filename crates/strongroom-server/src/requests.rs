@@ -503,6 +503,18 @@ fn describe(op: GatedOp, p: &Value) -> String {
                 .unwrap_or_default(),
         ),
         GatedOp::SetAlgorithms => crate::algorithms::describe(p),
+        GatedOp::CreateBackup => format!(
+            "make an encrypted backup of the whole vault (every key, policy, operator and the audit log), whose key is split into {}-of-{} backup shares{}; the requester collects it once, within an hour",
+            p["threshold"],
+            p["shares"],
+            p["custodian_keys"]
+                .as_array()
+                .map(|k| format!(
+                    " encrypted to {}",
+                    k.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")
+                ))
+                .unwrap_or_else(|| " handed to the requester in the clear".into())
+        ),
         GatedOp::DestroyDomain => format!(
             "destroy the domain \"{}\" ({}) and its {} live key(s): its master key is erased and every key in it is gone for good",
             param(p, "name"),
@@ -928,6 +940,7 @@ impl Vault {
                 })
                 .await
                 .map(|_| ()),
+            GatedOp::CreateBackup => self.backup_approved(ctx, rec).await,
             GatedOp::SetAlgorithms => self
                 .set_domain_algorithms_prepared(ctx, p, |v| {
                     self.decide(rec, RequestStatus::Executed, Some(v), ctx.time)

@@ -83,6 +83,47 @@ impl Finding {
     }
 }
 
+/// What `backup restore` leaves in the data directory: the restored vault runs on the state of
+/// an older moment (slashing records, spends, revocations made after it are gone), so it is
+/// held like a rolled-back database until enough security officers accept it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreMarker {
+    /// The backup's id, hex.
+    pub backup_id: String,
+    /// When the backup was made (Unix ms).
+    pub backup_created_at_ms: u64,
+    /// The last audit record restored, and its hash (hex).
+    pub audit_seq: u64,
+    /// See `audit_seq`.
+    pub audit_hash: String,
+}
+
+impl RestoreMarker {
+    /// The marker in `dir`, if there is one that parses (at most 4 KiB of it is read).
+    pub(crate) fn read(dir: &Path) -> Option<Self> {
+        use std::io::Read as _;
+        let f = std::fs::File::open(dir.join(crate::backup::RESTORED_MARKER)).ok()?;
+        let mut text = String::new();
+        f.take(4096).read_to_string(&mut text).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The finding officers must accept before the restored vault unseals.
+    pub(crate) fn finding(&self) -> Option<Finding> {
+        let hash: [u8; 32] = hex::decode(&self.audit_hash).ok()?.try_into().ok()?;
+        let at = (self.audit_seq, hash);
+        Some(Finding::new(
+            format!(
+                "the vault was restored from backup {} (its audit log ends at record {}): anything recorded after the backup (slashing records, spent limits, revocations) is gone",
+                self.backup_id, self.audit_seq
+            ),
+            Some(at),
+            at,
+        ))
+    }
+}
+
 /// Security officers' acceptance of one finding for one vault.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -311,6 +352,25 @@ impl Vault {
                 });
                 self.writer
                     .submit_detached(ctx.event("rollback.accepted", Outcome::Granted, None));
+                // A restore, now accepted: on the record, and its marker gone.
+                let dir = self.data_dir.clone();
+                if let Some(marker) = RestoreMarker::read(&dir) {
+                    let ctx = self.fixed_ctx(Principal::System);
+                    ctx.tag(|t| {
+                        t.detail = Some(
+                            serde_json::json!({"restore": marker, "signed_by": signed_by})
+                                .to_string(),
+                        );
+                    });
+                    self.writer.submit_detached(ctx.event(
+                        "backup.restore",
+                        Outcome::Granted,
+                        None,
+                    ));
+                    if let Err(e) = std::fs::remove_file(dir.join(crate::backup::RESTORED_MARKER)) {
+                        tracing::warn!(error = %e, "could not remove the restore marker");
+                    }
+                }
                 *self
                     .rollback
                     .lock()

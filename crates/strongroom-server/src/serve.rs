@@ -335,7 +335,15 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> Resul
     // copy of the directory put back whole (database and head file) is caught by it.
     let seal = crate::node_seal::NodeSeal::new(pkcs11);
     let anchored = crate::rollback::token_heads(&seal, &entropy, &meta.vault_id);
-    let rollback = crate::rollback::detect(store.as_ref(), &meta, &dir.head_path(), &anchored)?;
+    let mut rollback = crate::rollback::detect(store.as_ref(), &meta, &dir.head_path(), &anchored)?;
+    // A restored vault is held the same way until security officers accept its older state.
+    if rollback.is_none()
+        && let Some(marker) = crate::rollback::RestoreMarker::read(dir.path())
+    {
+        rollback = Some(marker.finding().ok_or_else(|| {
+            ServeError::Config("the restore marker in the data directory is malformed".into())
+        })?);
+    }
     let (writer, _thread) = Writer::start(
         Arc::clone(&store),
         Arc::clone(&keystore),

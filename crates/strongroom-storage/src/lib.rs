@@ -10,6 +10,7 @@
 //! empty directory creates one.
 
 mod data_dir;
+pub mod dump_file;
 mod error;
 mod head_file;
 mod postgres;

@@ -993,3 +993,38 @@ pub fn eos_fresh(packed: &str) -> String {
     let expiration = u32::try_from(now + 600).unwrap();
     format!("{}{}", hex::encode(expiration.to_le_bytes()), &packed[8..])
 }
+
+/// `age-keygen -o DIR/NAME.agekey`: a custodian's identity file and public recipient.
+pub fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let key = dir.join(format!("{name}.agekey"));
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "age-keygen failed");
+    let public = Command::new("age-keygen")
+        .arg("-y")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(public.status.success());
+    (
+        key,
+        String::from_utf8(public.stdout).unwrap().trim().to_owned(),
+    )
+}
+
+/// `age -d -i KEY FILE`: the custodian's own decryption, by the reference implementation.
+pub fn age_decrypt(key: &Path, file: &Path) -> Option<String> {
+    let out = Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(key)
+        .arg(file)
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8(out.stdout).unwrap())
+}

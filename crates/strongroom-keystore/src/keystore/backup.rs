@@ -6,17 +6,19 @@
 //! shares.
 //!
 //! Payload (before sealing, see `docs/formats.md`):
-//! `version:u8 = 1 || base:32 || count:u32 || (domain_id:16 || key_version:u32 || key:32)*count
-//! || rows`.
+//! `version:u8 = 1 || base:32 || count:u32 || (domain_id:16 || key_version:u32 || key:32
+//! || len:u32 || context)*count || rows`, `context` being the key's associated data as its
+//! row wraps it (so a restore re-wraps it under a new root without reading sealed columns).
 
-use strongroom_core::DomainId;
 use strongroom_core::record::DomainRecord;
+use strongroom_core::{DomainId, EntropySource, VaultId};
 use strongroom_crypto::{AeadKey, RootKey};
 use zeroize::Zeroizing;
 
 use super::Keystore;
 use crate::Error;
-use crate::seal::ShamirSeal;
+use crate::binding::domain_record_aad;
+use crate::seal::{RootEpoch, ShamirSeal, StoredSeal, base_aad};
 
 const PAYLOAD_VERSION: u8 = 1;
 
@@ -40,8 +42,27 @@ impl std::fmt::Debug for SealedBackup {
 /// A backup opened with a threshold of its shares.
 pub struct OpenedBackup {
     base: RootKey,
-    domain_keys: Vec<(DomainId, u32, AeadKey)>,
+    domain_keys: Vec<(DomainId, u32, AeadKey, Vec<u8>)>,
     rows: Zeroizing<Vec<u8>>,
+}
+
+/// A restored vault's new root, as the store and its custodians need it.
+pub struct Resealed {
+    /// The seal configuration (Shamir; the derivation base sealed under the new root).
+    pub seal_config: Vec<u8>,
+    /// The new unseal shares, handed out once.
+    pub shares: Vec<Zeroizing<String>>,
+    /// Each domain master key version, wrapped under the new root.
+    pub wraps: Vec<(DomainId, u32, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Resealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resealed")
+            .field("shares", &self.shares.len())
+            .field("wraps", &self.wraps.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for OpenedBackup {
@@ -69,7 +90,54 @@ impl OpenedBackup {
     /// Which domain master key versions the backup holds.
     #[must_use]
     pub fn domain_key_versions(&self) -> Vec<(DomainId, u32)> {
-        self.domain_keys.iter().map(|(d, v, _)| (*d, *v)).collect()
+        self.domain_keys
+            .iter()
+            .map(|(d, v, _, _)| (*d, *v))
+            .collect()
+    }
+
+    /// A fresh root for the restored vault, split as `split` says: the derivation base sealed
+    /// under it (one epoch past `previous_seal`'s, so the vault stays the same vault) and
+    /// every domain key version wrapped under it. Token sealing comes back by migration.
+    ///
+    /// # Errors
+    /// [`Error::ShareParameters`], entropy.
+    pub fn reseal(
+        &self,
+        vault_id: &VaultId,
+        previous_seal: &[u8],
+        split: ShamirSeal,
+        entropy: &dyn EntropySource,
+    ) -> Result<Resealed, Error> {
+        let epoch = StoredSeal::decode(previous_seal)?
+            .epoch()
+            .checked_add(1)
+            .ok_or(Error::CorruptSealConfig)?;
+        let root = RootKey::generate(entropy)?;
+        let (shamir, shares) = split.split(vault_id, &root, entropy)?;
+        let seal = StoredSeal {
+            shamir,
+            hsm: None,
+            rekeyed: Some(RootEpoch {
+                epoch,
+                wrapped_base: self.base.seal_under(
+                    &root.base_wrapping_key(),
+                    &base_aad(vault_id, epoch),
+                    entropy,
+                )?,
+            }),
+        };
+        let kek = root.domain_wrapping_key();
+        let wraps = self
+            .domain_keys
+            .iter()
+            .map(|(d, v, key, aad)| Ok((*d, *v, kek.seal_key(aad, key, entropy)?)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(Resealed {
+            seal_config: seal.encode(),
+            shares,
+            wraps,
+        })
     }
 }
 
@@ -92,21 +160,27 @@ impl Keystore {
         let u = self.unsealed()?;
         let mut keys = Vec::new();
         for d in domains.iter().filter(|d| d.destroyed_at.is_none()) {
-            keys.push((d.id, d.key_version, Self::domain_key(&u, d)?));
-            if let Some(r) = &d.retiring {
-                keys.push((d.id, r.version, Self::domain_key_at(&u, d, r.version)?));
+            let mut versions = vec![d.key_version];
+            versions.extend(d.retiring.as_ref().map(|r| r.version));
+            for v in versions {
+                let aad = domain_record_aad(&u.vault_id, d, v);
+                keys.push((d.id, v, Self::domain_key_at(&u, d, v)?, aad));
             }
         }
         let count = u32::try_from(keys.len()).map_err(|_| Error::ShareParameters)?;
+        let size = 37 + rows.len() + keys.iter().map(|k| 56 + k.3.len()).sum::<usize>();
         // Sized exactly: a growing vector would leave copies of the keys in freed memory.
-        let mut payload = Zeroizing::new(Vec::with_capacity(37 + keys.len() * 52 + rows.len()));
+        let mut payload = Zeroizing::new(Vec::with_capacity(size));
         payload.push(PAYLOAD_VERSION);
         payload.extend_from_slice(u.base.danger_expose_bytes());
         payload.extend_from_slice(&count.to_be_bytes());
-        for (id, version, key) in &keys {
+        for (id, version, key, aad) in &keys {
             payload.extend_from_slice(id.as_bytes());
             payload.extend_from_slice(&version.to_be_bytes());
             payload.extend_from_slice(key.danger_expose_bytes());
+            let len = u32::try_from(aad.len()).map_err(|_| Error::ShareParameters)?;
+            payload.extend_from_slice(&len.to_be_bytes());
+            payload.extend_from_slice(aad);
         }
         payload.extend_from_slice(rows);
         let (ciphertext, shares) = strongroom_crypto::seal_bundle_plain(
@@ -159,10 +233,14 @@ pub fn open_backup(
         let (id, r) = rest.split_first_chunk::<16>().ok_or_else(bad)?;
         let (version, r) = r.split_first_chunk::<4>().ok_or_else(bad)?;
         let (key, r) = r.split_first_chunk::<32>().ok_or_else(bad)?;
+        let (len, r) = r.split_first_chunk::<4>().ok_or_else(bad)?;
+        let len = usize::try_from(u32::from_be_bytes(*len)).map_err(|_| bad())?;
+        let (aad, r) = r.split_at_checked(len).ok_or_else(bad)?;
         domain_keys.push((
             DomainId::from_bytes(*id),
             u32::from_be_bytes(*version),
             AeadKey::danger_from_bytes(&Zeroizing::new(*key)),
+            aad.to_vec(),
         ));
         rest = r;
     }
@@ -234,13 +312,74 @@ mod tests {
             let key = &opened
                 .domain_keys
                 .iter()
-                .find(|(_, v, _)| *v == version)
+                .find(|(_, v, _, _)| *v == version)
                 .unwrap()
                 .2;
             let aad = crate::binding::key_aad(&v.meta.vault_id, record);
             key.open_secret_bytes(&aad, record.sealed_secret.as_deref().unwrap())
                 .unwrap();
         }
+
+        // Restored under a fresh root with fresh shares: the same vault (audit key, MACs)
+        // and every key signs, under either domain key version.
+        let resealed = opened
+            .reseal(
+                &v.meta.vault_id,
+                &v.meta.init.as_ref().unwrap().seal_config,
+                ShamirSeal {
+                    shares: 2,
+                    threshold: 2,
+                },
+                &strongroom_crypto::OsEntropy,
+            )
+            .unwrap();
+        let wrap = |version: u32| {
+            resealed
+                .wraps
+                .iter()
+                .find(|w| w.0 == d.id && w.1 == version)
+                .unwrap()
+                .2
+                .clone()
+        };
+        let restored_domain = DomainRecord {
+            wrapped_key: wrap(2),
+            retiring: Some(RetiringKey {
+                version: 1,
+                wrapped_key: wrap(1),
+            }),
+            ..rotating.clone()
+        };
+        let mut meta = v.meta.clone();
+        meta.init.as_mut().unwrap().seal_config = resealed.seal_config.clone();
+        let fresh = Keystore::new(std::sync::Arc::new(strongroom_crypto::OsEntropy));
+        fresh.load(&meta).unwrap();
+        assert_eq!(
+            fresh.submit_share(&v.shares[0]).unwrap_err(),
+            Error::ForeignShare
+        );
+        for share in &resealed.shares {
+            fresh.submit_share(share).unwrap();
+        }
+        assert!(!fresh.status().sealed);
+        assert_eq!(
+            fresh.record_mac(b"row").unwrap(),
+            v.ks.record_mac(b"row").unwrap()
+        );
+        fresh
+            .sign(
+                &restored_domain,
+                &k,
+                strongroom_crypto::Payload::Message(b"m"),
+            )
+            .unwrap();
+        fresh
+            .sign(
+                &restored_domain,
+                &k2,
+                strongroom_crypto::Payload::Digest(&[7; 32]),
+            )
+            .unwrap();
 
         assert_eq!(
             open_backup(&id, 2, b"header", &sealed.ciphertext, &texts[..1]).unwrap_err(),
