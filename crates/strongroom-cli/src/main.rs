@@ -519,6 +519,13 @@ enum KeyCmd {
         /// Key id.
         id: String,
     },
+    /// Rotate a key: a new key of the same algorithm and label, one version up, naming this
+    /// one as its predecessor; this one turns cold (kept for verifying its signatures; warm it
+    /// again only by a quorum, or `key destroy` it). Not for wallets or validator keys.
+    Rotate {
+        /// Key id.
+        id: String,
+    },
     /// A plain key's policy: which application tokens may sign with it, and at what rate.
     #[command(subcommand)]
     Policy(KeyPolicyCmd),
@@ -946,6 +953,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 &json!({"bundle": bundle, "shares": shares}),
             )?)
         }
+        Command::Key(KeyCmd::Rotate { id }) => out.object(&client()?.post(
+            &format!("/v1/keys/{}/rotate", client::path(&id)),
+            &json!({}),
+        )?),
         Command::Key(KeyCmd::Destroy { id }) => {
             out.object(&client()?.delete(&format!("/v1/keys/{}", client::path(&id)))?)
         }

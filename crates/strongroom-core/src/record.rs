@@ -104,6 +104,9 @@ pub struct KeyRecord {
     /// The version of the domain master key `sealed_secret` is sealed under (for a key
     /// offline in an export bundle: the one its bundled blob is under).
     pub domain_key_version: u32,
+    /// The key this one succeeds (`key rotate`): same domain, algorithm and label, one
+    /// version up.
+    pub predecessor: Option<KeyId>,
 }
 
 /// What a token may do.

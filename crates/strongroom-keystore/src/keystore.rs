@@ -742,6 +742,47 @@ impl Keystore {
         Ok(record)
     }
 
+    /// A successor for `old` (`key rotate`): a fresh key of the same algorithm and label in
+    /// the same domain, one version up, naming `old` as its predecessor. Only for keys a
+    /// chain lets move to a new key (not wallets' seeds, not validator keys).
+    ///
+    /// # Errors
+    /// [`Error::KeyUnavailable`] for another domain's key or an algorithm that cannot rotate,
+    /// the errors of [`Keystore::create_key`].
+    pub fn create_successor(
+        &self,
+        domain: &DomainRecord,
+        old: &KeyRecord,
+        id: KeyId,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        if old.domain != domain.id
+            || matches!(old.algorithm, Algorithm::Bip32Seed | Algorithm::Bls12381)
+        {
+            return Err(Error::KeyUnavailable);
+        }
+        let u = self.unsealed()?;
+        let dk = Self::domain_key(&u, domain)?;
+        let key = SigningKey::generate(old.algorithm, self.entropy.as_ref())?;
+        let mut record = Self::new_record(
+            &u,
+            domain,
+            id,
+            old.algorithm,
+            old.label.clone(),
+            key.public_key().to_vec(),
+            now,
+        )?;
+        record.version = old.version.checked_add(1).ok_or(Error::KeyUnavailable)?;
+        record.predecessor = Some(old.id);
+        // The version is bound into the temperature MAC and the blob: set before either.
+        record.temperature_mac = u.record_mac.mac(&temperature_binding(&u.vault_id, &record));
+        let blob =
+            dk.seal_signing_key(&key_aad(&u.vault_id, &record), &key, self.entropy.as_ref())?;
+        record.sealed_secret = Some(blob);
+        Ok(record)
+    }
+
     /// Ethereum validator keys derived from a BIP-39 mnemonic by EIP-2333 at EIP-2334's
     /// signing paths `m/12381/3600/i/0/0`, one per `(id, i)`, each sealed under the domain key
     /// like any key and labelled with its path. Derivation runs on every core.
@@ -957,6 +998,7 @@ impl Keystore {
             hot_idle_secs: None,
             temperature_mac: [0; 32],
             domain_key_version: domain.key_version,
+            predecessor: None,
         };
         record.temperature_mac = u.record_mac.mac(&temperature_binding(&u.vault_id, &record));
         Ok(record)

@@ -523,6 +523,14 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "POST",
+        "/v1/keys/{id}/rotate",
+        "key.rotate",
+        "Rotate a key: a successor of the same algorithm and label, one version up; the old key turns cold (kept for verification)",
+        true,
+        false,
+    ),
+    route(
+        "POST",
         "/v1/keys/{id}/temperature",
         "key.temperature",
         "Make a key colder (at once) or warmer (with a quorum)",
@@ -706,6 +714,7 @@ pub fn router(vault: Arc<Vault>) -> Router {
         .route("/v1/operators/me/approval-key", post(register_key))
         .route("/v1/login", post(login))
         .route("/v1/keys/{id}/temperature", post(set_temperature))
+        .route("/v1/keys/{id}/rotate", post(rotate_key))
         .route("/v1/keys/{id}/export", post(export_key))
         .route(
             "/v1/domains/{name}",
@@ -1896,6 +1905,14 @@ struct TemperatureBody {
     temperature: String,
     /// Hot only: demote to warm after this many seconds without a signature.
     idle_seconds: Option<u32>,
+}
+
+async fn rotate_key(
+    State(v): State<Arc<Vault>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(v.rotate_key(&ctx, &id).await?))
 }
 
 async fn set_temperature(

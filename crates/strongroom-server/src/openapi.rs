@@ -478,6 +478,7 @@ mod tests {
                         | "clock.acknowledge"
                         | "seal.migrate"
                         | "domain.rotate"
+                        | "key.rotate"
                 )
             {
                 assert!(

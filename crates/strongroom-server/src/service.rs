@@ -429,6 +429,8 @@ pub struct KeyView {
     label: Option<String>,
     public_key: String,
     version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    predecessor: Option<String>,
     state: &'static str,
     temperature: &'static str,
     temperature_since: String,
@@ -448,6 +450,7 @@ impl KeyView {
             label: k.label.clone(),
             public_key: hex::encode(&k.public_key),
             version: k.version,
+            predecessor: k.predecessor.map(|p| p.to_string()),
             state: match (k.destroyed_at, &k.sealed_secret) {
                 (Some(_), _) => "destroyed",
                 // Exported to a cold-storage bundle and taken out of the vault.
@@ -1425,6 +1428,64 @@ impl Vault {
             .create_key(&d, id, algorithm, label, ctx.time)?;
         self.commit(ctx, "key.create", vec![Mutation::CreateKey(record.clone())])
             .await?;
+        let view = KeyView::new(&record, &d);
+        self.keys.put(record, d);
+        Ok(view)
+    }
+
+    /// Rotates a key (where the chain allows it): a successor of the same algorithm and label
+    /// in the same domain, one version up, naming its predecessor; the predecessor is made
+    /// cold in the same transaction (kept, so its signatures still verify; signing with it
+    /// again needs a quorum to warm it, and `key destroy` removes it for good).
+    pub(crate) async fn rotate_key(&self, ctx: &RequestCtx, id: &str) -> Result<KeyView, ApiError> {
+        let found = self.key_for(ctx, id, Operation::CreateKey)?;
+        let (old, d) = (found.0.clone(), found.1.clone());
+        ctx.tag(|t| {
+            t.key = Some(old.id);
+            t.domain = Some(d.id);
+        });
+        live_domain(&d)?;
+        self.check_public(&old)?;
+        if old.destroyed_at.is_some() {
+            return Err(ApiError::conflict(
+                "key_destroyed",
+                "the key has been destroyed",
+            ));
+        }
+        if matches!(old.algorithm, Algorithm::Bip32Seed | Algorithm::Bls12381) {
+            return Err(ApiError::conflict(
+                "rotation_not_supported",
+                "wallets and validator keys are not rotated in place: a wallet moves by a sweep to a new wallet, a validator key is bound to its validator",
+            ));
+        }
+        let new_id = KeyId::from_random(self.random_bytes()?);
+        let record = self.keystore.create_successor(&d, &old, new_id, ctx.time)?;
+        let mut mutations = vec![Mutation::CreateKey(record.clone())];
+        let mut frozen = old.clone();
+        if old.temperature != Temperature::Cold {
+            frozen.temperature = Temperature::Cold;
+            frozen.temperature_since = ctx.time;
+            frozen.hot_idle_secs = None;
+            frozen.temperature_mac = self.keystore.temperature_mac(&frozen)?;
+            mutations.push(Mutation::SetTemperature {
+                id: old.id,
+                temperature: Temperature::Cold,
+                since: ctx.time,
+                hot_idle_secs: None,
+                mac: frozen.temperature_mac,
+                expected_mac: old.temperature_mac,
+            });
+        }
+        ctx.tag(|t| {
+            t.detail = Some(
+                serde_json::json!({"predecessor": old.id.to_string(), "successor": new_id.to_string(),
+                                   "version": record.version})
+                .to_string(),
+            );
+        });
+        self.commit(ctx, "key.rotate", mutations).await?;
+        self.keystore.evict_key(old.id);
+        self.keys.put(frozen, d.clone());
         let view = KeyView::new(&record, &d);
         self.keys.put(record, d);
         Ok(view)

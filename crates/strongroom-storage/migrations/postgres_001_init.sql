@@ -42,7 +42,9 @@ CREATE TABLE keys (
     temperature_since BIGINT NOT NULL,
     hot_idle_secs BIGINT CHECK (hot_idle_secs > 0),
     -- Which version of the domain master key seals sealed_secret.
-    domain_key_version BIGINT NOT NULL DEFAULT 1
+    domain_key_version BIGINT NOT NULL DEFAULT 1,
+    -- The key this one succeeds (key rotate).
+    predecessor BYTEA
 );
 CREATE INDEX keys_by_domain ON keys (domain_id, created_at);
 CREATE TABLE operators (

@@ -42,7 +42,9 @@ CREATE TABLE keys (
     temperature_since INTEGER NOT NULL,
     hot_idle_secs INTEGER CHECK (hot_idle_secs > 0),
     -- Which version of the domain master key seals sealed_secret.
-    domain_key_version INTEGER NOT NULL DEFAULT 1
+    domain_key_version INTEGER NOT NULL DEFAULT 1,
+    -- The key this one succeeds (key rotate).
+    predecessor BLOB
 );
 CREATE INDEX keys_by_domain ON keys (domain_id, created_at);
 CREATE TABLE operators (

@@ -345,7 +345,7 @@ fn domain_at(r: &dyn Row, o: usize, f: &Fields) -> Result<DomainRecord, CoreErro
     })
 }
 
-const KEY_COLS: &str = "id, domain_id, version, algorithm, label, public_key, created_at, destroyed_at, sealed_secret, temperature, temperature_mac, temperature_since, hot_idle_secs, domain_key_version";
+const KEY_COLS: &str = "id, domain_id, version, algorithm, label, public_key, created_at, destroyed_at, sealed_secret, temperature, temperature_mac, temperature_since, hot_idle_secs, domain_key_version, predecessor";
 fn key_row(r: &dyn Row, f: &Fields) -> Result<KeyRecord, CoreError> {
     let id = KeyId::from_bytes(arr(r, 0)?);
     Ok(KeyRecord {
@@ -370,6 +370,7 @@ fn key_row(r: &dyn Row, f: &Fields) -> Result<KeyRecord, CoreError> {
             .map(|s| u32::try_from(s).map_err(|_| CoreError::Corrupt("idle limit")))
             .transpose()?,
         domain_key_version: small(r, 13, "domain key version")?,
+        predecessor: opt_id(r, 14, KeyId::from_bytes)?,
     })
 }
 
@@ -655,12 +656,12 @@ pub(crate) fn key_with_domain(
         db,
         "SELECT k.id, k.domain_id, k.version, k.algorithm, k.label, k.public_key, k.created_at,
                 k.destroyed_at, k.sealed_secret, k.temperature, k.temperature_mac,
-                k.temperature_since, k.hot_idle_secs, k.domain_key_version,
+                k.temperature_since, k.hot_idle_secs, k.domain_key_version, k.predecessor,
                 d.id, d.name, d.wrapped_key, d.created_at, d.new_keys, d.destroyed_at,
                 d.algorithms, d.key_version, d.retiring_version, d.retiring_key
          FROM keys k JOIN domains d ON d.id = k.domain_id WHERE k.id = $1",
         &[bytes(id.as_bytes())],
-        |r| Ok((key_row(r, f)?, domain_at(r, 14, f)?)),
+        |r| Ok((key_row(r, f)?, domain_at(r, 15, f)?)),
     )
 }
 
@@ -1397,7 +1398,8 @@ impl Txn<'_> {
                     .execute(
                         &format!(
                             "INSERT INTO keys ({KEY_COLS})
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                                     $15)"
                         ),
                         &[
                             bytes(k.id.as_bytes()),
@@ -1415,6 +1417,7 @@ impl Txn<'_> {
                             millis_param(k.temperature_since)?,
                             Param::Int(k.hot_idle_secs.map(i64::from)),
                             int(i64::from(k.domain_key_version)),
+                            opt_id_param(k.predecessor.as_ref().map(KeyId::as_bytes)),
                         ],
                     )
                     .map_err(constrained("key"))?;

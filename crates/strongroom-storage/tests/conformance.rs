@@ -50,6 +50,7 @@ fn key(n: u8, d: &DomainRecord) -> KeyRecord {
         hot_idle_secs: None,
         temperature_mac: [n; 32],
         domain_key_version: 1,
+        predecessor: None,
     }
 }
 

@@ -59,6 +59,7 @@ pub(crate) const TABLES: &[Table] = &[
             ("temperature_since", Int),
             ("hot_idle_secs", Int),
             ("domain_key_version", Int),
+            ("predecessor", Bytes),
         ],
     ),
     (
