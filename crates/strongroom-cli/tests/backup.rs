@@ -74,13 +74,7 @@ fn backup_then_restore_onto_a_fresh_directory_keeps_every_key() {
         )
     })
     .collect();
-    let app = node
-        .cli(a, &["--json", "token", "create", "--domain", "d"])
-        .ok()
-        .json()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let app = app_token(&node, a, "d");
     let sign = |node: &Node, (id, alg, pk): &(String, strongroom_core::Algorithm, String)| {
         let message = sha256_hex(id.as_bytes());
         let flag = if *alg == strongroom_core::Algorithm::Ed25519 {

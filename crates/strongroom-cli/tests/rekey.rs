@@ -66,13 +66,7 @@ fn rekey_replaces_the_shares_and_keeps_every_key() {
             )
             .ok()
             .json();
-        let app = node
-            .cli(a, &["--json", "token", "create", "--domain", name])
-            .ok()
-            .json()["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let app = app_token(&node, a, name);
         (
             key["id"].as_str().unwrap().to_owned(),
             key["public_key"].as_str().unwrap().to_owned(),

@@ -25,24 +25,8 @@ struct Setup {
 
 fn setup(dir: &Path, data: &Path, rotation: &str, n: usize) -> Setup {
     let node = Node::production_with(data, rotation, &[]);
-    let init = node
-        .cli(
-            None,
-            &[
-                "--json",
-                "operator",
-                "init",
-                "--shares",
-                "1",
-                "--threshold",
-                "1",
-            ],
-        )
-        .ok()
-        .json();
+    let init = init_unsealed(&node);
     let shares: Vec<String> = shares_of(&init).iter().map(|s| (*s).to_owned()).collect();
-    node.cli_stdin(None, &["operator", "unseal"], &shares[0])
-        .ok();
     let boot = init["root_token"].as_str().unwrap().to_owned();
     let (alice, bob) = security_officers(&node, dir, &boot);
     let a = Some(alice.token.as_str());
@@ -73,13 +57,7 @@ fn setup(dir: &Path, data: &Path, rotation: &str, n: usize) -> Setup {
             )
         })
         .collect();
-    let app = node
-        .cli(a, &["--json", "token", "create", "--domain", "d"])
-        .ok()
-        .json()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let app = app_token(&node, a, "d");
     Setup {
         node,
         shares,

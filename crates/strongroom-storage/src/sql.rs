@@ -1227,27 +1227,21 @@ impl Txn<'_> {
                 wraps,
                 retiring_wraps,
             } => {
-                self.update_one(
-                    "UPDATE vault SET seal_config = $1
-                     WHERE id = 1 AND initialized_at IS NOT NULL AND seal_config = $2",
-                    &[bytes(to), bytes(from)],
-                    CoreError::Conflict("seal configuration"),
-                )?;
-                for (id, was, now) in wraps {
-                    self.update_one(
-                        "UPDATE domains SET wrapped_key = $3
-                         WHERE id = $1 AND wrapped_key = $2 AND destroyed_at IS NULL",
-                        &[bytes(id.as_bytes()), bytes(was), bytes(now)],
-                        CoreError::Conflict("domain master key"),
-                    )?;
-                }
-                for (id, was, now) in retiring_wraps {
-                    self.update_one(
-                        "UPDATE domains SET retiring_key = $3
-                         WHERE id = $1 AND retiring_key = $2 AND destroyed_at IS NULL",
-                        &[bytes(id.as_bytes()), bytes(was), bytes(now)],
-                        CoreError::Conflict("retiring domain master key"),
-                    )?;
+                self.apply_one(&Mutation::ChangeSeal {
+                    from: from.clone(),
+                    to: to.clone(),
+                })?;
+                for (column, list) in [("wrapped_key", wraps), ("retiring_key", retiring_wraps)] {
+                    for (id, was, now) in list {
+                        self.update_one(
+                            &format!(
+                                "UPDATE domains SET {column} = $3
+                                 WHERE id = $1 AND {column} = $2 AND destroyed_at IS NULL"
+                            ),
+                            &[bytes(id.as_bytes()), bytes(was), bytes(now)],
+                            CoreError::Conflict("domain master key"),
+                        )?;
+                    }
                 }
                 let (live, rotating): (u64, u64) = need(one(
                     self.db,

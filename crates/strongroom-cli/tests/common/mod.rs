@@ -1028,3 +1028,13 @@ pub fn age_decrypt(key: &Path, file: &Path) -> Option<String> {
         .success()
         .then(|| String::from_utf8(out.stdout).unwrap())
 }
+
+/// An application token for `domain`, issued with `token` (an officer's session, say).
+pub fn app_token(node: &Node, token: Option<&str>, domain: &str) -> String {
+    node.cli(token, &["--json", "token", "create", "--domain", domain])
+        .ok()
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
