@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use strongroom_core::id::DomainName;
 use strongroom_core::quorum::GatedOp;
 use strongroom_core::storage::Mutation;
 use strongroom_core::{Algorithm, AlgorithmPolicy, AlgorithmState, DomainId, Operation};
@@ -24,11 +23,7 @@ impl Vault {
         name: &str,
         set: &BTreeMap<String, String>,
     ) -> Result<Gated<DomainView>, ApiError> {
-        let parsed: DomainName = name.parse().map_err(|_| ApiError::NotFound)?;
-        let d = self
-            .store
-            .domain_by_name(&parsed)?
-            .ok_or(ApiError::NotFound)?;
+        let d = self.domain_named(name)?;
         allow(ctx, &Operation::SetPolicy(d.id))?;
         ctx.tag(|t| t.domain = Some(d.id));
         live_domain(&d)?;

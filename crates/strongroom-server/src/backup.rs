@@ -9,8 +9,6 @@
 //! data directory or database) rebuilds the vault under a fresh root with fresh unseal shares.
 //! Layouts in `docs/formats.md`.
 
-use std::time::Duration;
-
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -24,12 +22,10 @@ use zeroize::Zeroizing;
 
 use crate::error::ApiError;
 use crate::requests::Gated;
-use crate::service::{EncryptedShareView, RequestCtx, Vault, allow, rfc3339, share_views};
+use crate::service::{EncryptedShareView, RequestCtx, Vault, allow, share_views};
 
 /// The backup file's `format`.
 pub const BACKUP_FORMAT: &str = "strongroom-backup-v1";
-/// How long after its approval a backup may be collected by its requester.
-const COLLECT_WITHIN: Duration = Duration::from_secs(3600);
 /// The marker a restore leaves in the data directory: the next start audits it.
 pub const RESTORED_MARKER: &str = "restored-from-backup";
 
@@ -194,37 +190,7 @@ impl Vault {
                 Ok(Gated::Done(self.make_backup(ctx, &params, None).await?))
             }
             (None, Some(request)) => {
-                let rec = self.load_request(request)?;
-                // Only its requester collects it, only once approved, once, within an hour.
-                if rec.op != GatedOp::CreateBackup || rec.requester != ctx.principal.audit_label() {
-                    return Err(ApiError::NotFound);
-                }
-                if rec.status != RequestStatus::Executed {
-                    return Err(ApiError::conflict(
-                        "request_not_approved",
-                        format!("the request is {}, not approved", rec.status.as_str()),
-                    ));
-                }
-                let result: Value = rec
-                    .result
-                    .as_deref()
-                    .and_then(|r| serde_json::from_str(r).ok())
-                    .unwrap_or_else(|| json!({}));
-                if result.get("collected_at").is_some() {
-                    return Err(ApiError::conflict(
-                        "already_collected",
-                        "an approved backup is collected once",
-                    ));
-                }
-                if rec
-                    .decided_at
-                    .is_none_or(|at| ctx.time >= at.saturating_add(COLLECT_WITHIN))
-                {
-                    return Err(ApiError::conflict(
-                        "collection_expired",
-                        "an approved backup is collected within an hour of its approval",
-                    ));
-                }
+                let (rec, _) = self.collectable(ctx, request, GatedOp::CreateBackup, "backup")?;
                 let params: Value =
                     serde_json::from_str(&rec.params).map_err(|_| ApiError::Internal)?;
                 let params = BackupParams::from_json(&params)?;
@@ -321,14 +287,17 @@ impl Vault {
         });
         let mut mutations = vec![];
         if let Some(rec) = request {
-            let mut result: Value = rec
+            let result = rec
                 .result
                 .as_deref()
                 .and_then(|r| serde_json::from_str(r).ok())
                 .unwrap_or_else(|| json!({}));
-            result["collected_at"] = rfc3339(ctx.time).into();
-            result["backup_id"] = file.backup_id.clone().into();
-            mutations.push(self.decide(rec, RequestStatus::Executed, Some(result), ctx.time)?);
+            mutations.push(self.collected(
+                ctx,
+                rec,
+                result,
+                json!({"backup_id": file.backup_id}),
+            )?);
         }
         // Recorded before it leaves: no backup exists that the audit log does not name.
         self.commit(ctx, "backup.create", mutations)
@@ -336,9 +305,7 @@ impl Vault {
             .map_err(|e| match e {
                 ApiError::Conflict {
                     code: "conflict", ..
-                } => {
-                    ApiError::conflict("already_collected", "an approved backup is collected once")
-                }
+                } => crate::requests::collected_once("backup"),
                 other => other,
             })?;
         Ok(BackupView {

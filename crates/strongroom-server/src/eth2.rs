@@ -579,9 +579,6 @@ impl Vault {
     }
 }
 
-/// How long after its approval an EIP-2335 export may be collected by its requester.
-const COLLECT_WITHIN: std::time::Duration = std::time::Duration::from_secs(3600);
-
 /// What `POST /v1/eth2/export-keystore` asks for: file a request for key `key`, or collect
 /// approved request `request`. The password zeroizes on drop and is never stored.
 pub(crate) struct ExportKeystore {
@@ -670,41 +667,16 @@ impl Vault {
                 (found, kdf, None)
             }
             (None, Some(request)) => {
-                let rec = self.load_request(request)?;
+                let (rec, _) = self.collectable(
+                    ctx,
+                    request,
+                    strongroom_core::quorum::GatedOp::ExportKey,
+                    "keystore export",
+                )?;
                 let params: serde_json::Value =
                     serde_json::from_str(&rec.params).map_err(|_| ApiError::Internal)?;
-                // Only its requester collects it, only once approved, only for a while.
-                if rec.op != strongroom_core::quorum::GatedOp::ExportKey
-                    || params.get("eth2_keystore").is_none()
-                    || rec.requester != ctx.principal.audit_label()
-                {
+                if params.get("eth2_keystore").is_none() {
                     return Err(ApiError::NotFound);
-                }
-                if rec.status != strongroom_core::record::RequestStatus::Executed {
-                    return Err(ApiError::conflict(
-                        "request_not_approved",
-                        format!("the request is {}, not approved", rec.status.as_str()),
-                    ));
-                }
-                let collected = rec
-                    .result
-                    .as_deref()
-                    .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
-                    .is_some_and(|r| r.get("collected_at").is_some());
-                if collected {
-                    return Err(ApiError::conflict(
-                        "already_collected",
-                        "an approved keystore export is collected once",
-                    ));
-                }
-                if rec
-                    .decided_at
-                    .is_none_or(|at| ctx.time >= at.saturating_add(COLLECT_WITHIN))
-                {
-                    return Err(ApiError::conflict(
-                        "collection_expired",
-                        "an approved keystore export is collected within an hour of its approval",
-                    ));
                 }
                 let id = rec.key.ok_or(ApiError::NotFound)?;
                 let found = self.key_for(ctx, &id.to_string(), Operation::ExportKey)?;
@@ -754,18 +726,12 @@ impl Vault {
             },
         ];
         if let Some(rec) = &request {
-            let mut result: serde_json::Value = rec
+            let result = rec
                 .result
                 .as_deref()
                 .and_then(|r| serde_json::from_str(r).ok())
                 .unwrap_or_else(|| serde_json::json!({}));
-            result["collected_at"] = crate::service::rfc3339(ctx.time).into();
-            mutations.push(self.decide(
-                rec,
-                strongroom_core::record::RequestStatus::Executed,
-                Some(result),
-                ctx.time,
-            )?);
+            mutations.push(self.collected(ctx, rec, result, serde_json::json!({}))?);
         }
         self.commit(ctx, "eth2.export_keystore", mutations)
             .await
@@ -773,10 +739,7 @@ impl Vault {
                 // A second collection racing this one closed the request first.
                 ApiError::Conflict {
                     code: "conflict", ..
-                } => ApiError::conflict(
-                    "already_collected",
-                    "an approved keystore export is collected once",
-                ),
+                } => crate::requests::collected_once("keystore export"),
                 other => other,
             })?;
         let doc: serde_json::Value =

@@ -191,6 +191,18 @@ fn antelope_asset(amount: &str, symbol: &str) -> String {
 }
 
 /// What will happen, in words.
+/// How long after its approval a collected request (a keystore export, a backup) may be
+/// collected by its requester.
+const COLLECT_WITHIN: Duration = Duration::from_secs(3600);
+
+/// The answer to a second collection, or to one racing the first.
+pub(crate) fn collected_once(what: &str) -> ApiError {
+    ApiError::conflict(
+        "already_collected",
+        format!("an approved {what} is collected once"),
+    )
+}
+
 fn describe(op: GatedOp, p: &Value) -> String {
     match op {
         GatedOp::CreateDomain => format!(
@@ -675,6 +687,61 @@ impl Vault {
     }
 
     /// A stored request whose MAC and hash check out.
+    /// An approved request of `op` that only its requester collects, once, within an hour of
+    /// its approval (a keystore export, a backup): the request, and its result so far.
+    pub(crate) fn collectable(
+        &self,
+        ctx: &RequestCtx,
+        id: &str,
+        op: GatedOp,
+        what: &str,
+    ) -> Result<(PendingRecord, Value), ApiError> {
+        let rec = self.load_request(id)?;
+        if rec.op != op || rec.requester != ctx.principal.audit_label() {
+            return Err(ApiError::NotFound);
+        }
+        if rec.status != RequestStatus::Executed {
+            return Err(ApiError::conflict(
+                "request_not_approved",
+                format!("the request is {}, not approved", rec.status.as_str()),
+            ));
+        }
+        let result: Value = rec
+            .result
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        if result.get("collected_at").is_some() {
+            return Err(collected_once(what));
+        }
+        if rec
+            .decided_at
+            .is_none_or(|at| ctx.time >= at.saturating_add(COLLECT_WITHIN))
+        {
+            return Err(ApiError::conflict(
+                "collection_expired",
+                format!("an approved {what} is collected within an hour of its approval"),
+            ));
+        }
+        Ok((rec, result))
+    }
+
+    /// Closes a request [`Vault::collectable`] returned: collected now (with `extra` in its
+    /// result), in the transaction that releases what it approved.
+    pub(crate) fn collected(
+        &self,
+        ctx: &RequestCtx,
+        rec: &PendingRecord,
+        mut result: Value,
+        extra: Value,
+    ) -> Result<Mutation, ApiError> {
+        result["collected_at"] = rfc3339(ctx.time).into();
+        if let (Some(r), Value::Object(more)) = (result.as_object_mut(), extra) {
+            r.extend(more);
+        }
+        self.decide(rec, RequestStatus::Executed, Some(result), ctx.time)
+    }
+
     pub(crate) fn load_request(&self, id: &str) -> Result<PendingRecord, ApiError> {
         let id: PendingId = id.parse().map_err(|_| ApiError::NotFound)?;
         let rec = self.store.pending(id)?.ok_or(ApiError::NotFound)?;

@@ -11,7 +11,6 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde::Serialize;
-use strongroom_core::id::DomainName;
 use strongroom_core::record::Outcome;
 use strongroom_core::record::{DomainRecord, KeyRecord};
 use strongroom_core::storage::Mutation;
@@ -108,13 +107,6 @@ impl Vault {
         allow(ctx, &Operation::ListDomains)?;
         let d = self.domain_named(name)?;
         self.domain_detail(&d)
-    }
-
-    fn domain_named(&self, name: &str) -> Result<DomainRecord, ApiError> {
-        let parsed: DomainName = name.parse().map_err(|_| ApiError::NotFound)?;
-        self.store
-            .domain_by_name(&parsed)?
-            .ok_or(ApiError::NotFound)
     }
 
     fn domain_detail(&self, d: &DomainRecord) -> Result<DomainDetail, ApiError> {

@@ -1166,6 +1166,14 @@ impl Vault {
     }
 
     /// Creates a domain, committing `finish(view)` (a request's closing, say) with it.
+    /// The domain called `name` (404 for a name that does not parse, too).
+    pub(crate) fn domain_named(&self, name: &str) -> Result<DomainRecord, ApiError> {
+        let parsed: DomainName = name.parse().map_err(|_| ApiError::NotFound)?;
+        self.store
+            .domain_by_name(&parsed)?
+            .ok_or(ApiError::NotFound)
+    }
+
     pub(crate) async fn create_domain_prepared(
         &self,
         ctx: &RequestCtx,
@@ -1210,11 +1218,7 @@ impl Vault {
         name: &str,
     ) -> Result<Gated<DomainView>, ApiError> {
         allow(ctx, &Operation::DestroyDomain)?;
-        let parsed: DomainName = name.parse().map_err(|_| ApiError::NotFound)?;
-        let d = self
-            .store
-            .domain_by_name(&parsed)?
-            .ok_or(ApiError::NotFound)?;
+        let d = self.domain_named(name)?;
         ctx.tag(|t| t.domain = Some(d.id));
         live_domain(&d)?;
         let keys = self.store.keys(d.id)?;
